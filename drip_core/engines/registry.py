@@ -1,0 +1,74 @@
+"""Engine lookup by name, with ``auto`` resolution and warm instances.
+
+``auto`` means: DRIP when a DRIP model is configured and loads, else classical. The
+reason for the choice is returned so the user can be told (see ``resolve_engine``).
+"""
+from __future__ import annotations
+
+import threading
+
+from ..config import configured_drip_model
+from .base import Engine, EngineError
+
+_cache: dict[tuple, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(name: str = "auto", *, drip_model: str | None = None, device: str | None = None) -> Engine:
+    """The engine called ``name`` ('auto', 'classical' or 'drip'), loaded once and kept warm."""
+    return resolve_engine(name, drip_model=drip_model, device=device)[0]
+
+
+def resolve_engine(name: str = "auto", *, drip_model: str | None = None,
+                   device: str | None = None) -> tuple[Engine, str]:
+    """(engine, note): the note says which engine runs and, for 'auto', why."""
+    if name == "classical":
+        return _cached(("classical",), _make_classical), "classical engine"
+    if name == "drip":
+        model = drip_model or configured_drip_model()
+        if not model:
+            raise EngineError("model_missing", "no DRIP model is configured")
+        return _cached(("drip", model, device), lambda: _make_drip(model, device)), f"DRIP model {model}"
+    if name == "auto":
+        model = drip_model or configured_drip_model()
+        if not model:
+            return get_engine("classical"), "auto: classical engine (no DRIP model configured)"
+        try:
+            engine, note = resolve_engine("drip", drip_model=model, device=device)
+        except EngineError as exc:
+            return get_engine("classical"), f"auto: classical engine (DRIP unusable: {exc.message})"
+        return engine, "auto: " + note
+    raise EngineError("engine_unavailable", f"unknown engine '{name}' (choose auto, classical or drip)")
+
+
+def available_engines(drip_model: str | None = None) -> list[dict]:
+    """What the server advertises in its welcome message (cheap: loads nothing)."""
+    model = drip_model or configured_drip_model()
+    return [
+        {"name": "classical", "available": True},
+        {"name": "drip", "available": bool(model), "model": model},
+    ]
+
+
+def _cached(key, factory) -> Engine:
+    with _lock:
+        engine = _cache.get(key)
+        if engine is None:
+            engine = factory()
+            _cache[key] = engine
+        return engine
+
+
+def _make_classical() -> Engine:
+    from .classical import ClassicalEngine
+    return ClassicalEngine()
+
+
+def _make_drip(model: str, device: str | None) -> Engine:
+    try:
+        from .drip_engine import DripEngine
+    except ImportError as exc:
+        raise EngineError("engine_unavailable",
+                          f"the DRIP engine needs torch and diffusers ({exc.name or exc} is missing): "
+                          "install the 'drip' extra") from None
+    return DripEngine(model, device=device)
