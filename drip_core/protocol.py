@@ -188,6 +188,7 @@ def validate_job(header: dict, max_pixels: int) -> dict:
         "band_radius": _int_field({"r": header.get("band_radius", 10)}, "r", 0, 4096),
         "engine": _choice_field(header, "engine", ENGINES, "auto"),
         "result_depth": _choice_field(header, "result_depth", (8, 16), 8),
+        "want_trimap": bool(header.get("want_trimap", False)),
     }
     options = header.get("options", {})
     if not isinstance(options, dict) or len(json.dumps(options)) > 4096:
@@ -290,21 +291,23 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None) -> tuple[dict, bytes, bytes]:
+    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None) -> dict:
         """Send one job and wait for its result.
 
         ``progress(fraction, stage, message)`` is called for every heartbeat; if it returns
-        True the job is cancelled. Returns (result header, foreground bytes, alpha bytes).
+        True the job is cancelled. Returns {"header", "foreground", "alpha", "trimap"}: the
+        result header and raw buffers (rgb8/rgb16, y8/y16, and the trimap the server built,
+        y8, when the job asked for it with ``want_trimap``).
         """
         job = dict(job, type="job")
         checked = validate_job(job, self.max_pixels)
         if len(image) + len(mask) != checked["payload_len"]:
             raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
         send_frame(self.sock, job, bytes(image) + bytes(mask))
-        out_size = (buffer_size("rgb16" if checked["result_depth"] == 16 else "rgb8", checked["width"], checked["height"])
-                    + buffer_size("y16" if checked["result_depth"] == 16 else "y8", checked["width"], checked["height"]))
+        sizes = result_sizes(checked)
+        total = sum(sizes)
         while True:
-            header, payload = recv_frame(self.sock, out_size)
+            header, payload = recv_frame(self.sock, total)
             kind = header["type"]
             if kind == "progress":
                 if progress is not None and progress(float(header.get("fraction", 0.0)),
@@ -313,19 +316,28 @@ class Connection:
             elif kind == "accepted":
                 if progress is not None:
                     pos = int(header.get("position", 0))
-                    progress(0.0, "queued", f"queued (position {pos})" if pos else "starting")
+                    progress(0.0, "queued", f"waiting for {pos} job(s) ahead" if pos else "starting")
             elif kind == "result":
-                fg_len = out_size - buffer_size("y16" if checked["result_depth"] == 16 else "y8",
-                                                checked["width"], checked["height"])
-                if len(payload) != out_size:
+                if len(payload) != total:
                     raise ProtocolError("bad_frame", "result payload has the wrong size")
-                return header, payload[:fg_len], payload[fg_len:]
+                fg_end = sizes[0]
+                alpha_end = fg_end + sizes[1]
+                return {"header": header, "foreground": payload[:fg_end], "alpha": payload[fg_end:alpha_end],
+                        "trimap": payload[alpha_end:] if checked["want_trimap"] else None}
             elif kind == "error":
                 err = ProtocolError.from_header(header)
                 err.log_file = err.log_file or self.log_file
                 raise err
             else:
                 raise ProtocolError("bad_frame", f"unexpected message '{kind}' during a job")
+
+
+def result_sizes(job: dict) -> tuple[int, int, int]:
+    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job."""
+    w, h = job["width"], job["height"]
+    deep = job["result_depth"] == 16
+    return (buffer_size("rgb16" if deep else "rgb8", w, h), buffer_size("y16" if deep else "y8", w, h),
+            buffer_size("y8", w, h) if job["want_trimap"] else 0)
 
 
 # ----------------------------------------------------------------------------------------

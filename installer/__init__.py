@@ -1,0 +1,1 @@
+"""Drip Matting installer: server venv, GIMP plug-in, model import (see installer/install.py)."""
