@@ -1,0 +1,89 @@
+"""Python client: find (or start) a server, send a job, get numpy arrays back."""
+from __future__ import annotations
+
+import sys
+import uuid
+
+import numpy as np
+
+from .buffers import to_array
+from .protocol import (Connection, ProtocolError, default_discovery_file, default_log_file, read_discovery,
+                       spawn_server, try_connect)
+
+SERVER_COMMAND = [sys.executable, "-m", "drip_core.server"]
+
+
+class Client:
+    def __init__(self, connection: Connection):
+        self.connection = connection
+
+    @property
+    def server_info(self) -> dict:
+        return self.connection.server_info
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def matte(self, image: np.ndarray, trimap: np.ndarray, engine: str = "auto", progress=None, *,
+              trimap_source: str = "trimap", band_radius: int = 10, want_trimap: bool = False,
+              return_info: bool = False):
+        """Matte ``image`` (uint8 HxWx3 or HxWx4) with ``trimap`` (uint8 HxW).
+
+        ``trimap`` may also be a selection mask with ``trimap_source`` 'selection_band' or
+        'feathered'. Returns (foreground uint8 HxWx3, alpha uint8 HxW), plus the result header
+        (engine used, note, seconds, and 'trimap' when asked for) if ``return_info``.
+        """
+        image = np.ascontiguousarray(image)
+        trimap = np.ascontiguousarray(trimap)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ProtocolError("bad_image", f"image must be uint8 HxWx3 or HxWx4, got {image.dtype} {image.shape}")
+        if trimap.dtype != np.uint8 or trimap.shape != image.shape[:2]:
+            raise ProtocolError("bad_trimap", f"trimap must be uint8 with the image's size {image.shape[:2]}, "
+                                              f"got {trimap.dtype} {trimap.shape}")
+        h, w = trimap.shape
+        job = {"id": uuid.uuid4().hex, "width": w, "height": h,
+               "image_format": "rgba8" if image.shape[2] == 4 else "rgb8", "mask_format": "y8",
+               "trimap_source": trimap_source, "band_radius": band_radius, "engine": engine,
+               "want_trimap": want_trimap}
+        out = self.connection.run_job(job, image.tobytes(), trimap.tobytes(), progress)
+        fg = to_array(out["foreground"], "rgb8", w, h)
+        alpha = to_array(out["alpha"], "y8", w, h)
+        if not return_info:
+            return fg, alpha
+        info = dict(out["header"])
+        if out["trimap"] is not None:
+            info["trimap"] = to_array(out["trimap"], "y8", w, h)
+        return fg, alpha, info
+
+    def shutdown(self) -> None:
+        self.connection.request({"type": "shutdown"})
+
+
+def connect(discovery_file: str | None = None, spawn: bool = True, *, server_args: list[str] | None = None,
+            wait: float = 60.0, log_file: str | None = None) -> Client:
+    """Connect to the running server, or start one (detached) and wait for it."""
+    path = discovery_file or default_discovery_file()
+    conn = try_connect(path)
+    if conn is not None:
+        return Client(conn)
+    if not spawn:
+        raise ProtocolError("no_server", f"no Drip server is running (looked in {path})")
+    return Client(spawn_server(SERVER_COMMAND + list(server_args or []), path,
+                               log_file=log_file or default_log_file(), wait=wait))
+
+
+def connect_address(host: str, port: int, token: str | None = None, discovery_file: str | None = None) -> Client:
+    """Connect to host:port; the token comes from the discovery file when not given."""
+    if token is None:
+        record = read_discovery(discovery_file or default_discovery_file())
+        if record is None or record.get("port") != port:
+            raise ProtocolError("auth_failed", f"no token known for {host}:{port}: pass --token, or point "
+                                               "--discovery-file at that server's file")
+        token = record["token"]
+    return Client(Connection(host, port, token))

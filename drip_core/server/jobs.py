@@ -1,0 +1,136 @@
+"""Jobs and the per-device FIFO workers that run them off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import trimap as trimaps
+from ..buffers import from_unit_float
+from ..engines import Cancelled, EngineError, resolve_engine
+from ..protocol import ProtocolError
+
+log = logging.getLogger("drip.server")
+
+
+@dataclass
+class Job:
+    spec: dict                 # the validated job header (protocol.validate_job)
+    image: np.ndarray          # uint8 HxWx3
+    mask: np.ndarray           # uint8/uint16 HxW, turned into a trimap by the worker
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def id(self) -> str:
+        return self.spec["id"]
+
+    def post(self, header: dict, payload: bytes = b"") -> None:
+        """Thread-safe: hand a message to the connection that owns this job."""
+        self.loop.call_soon_threadsafe(self.events.put_nowait, (header, payload))
+
+    def progress(self, fraction: float, stage: str, message: str = "") -> None:
+        self.post({"type": "progress", "id": self.id, "fraction": round(float(fraction), 4),
+                   "stage": stage, "message": message})
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+class DeviceWorker:
+    """One queue per device: jobs run strictly one at a time, in arrival order."""
+
+    def __init__(self, name: str, default_engine: str, drip_model: str | None, log_file: str | None):
+        self.name = name
+        self.default_engine = default_engine
+        self.drip_model = drip_model
+        self.log_file = log_file
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.running: Job | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"drip-{name}")
+        self.jobs_done = 0
+
+    def position(self) -> int:
+        return self.queue.qsize() + (1 if self.running is not None else 0)
+
+    def submit(self, job: Job) -> int:
+        ahead = self.position()
+        self.queue.put_nowait(job)
+        return ahead
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self.queue.get()
+            if job.cancelled.is_set():
+                job.post(ProtocolError("cancelled", "the job was cancelled before it started").to_header(job.id))
+                continue
+            self.running = job
+            try:
+                await loop.run_in_executor(self.executor, self._process, job)
+            finally:
+                self.running = None
+                self.jobs_done += 1
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- runs in the worker thread -----------------------------------------------------
+
+    def _process(self, job: Job) -> None:
+        spec = job.spec
+        started = time.perf_counter()
+        try:
+            job.progress(0.0, "preparing", "building the trimap")
+            trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape)
+            if not (trimap == 128).any():
+                raise EngineError("no_unknown", "the trimap has no unknown (grey) pixels")
+            name = self.default_engine if spec["engine"] == "auto" else spec["engine"]
+            job.progress(0.01, "loading model", f"loading the {name} engine")
+            engine, note = resolve_engine(name, drip_model=self.drip_model)
+            job.progress(0.02, "starting", note)
+            matte = engine.matte(job.image, trimap, progress=job.progress, cancel=job.cancelled.is_set)
+            if job.cancelled.is_set():
+                raise Cancelled()
+            depth = spec["result_depth"]
+            payload = from_unit_float(matte.foreground, depth) + from_unit_float(matte.alpha, depth)
+            if spec["want_trimap"]:
+                payload += trimap.tobytes()
+            seconds = time.perf_counter() - started
+            log.info("job %s done: %dx%d, %s, %.2f s", job.id, spec["width"], spec["height"], note, seconds)
+            job.post({"type": "result", "id": job.id, "engine": matte.engine or engine.name, "note": note,
+                      "seconds": round(seconds, 3), "width": spec["width"], "height": spec["height"],
+                      "result_depth": depth, "has_trimap": spec["want_trimap"]}, payload)
+        except Cancelled:
+            log.info("job %s cancelled", job.id)
+            job.post(ProtocolError("cancelled", "the job was cancelled").to_header(job.id))
+        except ProtocolError as exc:  # EngineError included
+            log.info("job %s failed: %s: %s", job.id, exc.code, exc.message)
+            exc.log_file = self.log_file
+            job.post(exc.to_header(job.id))
+        except Exception as exc:  # noqa: BLE001 - any engine bug must become an error frame
+            _free_accelerator_memory()
+            if is_out_of_memory(exc):
+                log.warning("job %s ran out of memory: %s", job.id, exc)
+                err = ProtocolError("out_of_memory", "the engine ran out of memory on this image",
+                                    log_file=self.log_file)
+            else:
+                log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
+                err = ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
+                                    log_file=self.log_file)
+            job.post(err.to_header(job.id))
+
+
+def _free_accelerator_memory() -> None:
+    import sys
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
