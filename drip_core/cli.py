@@ -1,0 +1,279 @@
+"""`drip-matte`: matte photos from the command line, in-process or through a server."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import ProtocolError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="drip-matte",
+        description="Cut out the foreground of a photo given a trimap (white = foreground, "
+                    "black = background, grey = unknown).")
+    p.add_argument("image", nargs="?", help="input photo")
+    p.add_argument("--trimap", help="trimap image of the same size")
+    p.add_argument("--engine", choices=("auto", "classical", "drip"), default="auto",
+                   help="auto = DRIP when a model is configured, else classical (default)")
+    p.add_argument("--drip-model", help="DRIP model folder (default: from the user config)")
+    p.add_argument("--alpha", help="write the alpha matte here (grey PNG)")
+    p.add_argument("--foreground", help="write the decontaminated foreground colours here")
+    p.add_argument("--rgba", help="write the cut-out (foreground + alpha) here")
+    p.add_argument("--input-dir", help="batch mode: folder of photos")
+    p.add_argument("--trimap-dir", help="batch mode: folder of trimaps with the same file names")
+    p.add_argument("--output-dir", help="batch mode: writes alpha/ and foreground/ here")
+    p.add_argument("--server", default="none",
+                   help="none = run in this process (default); auto = use or start a local server; HOST:PORT")
+    p.add_argument("--token", help="token for --server HOST:PORT (default: from the discovery file)")
+    p.add_argument("--discovery-file", help="server discovery file (default: per-user state folder)")
+    p.add_argument("--demo", metavar="OUTDIR", help="matte the bundled demo scene and write the results to OUTDIR")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p.parse_args(argv)
+
+
+# --- reading and writing -----------------------------------------------------------------
+
+def read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                grey = np.clip(np.rint(arr / top * 255), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    except UnidentifiedImageError:
+        raise UserError(f"not an image file: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+def read_trimap(path: str, shape) -> np.ndarray:
+    from . import trimap as trimaps
+    grey = read_image(path)[..., 0] if path else None
+    if grey is None:
+        raise UserError("a trimap is needed: --trimap TRIMAP.png (white = foreground, black = background, grey = unknown)")
+    if grey.shape != tuple(shape[:2]):
+        raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} but the image is {shape[1]}x{shape[0]}")
+    return trimaps.from_painted(grey)
+
+
+def write_png(path: str, array: np.ndarray) -> None:
+    from PIL import Image
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    try:
+        Image.fromarray(array).save(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint8:
+        return x
+    return np.clip(np.rint(np.asarray(x, np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+# --- running the engine ------------------------------------------------------------------
+
+class ProgressLine:
+    """A one-line progress bar on stderr (plain lines when not a terminal)."""
+
+    def __init__(self, quiet: bool, prefix: str = ""):
+        self.quiet = quiet
+        self.prefix = prefix
+        self.tty = sys.stderr.isatty()
+        self.last_stage = None
+
+    def __call__(self, fraction: float, stage: str = "", message: str = "") -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            filled = int(round(fraction * 30))
+            sys.stderr.write(f"\r{self.prefix}[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {stage:<24.24}")
+            sys.stderr.flush()
+        elif stage != self.last_stage:
+            sys.stderr.write(f"{self.prefix}{fraction * 100:5.1f}% {stage}\n")
+        self.last_stage = stage
+
+    def done(self) -> None:
+        if not self.quiet and self.tty:
+            sys.stderr.write("\n")
+
+
+class Runner:
+    """Runs mattes in this process or through a server; same results either way."""
+
+    def __init__(self, args):
+        self.args = args
+        self.client = None
+        self.noted = False
+        if args.server == "none":
+            return
+        from .client import connect, connect_address
+        if args.server == "auto":
+            extra = ["--drip-model", args.drip_model] if args.drip_model else []
+            self.client = connect(args.discovery_file, spawn=True, server_args=extra)
+        else:
+            host, _, port = args.server.rpartition(":")
+            if not host or not port.isdigit():
+                raise UserError(f"--server must be none, auto or HOST:PORT, got '{args.server}'")
+            self.client = connect_address(host, int(port), args.token, args.discovery_file)
+
+    def matte(self, image, trimap, progress):
+        if self.client is not None:
+            fg, alpha, info = self.client.matte(image, trimap, engine=self.args.engine, progress=progress,
+                                                return_info=True)
+            self.note(info.get("note", ""))
+            return fg, alpha
+        from .engines import resolve_engine
+        engine, note = resolve_engine(self.args.engine, drip_model=self.args.drip_model)
+        self.note(note)
+        result = engine.matte(image, trimap, progress=progress)
+        return to_u8(result.foreground), to_u8(result.alpha)
+
+    def note(self, text: str) -> None:
+        if text and not self.noted and not self.args.quiet:
+            print(f"drip-matte: using {text}", file=sys.stderr)
+            self.noted = True
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+
+
+def run_single(args, runner: Runner) -> None:
+    if not args.trimap:
+        raise UserError("a trimap is needed: --trimap TRIMAP.png")
+    if not (args.alpha or args.foreground or args.rgba):
+        raise UserError("say where to write the result: --alpha, --foreground and/or --rgba")
+    image = read_image(args.image)
+    trimap = read_trimap(args.trimap, image.shape)
+    bar = ProgressLine(args.quiet)
+    fg, alpha = runner.matte(image, trimap, bar)
+    bar.done()
+    write_outputs(args.alpha, args.foreground, args.rgba, fg, alpha)
+
+
+def write_outputs(alpha_path, fg_path, rgba_path, fg, alpha) -> None:
+    if alpha_path:
+        write_png(alpha_path, alpha)
+    if fg_path:
+        write_png(fg_path, fg)
+    if rgba_path:
+        write_png(rgba_path, np.dstack([fg, alpha]))
+
+
+def run_batch(args, runner: Runner) -> int:
+    if not (args.trimap_dir and args.output_dir):
+        raise UserError("batch mode needs --input-dir, --trimap-dir and --output-dir")
+    inputs = sorted(p for p in Path(args.input_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+        if Path(args.input_dir).is_dir() else None
+    if inputs is None:
+        raise UserError(f"not a folder: {args.input_dir}")
+    if not inputs:
+        raise UserError(f"no images in {args.input_dir}")
+    if not Path(args.trimap_dir).is_dir():
+        raise UserError(f"not a folder: {args.trimap_dir}")
+    out = Path(args.output_dir)
+    failures = 0
+    start = time.perf_counter()
+    for i, path in enumerate(inputs, 1):
+        trimap_path = Path(args.trimap_dir) / path.name
+        name = path.with_suffix(".png").name
+        bar = ProgressLine(args.quiet, prefix=f"[{i}/{len(inputs)}] {path.name} ")
+        try:
+            if not trimap_path.exists():
+                raise UserError(f"no trimap {trimap_path}")
+            image = read_image(str(path))
+            trimap = read_trimap(str(trimap_path), image.shape)
+            fg, alpha = runner.matte(image, trimap, bar)
+            bar.done()
+            write_outputs(str(out / "alpha" / name), str(out / "foreground" / name), None, fg, alpha)
+        except (UserError, ProtocolError) as exc:
+            bar.done()
+            failures += 1
+            print(f"drip-matte: {path.name}: {_message(exc)}", file=sys.stderr)
+    if not args.quiet:
+        print(f"drip-matte: {len(inputs) - failures}/{len(inputs)} images matted in "
+              f"{time.perf_counter() - start:.1f} s -> {out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_demo(args, runner: Runner) -> None:
+    from .demo_scene import make_scene, side_by_side
+    out = Path(args.demo)
+    image, trimap, alpha_gt, _ = make_scene()
+    bar = ProgressLine(args.quiet)
+    fg, alpha = runner.matte(image, trimap, bar)
+    bar.done()
+    write_png(str(out / "image.png"), image)
+    write_png(str(out / "trimap.png"), trimap)
+    write_outputs(str(out / "alpha.png"), str(out / "foreground.png"), str(out / "cutout.png"), fg, alpha)
+    side_by_side(image, trimap, alpha / 255.0, fg / 255.0).save(out / "side_by_side.png")
+    gt_u8 = to_u8(alpha_gt)
+    print(f"Demo done: {out.resolve()}")
+    print(f"  side_by_side.png  photo | trimap | alpha | cut-out")
+    print(f"  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
+    print(f"  alpha SAD vs ground truth: {sad(alpha, gt_u8, trimap):.2f} "
+          f"(the trimap's own grey guess scores {sad(np.where(trimap == 128, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
+
+
+def sad(pred_u8, gt_u8, trimap) -> float:
+    """DIM SAD over the unknown region, in thousands (see drip_core.eval for the full set)."""
+    unknown = trimap == 128
+    return float(np.abs(pred_u8.astype(np.float64) - gt_u8)[unknown].sum() / 255 / 1000)
+
+
+def _message(exc) -> str:
+    if isinstance(exc, ProtocolError):
+        return exc.user_text()
+    return str(exc)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    modes = [bool(args.demo), bool(args.input_dir), bool(args.image)]
+    runner = None
+    try:
+        if sum(modes) != 1:
+            raise UserError("give one of: IMAGE --trimap T, --input-dir ..., or --demo OUTDIR (see --help)")
+        runner = Runner(args)
+        if args.demo:
+            run_demo(args, runner)
+            return 0
+        if args.input_dir:
+            return run_batch(args, runner)
+        run_single(args, runner)
+        return 0
+    except (UserError, ProtocolError) as exc:
+        print(f"drip-matte: {_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("drip-matte: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("drip-matte: out of memory: try a smaller image or a tighter trimap", file=sys.stderr)
+        return 3
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
