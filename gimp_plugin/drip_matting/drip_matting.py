@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Filters > Drip Matting...: AI matting of the active layer from the selection (GIMP 3.0 / 3.2).
+
+The plug-in reads only the region around the selection, sends it with the selection
+mask (or a painted trimap channel) to the local Drip server, and adds the results as
+new layers above the source layer, in one undo group. Python standard library + GI only;
+the GIMP-free logic is in plugin_logic.py, the wire protocol in protocol.py (copied in
+by the installer from drip_core/protocol.py). See docs/gimp.md.
+"""
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gi  # noqa: E402
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+import plugin_logic as logic  # noqa: E402
+from protocol import ProtocolError  # noqa: E402
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+RW = GObject.ParamFlags.READWRITE
+
+
+def _choice(items):
+    c = Gimp.Choice.new()
+    for i, (nick, label) in enumerate(items):
+        c.add(nick, i, label, "")
+    return c
+
+
+# ----------------------------------------------------------------------------------------
+# Small GIMP helpers
+# ----------------------------------------------------------------------------------------
+
+def rect(x, y, w, h):
+    return Gegl.Rectangle.new(int(x), int(y), int(w), int(h))
+
+
+def read(drawable, r, fmt, abyss=Gegl.AbyssPolicy.NONE):
+    buf = drawable.get_buffer()
+    return bytes(buf.get(rect(*r), 1.0, fmt, abyss))
+
+
+def write(buf, r, fmt, data):
+    buf.set(rect(*r), fmt, data)
+    buf.flush()
+
+
+def clip_to_image(r, img_w, img_h):
+    """Intersection of r=(x, y, w, h) with the image, or None."""
+    x, y, w, h = r
+    x1, y1 = max(x, 0), max(y, 0)
+    x2, y2 = min(x + w, img_w), min(y + h, img_h)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
+def write_image_sized(drawable, img_w, img_h, roi_img, data, fmt, bpp, shadow=False):
+    """Write a ROI block (image coordinates) into an image-sized channel, clipped to the image."""
+    part = clip_to_image(roi_img, img_w, img_h)
+    if part is None:
+        return
+    x, y, w, h = roi_img
+    block = logic.crop_rect(data, w, (part[0] - x, part[1] - y, part[2], part[3]), bpp)
+    buf = drawable.get_shadow_buffer() if shadow else drawable.get_buffer()
+    write(buf, part, fmt, block)
+    if shadow:
+        drawable.merge_shadow(True)
+    drawable.update(*part)
+
+
+def siblings(image, layer):
+    parent = layer.get_parent()
+    return list(parent.get_children()) if parent is not None else list(image.get_layers())
+
+
+def find_named(items, name):
+    for it in items:
+        if it.get_name() == name:
+            return it
+    return None
+
+
+def progress(fraction=None, text=None):
+    try:
+        if text is not None:
+            Gimp.progress_set_text(text)
+        if fraction is not None:
+            Gimp.progress_update(min(max(fraction, 0.0), 1.0))
+    except Exception:  # progress is cosmetic; never fail a run on it
+        pass
+
+
+# ----------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------
+
+class Settings:
+    def __init__(self, config):
+        self.trimap_source = config.get_property("trimap-source")
+        self.band_radius = int(config.get_property("band-radius"))
+        self.engine = config.get_property("engine")
+        self.outputs = logic.OUTPUTS.get(config.get_property("outputs"), ("foreground",))
+        self.keep_trimap = bool(config.get_property("keep-trimap"))
+        self.server = config.get_property("server") or "auto"
+
+
+def gather_input(image, layer, s, prec):
+    """-> (roi in layer coords, image bytes, mask bytes, wire image format). Raises ProtocolError."""
+    ok, ox, oy = layer.get_offsets()
+    lw, lh = layer.get_width(), layer.get_height()
+    img_w, img_h = image.get_width(), image.get_height()
+    if s.trimap_source == "trimap-channel":
+        channel = image.get_channel_by_name(logic.TRIMAP_CHANNEL)
+        if channel is None:
+            raise logic.make_error("no_trimap_channel", f"the image has no \"{logic.TRIMAP_CHANNEL}\" channel")
+        data = read(channel, (0, 0, img_w, img_h), prec["trimap"])
+        bounds = logic.nonzero_bounds(data, img_w, img_h)
+        if bounds is None:
+            raise ProtocolError("no_unknown", f"the \"{logic.TRIMAP_CHANNEL}\" channel is all black (background)")
+        roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, (ox, oy), (lw, lh))
+        if roi is None:
+            raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
+        roi_img = logic.offset_rect(roi, ox, oy)
+        mask = read(channel, roi_img, prec["trimap"])
+    else:
+        ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+        if not non_empty:
+            raise ProtocolError("empty_selection", "nothing is selected")
+        roi = logic.selection_roi((x1, y1, x2, y2), s.band_radius, (ox, oy), (lw, lh))
+        if roi is None:
+            raise logic.make_error("outside_layer", "the selection does not overlap the layer")
+        roi_img = logic.offset_rect(roi, ox, oy)
+        mask = read(image.get_selection(), roi_img, prec["mask8"])
+        if not mask.strip(b"\x00"):
+            raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
+    has_alpha = layer.has_alpha()
+    fmt = prec["rgba"] if has_alpha else prec["rgb"]
+    pixels = read(layer, roi, fmt, Gegl.AbyssPolicy.CLAMP)
+    if prec["deep"]:
+        pixels = logic.to_little_endian16(pixels)
+    return roi, pixels, mask, logic.wire_image_format(has_alpha, prec["deep"])
+
+
+def layer_types(image, has_alpha):
+    grey = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    if grey:
+        return (Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE), Gimp.ImageType.GRAY_IMAGE
+    return (Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE), Gimp.ImageType.RGB_IMAGE
+
+
+def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None):
+    """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``."""
+    x, y, w, h = roi
+    old = find_named(siblings(image, source), name) if update else None
+    if old is not None:
+        ok, lx, ly = old.get_offsets()
+        same = (old.get_width(), old.get_height(), lx, ly) == (w, h, ox + x, oy + y) \
+            and old.has_alpha() == (ltype in (Gimp.ImageType.RGBA_IMAGE, Gimp.ImageType.GRAYA_IMAGE)) \
+            and (mask_data is None) == (old.get_mask() is None)
+        if same:
+            # In place: shadow buffer + merge, so the change is one undoable step.
+            write(old.get_shadow_buffer(), (0, 0, w, h), fmt, data)
+            old.merge_shadow(True)
+            old.update(0, 0, w, h)
+            if mask_data is not None:
+                m = old.get_mask()
+                write(m.get_shadow_buffer(), (0, 0, w, h), mask_fmt, mask_data)
+                m.merge_shadow(True)
+                m.update(0, 0, w, h)
+            return old
+        parent = old.get_parent()
+        position = image.get_item_position(old)
+        image.remove_layer(old)
+    else:
+        parent = source.get_parent()
+        position = image.get_item_position(source)
+    layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, parent, position)
+    layer.set_offsets(ox + x, oy + y)
+    write(layer.get_buffer(), (0, 0, w, h), fmt, data)
+    if mask_data is not None:
+        m = layer.create_mask(Gimp.AddMaskType.WHITE)
+        layer.add_mask(m)
+        write(m.get_buffer(), (0, 0, w, h), mask_fmt, mask_data)
+        m.update(0, 0, w, h)
+    layer.update(0, 0, w, h)
+    return layer
+
+
+def store_trimap(image, trimap, roi_img, prec):
+    """Write the server's trimap as the image-sized "Drip trimap" channel (replacing an old one)."""
+    img_w, img_h = image.get_width(), image.get_height()
+    old = image.get_channel_by_name(logic.TRIMAP_CHANNEL)
+    position = 0
+    if old is not None:
+        position = image.get_item_position(old)
+        image.remove_channel(old)
+    ch = Gimp.Channel.new(image, logic.TRIMAP_CHANNEL, img_w, img_h, 50.0, Gegl.Color.new("black"))
+    image.insert_channel(ch, None, position)
+    ch.set_visible(False)
+    write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"], 1)
+    return ch
+
+
+def alpha_to_selection(image, alpha, roi_img, prec):
+    img_w, img_h = image.get_width(), image.get_height()
+    ch = Gimp.Channel.new(image, "Drip selection", img_w, img_h, 50.0, Gegl.Color.new("black"))
+    image.insert_channel(ch, None, 0)
+    write_image_sized(ch, img_w, img_h, roi_img, alpha, prec["mask"], prec["sample_bytes"])
+    image.select_item(Gimp.ChannelOps.REPLACE, ch)
+    image.remove_channel(ch)
+
+
+def matte(image, layer, s, config):
+    prec = logic.precision_info(image.get_precision().value_nick)
+    Gimp.progress_init("Drip Matting")
+    progress(0.01, "Drip Matting: reading the layer")
+    roi, pixels, mask, image_format = gather_input(image, layer, s, prec)
+    x, y, w, h = roi
+    ok, ox, oy = layer.get_offsets()
+
+    def on_wait(seconds):
+        progress(0.03, f"Drip Matting: starting server ({seconds:.0f} s)")
+
+    progress(0.02, "Drip Matting: connecting to the server")
+    conn = logic.connect(s.server, config, on_wait=on_wait)
+    try:
+        job = logic.build_job(w, h, image_format, s.trimap_source, s.band_radius, s.engine,
+                              prec["result_depth"], want_trimap=True)
+
+        def on_progress(fraction, stage, message):
+            progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
+            return False
+
+        progress(0.05, f"Drip Matting: sending {w}x{h} pixels")
+        result = conn.run_job(job, pixels, mask, on_progress)
+    finally:
+        conn.close()
+    note = result["header"].get("note")
+    progress(0.92, "Drip Matting: adding layers")
+    fg, alpha, trimap = result["foreground"], result["alpha"], result["trimap"]
+    if prec["deep"]:
+        fg, alpha = logic.from_little_endian16(fg), logic.from_little_endian16(alpha)
+
+    update = s.trimap_source == "trimap-channel"
+    fg_type, grey_type = layer_types(image, layer.has_alpha())
+    roi_img = logic.offset_rect(roi, ox, oy)
+    image.undo_group_start()
+    try:
+        if "foreground" in s.outputs:
+            if layer.has_alpha():
+                # The layer's own transparency is not part of the matte: keep it on the result.
+                src_alpha = logic.split_alpha(pixels if not prec["deep"] else logic.from_little_endian16(pixels),
+                                              w, h, prec["sample_bytes"])[1]
+                data = logic.merge_alpha(fg, src_alpha, w, h, prec["sample_bytes"])
+                fmt = prec["rgba"]
+            else:
+                data, fmt = fg, prec["rgb"]
+            put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
+                      mask_fmt=prec["mask"], mask_data=alpha)
+        if "alpha" in s.outputs:
+            put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"], alpha, update)
+        if "selection" in s.outputs:
+            alpha_to_selection(image, alpha, roi_img, prec)
+        if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":
+            store_trimap(image, trimap, roi_img, prec)
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+    progress(1.0, "Drip Matting: done")
+    return note
+
+
+def run(procedure, run_mode, image, drawables, config, run_data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+        GimpUi.init("drip_matting")
+        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
+        dialog.fill(None)
+        ok = dialog.run()
+        dialog.destroy()
+        if not ok:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+
+    plugin_config = logic.load_config(PLUGIN_DIR)
+    log_file = logic.log_file_hint(plugin_config)
+    try:
+        if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) \
+                or isinstance(drawables[0], Gimp.LayerMask) or drawables[0].is_group():
+            raise logic.make_error("not_a_layer", f"{len(drawables)} item(s) selected, or not a plain layer")
+        if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            raise logic.make_error("indexed", "the image is indexed")
+        note = matte(image, drawables[0], Settings(config), plugin_config)
+        if note:
+            print(f"drip-matting: {note}", file=sys.stderr)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a traceback
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        if not isinstance(exc, ProtocolError):
+            traceback.print_exc(file=sys.stderr)  # for bug reports (terminal / error console only)
+        text = logic.user_message(exc, log_file if isinstance(exc, ProtocolError) and exc.code in (
+            "no_server", "internal", "engine_failed", "timeout", "connection_lost", "model_missing",
+            "model_corrupt", "out_of_memory") else None)
+        print(text, file=sys.stderr)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            Gimp.message(text)
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+class DripMatting(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [logic.PROC_NAME]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        p.set_image_types("RGB*, GRAY*")
+        p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        p.set_menu_label("Drip _Matting...")
+        p.add_menu_path("<Image>/Filters/")
+        p.set_documentation(
+            "AI matting of the active layer from the selection",
+            "Builds a trimap from the selection (a band around its edge is 'unknown'), a feathered "
+            "selection or the painted \"Drip trimap\" channel, sends the region to the local Drip "
+            "server, and adds \"Drip foreground\" (with the alpha as layer mask) and/or \"Drip alpha\" "
+            "above the layer. Rerun with trimap source 'trimap channel' after painting on the channel "
+            "to refine; the Drip layers are then updated in place.", name)
+        p.set_attribution("Drip Matting authors", "Drip Matting authors", "2026")
+        p.add_choice_argument("trimap-source", "_Trimap from", "How the trimap is built",
+                              _choice([("selection-band", "Band around the selection edge"),
+                                       ("feathered-selection", "Feathered selection (partial = unsure)"),
+                                       ("trimap-channel", "\"Drip trimap\" channel (painted)")]),
+                              "selection-band", RW)
+        p.add_int_argument("band-radius", "_Band radius (px)",
+                           "Half-width of the unsure band around the selection edge", 1, 512, 12, RW)
+        p.add_choice_argument("engine", "_Engine", "Matting engine",
+                              _choice([("auto", "Auto (DRIP if installed, else classical)"),
+                                       ("drip", "DRIP (AI model)"), ("classical", "Classical (closed-form)")]),
+                              "auto", RW)
+        p.add_choice_argument("outputs", "_Output", "What to add to the image",
+                              _choice([("foreground", "Foreground layer with alpha mask"),
+                                       ("alpha", "Alpha layer (grey)"),
+                                       ("foreground-and-alpha", "Foreground layer and alpha layer"),
+                                       ("selection", "Alpha as selection"),
+                                       ("all", "Foreground, alpha layer and selection")]),
+                              "foreground", RW)
+        p.add_boolean_argument("keep-trimap", "_Keep trimap channel",
+                               "Store the trimap as the \"Drip trimap\" channel, to paint on and rerun",
+                               True, RW)
+        p.add_string_argument("server", "_Server", "'auto' (find or start the local server) or host:port",
+                              "auto", RW)
+        return p
+
+
+if __name__ == "__main__":
+    Gimp.main(DripMatting.__gtype__, sys.argv)

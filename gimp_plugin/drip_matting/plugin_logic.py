@@ -1,0 +1,386 @@
+"""The GIMP-free half of the Drip Matting plug-in: Python standard library only.
+
+Everything here can be tested on a machine without GIMP (tests/test_plugin_logic.py):
+region-of-interest arithmetic, babl format choice, byte packing, argument names,
+config and server discovery, connecting (or starting) a server, and turning errors
+into text for a person. drip_matting.py holds the calls into GIMP.
+
+``protocol`` is the one wire-protocol module of the project (drip_core/protocol.py);
+the installer copies it next to this file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+
+import protocol
+from protocol import ProtocolError
+
+PROC_NAME = "plug-in-drip-matting"
+FG_LAYER = "Drip foreground"
+ALPHA_LAYER = "Drip alpha"
+TRIMAP_CHANNEL = "Drip trimap"
+CONFIG_NAME = "drip_matting.json"
+CLIENT_NAME = "drip-gimp/1"
+
+# Context around the band: known pixels the engine sees around the unknown region.
+DEFAULT_MARGIN = 32
+
+# Dialog / PDB argument values (GIMP "choice" nicks) -> what goes on the wire.
+TRIMAP_SOURCES = {
+    "selection-band": "selection_band",
+    "feathered-selection": "feathered",
+    "trimap-channel": "trimap",
+}
+ENGINES = ("auto", "drip", "classical")
+# outputs: which results to produce. The trimap channel is kept or not with keep-trimap.
+OUTPUTS = {
+    "foreground": ("foreground",),
+    "alpha": ("alpha",),
+    "foreground-and-alpha": ("foreground", "alpha"),
+    "selection": ("selection",),
+    "all": ("foreground", "alpha", "selection"),
+}
+
+# Local errors, in the same shape as the server's (code + message + hint).
+LOCAL_HINTS = {
+    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel yet: run Drip Matting once with "
+                          "trimap source \"selection band\" (it stores the trimap), paint on the channel "
+                          "(white = object, grey = unsure, black = background), then rerun."),
+    "not_a_layer": "Select exactly one RGB or grey layer (not a channel, layer mask or group) and try again.",
+    "indexed": "Indexed images are not supported: use Image > Mode > RGB first.",
+    "outside_layer": "The selection does not overlap the layer: select part of the active layer.",
+    "bad_server_arg": "Use 'auto' (find or start the local server) or host:port, e.g. 127.0.0.1:47001.",
+    "no_token": ("No token is known for that address: set DRIP_MATTING_TOKEN, or point "
+                 "DRIP_MATTING_SERVER_FILE at that server's discovery file, or use server 'auto'."),
+}
+
+
+def make_error(code: str, message: str, log_file: str | None = None) -> ProtocolError:
+    return ProtocolError(code, message, hint=LOCAL_HINTS.get(code), log_file=log_file)
+
+
+def user_message(exc: BaseException, log_file: str | None = None) -> str:
+    """What the person sees: never a traceback."""
+    if isinstance(exc, ProtocolError):
+        if log_file and not exc.log_file:
+            exc.log_file = log_file
+        return "Drip Matting: " + exc.user_text()
+    text = (f"Drip Matting failed unexpectedly ({exc.__class__.__name__}: {exc}). "
+            "Please report this with the plug-in's output")
+    if log_file:
+        text += f" and the server log ({log_file})"
+    return text + "."
+
+
+# ----------------------------------------------------------------------------------------
+# Geometry
+# ----------------------------------------------------------------------------------------
+
+def roi_from_bounds(bounds, grow: int, layer_offsets, layer_size):
+    """Region of interest in LAYER coordinates, or None if it misses the layer.
+
+    ``bounds`` = (x1, y1, x2, y2) in IMAGE coordinates, x2/y2 exclusive (what
+    Gimp.Selection.bounds gives); it is grown by ``grow`` pixels on every side, moved
+    into the layer's coordinates and clipped to the layer. Returns (x, y, w, h).
+    """
+    x1, y1, x2, y2 = bounds
+    ox, oy = layer_offsets
+    lw, lh = layer_size
+    if grow < 0:
+        raise ValueError("grow must be >= 0")
+    rx1 = max(x1 - grow - ox, 0)
+    ry1 = max(y1 - grow - oy, 0)
+    rx2 = min(x2 + grow - ox, lw)
+    ry2 = min(y2 + grow - oy, lh)
+    if rx2 <= rx1 or ry2 <= ry1:
+        return None
+    return (rx1, ry1, rx2 - rx1, ry2 - ry1)
+
+
+def selection_roi(bounds, band_radius: int, layer_offsets, layer_size, margin: int = DEFAULT_MARGIN):
+    """The selection's bounds plus the band plus a margin, clipped to the layer."""
+    return roi_from_bounds(bounds, band_radius + margin, layer_offsets, layer_size)
+
+
+def nonzero_bounds(data, width: int, height: int):
+    """Bounds (x1, y1, x2, y2), exclusive, of the non-zero bytes of a WxH 8-bit mask; None if all zero.
+
+    Pure Python but C-speed: one strip per row.
+    """
+    data = bytes(data)
+    if len(data) != width * height:
+        raise ValueError(f"mask holds {len(data)} bytes, {width}x{height} needs {width * height}")
+    x1, x2, y1, y2 = width, 0, None, None
+    for y in range(height):
+        row = data[y * width:(y + 1) * width]
+        left = row.lstrip(b"\x00")
+        if not left:
+            continue
+        if y1 is None:
+            y1 = y
+        y2 = y + 1
+        first = width - len(left)
+        last = len(row.rstrip(b"\x00"))
+        x1 = min(x1, first)
+        x2 = max(x2, last)
+    if y1 is None:
+        return None
+    return (x1, y1, x2, y2)
+
+
+def offset_rect(rect, dx: int, dy: int):
+    x, y, w, h = rect
+    return (x + dx, y + dy, w, h)
+
+
+# ----------------------------------------------------------------------------------------
+# Pixel formats
+# ----------------------------------------------------------------------------------------
+
+def precision_info(precision_nick: str) -> dict:
+    """From a Gimp.Precision nick ('u8-non-linear', 'u16-linear', 'float-perceptual', ...).
+
+    Returns deep (send 16-bit), the wire formats, and the babl formats to use:
+    colour data always in perceptual R'G'B' (what the engines expect), masks and
+    selections in the image's own transfer curve so their stored numbers are used as is,
+    and the painted trimap / alpha preview layer in perceptual grey (what the eye sees:
+    a mid-grey brush is "unknown" whatever the precision).
+    """
+    nick = (precision_nick or "u8-non-linear").lower().replace("_", "-")
+    deep = not nick.startswith("u8")
+    if nick.endswith("non-linear"):
+        trc = "Y'"
+    elif nick.endswith("perceptual"):
+        trc = "Y~"
+    elif nick.endswith("linear"):
+        trc = "Y"
+    else:
+        trc = "Y'"
+    t = "u16" if deep else "u8"
+    return {
+        "deep": deep,
+        "result_depth": 16 if deep else 8,
+        "sample_bytes": 2 if deep else 1,
+        "rgb": f"R'G'B' {t}",
+        "rgba": f"R'G'B'A {t}",
+        "mask": f"{trc} {t}",            # layer mask, selection (stored coverage values)
+        "mask8": f"{trc} u8",            # selection sent to the server
+        "grey": f"Y' {t}",               # "Drip alpha" layer content
+        "trimap": "Y' u8",               # "Drip trimap" channel, read and written
+    }
+
+
+def wire_image_format(has_alpha: bool, deep: bool) -> str:
+    return ("rgba" if has_alpha else "rgb") + ("16" if deep else "8")
+
+
+def to_little_endian16(data):
+    """babl's u16 is native-endian; the protocol's is little-endian."""
+    if sys.byteorder == "little":
+        return data
+    import array
+    a = array.array("H")
+    a.frombytes(bytes(data))
+    a.byteswap()
+    return a.tobytes()
+
+
+from_little_endian16 = to_little_endian16
+
+
+def split_alpha(data, width: int, height: int, sample_bytes: int):
+    """RGBA bytes -> (RGB bytes, A bytes) for 1- or 2-byte samples."""
+    n = width * height
+    if len(data) != n * 4 * sample_bytes:
+        raise ValueError("RGBA buffer has the wrong size")
+    if sample_bytes == 1:
+        src = memoryview(bytes(data))
+        rgb = bytearray(n * 3)
+        rgb[0::3] = src[0::4]
+        rgb[1::3] = src[1::4]
+        rgb[2::3] = src[2::4]
+        return bytes(rgb), bytes(src[3::4])
+    src = memoryview(bytes(data)).cast("H")
+    rgb = memoryview(bytearray(n * 3 * 2)).cast("H")
+    a = memoryview(bytearray(n * 2)).cast("H")
+    rgb[0::3] = src[0::4]
+    rgb[1::3] = src[1::4]
+    rgb[2::3] = src[2::4]
+    a[:] = src[3::4]
+    return rgb.tobytes(), a.tobytes()
+
+
+def merge_alpha(rgb, alpha, width: int, height: int, sample_bytes: int) -> bytes:
+    """(RGB bytes, A bytes) -> RGBA bytes, for 1- or 2-byte samples."""
+    n = width * height
+    if len(rgb) != n * 3 * sample_bytes or len(alpha) != n * sample_bytes:
+        raise ValueError("RGB/alpha buffers have the wrong size")
+    if sample_bytes == 1:
+        out = bytearray(n * 4)
+        src = memoryview(bytes(rgb))
+        out[0::4] = src[0::3]
+        out[1::4] = src[1::3]
+        out[2::4] = src[2::3]
+        out[3::4] = bytes(alpha)
+        return bytes(out)
+    out = memoryview(bytearray(n * 4 * 2)).cast("H")
+    src = memoryview(bytes(rgb)).cast("H")
+    out[0::4] = src[0::3]
+    out[1::4] = src[1::3]
+    out[2::4] = src[2::3]
+    out[3::4] = memoryview(bytes(alpha)).cast("H")
+    return out.tobytes()
+
+
+def paste_rect(dest: bytearray, dest_width: int, src, rect, bpp: int = 1) -> None:
+    """Copy a (w x h) block of ``src`` into ``dest`` (a dest_width-wide buffer) at rect's x, y."""
+    x, y, w, h = rect
+    row = w * bpp
+    for j in range(h):
+        d = ((y + j) * dest_width + x) * bpp
+        dest[d:d + row] = src[j * row:(j + 1) * row]
+
+
+def crop_rect(src, src_width: int, rect, bpp: int = 1) -> bytes:
+    x, y, w, h = rect
+    out = bytearray(w * h * bpp)
+    row = w * bpp
+    for j in range(h):
+        s = ((y + j) * src_width + x) * bpp
+        out[j * row:(j + 1) * row] = src[s:s + row]
+    return bytes(out)
+
+
+# ----------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------
+
+def parse_server_arg(value):
+    """'auto' (or empty) -> None; 'host:port' or '[v6]:port' -> (host, port)."""
+    value = (value or "").strip()
+    if value.lower() in ("", "auto"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise make_error("bad_server_arg", f"server '{value}' is not 'auto' or host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port_num = int(port)
+    except ValueError:
+        port_num = -1
+    if not 0 < port_num < 65536:
+        raise make_error("bad_server_arg", f"server '{value}' has no valid port")
+    return host, port_num
+
+
+def build_job(roi_w: int, roi_h: int, image_format: str, trimap_source_nick: str, band_radius: int,
+              engine: str, result_depth: int, want_trimap: bool = True) -> dict:
+    if trimap_source_nick not in TRIMAP_SOURCES:
+        raise make_error("bad_request", f"unknown trimap source '{trimap_source_nick}'")
+    if engine not in ENGINES:
+        raise make_error("bad_request", f"unknown engine '{engine}'")
+    return {"id": uuid.uuid4().hex, "width": roi_w, "height": roi_h, "image_format": image_format,
+            "mask_format": "y8", "trimap_source": TRIMAP_SOURCES[trimap_source_nick],
+            "band_radius": int(band_radius), "engine": engine, "result_depth": result_depth,
+            "want_trimap": bool(want_trimap)}
+
+
+# ----------------------------------------------------------------------------------------
+# Config, discovery, connection
+# ----------------------------------------------------------------------------------------
+
+def load_config(plugin_dir: str) -> dict:
+    """drip_matting.json written by the installer; {} if absent or unreadable."""
+    path = os.path.join(plugin_dir, CONFIG_NAME)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def discovery_file(config: dict, environ=None) -> str:
+    """DRIP_MATTING_SERVER_FILE, else the config's discovery_file, else the per-user default."""
+    environ = os.environ if environ is None else environ
+    return (environ.get(protocol.DISCOVERY_ENV) or config.get("discovery_file")
+            or os.path.join(protocol.state_dir(), "server.json"))
+
+
+def log_file_hint(config: dict) -> str:
+    return config.get("log_file") or protocol.default_log_file()
+
+
+def token_for(host: str, port: int, disc_path: str, environ=None) -> str:
+    environ = os.environ if environ is None else environ
+    token = environ.get("DRIP_MATTING_TOKEN")
+    if token:
+        return token
+    record = protocol.read_discovery(disc_path)
+    if record is not None and record.get("port") == port:
+        return record["token"]
+    raise make_error("no_token", f"no token for {host}:{port} (looked in {disc_path})")
+
+
+def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_wait: float = 120.0):
+    """A protocol.Connection to the server the arguments and config name.
+
+    'auto': the discovery file's server; if none answers, start the config's
+    server_command and wait for it (``on_wait(seconds)`` while waiting).
+    'host:port': that server, with the token from DRIP_MATTING_TOKEN or the discovery file.
+    """
+    disc = discovery_file(config, environ)
+    log = log_file_hint(config)
+    address = parse_server_arg(server_arg)
+    if address is not None:
+        host, port = address
+        token = token_for(host, port, disc, environ)
+        conn = protocol.Connection(host, port, token, client=CLIENT_NAME)
+        return conn
+    conn = protocol.try_connect(disc, client=CLIENT_NAME)
+    if conn is not None:
+        return conn
+    command = config.get("server_command")
+    if not command or not isinstance(command, list):
+        raise ProtocolError("no_server", f"no Drip server is running (looked in {disc}) and the plug-in's "
+                                         f"config names no command to start one", log_file=log)
+    return protocol.spawn_server([str(c) for c in command], disc, log_file=config.get("log_file"),
+                                 wait=spawn_wait, on_wait=on_wait, client=CLIENT_NAME)
+
+
+# ----------------------------------------------------------------------------------------
+# Progress
+# ----------------------------------------------------------------------------------------
+
+STAGE_TEXT = {
+    "queued": "waiting for the server",
+    "starting": "starting server",
+    "loading_model": "loading model",
+    "load": "loading model",
+    "model": "loading model",
+    "trimap": "building trimap",
+    "alpha": "computing alpha",
+    "step": "refining",
+    "foreground": "estimating foreground",
+    "done": "done",
+}
+
+# The server's part of the run maps to this span of GIMP's progress bar.
+SERVER_SPAN = (0.05, 0.9)
+
+
+def progress_text(stage: str, message: str = "") -> str:
+    base = STAGE_TEXT.get(stage, stage.replace("_", " ") if stage else "working")
+    if message and message.lower() != base:
+        return f"Drip Matting: {base} ({message})" if stage else f"Drip Matting: {message}"
+    return f"Drip Matting: {base}"
+
+
+def overall_fraction(server_fraction: float) -> float:
+    lo, hi = SERVER_SPAN
+    f = min(max(float(server_fraction), 0.0), 1.0)
+    return lo + (hi - lo) * f
