@@ -136,6 +136,9 @@ class Runner:
             self.client = connect_address(host, int(port), args.token, args.discovery_file)
 
     def matte(self, image, trimap, progress):
+        if not (trimap == 128).any():
+            # Same answer in-process as through a server: there is nothing to estimate.
+            raise ProtocolError("no_unknown", "the trimap has no unknown (grey) pixels")
         if self.client is not None:
             fg, alpha, info = self.client.matte(image, trimap, engine=self.args.engine, progress=progress,
                                                 return_info=True)
@@ -270,6 +273,9 @@ def main(argv=None) -> int:
     except MemoryError:
         print("drip-matte: out of memory: try a smaller image or a tighter trimap", file=sys.stderr)
         return 3
+    except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
+        print(f"drip-matte: internal error: {exc.__class__.__name__}: {exc} (please report this)", file=sys.stderr)
+        return 4
     finally:
         if runner is not None:
             runner.close()
