@@ -220,6 +220,7 @@ def run_batch(args, runner: Runner) -> int:
 
 def run_demo(args, runner: Runner) -> None:
     from .demo_scene import make_scene, side_by_side
+    from .eval.metrics import sad
     out = Path(args.demo)
     image, trimap, alpha_gt, _ = make_scene()
     bar = ProgressLine(args.quiet)
@@ -235,12 +236,6 @@ def run_demo(args, runner: Runner) -> None:
     print(f"  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
     print(f"  alpha SAD vs ground truth: {sad(alpha, gt_u8, trimap):.2f} "
           f"(the trimap's own grey guess scores {sad(np.where(trimap == 128, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
-
-
-def sad(pred_u8, gt_u8, trimap) -> float:
-    """DIM SAD over the unknown region, in thousands (see drip_core.eval for the full set)."""
-    unknown = trimap == 128
-    return float(np.abs(pred_u8.astype(np.float64) - gt_u8)[unknown].sum() / 255 / 1000)
 
 
 def _message(exc) -> str:
