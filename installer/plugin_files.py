@@ -7,6 +7,7 @@ half-installed plug-in that GIMP would try to load.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,27 +41,91 @@ def plugin_config(server_command: list[str], *, log_file: str | None = None,
     }
 
 
+def _expected_files(config: dict) -> dict[str, bytes]:
+    """{relpath: content} of the folder install_plugin_folder writes."""
+    src = plugin_source_dir()
+    skip = {"protocol.py", CONFIG_NAME}
+    out: dict[str, bytes] = {}
+    for p in sorted(src.rglob("*")):
+        if not p.is_file() or "__pycache__" in p.parts or p.suffix == ".pyc":
+            continue
+        rel = p.relative_to(src).as_posix()
+        if rel in skip:
+            continue
+        out[rel] = p.read_bytes()
+    out["protocol.py"] = protocol_source().read_bytes()
+    out[CONFIG_NAME] = config_bytes(config)
+    return out
+
+
+def config_bytes(config: dict) -> bytes:
+    return (json.dumps(config, indent=2) + "\n").encode("utf-8")
+
+
+def main_script(folder: Path) -> Path:
+    return folder / f"{PLUGIN_NAME}.py"
+
+
+def plugin_folder_matches(plugins_dir: str | os.PathLike, config: dict) -> bool:
+    """True when ``plugins_dir/drip_matting/`` is exactly what install_plugin_folder would write."""
+    target = Path(plugins_dir) / PLUGIN_NAME
+    if not target.is_dir():
+        return False
+    expected = _expected_files(config)
+    present = {p.relative_to(target).as_posix() for p in target.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    if present != set(expected):
+        return False
+    for rel, content in expected.items():
+        if (target / rel).read_bytes() != content:
+            return False
+    main = main_script(target)
+    return os.name == "nt" or bool(main.stat().st_mode & stat.S_IXUSR)
+
+
+def installed_files(folder: str | os.PathLike) -> dict[str, str]:
+    """{relpath: sha256} of an installed plug-in folder (recorded in the install manifest)."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def is_our_plugin(folder: str | os.PathLike) -> bool:
+    """A drip_matting folder this installer wrote (it holds our config file)."""
+    return (Path(folder) / CONFIG_NAME).is_file()
+
+
 def install_plugin_folder(plugins_dir: str | os.PathLike, config: dict) -> Path:
-    """Install (or replace) ``plugins_dir/drip_matting/``; returns the installed folder."""
+    """Install (or replace) ``plugins_dir/drip_matting/``; returns the installed folder.
+
+    The new folder is complete before it is renamed into place; if anything fails, the
+    previous installation (if any) is put back and no staging folder is left.
+    """
     plugins_dir = Path(plugins_dir)
     plugins_dir.mkdir(parents=True, exist_ok=True)
     target = plugins_dir / PLUGIN_NAME
+    if not main_script(plugin_source_dir()).is_file():
+        raise FileNotFoundError(f"the plug-in source {main_script(plugin_source_dir())} is missing: "
+                                "this copy of Drip Matting is incomplete")
     staging = Path(tempfile.mkdtemp(prefix=f".{PLUGIN_NAME}-", dir=plugins_dir))
+    old = None
     try:
         folder = staging / PLUGIN_NAME
         shutil.copytree(plugin_source_dir(), folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "protocol.py", CONFIG_NAME))
         shutil.copy2(protocol_source(), folder / "protocol.py")
-        with open(folder / CONFIG_NAME, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2)
-        main = folder / f"{PLUGIN_NAME}.py"
+        with open(folder / CONFIG_NAME, "wb") as f:
+            f.write(config_bytes(config))
+        main = main_script(folder)
         # GIMP runs the script directly on Linux/macOS: it must be executable.
         main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        old = None
         if target.exists():
             old = staging / "old"
             os.replace(target, old)
         os.replace(folder, target)
+        old = None
     finally:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # put the previous installation back
         shutil.rmtree(staging, ignore_errors=True)
     return target
