@@ -1,0 +1,272 @@
+"""What drip-train and drip-train-decoder share: device and precision choice, distributed
+setup (torchrun), the data loader, resumable checkpoints, validation SAD, logs, and writing
+the trained model folder (with a fresh drip.json)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import time
+
+import numpy as np
+import torch
+
+from .model_folder import read_manifest, write_manifest
+
+log = logging.getLogger("drip.train")
+
+
+def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) -> None:
+    p.add_argument("--model", required=True, help="input DRIP model folder (from drip-convert or a previous stage)")
+    p.add_argument("--data", required=True, help="training root in Composition-1k layout (fg/, alpha/, bg/)")
+    p.add_argument("--output", required=True, help="run folder: checkpoints/, logs, and the trained model in model/")
+    p.add_argument("--fg-dir", default="fg")
+    p.add_argument("--alpha-dir", default="alpha")
+    p.add_argument("--bg-dir", default="bg")
+    p.add_argument("--bg-per-fg", type=int, default=100, help="composites per foreground per epoch (Comp-1k: 100)")
+    p.add_argument("--crop-size", type=int, default=512)
+    p.add_argument("--fg-pad-iterations", type=int, default=64, help="foreground padding blur passes (paper: 64)")
+    p.add_argument("--jitter", type=float, default=1.0, help="photometric jitter strength (0 = off)")
+    p.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=2, help="samples per device per micro-step")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
+                   help="auto: bf16 autocast on CUDA, none elsewhere")
+    p.add_argument("--gradient-checkpointing", default="auto", choices=("auto", "on", "off"),
+                   help="auto: on for CUDA")
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--keep-checkpoints", type=int, default=3)
+    p.add_argument("--resume", default="auto", help="'auto' (latest checkpoint in OUTPUT), 'none', or a checkpoint folder")
+    p.add_argument("--val-images", help="held-out images (enables validation SAD)")
+    p.add_argument("--val-trimaps")
+    p.add_argument("--val-alphas")
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--val-limit", type=int, default=20, help="validation images used")
+    p.add_argument("--val-steps", type=int, default=10, help="denoising steps at validation")
+    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--num-workers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available; LOCAL_RANK under torchrun)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+class Runtime:
+    """Device, rank and precision for this process."""
+
+    def __init__(self, args):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if args.device:
+            self.device = torch.device(args.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", self.local_rank)
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            self.device = torch.device("mps")
+        else:
+            self.device = torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        mp = args.mixed_precision
+        if mp == "auto":
+            mp = "bf16" if self.device.type == "cuda" else "no"
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp)
+        gc = args.gradient_checkpointing
+        self.grad_checkpointing = gc == "on" or (gc == "auto" and self.device.type == "cuda")
+        self.main = self.rank == 0
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self):
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def setup_logging(output: str, main: bool, name: str) -> None:
+    os.makedirs(output, exist_ok=True)
+    log.setLevel(logging.INFO if main else logging.WARNING)
+    log.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    sh = logging.StreamHandler()
+    sh.setFormatter(fmt)
+    log.addHandler(sh)
+    if main:
+        fh = logging.FileHandler(os.path.join(output, f"{name}.log"))
+        fh.setFormatter(fmt)
+        log.addHandler(fh)
+    log.propagate = False
+
+
+def make_loader(args, runtime: Runtime):
+    from .data import CompositionDataset
+
+    ds = CompositionDataset(args.data, args.crop_size, fg_dir=args.fg_dir, alpha_dir=args.alpha_dir,
+                            bg_dir=args.bg_dir, bg_per_fg=args.bg_per_fg, jitter=args.jitter,
+                            fg_pad_iterations=args.fg_pad_iterations)
+    sampler = None
+    if runtime.world > 1:
+        sampler = torch.utils.data.distributed.DistributedSampler(ds, runtime.world, runtime.rank, shuffle=True,
+                                                                  seed=args.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                                         num_workers=args.num_workers, drop_last=len(ds) >= args.batch_size,
+                                         pin_memory=runtime.device.type == "cuda",
+                                         persistent_workers=args.num_workers > 0)
+
+    def forever():
+        epoch = 0
+        while True:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            for batch in loader:
+                yield batch
+            epoch += 1
+    return ds, forever()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+_CKPT = re.compile(r"^step-(\d+)$")
+
+
+def checkpoints_dir(output: str) -> str:
+    return os.path.join(output, "checkpoints")
+
+
+def latest_checkpoint(output: str) -> str | None:
+    d = checkpoints_dir(output)
+    if not os.path.isdir(d):
+        return None
+    found = [(int(m.group(1)), n) for n in os.listdir(d) if (m := _CKPT.match(n))
+             and os.path.isfile(os.path.join(d, n, "state.json"))]
+    return os.path.join(d, max(found)[1]) if found else None
+
+
+def resolve_resume(args) -> str | None:
+    if args.resume == "none":
+        return None
+    if args.resume == "auto":
+        return latest_checkpoint(args.output)
+    if not os.path.isfile(os.path.join(args.resume, "state.json")):
+        raise FileNotFoundError(f"{args.resume} is not a checkpoint folder (no state.json)")
+    return args.resume
+
+
+def save_checkpoint(output: str, step: int, module: torch.nn.Module, optimizer, lr_sched, extra: dict,
+                    keep: int) -> str:
+    """Weights in safetensors, optimizer state with torch.save; written to a temp folder then renamed."""
+    from safetensors.torch import save_file
+
+    d = checkpoints_dir(output)
+    final = os.path.join(d, f"step-{step:07d}")
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()},
+              os.path.join(tmp, "weights.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+               os.path.join(tmp, "optimizer.pt"))
+    with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
+        json.dump({"step": step, **extra}, f, indent=2)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    found = sorted((int(m.group(1)), n) for n in os.listdir(d) if (m := _CKPT.match(n)))
+    for _, name in found[:-keep] if keep > 0 else []:
+        shutil.rmtree(os.path.join(d, name), ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str, module: torch.nn.Module, optimizer, lr_sched) -> dict:
+    from safetensors.torch import load_file
+
+    module.load_state_dict(load_file(os.path.join(path, "weights.safetensors")))
+    state = torch.load(os.path.join(path, "optimizer.pt"), map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    lr_sched.load_state_dict(state["lr_scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        except RuntimeError:
+            pass  # different GPU count: keep the fresh CUDA RNG
+    with open(os.path.join(path, "state.json"), "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def lr_lambda(warmup: int):
+    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+# ------------------------------------------------------------------------------ export
+def export_model(src_model: str, out_model: str, replace: dict, *, stage_key: str, steps: int,
+                 extra_source: dict | None = None) -> dict:
+    """Copy ``src_model`` to ``out_model`` with the parts in ``replace`` ({subfolder: model with
+    save_pretrained}) swapped for the trained ones; mark it trained and re-hash everything."""
+    manifest = read_manifest(src_model)
+    tmp = out_model.rstrip("/\\") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src_model, tmp, ignore=shutil.ignore_patterns(".drip-hashes.json", *replace.keys()))
+    for sub, model in replace.items():
+        model.save_pretrained(os.path.join(tmp, sub), safe_serialization=True)
+    stages = dict(manifest.get("stages", {}))
+    stages[stage_key] = int(stages.get(stage_key, 0)) + int(steps)
+    source = dict(manifest.get("source", {}))
+    source.update(extra_source or {})
+    write_manifest(tmp, options=manifest["options"], trained=True, stages=stages, source=source, previous=manifest)
+    old = out_model.rstrip("/\\") + ".old"
+    if os.path.exists(out_model):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_model, old)
+    os.replace(tmp, out_model)
+    shutil.rmtree(old, ignore_errors=True)
+    return read_manifest(out_model)
+
+
+# -------------------------------------------------------------------------- validation
+def validate(pipe, args, generator_seed: int = 0) -> dict:
+    """Mean alpha SAD (DIM protocol, unknown region, /1000) over the held-out set."""
+    from PIL import Image
+
+    from .data import ValidationSet, sad
+
+    vs = ValidationSet(args.val_images, args.val_trimaps, args.val_alphas, limit=args.val_limit)
+    sads = []
+    t0 = time.time()
+    for name, image, tri, alpha in vs:
+        h, w = tri.shape
+        scale = min(1.0, args.val_max_side / max(h, w))
+        if scale < 1.0:  # keeps validation affordable; SAD is then on the downscaled image
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+            tri = np.asarray(Image.fromarray(tri).resize(size, Image.NEAREST))
+            alpha = np.asarray(Image.fromarray(alpha).resize(size, Image.BILINEAR), np.float32)
+        out = pipe(image, tri, num_inference_steps=args.val_steps,
+                   generator=torch.Generator().manual_seed(generator_seed))
+        sads.append(sad(out.alpha, alpha, tri))
+    return {"val_sad": float(np.mean(sads)), "val_images": len(sads), "val_seconds": round(time.time() - t0, 2)}
+
+
+class MetricsLog:
+    def __init__(self, output: str, name: str, main: bool):
+        self.path = os.path.join(output, f"{name}-metrics.jsonl") if main else None
+
+    def write(self, record: dict) -> None:
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")

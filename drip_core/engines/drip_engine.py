@@ -1,0 +1,152 @@
+"""The ``drip`` engine: DRIP (diffusion-prior matting) behind the common Engine interface.
+
+Construction verifies the model folder (drip.json, sha256 of every file: cached by size and
+mtime, see drip_core.drip.model_folder) and loads it once onto the best device (cuda -> mps ->
+cpu; fp16 on GPUs), so a missing or damaged model fails *here*, with model_missing /
+model_corrupt, and the registry's ``auto`` falls back to the classical engine.
+
+A folder whose drip.json says ``"trained": false`` (straight from drip-convert: random switcher,
+untrained U-Net) is refused: it would return plausible-looking garbage. Tests and benchmarks
+opt in with ``allow_untrained=True`` or DRIP_MATTING_ALLOW_UNTRAINED=1.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from .base import Cancelled, Engine, EngineError, Matte
+
+ALLOW_UNTRAINED_ENV = "DRIP_MATTING_ALLOW_UNTRAINED"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class DripEngine(Engine):
+    name = "drip"
+
+    def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None, num_inference_steps: int = 10,
+                 num_samples: int = 1, seed: int = 0, dtype=None, max_side: int | None = None, preload: bool = True):
+        try:
+            import torch  # noqa: F401
+            import diffusers  # noqa: F401
+        except ImportError as exc:
+            raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers ({exc.name or exc} "
+                                                    "is missing): install the 'drip' extra") from None
+        from ..drip.model_folder import ModelFolderError, verify_model_folder
+
+        self.model_path = os.path.abspath(os.fspath(model_path))
+        try:
+            self.manifest = verify_model_folder(self.model_path)
+        except ModelFolderError as exc:
+            raise EngineError(exc.code, exc.message) from None
+        if allow_untrained is None:
+            allow_untrained = _env_flag(ALLOW_UNTRAINED_ENV)
+        self.trained = bool(self.manifest.get("trained", False))
+        if not self.trained and not allow_untrained:
+            raise EngineError("model_corrupt", f"this model folder holds untrained (converted-only/random) weights "
+                                               f"({self.model_path}): train it with drip-train (and drip-train-decoder) "
+                                               "or import a trained DRIP model; set "
+                                               f"{ALLOW_UNTRAINED_ENV}=1 only for tests and benchmarks")
+        self.requested_device = device
+        self.dtype = dtype
+        self.num_inference_steps = int(num_inference_steps)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.max_side = max_side
+        self._pipe = None
+        self._lock = threading.Lock()
+        if preload:
+            self._load()
+
+    # -------------------------------------------------------------------- loading
+    def _load(self):
+        if self._pipe is not None:
+            return self._pipe
+        from ..drip.model_folder import ModelFolderError
+        from ..drip.pipeline import DripPipeline
+
+        kwargs = {"max_side": self.max_side} if self.max_side else {}
+        try:
+            # already verified in __init__: don't hash twice
+            self._pipe = DripPipeline.from_pretrained(self.model_path, device=self.requested_device, dtype=self.dtype,
+                                                      verify="off", **kwargs)
+        except ModelFolderError as exc:
+            raise EngineError(exc.code, exc.message) from None
+        except Exception as exc:
+            if _is_oom(exc):
+                _free_memory()
+                raise EngineError("out_of_memory", f"not enough memory to load the DRIP model on "
+                                                   f"{self.requested_device or 'the default device'}: {exc}") from None
+            raise EngineError("model_corrupt", f"the DRIP model in {self.model_path} could not be loaded "
+                                               f"({type(exc).__name__}: {exc}): import or convert it again") from None
+        return self._pipe
+
+    @property
+    def device(self) -> str:
+        return str(self._pipe.device) if self._pipe is not None else str(self.requested_device or "auto")
+
+    # ---------------------------------------------------------------------- matte
+    def _matte(self, image, trimap, progress, check_cancel) -> Matte:
+        import torch
+
+        if self._pipe is None:
+            progress(0.0, "loading model", f"loading {self.model_path}")
+            self._load()
+        check_cancel()
+        steps = self.num_inference_steps
+
+        def report(fraction, stage, message=""):
+            progress(min(0.99, float(fraction)), stage, message)
+
+        def cancel():
+            check_cancel()  # raises Cancelled
+            return False
+
+        with self._lock:
+            try:
+                out = self._pipe(image, trimap, num_inference_steps=steps,
+                                 generator=torch.Generator().manual_seed(self.seed),
+                                 num_samples=self.num_samples, progress=report, cancel=cancel)
+            except Cancelled:
+                raise
+            except EngineError:
+                raise
+            except Exception as exc:
+                if _is_oom(exc):
+                    _free_memory()
+                    h, w = trimap.shape
+                    raise EngineError("out_of_memory", f"DRIP ran out of memory on {self.device} for a {w}x{h} "
+                                                       "image") from None
+                raise
+        return Matte(out.foreground, out.alpha, self.name, out.uncertainty)
+
+    def describe(self) -> dict:
+        info = {"name": self.name, "available": True, "model": self.model_path, "device": self.device,
+                "trained": self.trained, "steps": self.num_inference_steps, "samples": self.num_samples}
+        if self._pipe is not None:
+            info["dtype"] = str(self._pipe.dtype).replace("torch.", "")
+        return info
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and hasattr(mps, "empty_cache") and torch.backends.mps.is_available():
+        mps.empty_cache()
