@@ -51,6 +51,24 @@ def write(buf, r, fmt, data):
     buf.flush()
 
 
+def native_grey(drawable, sample_type, fallback):
+    """The grey babl format a mask/channel is stored in, at ``sample_type`` (u8/u16).
+
+    Layer masks, selections and channels hold coverage numbers; reading and writing them
+    in their own transfer curve (linear "Y" or perceptual "Y'") moves those numbers
+    without conversion. GIMP does not store them in the image's curve everywhere, so ask.
+    """
+    try:
+        gi.require_version("Babl", "0.1")
+        from gi.repository import Babl
+        model = Babl.format_get_encoding(drawable.get_format()).split(" ")[0]
+        if model in ("Y", "Y'", "Y~", "YA", "Y'A", "Y~A"):
+            return f"{model[:-1] if model.endswith('A') else model} {sample_type}"
+    except Exception:  # noqa: BLE001 - older bindings: fall back to the precision's guess
+        pass
+    return fallback
+
+
 def clip_to_image(r, img_w, img_h):
     """Intersection of r=(x, y, w, h) with the image, or None."""
     x, y, w, h = r
@@ -132,12 +150,13 @@ def gather_input(image, layer, s, prec):
     else:
         ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
         if not non_empty:
-            raise ProtocolError("empty_selection", "nothing is selected")
+            raise ProtocolError("empty_selection", "the selection is empty")
         roi = logic.selection_roi((x1, y1, x2, y2), s.band_radius, (ox, oy), (lw, lh))
         if roi is None:
             raise logic.make_error("outside_layer", "the selection does not overlap the layer")
         roi_img = logic.offset_rect(roi, ox, oy)
-        mask = read(image.get_selection(), roi_img, prec["mask8"])
+        selection = image.get_selection()
+        mask = read(selection, roi_img, native_grey(selection, "u8", prec["mask8"]))
         if not mask.strip(b"\x00"):
             raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
     has_alpha = layer.has_alpha()
@@ -171,7 +190,8 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
             old.update(0, 0, w, h)
             if mask_data is not None:
                 m = old.get_mask()
-                write(m.get_shadow_buffer(), (0, 0, w, h), mask_fmt, mask_data)
+                write(m.get_shadow_buffer(), (0, 0, w, h), native_grey(m, mask_fmt.split(" ")[1], mask_fmt),
+                      mask_data)
                 m.merge_shadow(True)
                 m.update(0, 0, w, h)
             return old
@@ -188,7 +208,7 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
     if mask_data is not None:
         m = layer.create_mask(Gimp.AddMaskType.WHITE)
         layer.add_mask(m)
-        write(m.get_buffer(), (0, 0, w, h), mask_fmt, mask_data)
+        write(m.get_buffer(), (0, 0, w, h), native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data)
         m.update(0, 0, w, h)
     layer.update(0, 0, w, h)
     return layer
@@ -213,7 +233,8 @@ def alpha_to_selection(image, alpha, roi_img, prec):
     img_w, img_h = image.get_width(), image.get_height()
     ch = Gimp.Channel.new(image, "Drip selection", img_w, img_h, 50.0, Gegl.Color.new("black"))
     image.insert_channel(ch, None, 0)
-    write_image_sized(ch, img_w, img_h, roi_img, alpha, prec["mask"], prec["sample_bytes"])
+    fmt = native_grey(ch, prec["mask"].split(" ")[1], prec["mask"])
+    write_image_sized(ch, img_w, img_h, roi_img, alpha, fmt, prec["sample_bytes"])
     image.select_item(Gimp.ChannelOps.REPLACE, ch)
     image.remove_channel(ch)
 
@@ -253,7 +274,13 @@ def matte(image, layer, s, config):
     fg_type, grey_type = layer_types(image, layer.has_alpha())
     roi_img = logic.offset_rect(roi, ox, oy)
     image.undo_group_start()
+    saved_selection = None
     try:
+        if update and not Gimp.Selection.is_empty(image):
+            # Merging a shadow buffer (the undoable in-place write) only touches selected
+            # pixels: lift the selection for the update and put it back afterwards.
+            saved_selection = Gimp.Selection.save(image)
+            Gimp.Selection.none(image)
         if "foreground" in s.outputs:
             if layer.has_alpha():
                 # The layer's own transparency is not part of the matte: keep it on the result.
@@ -272,7 +299,13 @@ def matte(image, layer, s, config):
         if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":
             store_trimap(image, trimap, roi_img, prec)
     finally:
-        image.undo_group_end()
+        try:
+            if saved_selection is not None:
+                if "selection" not in s.outputs:
+                    image.select_item(Gimp.ChannelOps.REPLACE, saved_selection)
+                image.remove_channel(saved_selection)
+        finally:
+            image.undo_group_end()
     Gimp.displays_flush()
     progress(1.0, "Drip Matting: done")
     return note

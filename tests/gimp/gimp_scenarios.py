@@ -1,0 +1,309 @@
+# Runs INSIDE a real GIMP 3 (gimp-console -i --batch-interpreter python-fu-eval -b - < this file).
+# Drives plug-in-drip-matting non-interactively through several scenarios in one GIMP
+# session and dumps what it finds (layer lists, offsets, raw pixel bytes) into the
+# output folder named by params.json; tests/gimp/test_gimp_e2e.py checks the dumps on the
+# host. Each scenario records its own exception, so one failure does not hide the others.
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import zlib
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
+OUT = P["out_dir"]
+RESULTS = {"gimp_version": Gimp.version(), "scenarios": {}}
+
+
+def R(x, y, w, h):
+    return Gegl.Rectangle.new(int(x), int(y), int(w), int(h))
+
+
+def get(drawable, r, fmt):
+    return bytes(drawable.get_buffer().get(R(*r), 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+def dump(name, data):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+    return name
+
+
+def load_photo(scale_width=None):
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
+    if scale_width:
+        w, h = img.get_width(), img.get_height()
+        img.scale(scale_width, round(h * scale_width / w))
+    return img, img.get_layers()[0]
+
+
+def select_mask(img, mask_path, dx=0, dy=0):
+    """Select the white part of a grey PNG (scaled to the layer, placed at dx, dy)."""
+    layer = img.get_layers()[0]
+    lw, lh = layer.get_width(), layer.get_height()
+    m = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, img, Gio.File.new_for_path(mask_path))
+    img.insert_layer(m, None, 0)
+    if (m.get_width(), m.get_height()) != (lw, lh):
+        m.scale(lw, lh, False)
+    data = get(m, (0, 0, lw, lh), "Y' u8")
+    data = bytes(255 if v >= 128 else 0 for v in data)
+    img.remove_layer(m)
+    ch = Gimp.Channel.new(img, "test-sel", img.get_width(), img.get_height(), 50.0, Gegl.Color.new("black"))
+    img.insert_channel(ch, None, 0)
+    buf = ch.get_buffer()
+    buf.set(R(dx, dy, lw, lh), "Y u8", data)
+    buf.flush()
+    img.select_item(Gimp.ChannelOps.REPLACE, ch)
+    img.remove_channel(ch)
+
+
+def run_plugin(img, layer, **args):
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-drip-matting")
+    if proc is None:
+        raise RuntimeError("plug-in-drip-matting is not registered (plug-in not installed or failed to load)")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    try:
+        cfg.set_core_object_array("drawables", [layer])
+    except (AttributeError, TypeError):
+        cfg.set_property("drawables", [layer])
+    for k, v in args.items():
+        cfg.set_property(k, v)
+    t0 = time.monotonic()
+    res = proc.run(cfg)
+    status = res.index(0)
+    msg = None
+    if status != Gimp.PDBStatusType.SUCCESS and res.length() > 1:
+        msg = res.index(1)
+    return {"status": status.value_nick, "message": msg, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def tree(img):
+    def walk(items):
+        out = []
+        for it in items:
+            ok, ox, oy = it.get_offsets()
+            e = {"name": it.get_name(), "id": it.get_id(), "offsets": [ox, oy],
+                 "size": [it.get_width(), it.get_height()], "has_alpha": it.has_alpha(),
+                 "has_mask": it.get_mask() is not None, "grey": it.is_gray()}
+            out.append(e)
+        return out
+    return {"layers": walk(img.get_layers()), "channels": [c.get_name() for c in img.get_channels()]}
+
+
+def native(drawable, t):
+    """Read masks in the grey model they are stored in (no transfer-curve conversion)."""
+    gi.require_version("Babl", "0.1")
+    from gi.repository import Babl
+    model = Babl.format_get_encoding(drawable.get_format()).split(" ")[0]
+    return f"{model} {t}"
+
+
+def crc(data):
+    return zlib.crc32(data)
+
+
+def find(img, name):
+    for l in img.get_layers():
+        if l.get_name() == name:
+            return l
+    return None
+
+
+def dump_result(tag, img, src, prec):
+    """Dump the Drip layers, the source ROI under them and the trimap channel at the ROI."""
+    t = "u16" if prec == 16 else "u8"
+    fg, al = find(img, "Drip foreground"), find(img, "Drip alpha")
+    d = {"tree": tree(img)}
+    ok, sx, sy = src.get_offsets()
+    if fg is not None:
+        ok, fx, fy = fg.get_offsets()
+        w, h = fg.get_width(), fg.get_height()
+        d["roi_img"] = [fx, fy, w, h]
+        d["roi_layer"] = [fx - sx, fy - sy, w, h]
+        d["mask_format"] = native(fg.get_mask(), t)
+        d["mask"] = dump(f"{tag}_mask.raw", get(fg.get_mask(), (0, 0, w, h), d["mask_format"]))
+        d["fg_rgb"] = dump(f"{tag}_fg.raw", get(fg, (0, 0, w, h), f"R'G'B' {t}"))
+        if fg.has_alpha():
+            rgba = get(fg, (0, 0, w, h), "R'G'B'A u8")
+            d["fg_alpha_values"] = sorted(set(rgba[3::4]))[:10]
+        d["src_rgb"] = dump(f"{tag}_src.raw", get(src, (fx - sx, fy - sy, w, h), f"R'G'B' {t}"))
+        ch = img.get_channel_by_name("Drip trimap")
+        if ch is not None:
+            d["trimap"] = dump(f"{tag}_trimap.raw", get(ch, (fx, fy, w, h), "Y' u8"))
+    if al is not None:
+        d["alpha_layer"] = dump(f"{tag}_alpha.raw", get(al, (0, 0, al.get_width(), al.get_height()), f"Y' {t}"))
+        ok, ax, ay = al.get_offsets()
+        d["alpha_offsets"] = [ax, ay, al.get_width(), al.get_height()]
+    return d
+
+
+def source_crc(layer):
+    return crc(get(layer, (0, 0, layer.get_width(), layer.get_height()), "R'G'B'A u16"))
+
+
+def scenario(fn):
+    name = fn.__name__
+    if P.get("only") and name not in P["only"]:
+        return
+    t0 = time.monotonic()
+    try:
+        RESULTS["scenarios"][name] = fn()
+    except Exception:
+        RESULTS["scenarios"][name] = {"exception": traceback.format_exc()}
+    RESULTS["scenarios"][name]["wall"] = round(time.monotonic() - t0, 2)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=1)
+
+
+COMMON = {"engine": "classical", "band-radius": P.get("band", 8), "outputs": "foreground-and-alpha"}
+STATE = {}
+
+
+@scenario
+def basic():
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    before = source_crc(layer)
+    tree_before = tree(img)
+    r = run_plugin(img, layer, **COMMON)
+    d = dump_result("basic", img, layer, 8)
+    d.update(run=r, tree_before=tree_before, src_crc_before=before, src_crc_after=source_crc(layer),
+             source_index=[l.get_name() for l in img.get_layers()].index(layer.get_name()))
+    STATE["basic"] = (img, layer, d)
+    return d
+
+
+@scenario
+def refine():
+    img, layer, first = STATE["basic"]
+    ch = img.get_channel_by_name("Drip trimap")
+    x, y, w, h = first["roi_img"]
+    tri = bytearray(get(ch, (x, y, w, h), "Y' u8"))
+    # "Paint" a white (foreground) square on an unknown part of the band: the unknown pixel
+    # nearest the ROI centre.
+    cx, cy = w // 2, h // 2
+    best = None
+    for j in range(h):
+        for i in range(0, w):
+            if tri[j * w + i] == 128:
+                dd = (i - cx) ** 2 + (j - cy) ** 2
+                if best is None or dd < best[0]:
+                    best = (dd, i, j)
+    _, ex, ey = best
+    s = P.get("edit", 10)
+    ex0, ey0 = max(ex - s, 0), max(ey - s, 0)
+    ex1, ey1 = min(ex + s, w), min(ey + s, h)
+    patch = bytes([255]) * ((ex1 - ex0) * (ey1 - ey0))
+    buf = ch.get_buffer()
+    buf.set(R(x + ex0, y + ey0, ex1 - ex0, ey1 - ey0), "Y' u8", patch)
+    buf.flush()
+    ids_before = {l.get_name(): l.get_id() for l in img.get_layers()}
+    r = run_plugin(img, layer, **dict(COMMON, **{"trimap-source": "trimap-channel"}))
+    d = dump_result("refine", img, layer, 8)
+    d.update(run=r, edit_rect=[ex0, ey0, ex1 - ex0, ey1 - ey0], ids_before=ids_before,
+             ids_after={l.get_name(): l.get_id() for l in img.get_layers()},
+             src_crc_after=source_crc(layer))
+    return d
+
+
+@scenario
+def offsets_alpha():
+    img, layer = load_photo(P.get("width"))
+    w, h = img.get_width(), img.get_height()
+    img.resize(w + 90, h + 70, 0, 0)
+    layer.add_alpha()
+    layer.set_offsets(53, 31)
+    select_mask(img, P["mask"], 53, 31)
+    before = source_crc(layer)
+    r = run_plugin(img, layer, **COMMON)
+    d = dump_result("offsets", img, layer, 8)
+    d.update(run=r, src_crc_before=before, src_crc_after=source_crc(layer), layer_offsets=[53, 31])
+    return d
+
+
+@scenario
+def deep16():
+    img, layer = load_photo(P.get("width"))
+    img.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    select_mask(img, P["mask"])
+    before = source_crc(layer)
+    r = run_plugin(img, layer, **COMMON)
+    d = dump_result("deep16", img, layer, 16)
+    d.update(run=r, precision=img.get_precision().value_nick, src_crc_before=before,
+             src_crc_after=source_crc(layer))
+    return d
+
+
+@scenario
+def grey():
+    img, layer = load_photo(P.get("width"))
+    img.convert_grayscale()
+    select_mask(img, P["mask"])
+    r = run_plugin(img, layer, **COMMON)
+    d = dump_result("grey", img, layer, 8)
+    d.update(run=r)
+    return d
+
+
+@scenario
+def empty_selection():
+    img, layer = load_photo(P.get("width"))
+    Gimp.Selection.none(img)
+    before = tree(img)
+    r = run_plugin(img, layer, **COMMON)
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
+
+
+@scenario
+def drip_engine():
+    if not P.get("drip"):
+        return {"skipped": "no tiny DRIP model"}
+    img, layer = load_photo(P.get("drip_width") or P.get("width"))
+    select_mask(img, P["mask"])
+    r = run_plugin(img, layer, **dict(COMMON, engine="drip"))
+    d = dump_result("drip", img, layer, 8)
+    d.update(run=r)
+    return d
+
+
+@scenario
+def server_down():
+    # Stop the host's server (same PID namespace: the chroot sees its pid), then run:
+    # the plug-in finds no server, tries the config's server_command, which fails here.
+    rec = json.load(open(P["discovery"]))
+    try:
+        os.kill(rec["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for _ in range(200):
+        try:
+            os.kill(rec["pid"], 0)
+        except ProcessLookupError:
+            break
+        # a zombie (not yet reaped by its parent on the host) still "exists"
+        try:
+            with open(f"/proc/{rec['pid']}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    break
+        except OSError:
+            break
+        time.sleep(0.05)
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    before = tree(img)
+    r = run_plugin(img, layer, **COMMON)
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
+
+
+print("DRIP-GIMP-SCENARIOS-DONE", json.dumps({k: v.get("run", {}).get("status") if isinstance(v, dict) else None
+                                                for k, v in RESULTS["scenarios"].items()}))
+sys.stdout.flush()

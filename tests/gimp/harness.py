@@ -1,0 +1,174 @@
+"""Run a real GIMP 3 (3.0.4 in a Debian trixie chroot, 3.2.6 in forky) against a real drip-server.
+
+The roots are built and cached by tests/gimp/build_roots.sh under
+$DRIP_GIMP_ROOTS (default /var/cache/drip-matting/gimp-roots/{trixie,forky}).
+Loopback is shared between host and chroot (a chroot is not a network namespace), and
+so is the PID namespace, so a server started here is reachable from GIMP in there; its
+discovery file is written inside the root and handed to the plug-in through
+DRIP_MATTING_SERVER_FILE (an in-chroot path).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+ALPHAMATTING = SHARED / "data" / "alphamatting_lowres"
+ROOTS = Path(os.environ.get("DRIP_GIMP_ROOTS", "/var/cache/drip-matting/gimp-roots"))
+STAMP = ".drip-gimp-root-complete"
+WORK_IN_ROOT = "/tmp/drip-gimp-e2e"          # path as GIMP sees it
+
+VERSIONS = {
+    "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "profile": "3.0", "expect": "3.0.4"},
+    "3.2": {"suite": "forky", "binary": "gimp-console-3.2", "profile": "3.2", "expect": "3.2.6"},
+}
+
+
+def root_dir(version: str) -> Path:
+    return ROOTS / VERSIONS[version]["suite"]
+
+
+def skip_reason(version: str) -> str | None:
+    """Why the GIMP tests for ``version`` cannot run here, or None."""
+    if os.environ.get("DRIP_GIMP_TESTS", "1") == "0":
+        return "GIMP end-to-end tests disabled by DRIP_GIMP_TESTS=0"
+    if not sys.platform.startswith("linux") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "GIMP end-to-end tests need root on Linux (they chroot into cached Debian roots)"
+    root = root_dir(version)
+    if not (root / STAMP).is_file():
+        return (f"no GIMP {version} root at {root}: build it with `sudo tests/gimp/build_roots.sh` "
+                f"(needs Debian's package registry; a few minutes)")
+    if not (root / "usr" / "bin" / VERSIONS[version]["binary"]).exists():
+        return f"{root} has no {VERSIONS[version]['binary']} (rebuild: remove {root} and run build_roots.sh)"
+    if not ALPHAMATTING.is_dir():
+        return f"the real photos are not at {ALPHAMATTING} (../shared absent)"
+    return None
+
+
+class ProcMount:
+    """Mount proc inside the root for the session; unmount only what we mounted."""
+
+    def __init__(self, root: Path):
+        self.path = root / "proc"
+        self.mounted = False
+
+    def __enter__(self):
+        if not os.path.ismount(self.path):
+            subprocess.run(["mount", "-t", "proc", "proc", str(self.path)], check=True)
+            self.mounted = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.mounted:
+            for _ in range(20):
+                if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.25)
+            else:
+                subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+class HostServer:
+    """`python -m drip_core.server` on the host's loopback, publishing into the root."""
+
+    def __init__(self, discovery: Path, log: Path, *args: str, env: dict | None = None):
+        self.discovery, self.log = discovery, log
+        cmd = [sys.executable, "-m", "drip_core.server", "--host", "127.0.0.1", "--discovery-file", str(discovery),
+               "--log-file", str(log), "--idle-timeout", "900", *args]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not discovery.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"drip server exited: {self.proc.stderr.read().decode(errors='replace')}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("drip server did not start within 120 s")
+            time.sleep(0.05)
+        self.record = json.loads(discovery.read_text())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def prepare_inputs(work: Path, photo: str = "GT01") -> dict:
+    """Copy a real photo into the root and make a rough selection mask from its ground truth."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+    shutil.copyfile(ALPHAMATTING / "input_training_lowres" / f"{photo}.png", work / "photo.png")
+    gt = Image.open(ALPHAMATTING / "gt_training_lowres" / f"{photo}.png").convert("L")
+    rough = gt.filter(ImageFilter.GaussianBlur(5))
+    mask = (np.asarray(rough) >= 100).astype(np.uint8) * 255
+    Image.fromarray(mask).save(work / "mask.png")
+    return {"photo": f"{WORK_IN_ROOT}/photo.png", "mask": f"{WORK_IN_ROOT}/mask.png"}
+
+
+def install_plugin(root: Path, version: str, home_in_root: str, config: dict) -> Path:
+    sys.path.insert(0, str(REPO))
+    from installer.plugin_files import install_plugin_folder
+    plugins = root / home_in_root.lstrip("/") / ".config" / "GIMP" / VERSIONS[version]["profile"] / "plug-ins"
+    return install_plugin_folder(plugins, config)
+
+
+def run_gimp(version: str, script: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    root = root_dir(version)
+    base = {"HOME": env["HOME"], "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "GIMP_TESTING_NO_UPDATE_CHECK": "1"}
+    base.update(env)
+    cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in base.items()],
+           VERSIONS[version]["binary"], "-i", "-d", "-f", "--batch-interpreter", "python-fu-eval",
+           "-b", "-", "--quit"]
+    return subprocess.run(cmd, input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=timeout)
+
+
+def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
+    """One GIMP start running tests/gimp/gimp_scenarios.py; returns its results + paths."""
+    root = root_dir(version)
+    work = root / WORK_IN_ROOT.lstrip("/")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "out").mkdir(parents=True)
+    (work / "home").mkdir()
+    inputs = prepare_inputs(work, params.pop("photo_name", "GT01"))
+    sys.path.insert(0, str(REPO))
+    from installer.plugin_files import plugin_config
+    # The configured server command cannot work inside the chroot (no Drip venv there):
+    # the "server down" scenario relies on that to test the failure path.
+    config = plugin_config(["/bin/false"], log_file=f"{WORK_IN_ROOT}/server.log",
+                           discovery_file=f"{WORK_IN_ROOT}/server.json")
+    install_plugin(root, version, f"{WORK_IN_ROOT}/home", config)
+    all_params = {"out_dir": f"{WORK_IN_ROOT}/out", "discovery": f"{WORK_IN_ROOT}/server.json", **inputs, **params}
+    (work / "params.json").write_text(json.dumps(all_params))
+    script = (REPO / "tests" / "gimp" / "gimp_scenarios.py").read_text()
+    env = {"HOME": f"{WORK_IN_ROOT}/home", "DRIP_GIMP_TEST_PARAMS": f"{WORK_IN_ROOT}/params.json",
+           "DRIP_MATTING_SERVER_FILE": f"{WORK_IN_ROOT}/server.json"}
+    t0 = time.monotonic()
+    with ProcMount(root):
+        server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)
+        try:
+            proc = run_gimp(version, script, env, timeout)
+        finally:
+            server.stop()
+    output = proc.stdout.decode(errors="replace")
+    (work / "gimp-output.txt").write_text(output)
+    res_path = work / "out" / "results.json"
+    results = json.loads(res_path.read_text()) if res_path.exists() else {"scenarios": {}}
+    results["_out"] = str(work / "out")
+    results["_work"] = str(work)
+    results["_output"] = output
+    results["_returncode"] = proc.returncode
+    results["_seconds"] = round(time.monotonic() - t0, 1)
+    results["_params"] = all_params
+    return results
