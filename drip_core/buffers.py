@@ -12,8 +12,8 @@ def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:
     channels, depth = FORMATS[fmt]
     dtype = np.dtype("<u2") if depth == 2 else np.uint8
     expected = width * height * channels * depth
-    if len(data) != expected:
-        raise EngineError("bad_image", f"{fmt} buffer holds {len(data)} bytes, {width}x{height} needs {expected}")
+    if memoryview(data).nbytes != expected:
+        raise EngineError("bad_image", f"{fmt} buffer holds {memoryview(data).nbytes} bytes, {width}x{height} needs {expected}")
     arr = np.frombuffer(data, dtype=dtype).reshape(height, width, channels)
     return arr[:, :, 0] if channels == 1 else arr
 
@@ -27,8 +27,26 @@ def image_rgb8(data, fmt: str, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def from_unit_float(x: np.ndarray, depth: int) -> bytes:
-    """Float [0,1] array -> raw 8- or 16-bit (little-endian) bytes, rounded."""
+def quantize(x: np.ndarray, depth: int) -> np.ndarray:
     scale = 65535.0 if depth == 16 else 255.0
     q = np.clip(np.rint(np.asarray(x, np.float32) * scale), 0, scale)
-    return q.astype("<u2" if depth == 16 else np.uint8).tobytes()
+    return q.astype("<u2" if depth == 16 else np.uint8)
+
+
+def result_buffers(image: np.ndarray, trimap: np.ndarray, roi, foreground: np.ndarray, alpha: np.ndarray,
+                   depth: int) -> list[memoryview]:
+    """Full-size foreground + alpha bytes from an engine result computed on ``roi`` only.
+
+    Outside the ROI everything is known: alpha comes from the trimap and the foreground is
+    the image itself (exact where alpha is 1, irrelevant where it is 0). Working in integers
+    here keeps a 24-megapixel layer from being converted to floats for nothing.
+    """
+    if depth == 16:
+        fg = image.astype("<u2") * 257
+        full_alpha = np.where(trimap == 255, 65535, 0).astype("<u2")
+    else:
+        fg = image.copy()
+        full_alpha = np.where(trimap == 255, 255, 0).astype(np.uint8)
+    fg[roi] = quantize(foreground, depth)
+    full_alpha[roi] = quantize(alpha, depth)
+    return [memoryview(fg).cast("B"), memoryview(full_alpha).cast("B")]

@@ -109,12 +109,19 @@ class ProtocolError(Exception):
 # Framing
 # ----------------------------------------------------------------------------------------
 
-def encode_frame(header: dict, payload: bytes | bytearray | memoryview = b"") -> bytes:
-    """Prefix + header; the payload is sent separately so large buffers are never copied."""
+def payload_length(payload) -> int:
+    """Byte length of a payload given as one buffer or a list of buffers."""
+    if isinstance(payload, (list, tuple)):
+        return sum(memoryview(p).nbytes for p in payload)
+    return memoryview(payload).nbytes
+
+
+def encode_frame(header: dict, payload=b"") -> bytes:
+    """Prefix + header; the payload (one buffer or a list) is sent separately, uncopied."""
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(raw) > MAX_HEADER_BYTES:
         raise ProtocolError("bad_frame", f"header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}")
-    return PREFIX.pack(MAGIC, len(raw), len(payload)) + raw
+    return PREFIX.pack(MAGIC, len(raw), payload_length(payload)) + raw
 
 
 def parse_prefix(prefix: bytes, max_payload: int) -> tuple[int, int]:
@@ -208,7 +215,7 @@ def max_job_payload(max_pixels: int) -> int:
 # Blocking client connection (used by drip_core.client and by the GIMP plug-in)
 # ----------------------------------------------------------------------------------------
 
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
+def recv_exactly(sock: socket.socket, n: int) -> bytearray:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
@@ -222,22 +229,23 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
         if k == 0:
             raise ProtocolError("connection_lost", "the server closed the connection")
         got += k
-    return bytes(buf)
+    return buf
 
 
 def send_frame(sock: socket.socket, header: dict, payload=b"") -> None:
     try:
         sock.sendall(encode_frame(header, payload))
-        if payload:
-            sock.sendall(payload)
+        for part in payload if isinstance(payload, (list, tuple)) else (payload,):
+            if len(part):
+                sock.sendall(part)
     except OSError as exc:
         raise ProtocolError("connection_lost", f"could not send to the server ({exc})") from None
 
 
-def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, bytes]:
+def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, bytearray]:
     header_len, payload_len = parse_prefix(recv_exactly(sock, PREFIX.size), max_payload)
     header = decode_header(recv_exactly(sock, header_len))
-    payload = recv_exactly(sock, payload_len) if payload_len else b""
+    payload = recv_exactly(sock, payload_len) if payload_len else bytearray()
     return header, payload
 
 
@@ -301,9 +309,9 @@ class Connection:
         """
         job = dict(job, type="job")
         checked = validate_job(job, self.max_pixels)
-        if len(image) + len(mask) != checked["payload_len"]:
+        if payload_length([image, mask]) != checked["payload_len"]:
             raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
-        send_frame(self.sock, job, bytes(image) + bytes(mask))
+        send_frame(self.sock, job, [image, mask])
         sizes = result_sizes(checked)
         total = sum(sizes)
         while True:
@@ -322,8 +330,9 @@ class Connection:
                     raise ProtocolError("bad_frame", "result payload has the wrong size")
                 fg_end = sizes[0]
                 alpha_end = fg_end + sizes[1]
-                return {"header": header, "foreground": payload[:fg_end], "alpha": payload[fg_end:alpha_end],
-                        "trimap": payload[alpha_end:] if checked["want_trimap"] else None}
+                view = memoryview(payload)  # slices without copying a large result
+                return {"header": header, "foreground": view[:fg_end], "alpha": view[fg_end:alpha_end],
+                        "trimap": view[alpha_end:] if checked["want_trimap"] else None}
             elif kind == "error":
                 err = ProtocolError.from_header(header)
                 err.log_file = err.log_file or self.log_file

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from .engines.base import EngineError
+from .roi import mask_bbox
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
@@ -54,17 +55,22 @@ def from_selection(selection, band_radius: int, shape=None) -> np.ndarray:
     inside = sel >= 128
     if not inside.any():
         raise EngineError("empty_selection", "the selection is empty")
-    trimap = np.full(sel.shape, UNKNOWN, np.uint8)
     if inside.all():
-        # Everything selected: only the band inside the image border could be unknown, and
-        # there is no background to anchor it; the honest answer is "nothing to matte".
-        trimap[:] = FOREGROUND
-        return trimap
-    # Distance of each outside pixel to the selection, and of each inside pixel to the outside.
-    dist_out = ndimage.distance_transform_edt(~inside)
-    dist_in = ndimage.distance_transform_edt(inside)
-    trimap[inside & (dist_in > band_radius)] = FOREGROUND
-    trimap[~inside & (dist_out > band_radius)] = BACKGROUND
+        # Everything selected: there is no edge, hence no band and no background to anchor
+        # one; the honest answer is "nothing to matte".
+        return np.full(sel.shape, FOREGROUND, np.uint8)
+    trimap = np.zeros(sel.shape, np.uint8)
+    # Pixels farther than the radius from every selected pixel are background without any
+    # computation: distances are only needed in the selection's box widened by the radius
+    # (+1 so the box's rim is unselected, which keeps in-box distances exact).
+    rows, cols = mask_bbox(inside, band_radius + 1)
+    box = inside[rows, cols]
+    dist_out = ndimage.distance_transform_edt(~box)
+    dist_in = ndimage.distance_transform_edt(box)
+    sub = np.full(box.shape, UNKNOWN, np.uint8)
+    sub[box & (dist_in > band_radius)] = FOREGROUND
+    sub[~box & (dist_out > band_radius)] = BACKGROUND
+    trimap[rows, cols] = sub
     return trimap
 
 

@@ -176,11 +176,12 @@ class DripServer:
         self.last_activity = time.monotonic()
         send_lock = asyncio.Lock()
 
-        async def send(header: dict, payload: bytes = b"") -> None:
+        async def send(header: dict, payload=b"") -> None:
             async with send_lock:
                 writer.write(encode_frame(header, payload))
-                if payload:
-                    writer.write(payload)
+                for part in payload if isinstance(payload, list) else (payload,):
+                    if len(part):
+                        writer.write(part)
                 await writer.drain()
 
         current: Job | None = None
@@ -262,8 +263,9 @@ class DripServer:
     async def _start_job(self, spec: dict, payload: bytes, send):
         w, h = spec["width"], spec["height"]
         mask_len = w * h * (2 if spec["mask_format"] == "y16" else 1)
-        image = image_rgb8(payload[:-mask_len], spec["image_format"], w, h)
-        mask = to_array(payload[-mask_len:], spec["mask_format"], w, h)
+        view = memoryview(payload)  # no copies of a large layer
+        image = image_rgb8(view[:-mask_len], spec["image_format"], w, h)
+        mask = to_array(view[-mask_len:], spec["mask_format"], w, h)
         job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop())
         worker = self._worker_for(spec["engine"])
         ahead = worker.submit(job)

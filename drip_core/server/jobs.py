@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import trimap as trimaps
-from ..buffers import from_unit_float
+from ..buffers import result_buffers
 from ..engines import Cancelled, EngineError, resolve_engine
 from ..protocol import ProtocolError
+from ..roi import unknown_bbox
 
 log = logging.getLogger("drip.server")
+
+# Context kept around the unknown region when a job is cut down to its region of interest.
+ROI_MARGIN = 64
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Job:
     def id(self) -> str:
         return self.spec["id"]
 
-    def post(self, header: dict, payload: bytes = b"") -> None:
+    def post(self, header: dict, payload=b"") -> None:
         """Thread-safe: hand a message to the connection that owns this job."""
         self.loop.call_soon_threadsafe(self.events.put_nowait, (header, payload))
 
@@ -97,18 +101,20 @@ class DeviceWorker:
             job.progress(0.01, "loading model", f"loading the {name} engine")
             engine, note = resolve_engine(name, drip_model=self.drip_model)
             job.progress(0.02, "starting", note)
-            matte = engine.matte(job.image, trimap, progress=job.progress, cancel=job.cancelled.is_set)
+            roi = unknown_bbox(trimap, ROI_MARGIN)
+            engine_start = time.perf_counter()
+            matte = engine.matte(job.image[roi], trimap[roi], progress=job.progress, cancel=job.cancelled.is_set)
+            engine_seconds = time.perf_counter() - engine_start
             if job.cancelled.is_set():
                 raise Cancelled()
-            depth = spec["result_depth"]
-            payload = from_unit_float(matte.foreground, depth) + from_unit_float(matte.alpha, depth)
+            payload = result_buffers(job.image, trimap, roi, matte.foreground, matte.alpha, spec["result_depth"])
             if spec["want_trimap"]:
-                payload += trimap.tobytes()
+                payload.append(memoryview(trimap).cast("B"))
             seconds = time.perf_counter() - started
             log.info("job %s done: %dx%d, %s, %.2f s", job.id, spec["width"], spec["height"], note, seconds)
             job.post({"type": "result", "id": job.id, "engine": matte.engine or engine.name, "note": note,
-                      "seconds": round(seconds, 3), "width": spec["width"], "height": spec["height"],
-                      "result_depth": depth, "has_trimap": spec["want_trimap"]}, payload)
+                      "seconds": round(seconds, 3), "engine_seconds": round(engine_seconds, 3), "width": spec["width"], "height": spec["height"],
+                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"]}, payload)
         except Cancelled:
             log.info("job %s cancelled", job.id)
             job.post(ProtocolError("cancelled", "the job was cancelled").to_header(job.id))
