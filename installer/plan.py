@@ -362,12 +362,14 @@ def build_install(options: Options) -> Plan:
             ctx.save()
         steps.append(Step(f"plug-in into {prof.label()}", plug_done, plug_apply))
 
+    # Folders that did not exist before: uninstall removes them again if they are empty
+    # (the state folder appears later, when the server first writes its log).
     watched = _missing_ancestors([Path(drip_config.data_dir()), Path(drip_config.config_dir()),
-                                  *[t.plugins_dir for t in targets]])
+                                  Path(protocol.state_dir()), *[t.plugins_dir for t in targets]])
 
     def note_dirs(ctx: Context) -> None:
         made = set(ctx.record.get("created_dirs", []))
-        made.update(str(d) for d in watched if d.is_dir())
+        made.update(str(d) for d in watched)
         ctx.record["created_dirs"] = sorted(made)
         ctx.save()
     on_failure.append(note_dirs)

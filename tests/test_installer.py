@@ -1,0 +1,314 @@
+"""The installer end to end, in temporary homes with fake GIMP 3.0, 3.2 and Flatpak profiles.
+
+No network: ``--torch skip --engine classical`` plus an offline wheel of this tree installed
+with ``--pip-args='--no-index --no-deps'``. The real code paths run (venv creation, pip,
+plug-in folders, manifest, uninstall); only the package index is left out.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from installer import cli, plugin_files, testing
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL = REPO / "installer" / "install.py"
+PROFILES = (".config/GIMP/3.0", ".config/GIMP/3.2", ".var/app/org.gimp.GIMP/config/GIMP/3.0")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    return testing.test_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def user_venv(tmp_path_factory, wheel):
+    return testing.user_venv(tmp_path_factory.mktemp("venv"), wheel)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = testing.fake_home(tmp_path / "home")
+    for k in testing.ENV_VARS:
+        monkeypatch.delenv(k, raising=False)
+    for k, v in testing.TOOL_HOMES.items():
+        monkeypatch.setenv(k, os.environ.get(k, v))
+    monkeypatch.setenv("HOME", str(h))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # pip's cache: not in the home
+    return h
+
+
+def run(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    env = testing.home_env(home)
+    return subprocess.run([sys.executable, str(INSTALL), *args], env=env, capture_output=True, text=True,
+                          input=input, timeout=300, cwd=str(home))
+
+
+def offline(wheel, *extra) -> list[str]:
+    return ["--yes", "--torch", "skip", "--engine", "classical", "--source", str(wheel),
+            f"--pip-args={testing.OFFLINE_PIP}", *extra]
+
+
+def check_plugin(folder: Path, venv_python: Path, model: str | None = None):
+    assert sorted(p.name for p in folder.iterdir()) == ["drip_matting.json", "drip_matting.py", "plugin_logic.py",
+                                                         "protocol.py"]
+    main = folder / "drip_matting.py"
+    assert main.stat().st_mode & stat.S_IXUSR and main.stat().st_mode & stat.S_IXOTH
+    assert (folder / "protocol.py").read_bytes() == (REPO / "drip_core" / "protocol.py").read_bytes()
+    assert (folder / "drip_matting.py").read_bytes() == \
+        (plugin_files.plugin_source_dir() / "drip_matting.py").read_bytes()
+    cfg = json.loads((folder / "drip_matting.json").read_text())
+    cmd = cfg["server_command"]
+    if "/.var/app/org.gimp.GIMP/" in str(folder):
+        assert cmd[:2] == ["flatpak-spawn", "--host"]
+        cmd = cmd[2:]
+    expected = [str(venv_python), "-m", "drip_core.server", "--engine", "auto"]
+    if model:
+        expected += ["--drip-model", model]
+    assert cmd == expected
+    home = Path(os.environ["HOME"])
+    assert cfg["log_file"] == str(home / ".local/state/drip-matting/server.log")
+    assert cfg["discovery_file"] == str(home / ".local/state/drip-matting/server.json")
+    assert cfg["installed_version"] == "0.1.0"
+    return cfg
+
+
+def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel):
+    before = testing.snapshot(home)
+    r = run(home, *offline(wheel))
+    assert r.returncode == 0, r.stdout + r.stderr
+    venv = home / ".local/share/drip-matting/venv"
+    py = venv / "bin" / "python"
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins" / "drip_matting", py)
+    # the server's environment really holds this drip-matting
+    out = subprocess.run([str(py), "-I", "-c", "import drip_core, drip_core.protocol as p; print(drip_core.__version__)"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "0.1.0", out.stderr
+    manifest = testing.read_json(home / ".local/share/drip-matting/install-manifest.json")
+    assert manifest["status"] == "complete" and manifest["venv"]["created"] is True
+    assert len(manifest["plugins"]) == 3
+
+    # a second run changes nothing, not even a timestamp
+    installed = testing.snapshot(home)
+    r2 = run(home, *offline(wheel))
+    assert r2.returncode == 0, r2.stderr
+    assert "Nothing to do" in r2.stdout
+    assert "[do  ]" not in r2.stdout
+    assert testing.snapshot(home) == installed
+
+    # uninstall: the home is exactly as before
+    r3 = run(home, "--uninstall", "--yes")
+    assert r3.returncode == 0, r3.stdout + r3.stderr
+    assert testing.snapshot(home) == before
+    r4 = run(home, "--uninstall", "--yes")  # and again: still fine
+    assert r4.returncode == 0 and testing.snapshot(home) == before
+
+
+def test_failed_software_step_leaves_no_plugin_and_no_venv(home, tmp_path):
+    broken = tmp_path / "drip_matting-0.1.0-py3-none-any.whl"
+    broken.write_bytes(b"this is not a wheel")
+    before = testing.snapshot(home)
+    r = run(home, *offline(broken))
+    assert r.returncode == 1
+    assert "pip install failed" in r.stderr and "no half-installed plug-in" in r.stderr
+    for prof in PROFILES:
+        assert not (home / prof / "plug-ins" / "drip_matting").exists()
+    assert not (home / ".local/share/drip-matting/venv").exists()
+    # what remains is the manifest of an unfinished installation, which uninstall clears
+    r2 = run(home, "--uninstall", "--yes")
+    assert r2.returncode == 0, r2.stderr
+    assert testing.snapshot(home) == before
+
+
+def test_failure_in_the_middle_of_the_plugin_step(home, wheel, user_venv, monkeypatch, capsys):
+    """The second profile's copy fails half way: no partial folder anywhere, the first one undone."""
+    real_copy2 = plugin_files.shutil.copy2
+    calls = {"n": 0}
+
+    def flaky_copy2(src, dst, *a, **kw):
+        if str(src).endswith("protocol.py"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(28, "No space left on device")
+        return real_copy2(src, dst, *a, **kw)
+    monkeypatch.setattr(plugin_files.shutil, "copy2", flaky_copy2)
+    rc = cli.main(offline(wheel, "--venv", str(user_venv)))
+    err = capsys.readouterr().err
+    assert rc == 1 and "No space left on device" in err
+    for prof in PROFILES:
+        plugins = home / prof / "plug-ins"
+        assert not (plugins / "drip_matting").exists()
+        assert not plugins.exists() or list(plugins.iterdir()) == []   # no staging folder left
+    assert user_venv.exists()  # the user's own environment is never removed
+    monkeypatch.setattr(plugin_files.shutil, "copy2", real_copy2)
+    assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins" / "drip_matting", user_venv / "bin" / "python")
+
+
+def test_model_import_upgrade_keeps_model_purge_removes(home, wheel, user_venv, tmp_path, capsys):
+    model = testing.make_model(tmp_path / "my-drip-model")
+    args = ["--yes", "--torch", "skip", "--source", str(wheel), f"--pip-args={testing.OFFLINE_PIP}",
+            "--venv", str(user_venv), "--drip-model", str(model), "--gimp-profile", str(home / PROFILES[1])]
+    assert cli.main(args) == 0
+    dest = home / ".local/share/drip-matting/models/my-drip-model"
+    assert (dest / "drip.json").read_bytes() == (model / "drip.json").read_bytes()
+    assert (dest / "unet/diffusion_pytorch_model.safetensors").read_bytes() == b"weights" * 1000
+    assert testing.read_json(home / ".config/drip-matting/config.json") == {"drip_model": str(dest)}
+    check_plugin(home / PROFILES[1] / "plug-ins/drip_matting", user_venv / "bin/python", model=str(dest))
+    assert not (home / PROFILES[0] / "plug-ins").exists()  # only the named profile
+
+    state = testing.snapshot(home)
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    assert "Nothing to do" in capsys.readouterr().out
+    assert testing.snapshot(home) == state
+
+    # --upgrade replaces software and plug-in, keeps the model (not copied again)
+    weights = dest / "unet/diffusion_pytorch_model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    assert cli.main(args + ["--upgrade"]) == 0
+    assert weights.stat().st_mtime_ns == mtime
+    assert "--drip-model" in testing.read_json(home / PROFILES[1] / "plug-ins/drip_matting/drip_matting.json")[
+        "server_command"]
+
+    # uninstall keeps models ...
+    assert cli.main(["--uninstall", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "Models are kept" in out
+    assert weights.is_file()
+    assert not (home / ".config/drip-matting").exists()
+    assert not (home / PROFILES[1] / "plug-ins/drip_matting").exists()
+    # ... until --purge
+    assert cli.main(["--uninstall", "--yes", "--purge"]) == 0
+    assert not (home / ".local/share/drip-matting").exists()
+    assert user_venv.exists()
+
+
+def test_corrupt_model_is_refused_and_nothing_installed(home, wheel, user_venv, tmp_path, capsys):
+    model = testing.make_model(tmp_path / "m")
+    (model / "unet/diffusion_pytorch_model.safetensors").write_bytes(b"changed")
+    rc = cli.main(["--yes", "--torch", "skip", "--source", str(wheel), f"--pip-args={testing.OFFLINE_PIP}",
+                   "--venv", str(user_venv), "--drip-model", str(model)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "does not match its sha256" in err
+    models = home / ".local/share/drip-matting/models"
+    assert not models.exists() or list(models.iterdir()) == []
+    for prof in PROFILES:
+        assert not (home / prof / "plug-ins/drip_matting").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--torch", "rocm"], "invalid choice: 'rocm'"),
+    (["--purge"], "--purge only goes with --uninstall"),
+    (["--upgrade", "--uninstall"], "not allowed with argument"),
+    (["--drip-model", "/nonexistent/model"], "--drip-model /nonexistent/model: no such folder"),
+    (["--gimp-profile", "/nonexistent/GIMP/3.0"], "no such folder"),
+    (["--engine", "classical", "--download-model"], "a DRIP model is of no use"),
+    (["--download-model"], "no model download source is configured"),
+])
+def test_bad_arguments_give_clear_messages(home, args, message):
+    r = run(home, "--yes", "--torch", "skip", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr
+    assert not (home / ".local").exists()
+
+
+def test_gimp2_profile_and_missing_gimp(tmp_path):
+    home = tmp_path / "home"
+    (home / ".config/GIMP/2.10").mkdir(parents=True)
+    r = run(home, "--yes", "--torch", "skip")
+    assert r.returncode == 2
+    assert "No GIMP 3 profile was found" in r.stderr and "GIMP/2.10" in r.stderr
+    assert "Start GIMP 3 once" in r.stderr and "--gimp-profile" in r.stderr
+    r = run(home, "--yes", "--gimp-profile", str(home / ".config/GIMP/2.10"))
+    assert r.returncode == 2 and "needs GIMP 3.0 or later" in r.stderr
+    assert sorted(p.name for p in home.rglob("*")) == [".config", "2.10", "GIMP"]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(home, wheel):
+    before = testing.snapshot(home)
+    r = run(home, *offline(wheel), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "dry run: nothing was changed" in r.stdout
+    assert r.stdout.count("[do  ] plug-in into") == 3
+    assert "GIMP (Flatpak) 3.0" in r.stdout and "GIMP 3.2" in r.stdout
+    assert testing.snapshot(home) == before
+
+
+def test_terminal_questions(home, wheel, user_venv):
+    """Interactive mode (a terminal, no --yes) asks per profile when the user does not want all."""
+    import pty  # noqa: F401 - only on Unix; the answers come through a real pseudo-terminal
+    code = ("import sys, os, pty; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:], "
+            "lambda fd: os.read(fd, 1024))))")
+    answers = "n\nn\ny\nn\n\ny\n"  # not all; 3.2 no; 3.0 yes; flatpak no; no model; proceed
+    env = testing.home_env(home)
+    r = subprocess.run([sys.executable, "-c", code, sys.executable, str(INSTALL), "--torch", "skip",
+                        "--engine", "auto", "--source", str(wheel), f"--pip-args={testing.OFFLINE_PIP}",
+                        "--venv", str(user_venv)], input=answers, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "Install into all of these GIMP profiles?" in r.stdout and "Proceed?" in r.stdout
+    assert (home / PROFILES[0] / "plug-ins/drip_matting").is_dir()
+    assert not (home / PROFILES[1] / "plug-ins").exists()
+    assert not (home / PROFILES[2] / "plug-ins").exists()
+
+
+def test_uninstall_stops_a_running_server(home, wheel, user_venv):
+    assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0
+    from drip_core import protocol
+    disc = Path(protocol.default_discovery_file())
+    proc = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--engine", "classical",
+                             "--discovery-file", str(disc), "--log-file", protocol.default_log_file()],
+                            cwd=str(REPO), env=testing.home_env(home, {**os.environ, "PYTHONPATH": str(REPO)}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # In real use the server is no child of the installer; here it is, so reap it as soon as it
+    # exits (a zombie would still look alive to the installer's pid check).
+    import threading
+    threading.Thread(target=proc.wait, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        while protocol.read_discovery(str(disc)) is None:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        assert cli.main(["--uninstall", "--yes"]) == 0
+        assert proc.wait(20) == 0  # it shut down cleanly on request
+        assert time.monotonic() - t0 < 10
+        assert not (home / ".local/state/drip-matting").exists()
+        assert not (home / ".local").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
+    import zipfile
+    from installer import bundle
+    archive = bundle.build(tmp_path / "dist", wheel=wheel, log=lambda *_: None)
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        mode = z.getinfo("drip-matting-0.1.0/gimp_plugin/drip_matting/drip_matting.py").external_attr >> 16
+        assert mode & stat.S_IXUSR
+        z.extractall(tmp_path / "unpacked")
+    top = tmp_path / "unpacked" / "drip-matting-0.1.0"
+    for rel in ("install.py", "README.txt", "installer/install.py", "gimp_plugin/drip_matting/plugin_logic.py",
+                "drip_core/protocol.py", "wheels/drip_matting-0.1.0-py3-none-any.whl"):
+        assert f"drip-matting-0.1.0/{rel}" in names
+    env = testing.home_env(home)
+    r = subprocess.run([sys.executable, str(top / "install.py"), "--yes", "--torch", "skip", "--engine", "classical",
+                        f"--pip-args={testing.OFFLINE_PIP}", "--venv", str(user_venv)],
+                       env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "drip_matting-0.1.0-py3-none-any.whl" in r.stdout  # the bundled wheel was the source
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins/drip_matting", user_venv / "bin/python")
