@@ -1,0 +1,230 @@
+"""DRIP building blocks, without a model folder: conv_in expansion, switcher, cross-domain
+attention, transparency decoder init, multi-res noise, data augmentations, losses, manifest."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+
+def test_conv_in_expansion_preserves_output_for_equal_inputs():
+    from drip_core.drip.conv_in import expand_conv_in
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 32, 3, padding=1)
+    z = torch.randn(2, 4, 8, 8)
+    for channels in (16, 12):
+        wide = expand_conv_in(conv, channels)
+        assert wide.in_channels == channels and wide.out_channels == 32
+        copies = channels // 4
+        torch.testing.assert_close(wide(z.repeat(1, copies, 1, 1)), conv(z), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        expand_conv_in(conv, 10)
+
+
+def test_switcher_encodings_differ_and_have_declared_size():
+    from drip_core.drip.switcher import ALPHA, FOREGROUND, class_labels, domain_encoding, encoding_dim
+
+    for enc in ("scalar", "onehot"):
+        f, a = domain_encoding(FOREGROUND, enc), domain_encoding(ALPHA, enc)
+        assert f.shape == a.shape == (encoding_dim(enc),)
+        assert not torch.allclose(f, a)
+        labels = class_labels(3, enc)
+        assert labels.shape == (6, encoding_dim(enc))
+        assert torch.equal(labels[0], f) and torch.equal(labels[5], a)
+    assert torch.allclose(domain_encoding(ALPHA, "scalar"), torch.tensor([0.0, 1.0]))  # PosEnc(0)
+
+
+def _attention():
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(0)
+    return Attention(query_dim=32, heads=4, dim_head=8).eval()
+
+
+def test_cross_domain_attention_equals_self_attention_for_identical_domains():
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from drip_core.drip.cross_domain_attention import CrossDomainAttnProcessor
+
+    attn = _attention()
+    h = torch.randn(3, 20, 32)
+    batch = torch.cat([h, h], 0)  # [foreground ; alpha], identical tokens
+    with torch.no_grad():
+        cross = CrossDomainAttnProcessor()(attn, batch)
+        plain = AttnProcessor2_0()(attn, batch)
+    torch.testing.assert_close(cross, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_cross_domain_attention_mixes_domains_and_pairs_samples():
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from drip_core.drip.cross_domain_attention import CrossDomainAttnProcessor
+
+    attn = _attention()
+    proc = CrossDomainAttnProcessor()
+    fg = torch.randn(2, 10, 32)
+    al = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        out = proc(attn, torch.cat([fg, al], 0))
+        plain = AttnProcessor2_0()(attn, torch.cat([fg, al], 0))
+        assert not torch.allclose(out, plain, atol=1e-4)  # the other domain matters
+        # sample 0's output depends on alpha sample 0 only, not on alpha sample 1
+        al2 = al.clone()
+        al2[1] += 1.0
+        out2 = proc(attn, torch.cat([fg, al2], 0))
+        torch.testing.assert_close(out2[0], out[0])
+        torch.testing.assert_close(out2[2], out[2])
+        assert not torch.allclose(out2[1], out[1])
+        # equals explicit attention over the concatenated tokens of the pair
+        q = attn.to_q(fg[:1])
+        kv_src = torch.cat([fg[:1], al[:1]], 1)
+        k, v = attn.to_k(kv_src), attn.to_v(kv_src)
+        split = lambda x: x.view(1, -1, 4, 8).transpose(1, 2)
+        ref = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
+        ref = attn.to_out[0](ref.transpose(1, 2).reshape(1, -1, 32))
+        torch.testing.assert_close(out[:1], ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        proc(attn, torch.randn(3, 10, 32))
+
+
+def test_install_on_every_self_attention_of_a_unet():
+    from diffusers import UNet2DConditionModel
+
+    from drip_core.drip.cross_domain_attention import (CrossDomainAttnProcessor, count_cross_domain,
+                                                       install_cross_domain_attention)
+
+    unet = UNet2DConditionModel(sample_size=8, in_channels=16, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=8, norm_num_groups=8, class_embed_type="projection",
+                                projection_class_embeddings_input_dim=2)
+    n_attn1 = sum(1 for k in unet.attn_processors if k.endswith("attn1.processor"))
+    assert n_attn1 >= 3  # down, mid and up blocks
+    assert install_cross_domain_attention(unet) == n_attn1 == count_cross_domain(unet)
+    for name, proc in unet.attn_processors.items():
+        assert isinstance(proc, CrossDomainAttnProcessor) == name.endswith("attn1.processor")
+
+
+def test_fresh_transparency_decoder_is_the_plain_decode():
+    from drip_core.drip.testing import TINY_DECODER_CONFIG
+    from drip_core.drip.transparency_decoder import TransparencyDecoder
+
+    torch.manual_seed(0)
+    dec = TransparencyDecoder(**TINY_DECODER_CONFIG).eval()
+    img, tri = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 1, 64, 64) * 2 - 1
+    fg, al = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1
+    zf, za = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        out = dec(img, tri, fg, al, zf, za)
+    assert out.shape == (1, 4, 64, 64)
+    torch.testing.assert_close(out[:, :3], fg * 0.5 + 0.5)
+    torch.testing.assert_close(out[:, 3:], al.mean(1, keepdim=True) * 0.5 + 0.5)
+    # the latent zero-convs and output conv are trainable: one step moves the output
+    opt = torch.optim.SGD(dec.parameters(), lr=0.1)
+    loss = (dec(img, tri, fg, al, zf, za) - 0.3).pow(2).mean()
+    loss.backward()
+    assert dec.conv_out.weight.grad.abs().sum() > 0
+    opt.step()
+    with torch.no_grad():
+        assert not torch.allclose(dec(img, tri, fg, al, zf, za), out)
+
+
+def test_default_decoder_topology_is_layerdiffuse_like():
+    from drip_core.drip.transparency_decoder import TransparencyDecoder
+
+    dec = TransparencyDecoder()
+    assert dec.size_multiple == 64
+    assert list(dec.config.block_out_channels) == [32, 32, 64, 128, 256, 512, 512]
+    assert sorted(dec.latent_convs.keys()) == ["3", "4", "5", "6"]
+    assert all(float(c.weight.detach().abs().sum()) == 0.0 for c in dec.latent_convs.values())
+
+
+def test_multi_res_noise_is_normalised_and_annealed():
+    from drip_core.drip.noise import multi_res_noise
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.tensor([999, 0])
+    n = multi_res_noise((2, 4, 32, 32), t, generator=g)
+    assert n.shape == (2, 4, 32, 32) and torch.isfinite(n).all()
+    assert abs(float(n[0].std()) - 1) < 1e-3 and abs(float(n[1].std()) - 1) < 1e-3
+    # low-frequency content: neighbouring pixels correlate at t = 999, not at t = 0
+    corr = lambda x: float(torch.corrcoef(torch.stack([x[..., :-1].flatten(), x[..., 1:].flatten()]))[0, 1])
+    assert corr(n[0]) > 0.2 > abs(corr(n[1]))
+    g2 = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(multi_res_noise((2, 4, 32, 32), t, generator=g2), n)
+
+
+def test_trimap_and_foreground_padding():
+    from drip_core.drip.data import pad_foreground, sad, trimap_from_alpha
+
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[16:48, 16:48] = 1.0
+    alpha[16:48, 14:16] = 0.5
+    rng = np.random.default_rng(0)
+    tri = trimap_from_alpha(alpha, rng)
+    assert set(np.unique(tri)) <= {0, 128, 255}
+    assert (tri[alpha == 0.5] == 128).all()
+    assert (tri == 255).sum() < (alpha == 1).sum() and (tri == 0).sum() < (alpha == 0).sum()
+    fg = np.zeros((64, 64, 3), np.float32)
+    fg[alpha > 0] = [1.0, 0.0, 0.0]
+    padded = pad_foreground(fg, alpha, iterations=16)
+    assert np.array_equal(padded[alpha > 0], fg[alpha > 0])  # never changes the object
+    assert padded[alpha == 0, 0].max() > 0.3  # red bleeds outward
+    assert sad(alpha, alpha, tri) == 0.0
+
+
+def test_losses_are_finite_and_minimal_at_the_target():
+    from drip_core.drip.losses import decoder_loss, diffusion_loss
+
+    torch.manual_seed(0)
+    fg, al = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32)
+    unknown = (torch.rand(2, 1, 32, 32) > 0.5).float()
+    perfect = decoder_loss(torch.cat([fg, al], 1), fg, al, unknown)
+    noisy = decoder_loss(torch.rand(2, 4, 32, 32), fg, al, unknown)
+    assert torch.isfinite(noisy["loss"]) and float(noisy["loss"]) > 0.01
+    # only the 0.01 * |grad pred| regulariser remains at the target
+    assert float(perfect["loss"]) < 0.1 * float(noisy["loss"])
+    d = diffusion_loss(torch.zeros(4, 4, 8, 8), torch.ones(2, 4, 8, 8), torch.zeros(2, 4, 8, 8))
+    assert float(d["loss_fg"]) == 1.0 and float(d["loss_alpha"]) == 0.0
+
+
+def test_manifest_verification(tmp_path):
+    from drip_core.drip import model_folder as mf
+
+    with pytest.raises(mf.ModelFolderError) as e:
+        mf.verify_model_folder(tmp_path / "nope")
+    assert e.value.code == "model_missing"
+    with pytest.raises(mf.ModelFolderError) as e:
+        mf.verify_model_folder(tmp_path)
+    assert e.value.code == "model_missing"
+    for rel in mf.REQUIRED:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 10)
+    m = mf.write_manifest(str(tmp_path), options={"in_channels": 16}, trained=False)
+    assert set(m["files"]) == set(mf.REQUIRED) and m["trained"] is False
+    assert (tmp_path / mf.HASH_CACHE).is_file()
+    assert mf.verify_model_folder(tmp_path)["options"]["in_channels"] == 16
+    # same size, new content, mtime changed -> detected even with the cache
+    target = tmp_path / "unet" / "config.json"
+    st = target.stat()
+    target.write_bytes(b"y" * 10)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    with pytest.raises(mf.ModelFolderError) as e:
+        mf.verify_model_folder(tmp_path)
+    assert e.value.code == "model_corrupt" and "sha256" in e.value.message
+    assert mf.verify_model_folder(tmp_path, mode="off")
+    target.write_bytes(b"x" * 10)
+    mf.verify_model_folder(tmp_path, mode="full")
+    manifest = json.loads((tmp_path / mf.MANIFEST).read_text())
+    manifest["format_version"] = 99
+    (tmp_path / mf.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(mf.ModelFolderError) as e:
+        mf.verify_model_folder(tmp_path)
+    assert e.value.code == "model_corrupt" and "version 99" in e.value.message
