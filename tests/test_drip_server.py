@@ -1,0 +1,100 @@
+"""The drip engine behind a real server process, driven by the real client."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+REPO = Path(__file__).resolve().parents[1]
+ALPHAMATTING = REPO.parent / "shared" / "data" / "alphamatting_lowres"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from drip_core.drip.convert import convert_sd2
+    from drip_core.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
+
+    base = tmp_path_factory.mktemp("drip_server")
+    convert_sd2(make_tiny_sd2(str(base / "sd2")), str(base / "model"), decoder_config=TINY_DECODER_CONFIG)
+    return str(base / "model")  # untrained: "trained": false
+
+
+def _photo():
+    if not ALPHAMATTING.is_dir():
+        pytest.skip(f"the alphamatting data is not at {ALPHAMATTING} (../shared absent)")
+    from PIL import Image
+    image = np.asarray(Image.open(ALPHAMATTING / "input_training_lowres" / "GT04.png").convert("RGB"))
+    tri = np.asarray(Image.open(ALPHAMATTING / "trimap_training_lowres" / "Trimap1" / "GT04.png").convert("L"))
+    tri = np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
+    return np.ascontiguousarray(image[256:384, 160:288]), np.ascontiguousarray(tri[256:384, 160:288])
+
+
+class _Server:
+    def __init__(self, folder: Path, model: str, env: dict):
+        self.discovery = folder / "server.json"
+        self.log = folder / "server.log"
+        cmd = [sys.executable, "-m", "drip_core.server", "--engine", "auto", "--drip-model", model,
+               "--discovery-file", str(self.discovery), "--log-file", str(self.log)]
+        full_env = {k: v for k, v in os.environ.items() if k != "DRIP_MATTING_ALLOW_UNTRAINED"}
+        full_env.update(env)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not self.discovery.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_drip_engine_through_server_and_client(tiny_model, tmp_path):
+    from drip_core.client import connect
+
+    image, tri = _photo()
+    server = _Server(tmp_path, tiny_model, {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_VERIFY": "cached"})
+    try:
+        stages = []
+        with connect(discovery_file=str(server.discovery), spawn=False) as client:
+            fg, alpha, info = client.matte(image, tri, engine="drip", return_info=True,
+                                           progress=lambda f, s, m="": stages.append(s))
+        assert info["engine"] == "drip"
+        assert fg.shape == image.shape and alpha.shape == tri.shape and alpha.dtype == np.uint8
+        assert (alpha[tri == 0] == 0).all() and (alpha[tri == 255] == 255).all()
+        assert any(s.startswith("step ") for s in stages), stages
+    finally:
+        server.stop()
+
+
+def test_untrained_model_is_refused_and_auto_falls_back(tiny_model, tmp_path):
+    from drip_core.client import connect
+    from drip_core.protocol import ProtocolError
+
+    image, tri = _photo()
+    server = _Server(tmp_path, tiny_model, {})
+    try:
+        with connect(discovery_file=str(server.discovery), spawn=False) as client:
+            _, alpha, info = client.matte(image, tri, engine="auto", return_info=True)
+            assert info["engine"] == "classical" and "DRIP unusable" in info["note"]
+            with pytest.raises(ProtocolError) as e:
+                client.matte(image, tri, engine="drip")
+        assert e.value.code == "model_corrupt" and "untrained" in e.value.message
+    finally:
+        server.stop()
