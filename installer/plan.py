@@ -93,7 +93,7 @@ class Reporter:
         self.log(f"[{index + 1}/{total}] {title}")
 
     def fraction(self, value: float) -> None:
-        pass
+        """Progress within the current step (0..1), for copies and downloads."""
 
 
 @dataclass
@@ -150,7 +150,6 @@ class Plan:
                 else:
                     s.apply(ctx)
                     changed += 1
-                reporter.fraction((i + 1) / total)
             if self.finish is not None:
                 self.finish(ctx)
         except BaseException:
