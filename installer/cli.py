@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,16 @@ def bootstrap_gui(argv: list[str], args) -> int:
     return subprocess.call([str(venv_mod.venv_python(venv)), script, *argv, *extra], env=env)
 
 
+def free_mb(path: Path) -> float:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free / 1e6
+    except OSError:
+        return float("inf")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
@@ -170,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     if not pending and not args.uninstall and p.all_recorded():
         print("\nNothing to do: everything is already in place.")
         return 0
+    if not args.uninstall:
+        free = free_mb(p.venv)
+        if free < p.disk_mb:
+            print(f"\nerror: about {p.disk_mb / 1000:.1f} GB of disk space is needed in {p.venv.parent}, but only "
+                  f"{free / 1000:.1f} GB is free. Free some space or choose another place with --venv DIR.",
+                  file=sys.stderr)
+            return 2
     if interactive and not ask("\nProceed?"):
         print("Nothing was changed.")
         return 1

@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, Q
 from drip_core import protocol
 
 from . import model_import, plan as plan_mod, profiles, torch_choice, venv as venv_mod
+from .cli import free_mb
 from .plan import InstallError, Options
 
 PAGE_IDS = ("welcome", "profiles", "engine", "model", "install", "finish")
@@ -204,16 +205,6 @@ def choose_safe(requested, engine, gpus):
         return torch_choice.choose_torch(requested, engine, gpus=gpus)
     except ValueError as exc:
         return torch_choice.TorchPlan("skip", None, str(exc))
-
-
-def free_mb(path: Path) -> float:
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    try:
-        return shutil.disk_usage(p).free / 1e6
-    except OSError:
-        return 0.0
 
 
 class ModelPage(QWizardPage):

@@ -254,7 +254,14 @@ def unpack_model(archive: str | os.PathLike, into: str | os.PathLike) -> Path:
             z.extractall(into)
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as t:
-            t.extractall(into, filter="data")
+            try:
+                t.extractall(into, filter="data")
+            except TypeError:  # Python < 3.11.4: no extraction filters; check the names ourselves
+                for m in t.getmembers():
+                    target = (into / m.name).resolve()
+                    if not str(target).startswith(str(into.resolve())) or m.issym() or m.islnk() or m.isdev():
+                        raise ModelError(f"{archive} contains an unsafe entry: {m.name}") from None
+                t.extractall(into)
     else:
         raise ModelError(f"{archive} is neither a zip nor a tar archive")
     hits = sorted(p.parent for p in into.rglob(MANIFEST))

@@ -285,6 +285,7 @@ def build_install(options: Options) -> Plan:
 
     def torch_apply(ctx: Context) -> None:
         ctx.log(f"  {torch.reason}")
+        venv_mod.upgrade_pip(venv, ctx.log, extra_args=options.pip_args)
         venv_mod.pip_install(venv, torch.pip_args(), ctx.log, extra_args=options.pip_args)
         ctx.record["venv"]["torch"] = torch.build
         ctx.save()

@@ -113,6 +113,16 @@ def pip_install(venv, args: list[str], log, *, extra_args: list[str] | None = No
                         "again: finished downloads are kept and pip resumes where it can.")
 
 
+def upgrade_pip(venv, log, extra_args: list[str] | None = None) -> None:
+    """A recent pip resumes broken downloads (--resume-retries); an old one still works, so failure is fine."""
+    if pip_version(venv) >= (25, 1):
+        return
+    cmd = [str(venv_python(venv)), "-I", "-m", "pip", "install", "--upgrade", "--retries", "5", "--timeout", "30",
+           *(extra_args or []), "pip"]
+    if run_streamed(cmd, log) != 0:
+        log("  (could not update pip; going on with the one there)")
+
+
 def installed_version(venv, dist: str = "drip-matting") -> str | None:
     """The version of ``dist`` in the venv, or None."""
     if not is_venv(venv):

@@ -104,6 +104,16 @@ def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel):
     assert "[do  ]" not in r2.stdout
     assert testing.snapshot(home) == installed
 
+    # --upgrade rebuilds the environment this installer made and reinstalls the software
+    marker = venv / "upgrade-probe"
+    marker.write_text("x")
+    r_up = run(home, *offline(wheel, "--upgrade"))
+    assert r_up.returncode == 0, r_up.stdout + r_up.stderr
+    assert not marker.exists() and "removing the old environment" in r_up.stdout
+    assert subprocess.run([str(py), "-I", "-c", "import drip_core"]).returncode == 0
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins" / "drip_matting", py)
+
     # uninstall: the home is exactly as before
     r3 = run(home, "--uninstall", "--yes")
     assert r3.returncode == 0, r3.stdout + r3.stderr
@@ -191,6 +201,27 @@ def test_model_import_upgrade_keeps_model_purge_removes(home, wheel, user_venv, 
     assert cli.main(["--uninstall", "--yes", "--purge"]) == 0
     assert not (home / ".local/share/drip-matting").exists()
     assert user_venv.exists()
+
+
+def test_model_used_in_place(home, wheel, user_venv, tmp_path, capsys):
+    model = testing.make_model(tmp_path / "models-on-a-big-disk" / "drip-v1")
+    args = offline(wheel, "--venv", str(user_venv), "--drip-model", str(model), "--model-mode", "link")
+    args[args.index("classical")] = "auto"
+    assert cli.main(args) == 0
+    assert testing.read_json(home / ".config/drip-matting/config.json") == {"drip_model": str(model)}
+    assert not (home / ".local/share/drip-matting/models").exists()
+    check_plugin(home / PROFILES[0] / "plug-ins/drip_matting", user_venv / "bin/python", model=str(model))
+    state, src = testing.snapshot(home), testing.snapshot(model)
+    capsys.readouterr()
+    assert cli.main(args) == 0 and "Nothing to do" in capsys.readouterr().out
+    assert testing.snapshot(home) == state and testing.snapshot(model) == src
+    # a weight file damaged later is caught on the next run
+    (model / "unet/diffusion_pytorch_model.safetensors").write_bytes(b"bit rot")
+    assert cli.main(args) == 1
+    assert "does not match its sha256" in capsys.readouterr().err
+    assert cli.main(["--uninstall", "--yes", "--purge"]) == 0
+    assert model.is_dir()  # never deleted: it is the user's folder
+    assert not (home / ".config/drip-matting").exists()
 
 
 def test_corrupt_model_is_refused_and_nothing_installed(home, wheel, user_venv, tmp_path, capsys):
