@@ -134,6 +134,14 @@ def test_conversion_12_channels_and_empty_text(work, tmp_path):
     m = convert_sd2(work["sd2"], str(tmp_path / "c12"), 12, switcher_encoding="onehot", prediction_type="epsilon",
                     decoder_config=TINY_DECODER_CONFIG)
     assert m["options"]["in_channels"] == 12 and m["options"]["prediction_type"] == "epsilon"
+    from drip_core.drip.pipeline import DripPipeline
+    pipe12 = DripPipeline.from_pretrained(tmp_path / "c12")
+    assert pipe12.in_channels == 12 and pipe12.prediction_type == "epsilon"
+    rng = np.random.default_rng(0)
+    tri = np.full((64, 64), 128, np.uint8)
+    tri[:16] = 0
+    out = pipe12(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), tri, num_inference_steps=1)
+    assert out.alpha.shape == (64, 64) and (out.alpha[:16] == 0).all()
     emb = load_file(str(Path(work["converted"]) / "empty_text_embedding.safetensors"))["empty_text_embedding"]
     tok = CLIPTokenizer.from_pretrained(os.path.join(work["sd2"], "tokenizer"))
     te = CLIPTextModel.from_pretrained(os.path.join(work["sd2"], "text_encoder"))

@@ -19,6 +19,19 @@ TINY_DECODER_CONFIG = {
     "latent_level": 3,
 }
 
+TINY_UNET_CONFIG = {
+    "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
+    "block_out_channels": (32, 64), "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"), "cross_attention_dim": 32,
+    "attention_head_dim": 8, "use_linear_projection": True, "norm_num_groups": 8,
+}
+# four levels, so the latent grid is 1/8 of the image as in the real VAE
+TINY_VAE_CONFIG = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
+    "block_out_channels": (8, 16, 16, 16), "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4, "sample_size": 64,
+}
+
 
 def _write_tokenizer(path: str) -> None:
     from transformers import CLIPTokenizer
@@ -55,17 +68,9 @@ def make_tiny_sd2(path: str, *, prediction_type: str = "v_prediction", seed: int
 
     os.makedirs(path, exist_ok=True)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8, use_linear_projection=True, norm_num_groups=8)
+    unet = UNet2DConditionModel(**TINY_UNET_CONFIG)
     unet.save_pretrained(os.path.join(path, "unet"), safe_serialization=True)
-    # four levels, so the latent grid is 1/8 of the image as in the real VAE
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
-        block_out_channels=(8, 16, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64)
+    vae = AutoencoderKL(**TINY_VAE_CONFIG)
     vae.save_pretrained(os.path.join(path, "vae"), safe_serialization=True)
     vocab_size = _write_tokenizer(os.path.join(path, "tokenizer"))
     text = CLIPTextModel(CLIPTextConfig(
