@@ -1,15 +1,18 @@
 """Classical engine: closed-form alpha (Levin et al. 2008) + multilevel foreground (Germer et al. 2020).
 
-Only the bounding box of the unknown region plus a margin is solved; the rest of the
-image is already known from the trimap.
+Both run in vectorised NumPy / SciPy (no JIT compilation, so the first call is as fast
+as the next).  Only the bounding box of the unknown region plus a margin is processed;
+the rest of the image is already known from the trimap.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .base import Engine, EngineError, Matte
+from .closed_form import closed_form_alpha
+from .foreground import estimate_foreground
 
-MARGIN = 16  # known pixels around the unknown region that constrain the solve
+MARGIN = 16  # known pixels around the unknown region: colour context for the foreground
 
 
 def unknown_bbox(trimap: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -22,20 +25,25 @@ def unknown_bbox(trimap: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 class ClassicalEngine(Engine):
     name = "classical"
+    eps = 1e-7   # Levin's regulariser: larger values blur edges (SAD 5.3 -> 7.5 at 1e-5)
+    tol = 1e-4   # relative residual; tighter changes SAD by < 0.5 %
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:
-        from pymatting import estimate_alpha_cf, estimate_foreground_ml
-
+        has_fg, has_bg = (trimap == 255).any(), (trimap == 0).any()
+        if not has_fg or not has_bg:
+            # the closed-form energy is then minimised by a constant alpha: useless, say so
+            missing = "foreground" if not has_fg else "background"
+            raise EngineError("bad_trimap", f"the trimap marks no definite {missing}: the classical engine "
+                                            f"needs some {missing} pixels to propagate from")
         rows, cols = unknown_bbox(trimap, MARGIN)
         img = image[rows, cols].astype(np.float64) / 255.0
-        tri = trimap[rows, cols].astype(np.float64) / 255.0
-        progress(0.05, "alpha", "closed-form alpha")
-        if min(tri.shape) < 2:
-            raise EngineError("bad_image", "the unknown region must be at least 2 pixels wide")
-        alpha_roi = estimate_alpha_cf(img, tri)
+        tri = trimap[rows, cols]
+        progress(0.02, "alpha", "closed-form alpha")
+        alpha_roi = closed_form_alpha(img, tri, self.eps, self.tol, check_cancel,
+                                      lambda f: progress(0.02 + 0.68 * f, "alpha", "closed-form alpha"))
         check_cancel()
         progress(0.7, "foreground", "foreground estimation")
-        fg_roi = estimate_foreground_ml(img, alpha_roi)
+        fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel)
         check_cancel()
 
         alpha = (trimap == 255).astype(np.float32)

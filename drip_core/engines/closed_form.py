@@ -1,0 +1,184 @@
+"""Closed-form matting (Levin, Lischinski, Weiss 2008) in vectorised NumPy / SciPy.
+
+The matting Laplacian of 3x3 windows couples pixels at most 2 apart, so it is stored as
+25 "stencil" planes: plane[d][i] = L[i, i + d] for the offsets d in [-2, 2]^2.  Known
+trimap pixels are Dirichlet boundary values: only the rows and columns of unknown pixels
+form the linear system L_uu a_u = -L_uk a_k, which is smaller and better conditioned than
+pymatting's soft-constraint system (L + lambda C) a = lambda C t over the whole image.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+WINDOW = [(dy, dx) for dy in range(-1, 2) for dx in range(-1, 2)]
+
+
+def _inv3_sym(a, b, c, d, e, f):
+    """Inverse of the symmetric 3x3 matrices [[a,b,c],[b,d,e],[c,e,f]] (elementwise planes)."""
+    A = d * f - e * e
+    B = c * e - b * f
+    C = b * e - c * d
+    D = a * f - c * c
+    E = b * c - a * e
+    F = a * d - b * b
+    det = a * A + b * B + c * C
+    inv = 1.0 / det
+    return A * inv, B * inv, C * inv, D * inv, E * inv, F * inv
+
+
+def laplacian_stencil(image: np.ndarray, eps: float = 1e-7, windows: np.ndarray | None = None) -> np.ndarray:
+    """The matting Laplacian as planes[25, H, W] with planes[k][y, x] = L[(y, x), (y, x) + OFFSETS[k]].
+
+    ``windows`` (bool H-2 x W-2, centres of the interior 3x3 windows) skips windows that
+    cannot influence the unknown pixels."""
+    img = np.asarray(image, dtype=np.float64)
+    h, w = img.shape[:2]
+    planes = np.zeros((25, h, w))
+    if h < 3 or w < 3:
+        return planes
+    hh, ww = h - 2, w - 2
+
+    def shifted(dy, dx):  # the window-grid view of the pixel at offset (dy, dx) from each centre
+        return img[1 + dy:1 + dy + hh, 1 + dx:1 + dx + ww]
+
+    pix = [shifted(dy, dx) for dy, dx in WINDOW]
+    mean = sum(pix) / 9.0
+    # covariance via E[I I^T] - mu mu^T, plus eps / |w| on the diagonal (Levin eq. 12)
+    cov = {}
+    for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        cov[i, j] = sum(p[..., i] * p[..., j] for p in pix) / 9.0 - mean[..., i] * mean[..., j]
+    reg = eps / 9.0
+    inv = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg)
+    m = np.empty((hh, ww, 3, 3))
+    m[..., 0, 0], m[..., 0, 1], m[..., 0, 2] = inv[0], inv[1], inv[2]
+    m[..., 1, 0], m[..., 1, 1], m[..., 1, 2] = inv[1], inv[3], inv[4]
+    m[..., 2, 0], m[..., 2, 1], m[..., 2, 2] = inv[2], inv[4], inv[5]
+    if windows is not None:
+        m[~windows] = 0.0  # W_k = 1/9 for skipped windows; masked below
+        live = windows.astype(np.float64)
+    else:
+        live = np.ones((hh, ww))
+
+    centred = [p - mean for p in pix]
+    proj = [np.einsum("...ij,...j->...i", m, c) for c in centred]
+    index = {o: k for k, o in enumerate(OFFSETS)}
+    for a, (pa_y, pa_x) in enumerate(WINDOW):
+        for b in range(a, 9):
+            pb_y, pb_x = WINDOW[b]
+            # -W_k[a, b] = -(1 + (I_a - mu)^T inv (I_b - mu)) / 9, plus delta on the diagonal
+            val = -(1.0 + np.einsum("...i,...i->...", centred[a], proj[b])) / 9.0 * live
+            if a == b:
+                val += live
+            d = (pb_y - pa_y, pb_x - pa_x)
+            planes[index[d], 1 + pa_y:1 + pa_y + hh, 1 + pa_x:1 + pa_x + ww] += val
+            if a != b:  # symmetric entry L[j, i], stored at the row of j
+                planes[index[(-d[0], -d[1])], 1 + pb_y:1 + pb_y + hh, 1 + pb_x:1 + pb_x + ww] += val
+    return planes
+
+
+def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """(rows[25, n_u], idx): the Laplacian rows of the unknown pixels only, as stencil values.
+
+    Only windows that contain an unknown pixel are visited, so the cost follows the size
+    of the unknown region, not of its bounding box.  Windows must lie inside the image."""
+    img = np.asarray(image, dtype=np.float64)
+    h, w = unknown.shape
+    n = h * w
+    idx = np.flatnonzero(unknown)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[idx] = np.arange(idx.size)
+    rows = np.zeros((25, idx.size))
+    if h < 3 or w < 3:
+        return rows, idx
+    # window centres: interior pixels with an unknown pixel in their 3x3 neighbourhood
+    near = np.zeros((h, w), bool)
+    u = unknown
+    for dy, dx in WINDOW:
+        near[1:-1, 1:-1] |= u[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
+    centres = np.flatnonzero(near)
+    flat = img.reshape(n, 3)
+    woff = [dy * w + dx for dy, dx in WINDOW]
+    pix = [flat[centres + o] for o in woff]
+    mean = sum(pix) / 9.0
+    pix = [p - mean for p in pix]  # centred colours
+    cov = {}
+    for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        cov[i, j] = sum(p[:, i] * p[:, j] for p in pix) / 9.0
+    reg = eps / 9.0
+    a, b, c, d, e, f = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg)
+    proj = [np.stack([a * p[:, 0] + b * p[:, 1] + c * p[:, 2],
+                      b * p[:, 0] + d * p[:, 1] + e * p[:, 2],
+                      c * p[:, 0] + e * p[:, 1] + f * p[:, 2]], axis=1) for p in pix]
+    row_of = [pos[centres + o] for o in woff]
+    hit = [r >= 0 for r in row_of]
+    index = {o: k for k, o in enumerate(OFFSETS)}
+    for i in range(9):
+        for j in range(i, 9):
+            # L_k[i, j] = delta_ij - (1 + (I_i - mu)^T inv (I_j - mu)) / 9   (Levin eq. 12)
+            val = -(1.0 + (pix[i] * proj[j]).sum(axis=1)) / 9.0
+            if i == j:
+                val += 1.0
+            dy, dx = WINDOW[j][0] - WINDOW[i][0], WINDOW[j][1] - WINDOW[i][1]
+            m = hit[i]
+            rows[index[dy, dx], row_of[i][m]] += val[m]
+            if i != j:  # the symmetric entry, in the row of pixel j
+                m = hit[j]
+                rows[index[-dy, -dx], row_of[j][m]] += val[m]
+    return rows, idx
+
+
+def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], known_alpha: np.ndarray):
+    """(A, b): A = L_uu (CSR, SPD), b = -L_uk a_k, for the unknown pixels ``idx``."""
+    h, w = shape
+    n = h * w
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[idx] = np.arange(idx.size)
+    flat_off = np.array([dy * w + dx for dy, dx in OFFSETS])
+    cols = idx[:, None] + flat_off[None, :]
+    np.clip(cols, 0, n - 1, out=cols)  # out-of-image neighbours carry zero weight anyway
+    vals = rows.T
+    ka = known_alpha.reshape(n)
+    col_pos = pos[cols]
+    is_unk = col_pos >= 0
+    b = -np.where(is_unk, 0.0, vals * ka[cols]).sum(axis=1)
+    # known columns move to b; their slots point at the diagonal with weight 0
+    r = np.arange(idx.size)
+    col_pos = np.where(is_unk, col_pos, r[:, None])
+    vals = np.where(is_unk, vals, 0.0)
+    A = sp.csr_matrix((vals.ravel(), col_pos.ravel(), np.arange(0, 25 * idx.size + 1, 25)),
+                      shape=(idx.size, idx.size))
+    return A, b
+
+
+def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, tol: float = 1e-4,
+                      check_cancel=None, report=None) -> np.ndarray:
+    """Alpha (float64 H x W) minimising a^T L a with the trimap's known pixels held fixed.
+
+    ``image`` is float in [0, 1]; ``trimap`` uint8 {0, 128, 255} with some known pixel.
+    ``report(fraction)`` follows the solver's progress."""
+    from .multigrid import MultigridSolver
+
+    h, w = trimap.shape
+    if h < 3 or w < 3:  # 3x3 windows need room: replicate the borders, crop afterwards
+        ph, pw = max(0, 3 - h), max(0, 3 - w)
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        trimap = np.pad(trimap, ((0, ph), (0, pw)), mode="edge")
+        return closed_form_alpha(image, trimap, eps, tol, check_cancel, report)[:h, :w]
+    unknown = trimap == 128
+    known_alpha = (trimap == 255).astype(np.float64)
+    rows, idx = unknown_rows_stencil(image, unknown, eps)
+    A, b = dirichlet_system(rows, idx, unknown.shape, known_alpha)
+    if check_cancel:
+        check_cancel()
+    ys, xs = np.divmod(idx, w)
+    solver = MultigridSolver(A, ys, xs)
+    if report:
+        report(0.3)
+    max_iter = 300
+    x = solver.solve(A, b, np.full(idx.size, 0.5), tol=tol, max_iter=max_iter, check_cancel=check_cancel,
+                     report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 60))) if report else None)
+    alpha = known_alpha.ravel()
+    alpha[idx] = np.clip(x, 0.0, 1.0)
+    return alpha.reshape(h, w)
