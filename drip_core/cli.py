@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--server", default="none",
                    help="none = run in this process (default); auto = use or start a local server; HOST:PORT")
     p.add_argument("--token", help="token for --server HOST:PORT (default: from the discovery file)")
+    p.add_argument("--tls-ca", metavar="CERT", help="for a TLS server at --server HOST:PORT: the CA (or the server's "
+                                                    "self-signed certificate) to verify it with")
     p.add_argument("--discovery-file", help="server discovery file (default: per-user state folder)")
     p.add_argument("--demo", metavar="OUTDIR", help="matte the bundled demo scene and write the results to OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -133,7 +135,7 @@ class Runner:
             host, _, port = args.server.rpartition(":")
             if not host or not port.isdigit():
                 raise UserError(f"--server must be none, auto or HOST:PORT, got '{args.server}'")
-            self.client = connect_address(host, int(port), args.token, args.discovery_file)
+            self.client = connect_address(host, int(port), args.token, args.discovery_file, cafile=args.tls_ca)
 
     def matte(self, image, trimap, progress):
         if not (trimap == 128).any():

@@ -8,7 +8,7 @@ import numpy as np
 
 from .buffers import to_array
 from .protocol import (Connection, ProtocolError, default_discovery_file, default_log_file, read_discovery,
-                       spawn_server, try_connect)
+                       spawn_server, tls_client_context, try_connect)
 
 SERVER_COMMAND = [sys.executable, "-m", "drip_core.server"]
 
@@ -78,12 +78,25 @@ def connect(discovery_file: str | None = None, spawn: bool = True, *, server_arg
                                log_file=log_file or default_log_file(), wait=wait))
 
 
-def connect_address(host: str, port: int, token: str | None = None, discovery_file: str | None = None) -> Client:
-    """Connect to host:port; the token comes from the discovery file when not given."""
+def connect_address(host: str, port: int, token: str | None = None, discovery_file: str | None = None, *,
+                    cafile: str | None = None) -> Client:
+    """Connect to host:port; the token comes from the discovery file when not given.
+
+    TLS is used when ``cafile`` (the CA or self-signed certificate to verify the server with)
+    is given, or when the discovery file describes that server as a TLS one.
+    """
+    record = read_discovery(discovery_file or default_discovery_file())
+    if record is not None and record.get("port") != port:
+        record = None
     if token is None:
-        record = read_discovery(discovery_file or default_discovery_file())
-        if record is None or record.get("port") != port:
+        if record is None:
             raise ProtocolError("auth_failed", f"no token known for {host}:{port}: pass --token, or point "
                                                "--discovery-file at that server's file")
         token = record["token"]
-    return Client(Connection(host, port, token))
+    context = None
+    if cafile is not None:
+        context = tls_client_context(cafile)
+    elif record is not None and record.get("tls"):
+        cert = record.get("tls_cert")
+        context = tls_client_context(cert if isinstance(cert, str) else None)
+    return Client(Connection(host, port, token, ssl_context=context))

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import socket
+import ssl
 import stat
 import struct
 import subprocess
@@ -66,6 +67,7 @@ ERROR_HINTS = {
     "engine_failed": "The engine failed on this image; the server log has the details.",
     "busy": "The server's queue is full; try again in a moment.",
     "no_server": "No Drip server is running and none could be started: run the installer again, or start `drip-server` by hand.",
+    "tls_failed": "The server's TLS certificate could not be verified: give its certificate (drip-matte --tls-ca CERT), or check host and port.",
     "timeout": "The server stopped answering: restart it (or look at its log).",
     "connection_lost": "The connection to the server was lost (did it crash or get stopped?).",
     "internal": "The server hit an unexpected error; the server log has the details.",
@@ -141,7 +143,7 @@ def parse_prefix(prefix: bytes, max_payload: int) -> tuple[int, int]:
 def decode_header(raw: bytes) -> dict:
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # [[[[... nests past the stack
         raise ProtocolError("bad_frame", f"header is not UTF-8 JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ProtocolError("bad_frame", "header must be a JSON object with a string 'type'")
@@ -198,7 +200,11 @@ def validate_job(header: dict, max_pixels: int) -> dict:
         "want_trimap": bool(header.get("want_trimap", False)),
     }
     options = header.get("options", {})
-    if not isinstance(options, dict) or len(json.dumps(options)) > 4096:
+    try:
+        small = isinstance(options, dict) and len(json.dumps(options)) <= 4096
+    except (ValueError, RecursionError):
+        small = False
+    if not small:
         raise ProtocolError("bad_request", "field 'options' must be a small JSON object")
     job["options"] = options
     job["payload_len"] = (buffer_size(job["image_format"], width, height)
@@ -253,15 +259,26 @@ class Connection:
     """One authenticated connection to a Drip server (blocking sockets, no threads)."""
 
     def __init__(self, host: str, port: int, token: str, *, client: str = "drip-python",
-                 connect_timeout: float = 3.0, idle_timeout: float = 60.0, ssl_context=None):
+                 connect_timeout: float = 3.0, idle_timeout: float = 60.0, ssl_context=None,
+                 hello_timeout: float = 10.0):
         self.host, self.port = host, port
         try:
             sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
             raise ProtocolError("no_server", f"no Drip server answers at {host}:{port} ({exc.strerror or exc})") from None
+        # The handshake has its own short deadline: a program that took over a stale port and
+        # never answers must not hold the caller for the whole idle timeout.
+        sock.settimeout(hello_timeout)
         if ssl_context is not None:
-            sock = ssl_context.wrap_socket(sock, server_hostname=host)
-        sock.settimeout(idle_timeout)
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except ssl.SSLError as exc:
+                sock.close()
+                raise ProtocolError("tls_failed", f"TLS with {host}:{port} failed ({exc.reason or exc})") from None
+            except OSError as exc:
+                sock.close()
+                code = "timeout" if isinstance(exc, socket.timeout) else "connection_lost"
+                raise ProtocolError(code, f"TLS with {host}:{port} failed ({exc})") from None
         self.sock = sock
         try:
             send_frame(sock, {"type": "hello", "proto": PROTOCOL_VERSION, "client": client, "token": token})
@@ -275,6 +292,7 @@ class Connection:
         if header["type"] != "welcome":
             self.close()
             raise ProtocolError("bad_frame", f"expected 'welcome', got '{header['type']}'")
+        sock.settimeout(idle_timeout)
         self.server_info = header
         self.max_pixels = int(header.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.log_file = header.get("log_file")
@@ -435,6 +453,17 @@ def pid_alive(pid) -> bool:
     return True
 
 
+def tls_client_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A verifying client context; ``cafile`` may be the server's own (self-signed) certificate."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except OSError as exc:
+        raise ProtocolError("tls_failed", f"cannot load the TLS certificate {cafile} ({exc.strerror or exc})") from None
+    if cafile and hasattr(ssl, "VERIFY_X509_PARTIAL_CHAIN"):
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # trust a leaf certificate given as the anchor
+    return context
+
+
 def try_connect(discovery_file: str, client: str = "drip-python", idle_timeout: float = 60.0) -> Connection | None:
     """Connect to the server the discovery file names, or None if none answers there.
 
@@ -447,8 +476,13 @@ def try_connect(discovery_file: str, client: str = "drip-python", idle_timeout: 
     if record.get("pid") is not None and record.get("host") in ("127.0.0.1", "localhost", "::1") \
             and not pid_alive(record.get("pid")):
         return None
+    context = None
+    if record.get("tls"):
+        cert = record.get("tls_cert")
+        context = tls_client_context(cert if isinstance(cert, str) else None)
     try:
-        return Connection(record["host"], record["port"], record["token"], client=client, idle_timeout=idle_timeout)
+        return Connection(record["host"], record["port"], record["token"], client=client, idle_timeout=idle_timeout,
+                          ssl_context=context)
     except ProtocolError as exc:
         if exc.code in ("no_server", "connection_lost", "timeout", "bad_frame"):
             return None
@@ -478,6 +512,8 @@ def spawn_server(command: list, discovery_file: str, *, log_file: str | None = N
     except OSError as exc:
         raise ProtocolError("no_server", f"could not start the server ({cmd[0]}: {exc.strerror or exc})",
                             log_file=log_file) from None
+    # Exit code 0 means it lost the start-up race to another server (single instance): that
+    # one may not have published its discovery file yet, so keep waiting for it.
     start = time.monotonic()
     delay = 0.05
     while time.monotonic() - start < wait:
@@ -485,8 +521,7 @@ def spawn_server(command: list, discovery_file: str, *, log_file: str | None = N
         if conn is not None:
             return conn
         code = proc.poll()
-        if code is not None:
-            # It may have lost a start-up race to another server, which then answers.
+        if code is not None and code != 0:
             conn = try_connect(discovery_file, client=client)
             if conn is not None:
                 return conn
