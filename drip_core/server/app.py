@@ -87,8 +87,8 @@ class DripServer:
             log.info("another server already owns %s; exiting", self.opts.discovery_file)
             return False
         loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port,
-                                                  ssl=self.ssl_context, limit=1 << 16)
+        tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": HELLO_TIMEOUT} if self.ssl_context else {}
+        self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port, limit=1 << 16, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         for name in ("cpu", "accelerator"):
             worker = DeviceWorker(name, self.opts.engine, self.drip_model, self.opts.log_file)
@@ -99,6 +99,8 @@ class DripServer:
         write_discovery(self.opts.discovery_file, {
             "host": self.opts.host, "port": self.port, "token": self.token, "pid": os.getpid(),
             "version": __version__, "proto": PROTOCOL_VERSION, "tls": self.ssl_context is not None,
+            # local clients verify a self-signed server against its own certificate
+            "tls_cert": os.path.abspath(self.opts.tls_cert) if self.ssl_context else None,
             "log_file": self.opts.log_file,
         })
         log.info("listening on %s:%d (pid %d, engine %s, drip model %s)", self.opts.host, self.port,
@@ -240,6 +242,8 @@ class DripServer:
         finally:
             if current is not None:
                 current.cancelled.set()  # a client that disconnects cancels its job
+                if self._worker_for(current.spec["engine"]).running is not current:
+                    current.release()    # queued or finished: it will never run, free its pixels now
             if pump is not None and not pump.done():
                 # The pump drains the job's remaining events; it ends at the job's final message.
                 try:
@@ -298,4 +302,5 @@ class DripServer:
                 job.cancelled.set()
                 return
             if header["type"] in ("result", "error"):
+                job.release()
                 return

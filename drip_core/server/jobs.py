@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import traceback
@@ -31,6 +32,10 @@ class Job:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Drop the pixels once the job can no longer run (finished, failed or cancelled)."""
+        self.image = self.mask = None
 
     @property
     def id(self) -> str:
@@ -103,6 +108,7 @@ class DeviceWorker:
             job.progress(0.02, "starting", note)
             roi = unknown_bbox(trimap, ROI_MARGIN)
             engine_start = time.perf_counter()
+            _injected_fault(spec)
             matte = engine.matte(job.image[roi], trimap[roi], progress=job.progress, cancel=job.cancelled.is_set)
             engine_seconds = time.perf_counter() - engine_start
             if job.cancelled.is_set():
@@ -133,6 +139,25 @@ class DeviceWorker:
                 err = ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
                                     log_file=self.log_file)
             job.post(err.to_header(job.id))
+
+
+# Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,
+# a job whose options carry {"fault": NAME} fails the way a real engine can, so tests can check
+# that the error code is stable and the server keeps serving. Ignored when the variable is unset.
+FAULTS_ENV = "DRIP_MATTING_TEST_FAULTS"
+
+
+def _injected_fault(spec: dict) -> None:
+    fault = spec.get("options", {}).get("fault")
+    if fault is None or os.environ.get(FAULTS_ENV) != "1":
+        return
+    if fault == "engine_error":
+        raise RuntimeError("injected engine failure")
+    if fault == "oom":
+        hog = np.ones(64 << 20, np.uint8)  # 64 MB that the error path must give back
+        raise MemoryError(f"injected: could not allocate after {hog.nbytes} bytes")
+    if fault == "cuda_oom":
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
 
 
 def _free_accelerator_memory() -> None:
