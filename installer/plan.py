@@ -4,8 +4,9 @@
 is what --dry-run prints; ``plan.run(reporter)`` does it. A step that is already done is
 skipped, so a second run changes nothing. The GIMP plug-in folders come last, and each is
 assembled in a temporary folder and renamed into place, so a failure anywhere leaves no
-half-installed plug-in. A virtual environment this run created is removed again if a
-later software step fails. Standard library only.
+half-installed plug-in; plug-in folders a failed run added are removed again. A virtual
+environment survives a failed torch/pip step (recorded as unfinished in the manifest), so
+the next run resumes instead of downloading again. Standard library only.
 """
 from __future__ import annotations
 
@@ -248,7 +249,7 @@ def build_install(options: Options) -> Plan:
     def venv_done() -> bool:
         if options.upgrade and venv_mod.ours(venv) and not created_venv["value"]:
             return False  # --upgrade rebuilds an environment this installer made
-        return venv_mod.is_venv(venv)
+        return venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
 
     def venv_apply(ctx: Context) -> None:
         venv_mod.check_python(options.python)
@@ -267,14 +268,13 @@ def build_install(options: Options) -> Plan:
     steps.append(Step(f"Python environment {venv}", venv_done, venv_apply,
                       "rebuilt (--upgrade)" if options.upgrade else ""))
 
-    def drop_new_venv(ctx: Context) -> None:
+    def keep_new_venv(ctx: Context) -> None:
+        # A failed torch/software step keeps the environment (recorded as ours and unfinished):
+        # the next run continues there instead of downloading gigabytes again, and
+        # --uninstall removes it. GIMP never sees it: the plug-ins come last.
         if created_venv["value"] and venv.exists():
-            ctx.log(f"  removing the unfinished environment {venv}")
-            shutil.rmtree(venv, ignore_errors=True)
-            ctx.record["venv"] = {}
-            ctx.record["status"] = "incomplete"
-            ctx.save()
-    on_failure.append(drop_new_venv)
+            ctx.log(f"  kept the unfinished environment {venv}: the next run continues there")
+    on_failure.append(keep_new_venv)
 
     # 2. torch
     def torch_done() -> bool:
@@ -356,6 +356,10 @@ def build_install(options: Options) -> Plan:
                 created_plugins.append(folder)
             ctx.record["plugins"][str(prof.plugins_dir)] = {**prof.to_json(), "folder": str(folder)}
             ctx.log(f"  installed {folder}")
+            if prof.kind == "snap":
+                ctx.log("  Snap GIMP is strictly confined: it may not be allowed to start the server from your home "
+                        "folder. If Filters > Drip Matting says no server answers, start it yourself with\n"
+                        f"    {py} -m drip_core.server")
             if prof.kind == "flatpak":
                 ctx.log("  Flatpak GIMP starts the server on the host through flatpak-spawn; allow it once with:\n"
                         "    flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP")

@@ -122,7 +122,7 @@ def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel):
     assert r4.returncode == 0 and testing.snapshot(home) == before
 
 
-def test_failed_software_step_leaves_no_plugin_and_no_venv(home, tmp_path):
+def test_failed_software_step_leaves_no_plugin(home, tmp_path, wheel):
     broken = tmp_path / "drip_matting-0.1.0-py3-none-any.whl"
     broken.write_bytes(b"this is not a wheel")
     before = testing.snapshot(home)
@@ -131,8 +131,14 @@ def test_failed_software_step_leaves_no_plugin_and_no_venv(home, tmp_path):
     assert "pip install failed" in r.stderr and "no half-installed plug-in" in r.stderr
     for prof in PROFILES:
         assert not (home / prof / "plug-ins" / "drip_matting").exists()
-    assert not (home / ".local/share/drip-matting/venv").exists()
-    # what remains is the manifest of an unfinished installation, which uninstall clears
+    # the environment stays, recorded as ours and unfinished, so the next run resumes there
+    venv = home / ".local/share/drip-matting/venv"
+    manifest = testing.read_json(home / ".local/share/drip-matting/install-manifest.json")
+    assert manifest["status"] == "incomplete" and manifest["venv"]["created"] and venv.is_dir()
+    assert "kept the unfinished environment" in r.stdout
+    r1 = run(home, *offline(wheel), "--dry-run")
+    assert "[ok  ] Python environment" in r1.stdout and "[do  ] drip-matting" in r1.stdout
+    # uninstall clears it all
     r2 = run(home, "--uninstall", "--yes")
     assert r2.returncode == 0, r2.stderr
     assert testing.snapshot(home) == before
