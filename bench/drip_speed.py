@@ -115,6 +115,9 @@ def bench_size(pipe, size: int, steps: int, repeats: int, device) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     try:
         row["tiles"] = len(pipe._plan(tri == 128))
+        pipe(image, tri, num_inference_steps=1)  # warm-up (kernel selection, allocator)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         sync(device)
         t0 = time.perf_counter()
         pipe(image, tri, num_inference_steps=steps, generator=torch.Generator().manual_seed(0))
