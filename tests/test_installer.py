@@ -349,3 +349,21 @@ def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
     assert "drip_matting-0.1.0-py3-none-any.whl" in r.stdout  # the bundled wheel was the source
     for prof in PROFILES:
         check_plugin(home / prof / "plug-ins/drip_matting", user_venv / "bin/python")
+
+
+def test_gui_without_pyqt6_bootstraps_then_says_what_to_do(home):
+    """A Python without PyQt6 builds the venv, tries to put PyQt6 there (offline here: fails
+    clearly), and the venv it made is removed by --uninstall."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    if subprocess.run([base, "-c", "import PyQt6"], capture_output=True).returncode == 0:
+        pytest.skip(f"{base} has PyQt6: no bootstrap needed")
+    env = testing.home_env(home)
+    r = subprocess.run([base, str(INSTALL), "--gui", "--pip-args=--no-index"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "needs PyQt6; installing it into" in r.stdout
+    assert "pip install failed" in r.stderr and "Use the terminal installer instead (drop --gui)" in r.stderr
+    venv = home / ".local/share/drip-matting/venv"
+    assert (venv / ".drip-matting-venv").is_file()
+    r = run(home, "--uninstall", "--yes")
+    assert r.returncode == 0 and not venv.exists()
