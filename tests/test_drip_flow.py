@@ -33,7 +33,7 @@ def _synthetic_comp1k(root: Path, n: int = 3, size: int = 80) -> Path:
     """A few synthetic foregrounds (soft discs) and backgrounds in the Composition-1k layout."""
     from PIL import Image
     rng = np.random.default_rng(0)
-    for sub in ("fg", "alpha", "bg"):
+    for sub in ("fg", "alpha", "bg", "val/image", "val/trimap", "val/alpha"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[:size, :size]
     for i in range(n):
@@ -43,7 +43,13 @@ def _synthetic_comp1k(root: Path, n: int = 3, size: int = 80) -> Path:
         fg = (rng.uniform(0, 1, 3) * 255 * np.ones((size, size, 3))).astype(np.uint8)
         Image.fromarray(fg).save(root / "fg" / f"f{i}.png")
         Image.fromarray((alpha * 255).astype(np.uint8)).save(root / "alpha" / f"f{i}.png")
-        Image.fromarray(rng.integers(0, 255, (size + 10, size + 20, 3), dtype=np.uint8)).save(root / "bg" / f"b{i}.jpg")
+        bg = rng.integers(0, 255, (size + 10, size + 20, 3), dtype=np.uint8)
+        Image.fromarray(bg).save(root / "bg" / f"b{i}.jpg")
+        comp = alpha[..., None] * fg + (1 - alpha[..., None]) * bg[:size, :size]
+        tri = np.where(alpha > 0.999, 255, np.where(alpha < 0.001, 0, 128)).astype(np.uint8)
+        Image.fromarray(comp.astype(np.uint8)).save(root / "val" / "image" / f"v{i}.png")
+        Image.fromarray(tri).save(root / "val" / "trimap" / f"v{i}.png")
+        Image.fromarray((alpha * 255).astype(np.uint8)).save(root / "val" / "alpha" / f"v{i}.png")
     return root
 
 
@@ -73,8 +79,12 @@ def trained(work):
     from drip_core.drip import train, train_decoder
 
     run1 = work["base"] / "run1"
+    val = work["base"] / "data" / "val"
     r = train.train(train.build_parser().parse_args(
-        ["--model", work["converted"], *_train_args(work, run1, 2, ["--checkpoint-every", "1"])]))
+        ["--model", work["converted"], *_train_args(work, run1, 2, [
+            "--checkpoint-every", "1", "--val-images", str(val / "image"), "--val-trimaps", str(val / "trimap"),
+            "--val-alphas", str(val / "alpha"), "--val-every", "2", "--val-limit", "1", "--val-steps", "1",
+            "--val-max-side", "64"])]))
     first = {"result": r, "unet": _unet_state(run1 / "model")}
     r2 = train.train(train.build_parser().parse_args(
         ["--model", work["converted"], *_train_args(work, run1, 3, ["--checkpoint-every", "1"])]))
@@ -180,6 +190,9 @@ def test_stage1_training_changes_weights_and_resumes(work, trained):
     assert m["trained"] is True and m["stages"]["diffusion_steps"] == 3
     lines = [json.loads(l) for l in (trained["run1"] / "train-metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines if "loss" in l] == [1, 2, 3]
+    vals = [l for l in lines if "val_sad" in l]
+    assert len(vals) == 1 and vals[0]["step"] == 2 and np.isfinite(vals[0]["val_sad"]) and vals[0]["val_images"] == 1
+    assert first["result"]["val_sad"] == vals[0]["val_sad"]
 
 
 def test_stage2_trains_only_the_decoder(trained):
