@@ -163,8 +163,9 @@ def _int_field(header: dict, name: str, lo: int, hi: int) -> int:
 
 def _choice_field(header: dict, name: str, choices, default=None) -> str:
     v = header.get(name, default)
-    if v not in choices:
-        raise ProtocolError("bad_request", f"field '{name}' must be one of {', '.join(choices)}")
+    # exact type too: 8.0 or True must not pass for 8
+    if not any(type(v) is type(c) and v == c for c in choices):
+        raise ProtocolError("bad_request", f"field '{name}' must be one of {', '.join(map(str, choices))}")
     return v
 
 
