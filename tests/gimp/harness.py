@@ -25,8 +25,8 @@ STAMP = ".drip-gimp-root-complete"
 WORK_IN_ROOT = "/tmp/drip-gimp-e2e"          # path as GIMP sees it
 
 VERSIONS = {
-    "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "profile": "3.0", "expect": "3.0.4"},
-    "3.2": {"suite": "forky", "binary": "gimp-console-3.2", "profile": "3.2", "expect": "3.2.6"},
+    "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "gui": "gimp-3.0", "profile": "3.0", "expect": "3.0.4"},
+    "3.2": {"suite": "forky", "binary": "gimp-console-3.2", "gui": "gimp-3.2", "profile": "3.2", "expect": "3.2.6"},
 }
 
 
@@ -122,6 +122,26 @@ def install_plugin(root: Path, version: str, home_in_root: str, config: dict) ->
     return install_plugin_folder(plugins, config)
 
 
+def run_group(cmd, *, input: bytes | None = None, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; on timeout kill the whole group (GIMP, its
+    plug-ins, Xvfb), so nothing is left running in the root."""
+    import signal
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        out = (out or b"") + f"\n[harness] killed after {timeout:.0f} s\n".encode()
+        return subprocess.CompletedProcess(cmd, -9, out, None)
+    try:  # stragglers (a plug-in GIMP failed to reap, Xvfb)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
+
+
 def run_gimp(version: str, script: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     root = root_dir(version)
     base = {"HOME": env["HOME"], "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
@@ -130,8 +150,7 @@ def run_gimp(version: str, script: str, env: dict, timeout: float = 600) -> subp
     cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in base.items()],
            VERSIONS[version]["binary"], "-i", "-d", "-f", "--batch-interpreter", "python-fu-eval",
            "-b", "-", "--quit"]
-    return subprocess.run(cmd, input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          timeout=timeout)
+    return run_group(cmd, input=script.encode(), timeout=timeout)
 
 
 def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
@@ -171,4 +190,71 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
     results["_returncode"] = proc.returncode
     results["_seconds"] = round(time.monotonic() - t0, 1)
     results["_params"] = all_params
+    return results
+
+
+def gui_skip_reason(version: str) -> str | None:
+    reason = skip_reason(version)
+    if reason:
+        return reason
+    root = root_dir(version)
+    for tool in ("Xvfb", "xdotool", "import"):
+        if not os.path.lexists(root / "usr" / "bin" / tool):  # alternatives: absolute links
+            return f"{root} lacks {tool}: rerun tests/gimp/build_roots.sh (installs xvfb, xdotool, imagemagick)"
+    return None
+
+
+GUI_RUNNER = r"""
+set -u
+Xvfb :$DISP -screen 0 ${SCREEN:-1100x760x24} -nolisten tcp >/tmp/drip-xvfb.log 2>&1 &
+XPID=$!
+for i in $(seq 1 100); do [ -e /tmp/.X11-unix/X$DISP ] && break; sleep 0.1; done
+export DISPLAY=:$DISP
+"$GIMP_GUI" --no-splash --batch-interpreter python-fu-eval -b - --quit < "$SCRIPT"
+rc=$?
+kill $XPID 2>/dev/null
+wait $XPID 2>/dev/null
+exit $rc
+"""
+
+
+def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300) -> dict:
+    """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/gimp_gui.py."""
+    root = root_dir(version)
+    work = root / WORK_IN_ROOT.lstrip("/")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "out").mkdir(parents=True)
+    home = work / "home"
+    inputs = prepare_inputs(work, params.pop("photo_name", "GT01"))
+    sys.path.insert(0, str(REPO))
+    from installer.plugin_files import plugin_config
+    config = plugin_config(["/bin/false"], log_file=f"{WORK_IN_ROOT}/server.log",
+                           discovery_file=f"{WORK_IN_ROOT}/server.json")
+    install_plugin(root, version, f"{WORK_IN_ROOT}/home", config)
+    profile = home / ".config" / "GIMP" / VERSIONS[version]["profile"]
+    (profile / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n(show-tips no)\n")
+    all_params = {"out_dir": f"{WORK_IN_ROOT}/out", **inputs, **params}
+    (work / "params.json").write_text(json.dumps(all_params))
+    shutil.copyfile(REPO / "tests" / "gimp" / "gimp_gui.py", work / "gimp_gui.py")
+    (work / "runner.sh").write_text(GUI_RUNNER)
+    env = {"HOME": f"{WORK_IN_ROOT}/home", "DRIP_GIMP_TEST_PARAMS": f"{WORK_IN_ROOT}/params.json",
+           "DRIP_MATTING_SERVER_FILE": f"{WORK_IN_ROOT}/server.json", "DISP": str(90 + len(version)),
+           "GIMP_GUI": VERSIONS[version]["gui"], "SCRIPT": f"{WORK_IN_ROOT}/gimp_gui.py",
+           "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "NO_AT_BRIDGE": "1", "GTK_A11Y": "none"}
+    cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
+           "sh", f"{WORK_IN_ROOT}/runner.sh"]
+    t0 = time.monotonic()
+    with ProcMount(root):
+        server = HostServer(work / "server.json", work / "server.log", *server_args)
+        try:
+            proc = run_group(cmd, timeout=timeout)
+        finally:
+            server.stop()
+    output = proc.stdout.decode(errors="replace")
+    (work / "gimp-output.txt").write_text(output)
+    res_path = work / "out" / "gui_results.json"
+    results = json.loads(res_path.read_text()) if res_path.exists() else {}
+    results.update(_out=str(work / "out"), _output=output, _returncode=proc.returncode,
+                   _seconds=round(time.monotonic() - t0, 1))
     return results

@@ -1,0 +1,178 @@
+# Runs INSIDE a real GIMP 3 *GUI* (under Xvfb, in the chroot), as a python-fu-eval batch.
+# 1. Undo: run plug-in-drip-matting on a displayed image, press Ctrl+Z once (a real key
+#    event through xdotool), check the image is back to the layers and channels it had.
+# 2. Screenshots (optional, params "screenshots"): the plug-in's dialog, and a result.
+import json
+import os
+import subprocess
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
+OUT = P["out_dir"]
+RESULTS = {"gimp_version": Gimp.version()}
+
+
+def save():
+    with open(os.path.join(OUT, "gui_results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=1)
+
+
+def sh(*args, timeout=30):
+    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace").strip()
+
+
+def tree(img):
+    return {"layers": [l.get_name() for l in img.get_layers()],
+            "channels": [c.get_name() for c in img.get_channels()],
+            "selection": list(Gimp.Selection.bounds(img))[1:]}
+
+
+def load(width):
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
+    w, h = img.get_width(), img.get_height()
+    img.scale(width, round(h * width / w))
+    img.clean_all()
+    return img, img.get_layers()[0]
+
+
+def select_mask(img):
+    layer = img.get_layers()[0]
+    lw, lh = layer.get_width(), layer.get_height()
+    m = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, img, Gio.File.new_for_path(P["mask"]))
+    img.insert_layer(m, None, 0)
+    m.scale(lw, lh, False)
+    data = bytes(m.get_buffer().get(Gegl.Rectangle.new(0, 0, lw, lh), 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
+    img.remove_layer(m)
+    ch = Gimp.Channel.new(img, "test-sel", img.get_width(), img.get_height(), 50.0, Gegl.Color.new("black"))
+    img.insert_channel(ch, None, 0)
+    buf = ch.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, lw, lh), "Y u8", bytes(255 if v >= 128 else 0 for v in data))
+    buf.flush()
+    img.select_item(Gimp.ChannelOps.REPLACE, ch)
+    img.remove_channel(ch)
+
+
+def run_plugin(img, layer, mode=Gimp.RunMode.NONINTERACTIVE, **args):
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-drip-matting")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", mode)
+    cfg.set_property("image", img)
+    try:
+        cfg.set_core_object_array("drawables", [layer])
+    except (AttributeError, TypeError):
+        cfg.set_property("drawables", [layer])
+    for k, v in args.items():
+        cfg.set_property(k, v)
+    res = proc.run(cfg)
+    status = res.index(0)
+    return {"status": status.value_nick, "message": res.index(1) if status != Gimp.PDBStatusType.SUCCESS
+            and res.length() > 1 else None}
+
+
+def image_window(timeout=20):
+    """The X window of the image display: "[name]-1.0 (RGB ...) – GIMP", "*" first when dirty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rc, out = sh("xdotool", "search", "--name", ".")
+        for wid in out.split():
+            rc2, name = sh("xdotool", "getwindowname", wid)
+            if rc2 == 0 and name.lstrip("*").startswith("[") and name.rstrip().endswith("GIMP"):
+                return wid
+        time.sleep(0.5)
+    return None
+
+
+def close_welcome():
+    rc, out = sh("xdotool", "search", "--name", "Welcome to GIMP")
+    for wid in out.split():
+        sh("xdotool", "windowfocus", "--sync", wid)
+        sh("xdotool", "key", "Escape")
+
+
+def settle(seconds=1.0):
+    Gimp.displays_flush()
+    time.sleep(seconds)
+
+
+def undo_test():
+    img, layer = load(P.get("width", 400))
+    disp = Gimp.Display.new(img)
+    settle(2)
+    close_welcome()
+    select_mask(img)
+    settle(1)
+    before = tree(img)
+    r = run_plugin(img, layer, engine="classical", outputs="all", **{"band-radius": 8})
+    settle(1)
+    after = tree(img)
+    win = image_window()
+    keys = []
+    if win:
+        keys.append(sh("xdotool", "windowfocus", "--sync", win))
+        time.sleep(0.5)
+        keys.append(sh("xdotool", "key", "--clearmodifiers", "ctrl+z"))
+    settle(2)
+    undone = tree(img)
+    # Ctrl+Y (redo) brings it all back, again in one step.
+    if win:
+        keys.append(sh("xdotool", "windowfocus", "--sync", win))
+        keys.append(sh("xdotool", "key", "--clearmodifiers", "ctrl+y"))
+    settle(2)
+    redone = tree(img)
+    rc, out = sh("xdotool", "search", "--name", ".")
+    RESULTS["windows"] = [sh("xdotool", "getwindowname", w)[1] for w in out.split()]
+    RESULTS["undo"] = {"run": r, "before": before, "after": after, "undone": undone, "redone": redone,
+                       "window": win, "keys": keys}
+    save()
+    return img, disp
+
+
+def interactive_run(old_disp):
+    """Filters > Drip Matting... as a person runs it: the dialog comes up (screenshot), OK
+    (Return) runs it with the dialog's defaults, and the result is shown (screenshot)."""
+    old_disp.delete()
+    img, layer = load(P.get("shot_width", 520))
+    disp = Gimp.Display.new(img)
+    settle(2)
+    select_mask(img)
+    settle(1)
+    helper = ("for i in $(seq 1 60); do "
+              "w=$(xdotool search --onlyvisible --name 'Drip Matting' | head -n1); "
+              "[ -n \"$w\" ] && break; sleep 0.5; done; sleep 2; "
+              f"import -window root {OUT}/shot-dialog.png; "
+              f"[ -n \"$w\" ] && xdotool getwindowgeometry --shell $w > {OUT}/shot-dialog.geom; "
+              "[ -n \"$w\" ] && xdotool windowfocus --sync $w; xdotool key Return")
+    h = subprocess.Popen(["sh", "-c", helper])
+    r = run_plugin(img, layer, mode=Gimp.RunMode.INTERACTIVE)
+    h.wait(60)
+    after = tree(img)
+    # Show the result alone on GIMP's transparency checkerboard.
+    for l in img.get_layers():
+        l.set_visible(l.get_name() == "Drip foreground")
+    Gimp.Selection.none(img)
+    sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
+    settle(2)
+    shot = sh("import", "-window", "root", os.path.join(OUT, "shot-result.png"))
+    win = image_window()
+    if win:
+        with open(os.path.join(OUT, "shot-result.geom"), "w") as f:
+            f.write(sh("xdotool", "getwindowgeometry", "--shell", win)[1])
+    RESULTS["interactive"] = {"run": r, "after": after, "shot": shot}
+    save()
+
+
+try:
+    img, disp = undo_test()
+    interactive_run(disp)
+except Exception:
+    RESULTS["exception"] = traceback.format_exc()
+    save()
+save()

@@ -1,0 +1,81 @@
+"""A real GIMP 3 GUI (under Xvfb, in the Debian chroots): one Ctrl+Z undoes a whole Drip
+Matting run, Ctrl+Y redoes it, and the interactive dialog (Filters > Drip Matting...) runs.
+
+Headless gimp-console cannot press Ctrl+Z (undo is a GUI action, not a PDB procedure),
+so this drives the GUI with real key events (xdotool). Needs what test_gimp_e2e needs,
+plus Xvfb/xdotool/ImageMagick in the roots (build_roots.sh installs them).
+DRIP_GIMP_SCREENSHOTS=DIR also writes cropped screenshots (dialog, result) into DIR.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", params=sorted(harness.VERSIONS))
+def gui(request):
+    version = request.param
+    reason = harness.gui_skip_reason(version)
+    if reason:
+        pytest.skip(reason)
+    res = harness.gui_session(version, {"width": 400, "shot_width": 520}, server_args=["--engine", "classical"])
+    res["_version"] = version
+    if "exception" in res:
+        pytest.fail(f"GIMP {version} GUI script failed:\n{res['exception']}")
+    if "undo" not in res:
+        pytest.fail(f"GIMP {version} GUI session produced nothing (rc {res['_returncode']}):\n{res['_output'][-4000:]}")
+    shots = os.environ.get("DRIP_GIMP_SCREENSHOTS")
+    if shots:
+        save_screenshots(res, Path(shots), version)
+    return res
+
+
+def save_screenshots(res, folder: Path, version: str):
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    out = Path(res["_out"])
+    for name in ("dialog", "result"):
+        png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
+        if not png.exists():
+            continue
+        im = Image.open(png).convert("RGB")
+        if geom.exists():
+            g = dict(line.split("=", 1) for line in geom.read_text().split() if "=" in line)
+            x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+            im = im.crop((x, y, x + w, y + h))
+        target = folder / f"gimp-{name}{'' if version == '3.0' else '-' + version}.png"
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+
+
+def test_one_ctrl_z_undoes_the_whole_run(gui):
+    u = gui["undo"]
+    assert u["window"], "the image window was not found on the X display"
+    assert u["run"]["status"] == "success", u["run"]
+    assert u["after"]["layers"] == ["Drip foreground", "Drip alpha", "Background"]
+    assert u["after"]["channels"] == ["Drip trimap"]
+    assert u["after"]["selection"] != u["before"]["selection"], "outputs=all should have replaced the selection"
+    # One Ctrl+Z: layers, trimap channel and selection are all back to before the run
+    # (and not one step further: the test's own earlier steps are still done).
+    assert u["undone"] == u["before"], (u["before"], u["undone"])
+
+
+def test_one_ctrl_y_redoes_it(gui):
+    u = gui["undo"]
+    assert u["redone"] == u["after"], (u["after"], u["redone"])
+
+
+def test_interactive_dialog_runs(gui):
+    r = gui["interactive"]
+    assert r["run"]["status"] == "success", r["run"]
+    # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
+    assert r["after"]["layers"] == ["Drip foreground", "Background"]
+    assert r["after"]["channels"] == ["Drip trimap"]
