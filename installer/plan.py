@@ -246,14 +246,22 @@ def build_install(options: Options) -> Plan:
     created_venv: dict = {"value": False}
 
     # 1. the virtual environment
+    def same_venv() -> bool:
+        return record["venv"].get("path") == str(venv)
+
+    def venv_rec() -> dict:
+        """What the manifest knows about *this* venv (nothing if it names another one)."""
+        return record["venv"] if same_venv() else {}
+
     def venv_done() -> bool:
         if options.upgrade and venv_mod.ours(venv) and not created_venv["value"]:
             return False  # --upgrade rebuilds an environment this installer made
-        return venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
+        return same_venv() and venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
 
     def venv_apply(ctx: Context) -> None:
         venv_mod.check_python(options.python)
-        if venv.exists() and venv_mod.ours(venv):
+        healthy = venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
+        if venv.exists() and venv_mod.ours(venv) and (options.upgrade or not healthy):
             ctx.log(f"  removing the old environment {venv} (models and settings are kept)")
             shutil.rmtree(venv)
         elif venv.exists() and not venv_mod.is_venv(venv) and any(venv.iterdir()):
@@ -261,7 +269,13 @@ def build_install(options: Options) -> Plan:
         if not venv_mod.is_venv(venv):
             venv_mod.create_venv(venv, options.python, ctx.log, system_site_packages=options.system_site_packages)
             created_venv["value"] = True
-        ctx.record["venv"] = {"path": str(venv), "created": venv_mod.ours(venv)}
+        old = ctx.record["venv"]
+        if old.get("path") and old["path"] != str(venv) and old.get("created"):
+            # moved with --venv: the old one is removed by --uninstall (a server may still run from it)
+            ctx.record["stale_venvs"] = sorted(set(ctx.record.get("stale_venvs", [])) | {old["path"]})
+            ctx.log(f"  the previous environment {old['path']} is no longer used (--uninstall removes it)")
+        keep = old if old.get("path") == str(venv) and not created_venv["value"] else {}
+        ctx.record["venv"] = {**keep, "path": str(venv), "created": venv_mod.ours(venv)}
         ctx.record["status"] = "incomplete"
         ctx.save()
 
@@ -280,8 +294,8 @@ def build_install(options: Options) -> Plan:
     def torch_done() -> bool:
         if torch.build == "skip":
             return True
-        rec = record["venv"]
-        return rec.get("torch") == torch.build and venv_mod.can_import(venv, "torch") and not created_venv["value"]
+        return venv_rec().get("torch") == torch.build and not created_venv["value"] and \
+            venv_mod.can_import(venv, "torch")
 
     def torch_apply(ctx: Context) -> None:
         ctx.log(f"  {torch.reason}")
@@ -294,7 +308,7 @@ def build_install(options: Options) -> Plan:
 
     # 3. drip-matting itself
     def software_done() -> bool:
-        rec = record["venv"]
+        rec = venv_rec()
         return (not created_venv["value"] and rec.get("fingerprint") == fingerprint
                 and rec.get("extras") == extras and venv_mod.installed_version(venv) == ver)
 
@@ -536,6 +550,19 @@ def build_uninstall(options: Options) -> Plan:
             shutil.rmtree(f)
             ctx.log(f"  removed {f}")
         steps.append(Step(f"remove the plug-in {f}", gone, rm))
+
+    for stale in record.get("stale_venvs", []):
+        sv = Path(stale)
+        if sv == venv:
+            continue
+
+        def stale_gone(sv=sv) -> bool:
+            return not (sv.exists() and venv_mod.ours(sv))
+
+        def stale_rm(ctx: Context, sv=sv) -> None:
+            shutil.rmtree(sv)
+            ctx.log(f"  removed {sv}")
+        steps.append(Step(f"remove the earlier Python environment {sv}", stale_gone, stale_rm))
 
     def venv_gone() -> bool:
         return not (venv.exists() and venv_mod.ours(venv))

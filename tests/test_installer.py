@@ -80,7 +80,7 @@ def check_plugin(folder: Path, venv_python: Path, model: str | None = None):
     return cfg
 
 
-def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel):
+def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel, user_venv):
     before = testing.snapshot(home)
     r = run(home, *offline(wheel))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -114,10 +114,19 @@ def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel):
     for prof in PROFILES:
         check_plugin(home / prof / "plug-ins" / "drip_matting", py)
 
-    # uninstall: the home is exactly as before
+    # moving to another environment (--venv): the plug-ins follow, the old one is remembered
+    r_mv = run(home, *offline(wheel, "--venv", str(user_venv)))
+    assert r_mv.returncode == 0, r_mv.stdout + r_mv.stderr
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins" / "drip_matting", user_venv / "bin" / "python")
+    manifest = testing.read_json(home / ".local/share/drip-matting/install-manifest.json")
+    assert manifest["stale_venvs"] == [str(venv)] and manifest["venv"]["created"] is False
+
+    # uninstall: the home is exactly as before (the user's own environment is left alone)
     r3 = run(home, "--uninstall", "--yes")
     assert r3.returncode == 0, r3.stdout + r3.stderr
     assert testing.snapshot(home) == before
+    assert (user_venv / "bin" / "python").exists()
     r4 = run(home, "--uninstall", "--yes")  # and again: still fine
     assert r4.returncode == 0 and testing.snapshot(home) == before
 
