@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
                       help="remove the plug-in folders, the environment and the settings (models are kept)")
     mode.add_argument("--upgrade", action="store_true",
                       help="rebuild the environment and reinstall the software and plug-in; models are kept")
-    p.add_argument("--purge", action="store_true", help="with --uninstall: also remove models, downloads and logs")
+    p.add_argument("--purge", action="store_true", help="with --uninstall: also remove downloaded and imported models")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     p.add_argument("-y", "--yes", action="store_true", help="ask no questions")
     p.add_argument("--gui", action="store_true", help="open the installer window (PyQt6)")
