@@ -1,0 +1,310 @@
+"""The GIMP plug-in's GIMP-free logic (gimp_plugin/drip_matting/plugin_logic.py), on the host.
+
+The plug-in imports ``protocol`` from its own folder (the installer copies
+drip_core/protocol.py there); here the same module object is registered under that name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import drip_core.protocol as drip_protocol
+
+sys.modules.setdefault("protocol", drip_protocol)
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO / "gimp_plugin" / "drip_matting"
+sys.path.insert(0, str(PLUGIN_DIR))
+
+import plugin_logic as logic  # noqa: E402
+from drip_core.protocol import ProtocolError  # noqa: E402
+
+# ---------------------------------------------------------------------------- geometry
+
+
+def test_selection_roi_grows_by_band_and_margin_and_clips_to_layer():
+    # selection (image coords) 100..200 x 50..80, band 10, margin 32, layer at offset 0
+    roi = logic.selection_roi((100, 50, 200, 80), 10, (0, 0), (1000, 1000), margin=32)
+    assert roi == (58, 8, 184, 114)
+    # clipped at the layer's top-left
+    assert logic.selection_roi((5, 5, 20, 20), 10, (0, 0), (1000, 1000), margin=32) == (0, 0, 62, 62)
+    # clipped at the bottom-right
+    assert logic.selection_roi((90, 90, 100, 100), 4, (0, 0), (100, 100), margin=2) == (84, 84, 16, 16)
+
+
+def test_roi_handles_layer_offsets():
+    # layer placed at (300, 200) in the image; selection in image coordinates
+    roi = logic.roi_from_bounds((350, 260, 400, 300), 10, (300, 200), (500, 400))
+    assert roi == (40, 50, 70, 60)
+    # negative offsets (layer sticks out top-left of the canvas)
+    assert logic.roi_from_bounds((0, 0, 10, 10), 0, (-20, -30), (100, 100)) == (20, 30, 10, 10)
+
+
+def test_roi_outside_the_layer_is_none():
+    assert logic.roi_from_bounds((0, 0, 10, 10), 5, (100, 100), (50, 50)) is None
+    assert logic.roi_from_bounds((500, 500, 600, 600), 5, (0, 0), (50, 50)) is None
+
+
+def test_nonzero_bounds():
+    w, h = 7, 5
+    data = bytearray(w * h)
+    assert logic.nonzero_bounds(bytes(data), w, h) is None
+    data[1 * w + 2] = 128
+    data[3 * w + 5] = 255
+    assert logic.nonzero_bounds(bytes(data), w, h) == (2, 1, 6, 4)
+    with pytest.raises(ValueError):
+        logic.nonzero_bounds(b"\0" * 3, w, h)
+
+
+def test_nonzero_bounds_matches_numpy_on_random_masks():
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        h, w = rng.integers(1, 40, 2)
+        m = (rng.random((h, w)) > 0.97).astype(np.uint8) * 128
+        got = logic.nonzero_bounds(m.tobytes(), int(w), int(h))
+        ys, xs = np.nonzero(m)
+        want = None if len(xs) == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert got == (None if want is None else tuple(int(v) for v in want))
+
+
+def test_paste_and_crop_rect_round_trip():
+    w, h = 6, 4
+    dest = bytearray(w * h * 2)
+    block = bytes(range(1, 1 + 3 * 2 * 2))
+    logic.paste_rect(dest, w, block, (2, 1, 3, 2), bpp=2)
+    assert logic.crop_rect(dest, w, (2, 1, 3, 2), bpp=2) == block
+    assert dest[:w * 2] == bytes(w * 2)
+
+
+# ---------------------------------------------------------------------------- pixels
+
+
+@pytest.mark.parametrize("sample_bytes", [1, 2])
+def test_split_and_merge_alpha_round_trip(sample_bytes):
+    w, h = 5, 3
+    rnd = random.Random(1)
+    rgba = bytes(rnd.randrange(256) for _ in range(w * h * 4 * sample_bytes))
+    rgb, a = logic.split_alpha(rgba, w, h, sample_bytes)
+    assert len(rgb) == w * h * 3 * sample_bytes and len(a) == w * h * sample_bytes
+    assert logic.merge_alpha(rgb, a, w, h, sample_bytes) == rgba
+    # pixel 0: first three samples are RGB, the fourth alpha
+    s = sample_bytes
+    assert rgb[:3 * s] == rgba[:3 * s] and a[:s] == rgba[3 * s:4 * s]
+
+
+def test_merge_alpha_checks_sizes():
+    with pytest.raises(ValueError):
+        logic.merge_alpha(b"\0" * 5, b"\0" * 2, 2, 1, 1)
+
+
+def test_precision_info():
+    p8 = logic.precision_info("u8-non-linear")
+    assert not p8["deep"] and p8["result_depth"] == 8 and p8["rgb"] == "R'G'B' u8" and p8["mask"] == "Y' u8"
+    p16 = logic.precision_info("u16-linear")
+    assert p16["deep"] and p16["result_depth"] == 16 and p16["rgba"] == "R'G'B'A u16" and p16["mask"] == "Y u16"
+    assert p16["mask8"] == "Y u8" and p16["trimap"] == "Y' u8"
+    pf = logic.precision_info("float-perceptual")
+    assert pf["deep"] and pf["mask"] == "Y~ u16"
+    assert logic.wire_image_format(True, True) == "rgba16" and logic.wire_image_format(False, False) == "rgb8"
+
+
+def test_little_endian_helper_is_identity_on_little_endian_hosts():
+    data = bytes([1, 2, 3, 4])
+    if sys.byteorder == "little":
+        assert logic.to_little_endian16(data) == data
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def test_parse_server_arg():
+    assert logic.parse_server_arg("auto") is None
+    assert logic.parse_server_arg("") is None
+    assert logic.parse_server_arg(" AUTO ") is None
+    assert logic.parse_server_arg("127.0.0.1:47001") == ("127.0.0.1", 47001)
+    assert logic.parse_server_arg("[::1]:5000") == ("::1", 5000)
+    for bad in ("localhost", "host:", ":80", "host:99999", "host:x"):
+        with pytest.raises(ProtocolError) as e:
+            logic.parse_server_arg(bad)
+        assert e.value.code == "bad_server_arg"
+        assert "host:port" in e.value.user_text()
+
+
+def test_build_job_is_a_valid_protocol_job():
+    job = logic.build_job(40, 30, "rgba16", "selection-band", 12, "classical", 16)
+    checked = drip_protocol.validate_job(dict(job, type="job"), 10**6)
+    assert checked["trimap_source"] == "selection_band" and checked["want_trimap"] is True
+    assert checked["payload_len"] == 40 * 30 * 8 + 40 * 30
+    assert logic.build_job(4, 4, "rgb8", "trimap-channel", 1, "auto", 8)["trimap_source"] == "trimap"
+    assert logic.build_job(4, 4, "rgb8", "feathered-selection", 1, "drip", 8)["trimap_source"] == "feathered"
+    with pytest.raises(ProtocolError):
+        logic.build_job(4, 4, "rgb8", "nonsense", 1, "auto", 8)
+
+
+def test_argument_names_match_the_plugin_registration():
+    src = (PLUGIN_DIR / "drip_matting.py").read_text()
+    for name in ("trimap-source", "band-radius", "engine", "outputs", "keep-trimap", "server"):
+        assert f'"{name}"' in src
+    for nick in list(logic.TRIMAP_SOURCES) + list(logic.ENGINES) + list(logic.OUTPUTS):
+        assert f'"{nick}"' in src, nick
+    assert "logic.PROC_NAME" in src and logic.PROC_NAME == "plug-in-drip-matting"
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+def test_user_message_for_protocol_errors_has_hint_and_log():
+    err = ProtocolError("out_of_memory", "the engine ran out of memory")
+    text = logic.user_message(err, "/var/log/drip.log")
+    assert text.startswith("Drip Matting: the engine ran out of memory.")
+    assert "smaller region" in text and "(Server log: /var/log/drip.log)" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("code", ["no_server", "auth_failed", "model_missing", "out_of_memory", "too_large",
+                                  "empty_selection", "no_unknown"])
+def test_every_listed_failure_says_what_to_do(code):
+    text = logic.user_message(ProtocolError(code, "x"))
+    assert len(text) > 40 and drip_protocol.ERROR_HINTS[code] in text
+
+
+def test_local_errors_have_hints():
+    for code in logic.LOCAL_HINTS:
+        text = logic.make_error(code, "something").user_text()
+        assert logic.LOCAL_HINTS[code] in text
+
+
+def test_unexpected_exception_is_one_line_without_traceback():
+    text = logic.user_message(KeyError("boom"), "/tmp/server.log")
+    assert "KeyError" in text and "/tmp/server.log" in text and "\n" not in text
+
+
+def test_progress_text_and_fraction():
+    assert logic.progress_text("loading model", "loading the drip engine") == \
+        "Drip Matting: loading model (loading the drip engine)"
+    assert logic.progress_text("step 3/10", "denoising") == "Drip Matting: step 3/10 (denoising)"
+    assert logic.progress_text("foreground") == "Drip Matting: estimating foreground"
+    assert logic.overall_fraction(0) == pytest.approx(logic.SERVER_SPAN[0])
+    assert logic.overall_fraction(2) == pytest.approx(logic.SERVER_SPAN[1])
+
+
+# ---------------------------------------------------------------------------- config and discovery
+
+
+def test_load_config_and_discovery_resolution(tmp_path):
+    assert logic.load_config(str(tmp_path)) == {}
+    (tmp_path / logic.CONFIG_NAME).write_text("not json")
+    assert logic.load_config(str(tmp_path)) == {}
+    cfg = {"server_command": ["x"], "discovery_file": "/cfg/server.json", "log_file": "/cfg/server.log"}
+    (tmp_path / logic.CONFIG_NAME).write_text(json.dumps(cfg))
+    assert logic.load_config(str(tmp_path)) == cfg
+    assert logic.discovery_file(cfg, {}) == "/cfg/server.json"
+    assert logic.discovery_file(cfg, {"DRIP_MATTING_SERVER_FILE": "/env/s.json"}) == "/env/s.json"
+    assert logic.discovery_file({}, {}).endswith(os.path.join("drip-matting", "server.json"))
+    assert logic.log_file_hint(cfg) == "/cfg/server.log"
+
+
+def test_installed_folder_is_stdlib_only_and_importable_by_a_plain_python(tmp_path):
+    from installer.plugin_files import install_plugin_folder, plugin_config
+    folder = install_plugin_folder(tmp_path / "plug-ins", plugin_config(["drip-server"]))
+    assert (folder / "protocol.py").read_bytes() == (REPO / "drip_core" / "protocol.py").read_bytes()
+    assert os.access(folder / "drip_matting.py", os.X_OK)
+    assert (folder / "drip_matting.py").read_text().startswith("#!/usr/bin/env python3\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import plugin_logic; "
+            "bad = [m for m in ('numpy', 'PIL', 'torch', 'scipy', 'drip_core') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    # -I: isolated, no user site, no PYTHONPATH; -S: no site-packages at all
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(folder)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    subprocess.run([sys.executable, "-m", "py_compile", str(folder / "drip_matting.py")], check=True)
+
+
+def test_no_second_copy_of_protocol_in_git():
+    assert not (PLUGIN_DIR / "protocol.py").exists() or \
+        subprocess.run(["git", "ls-files", "--error-unmatch", str(PLUGIN_DIR / "protocol.py")],
+                       cwd=REPO, capture_output=True).returncode != 0
+
+
+# ---------------------------------------------------------------------------- connecting
+
+
+def _job_bytes(w, h):
+    img = bytearray(w * h * 3)
+    for i in range(w * h):
+        x = i % w
+        img[3 * i:3 * i + 3] = bytes([200, 60, 30]) if x < w // 2 else bytes([20, 90, 220])
+    sel = bytes(255 if (i % w) < w // 2 else 0 for i in range(w * h))
+    return bytes(img), sel
+
+
+def test_connect_auto_uses_the_discovery_file_and_runs_a_job(server):
+    env = {"DRIP_MATTING_SERVER_FILE": str(server.discovery)}
+    conn = logic.connect("auto", {}, environ=env)
+    try:
+        w, h = 24, 16
+        img, sel = _job_bytes(w, h)
+        job = logic.build_job(w, h, "rgb8", "selection-band", 3, "classical", 8)
+        stages = []
+        out = conn.run_job(job, img, sel, lambda f, s, m: stages.append(s) and False)
+    finally:
+        conn.close()
+    assert len(out["alpha"]) == w * h and len(out["foreground"]) == w * h * 3 and len(out["trimap"]) == w * h
+    assert set(out["trimap"]) <= {0, 128, 255} and 128 in set(out["trimap"])
+    assert stages
+
+
+def test_connect_host_port_takes_the_token_from_the_discovery_file(server):
+    host, port = server.address
+    env = {"DRIP_MATTING_SERVER_FILE": str(server.discovery)}
+    conn = logic.connect(f"{host}:{port}", {}, environ=env)
+    conn.close()
+    # another port: no token known
+    with pytest.raises(ProtocolError) as e:
+        logic.connect(f"{host}:{port + 1 if port < 65535 else port - 1}", {}, environ=env)
+    assert e.value.code == "no_token"
+    # an explicit wrong token is refused by the server
+    with pytest.raises(ProtocolError) as e:
+        logic.connect(f"{host}:{port}", {}, environ={**env, "DRIP_MATTING_TOKEN": "wrong"})
+    assert e.value.code == "auth_failed" and "token" in logic.user_message(e.value).lower()
+
+
+def test_no_server_and_no_command(tmp_path):
+    with pytest.raises(ProtocolError) as e:
+        logic.connect("auto", {"log_file": "/x/server.log"}, environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")})
+    assert e.value.code == "no_server"
+    assert "Server log: /x/server.log" in logic.user_message(e.value)
+
+
+def test_no_server_and_the_command_fails(tmp_path):
+    cfg = {"server_command": [sys.executable, "-c", "import sys; sys.exit(3)"], "log_file": str(tmp_path / "l.log")}
+    with pytest.raises(ProtocolError) as e:
+        logic.connect("auto", cfg, environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")}, spawn_wait=20)
+    assert e.value.code == "no_server" and "exit code 3" in e.value.message
+    assert str(tmp_path / "l.log") in logic.user_message(e.value)
+
+
+def test_no_server_starts_one_with_the_configured_command(tmp_path):
+    disc = tmp_path / "s.json"
+    cfg = {"server_command": [sys.executable, "-m", "drip_core.server", "--engine", "classical",
+                              "--idle-timeout", "60"],
+           "log_file": str(tmp_path / "server.log")}
+    waits = []
+    env = {"DRIP_MATTING_SERVER_FILE": str(disc)}
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the spawned `python -m drip_core.server` must find the package
+    try:
+        conn = logic.connect("auto", cfg, environ=env, on_wait=waits.append, spawn_wait=60)
+    finally:
+        os.chdir(cwd)
+    try:
+        assert disc.exists() and conn.server_info["type"] == "welcome"
+        assert waits, "on_wait was never called while the server started"
+        conn.request({"type": "shutdown"})
+    finally:
+        conn.close()
