@@ -321,6 +321,24 @@ def test_engine_through_the_interface(trained):
         return n[0] > 2
     with pytest.raises(Cancelled):
         engine.matte(image, tri, cancel=cancel)
+    assert n[0] == 3  # checked before the run, then between steps: stopped after step 1
+
+
+def test_engine_uncertainty_and_out_of_memory(trained, monkeypatch):
+    from drip_core.engines.base import EngineError
+    from drip_core.engines.drip_engine import DripEngine
+
+    engine = DripEngine(trained["model"], device="cpu", num_inference_steps=1, num_samples=2)
+    image, tri = photo_crop()
+    m = engine.matte(image, tri)
+    assert m.uncertainty is not None and m.uncertainty.shape == tri.shape
+
+    def boom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    monkeypatch.setattr(type(engine._pipe), "__call__", lambda self, *a, **k: boom())
+    with pytest.raises(EngineError) as e:
+        engine.matte(image, tri)
+    assert e.value.code == "out_of_memory"
 
 
 def test_engine_refuses_untrained_missing_and_corrupt(work, tmp_path, monkeypatch):
