@@ -96,7 +96,8 @@ def tree(img):
                  "has_mask": it.get_mask() is not None, "grey": it.is_gray()}
             out.append(e)
         return out
-    return {"layers": walk(img.get_layers()), "channels": [c.get_name() for c in img.get_channels()]}
+    return {"layers": walk(img.get_layers()), "channels": [c.get_name() for c in img.get_channels()],
+            "selection": list(Gimp.Selection.bounds(img))[1:]}
 
 
 def native(drawable, t):
@@ -273,6 +274,36 @@ def drip_engine():
     d = dump_result("drip", img, layer, 8)
     d.update(run=r)
     return d
+
+
+@scenario
+def no_trimap_channel():
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    before = tree(img)
+    r = run_plugin(img, layer, **dict(COMMON, **{"trimap-source": "trimap-channel"}))
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
+
+
+@scenario
+def cancel():
+    # GIMP's Cancel kills the plug-in process. The host harness plays that part: when this
+    # scenario's job reaches the server, it SIGKILLs drip_matting.py, then waits for the
+    # server to log the job as cancelled and writes cancel.done.
+    if not P.get("cancel"):
+        return {"skipped": "cancel not requested"}
+    img, layer = load_photo(None)
+    select_mask(img, P["mask"])
+    before = tree(img)
+    with open(os.path.join(OUT, "cancel.go"), "w") as f:
+        f.write(str(time.time()))
+    r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": P.get("cancel_band", 40), "outputs": "foreground"}))
+    done = os.path.join(OUT, "cancel.done")
+    for _ in range(1800):
+        if os.path.exists(done):
+            break
+        time.sleep(0.05)
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
 
 
 @scenario

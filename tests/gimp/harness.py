@@ -153,6 +153,81 @@ def run_gimp(version: str, script: str, env: dict, timeout: float = 600) -> subp
     return run_group(cmd, input=script.encode(), timeout=timeout)
 
 
+class CancelWatcher:
+    """Plays GIMP's Cancel button: kills the plug-in process once its job reached the server.
+
+    GIMP cancels a plug-in's progress by killing the plug-in process; the server must see
+    the disconnect and cancel the job. Runs in a thread next to the GIMP session.
+    """
+
+    def __init__(self, out: Path, log: Path, timeout: float = 120):
+        import threading
+        self.out, self.log, self.timeout = out, log, timeout
+        self.report: dict = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _lines(self):
+        try:
+            return self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    @staticmethod
+    def _plugin_pids():
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cmd = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(c.endswith(b"/drip_matting/drip_matting.py") for c in cmd) and b"-run" in cmd:
+                pids.append(int(entry))
+        return pids
+
+    def _run(self):
+        import re
+        import signal
+        deadline = time.monotonic() + self.timeout
+        go = self.out / "cancel.go"
+        try:
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    self.report["error"] = "the cancel scenario never started"
+                    return
+                time.sleep(0.05)
+            seen = len(self._lines())
+            job = None
+            while job is None and time.monotonic() < deadline:
+                for line in self._lines()[seen:]:
+                    m = re.search(r"job (\w+) accepted", line)
+                    if m:
+                        job = m.group(1)
+                time.sleep(0.02)
+            if job is None:
+                self.report["error"] = "the job never reached the server"
+                return
+            pids = self._plugin_pids()
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            self.report.update(job=job, killed=pids, killed_at=time.time())
+            while time.monotonic() < deadline:
+                text = "\n".join(self._lines())
+                if f"job {job} cancelled" in text:
+                    self.report["server_cancelled"] = True
+                    break
+                if f"job {job} done" in text:
+                    self.report["server_cancelled"] = False
+                    self.report["error"] = "the job finished: the kill came too late"
+                    break
+                time.sleep(0.1)
+            self.report["server_log_tail"] = self._lines()[-6:]
+        finally:
+            (self.out / "cancel.done").write_text(json.dumps(self.report))
+
+
 def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
     """One GIMP start running tests/gimp/gimp_scenarios.py; returns its results + paths."""
     root = root_dir(version)
@@ -176,10 +251,13 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
     t0 = time.monotonic()
     with ProcMount(root):
         server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)
+        watcher = CancelWatcher(work / "out", work / "server.log") if params.get("cancel") else None
         try:
             proc = run_gimp(version, script, env, timeout)
         finally:
             server.stop()
+        if watcher is not None:
+            watcher.thread.join(5)
     output = proc.stdout.decode(errors="replace")
     (work / "gimp-output.txt").write_text(output)
     res_path = work / "out" / "results.json"
@@ -190,6 +268,8 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
     results["_returncode"] = proc.returncode
     results["_seconds"] = round(time.monotonic() - t0, 1)
     results["_params"] = all_params
+    if watcher is not None:
+        results["_cancel"] = watcher.report
     return results
 
 

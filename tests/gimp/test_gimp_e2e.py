@@ -47,7 +47,7 @@ def session(request, tmp_path_factory):
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp(f"gimp{version}")
-    params = {"width": WIDTH, "band": 8, "edit": 10}
+    params = {"width": WIDTH, "band": 8, "edit": 10, "cancel": True}
     server_args, server_env = ["--engine", "auto"], {}
     if os.environ.get("DRIP_GIMP_SKIP_DRIP") != "1":
         model = tiny_drip_model(tmp)
@@ -153,6 +153,8 @@ def test_refine_with_edited_trimap_updates_in_place(session):
     assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
     assert d["src_crc_after"] == first["src_crc_before"]
     assert d["roi_img"] == first["roi_img"]
+    # The in-place update lifts the selection for its undoable merge and puts it back.
+    assert d["tree"]["selection"] == first["tree"]["selection"]
     new_alpha, trimap = check_alpha_against_cli(session, "refine", d)
     x, y, w, h = d["roi_img"]
     old = raw(session, first["mask"], (h, w)).astype(int)
@@ -232,3 +234,20 @@ def test_tiny_drip_engine(session):
     check_alpha_against_cli(session, "drip", d, engine="drip",
                             extra_env={"DRIP_MATTING_ALLOW_UNTRAINED": "1"},
                             drip_model=session["_params"]["drip_model_host"])
+
+
+def test_missing_trimap_channel_is_a_message(session):
+    d = scen(session, "no_trimap_channel")
+    assert d["run"]["status"] == "execution-error"
+    assert "Drip trimap" in d["run"]["message"] and "selection band" in d["run"]["message"]
+    assert d["tree_before"] == d["tree_after"]
+
+
+def test_cancel_kills_the_plugin_and_the_server_cancels_the_job(session):
+    d = scen(session, "cancel")
+    rep = session.get("_cancel", {})
+    assert "error" not in rep, rep
+    assert rep.get("killed"), f"no drip_matting.py process was found to kill: {rep}"
+    assert rep.get("server_cancelled") is True, rep
+    assert d["run"]["status"] != "success"
+    assert d["tree_after"] == d["tree_before"], "a cancelled run must not add anything"
