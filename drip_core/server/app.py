@@ -273,9 +273,15 @@ class DripServer:
         job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop())
         worker = self._worker_for(spec["engine"])
         ahead = worker.submit(job)
-        await send({"type": "accepted", "id": job.id, "position": ahead, "queue": worker.name})
+        # logged before any await, so the log's order of acceptances is the queue's order
         log.info("job %s accepted: %dx%d %s, %s, queue %s position %d", job.id, w, h, spec["image_format"],
                  spec["trimap_source"], worker.name, ahead)
+        try:
+            await send({"type": "accepted", "id": job.id, "position": ahead, "queue": worker.name})
+        except BaseException:
+            job.cancelled.set()  # the client is gone before it learnt of its job: never run it
+            job.release()
+            raise
         return job, asyncio.get_running_loop().create_task(self._pump(job, worker, send))
 
     async def _pump(self, job: Job, worker: DeviceWorker, send) -> None:

@@ -1,0 +1,223 @@
+"""Fuzzing the frame parser and the server (the CI-sized version of bench/stress.py fuzz).
+
+Hypothesis drives the parser functions directly; bench/stress.py's seeded generator of hostile
+streams (random bytes, absurd lengths, truncated frames, invalid UTF-8/JSON, wrong types and
+missing fields, huge dimensions, payload sizes that disagree with the header, messages out of
+order, mutated sessions) drives the server in-process and a real server process. The long
+runs (100,000 inputs) are `bench/stress.py fuzz`; figures in docs/reliability.md.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from drip_core import protocol as P
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import stress  # noqa: E402
+
+try:  # keep Hypothesis's caches out of the work tree
+    import tempfile
+    from hypothesis.configuration import set_hypothesis_home_dir
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="drip-hypothesis-"))
+except ImportError:
+    pass
+
+# database=None: no .hypothesis/ folder in the work tree; failures print their example.
+FAST = settings(max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12)
+# cheap wrong values for single fields
+junk = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
+        | st.text(max_size=6) | st.just([]) | st.just({"a": 1}))
+
+
+# ----------------------------------------------------------------------------------------
+# The parser, directly
+# ----------------------------------------------------------------------------------------
+
+@FAST
+@given(st.binary(min_size=0, max_size=24), st.integers(min_value=0, max_value=2**64))
+def test_parse_prefix_only_raises_protocol_errors_and_enforces_limits(raw, max_payload):
+    try:
+        hl, pl = P.parse_prefix(raw, max_payload)
+    except P.ProtocolError as exc:
+        assert exc.code in ("bad_frame", "too_large")
+        return
+    assert len(raw) == 16 and raw[:4] == P.MAGIC
+    assert 1 <= hl <= P.MAX_HEADER_BYTES and 0 <= pl <= max_payload
+
+
+@FAST
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=2**64 - 1))
+def test_absurd_lengths_are_refused_from_the_prefix_alone(hl, pl):
+    limit = P.max_job_payload(P.DEFAULT_MAX_PIXELS)
+    prefix = struct.pack(">4sIQ", P.MAGIC, hl, pl)
+    if 1 <= hl <= P.MAX_HEADER_BYTES and pl <= limit:
+        assert P.parse_prefix(prefix, limit) == (hl, pl)
+    else:
+        with pytest.raises(P.ProtocolError):
+            P.parse_prefix(prefix, limit)
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_decode_header_on_random_bytes(raw):
+    try:
+        header = P.decode_header(raw)
+    except P.ProtocolError as exc:
+        assert exc.code == "bad_frame"
+        return
+    assert isinstance(header, dict) and isinstance(header["type"], str)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(json_values)
+def test_decode_header_on_any_json(value):
+    raw = json.dumps(value).encode()
+    try:
+        header = P.decode_header(raw)
+    except P.ProtocolError as exc:
+        assert exc.code == "bad_frame"
+        assert not (isinstance(value, dict) and isinstance(value.get("type"), str))
+        return
+    assert header["type"] == value["type"]
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"type":"job","options":' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+                                 b'{"type":"a","x":' + b'{"a":' * 30_000 + b"1" + b"}" * 30_001])
+def test_deeply_nested_json_is_a_bad_frame_not_a_recursion_error(raw):
+    with pytest.raises(P.ProtocolError) as err:
+        P.decode_header(raw[:P.MAX_HEADER_BYTES])
+    assert err.value.code == "bad_frame"
+
+
+job_fields = st.fixed_dictionaries(
+    {"type": st.just("job")},
+    optional={"id": st.text(max_size=140) | junk,
+              "width": st.integers(min_value=-3, max_value=70000) | junk,
+              "height": st.integers(min_value=-3, max_value=70000) | junk,
+              "image_format": st.sampled_from(P.IMAGE_FORMATS + ("y8", "cmyk")) | junk,
+              "mask_format": st.sampled_from(P.MASK_FORMATS + ("rgb8",)) | junk,
+              "trimap_source": st.sampled_from(P.TRIMAP_SOURCES) | junk,
+              "band_radius": st.integers(min_value=-5, max_value=5000) | junk,
+              "engine": st.sampled_from(P.ENGINES) | junk,
+              "result_depth": st.sampled_from((8, 16, 8.0, 16.0, True, 12)) | junk,
+              "want_trimap": junk, "options": junk | json_values})
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(job_fields, st.sampled_from((1, 100, 10_000, P.DEFAULT_MAX_PIXELS)))
+def test_validate_job_never_crashes_and_never_exceeds_the_pixel_limit(header, max_pixels):
+    try:
+        job = P.validate_job(header, max_pixels)
+    except P.ProtocolError as exc:
+        assert exc.code in ("bad_request", "bad_image", "too_large")
+        return
+    w, h = job["width"], job["height"]
+    assert type(w) is int and type(h) is int and 0 < w * h <= max_pixels
+    assert job["image_format"] in P.IMAGE_FORMATS and job["mask_format"] in P.MASK_FORMATS
+    assert job["result_depth"] in (8, 16) and type(job["result_depth"]) is int
+    assert job["payload_len"] <= P.max_job_payload(max_pixels)
+    assert isinstance(job["id"], str) and 0 < len(job["id"]) <= 128
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.dictionaries(st.text(max_size=10), json_values, max_size=6), st.text(max_size=20))
+def test_encode_decode_round_trip(extra, kind):
+    header = {**extra, "type": kind}
+    frame = P.encode_frame(header)
+    hl, pl = P.parse_prefix(frame[:16], 0)
+    assert pl == 0 and hl == len(frame) - 16
+    got = P.decode_header(frame[16:])
+    assert json.dumps(got, sort_keys=True) == json.dumps(header, sort_keys=True)
+
+
+def test_generated_streams_through_the_parser():
+    r = stress.fuzz_parser(5000, seed=11)
+    assert r["crashes"] == 0, r["crash_samples"]
+    assert {"ok", "bad_frame", "bad_request", "too_large"} <= set(r["outcomes"])
+
+
+# ----------------------------------------------------------------------------------------
+# The server
+# ----------------------------------------------------------------------------------------
+
+def test_inprocess_server_survives_generated_streams(tmp_path):
+    r = stress.fuzz_server_inprocess(2500, seed=5, folder=str(tmp_path), time_limit=120)
+    assert r["inputs"] == 2500
+    for key in ("crashes", "hangs", "internal_errors", "bad_replies", "leaked_connections"):
+        assert r[key] == 0, (key, r["samples"])
+    assert r["no_eof_inputs"] > 0
+    assert set(r["categories"]) == set(stress.CATEGORIES)
+    # the fuzz reached the job path, not only the front door
+    assert r["reply_codes"].get("accepted", 0) > 0 and r["reply_codes"].get("welcome", 0) > 1000
+    assert r["valid_job_after"]["ok"]
+    assert r["rss_after_mb"] - r["rss_before_mb"] < 100
+
+
+def test_real_server_process_survives_generated_streams(server):
+    r = stress.fuzz_server_process(server, 300, seed=9, time_limit=120)
+    assert r["inputs"] == 300 and not r["server_died"]
+    assert r["hangs"] == 0 and r["internal_errors"] == 0 and r["bad_replies"] == 0, r["samples"]
+    assert r["crashed_in_log"] == 0
+    assert r["valid_job_after"]["ok"]
+    assert r["rss_peak_mb"] - r["rss_before_mb"] < 100
+
+
+def test_stalled_unauthenticated_connections_are_dropped_and_others_served(server):
+    """Slowloris: partial frames that never complete are closed on the hello deadline."""
+    partials = [b"", b"DR", P.MAGIC + b"\x00\x00", P.MAGIC + struct.pack(">IQ", 100, 0) + b'{"type":"hel',
+                P.MAGIC + struct.pack(">IQ", 40, 0)]
+    socks = []
+    for i in range(20):
+        s = socket.create_connection(server.address, timeout=30)
+        s.sendall(partials[i % len(partials)])
+        socks.append(s)
+    start = time.monotonic()
+    # Meanwhile the owner's job goes through.
+    assert stress.run_valid_job(str(server.discovery))["ok"]
+    closed = 0
+    for s in socks:
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        closed += 1
+        replies = stress.parse_replies(data)
+        assert [r.get("code") for r in replies] in (["timeout"], [])
+        s.close()
+    assert closed == 20 and time.monotonic() - start < 25
+
+
+def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
+    """A 65536 x 65536 rgba16 job (~40 GB claimed): refused from the header, server RSS flat."""
+    stress.run_valid_job(str(server.discovery))
+    before = stress.rss_mb(server.proc.pid)
+    for w, h, fmt in [(65536, 65536, "rgba16"), (8193, 8193, "rgb8"), (65537, 1, "rgb8"), (0, 0, "rgb8")]:
+        sock = socket.create_connection(server.address, timeout=10)
+        P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
+        assert P.recv_frame(sock, 0)[0]["type"] == "welcome"
+        header = {"type": "job", "id": "huge", "width": w, "height": h, "image_format": fmt, "mask_format": "y16"}
+        raw = json.dumps(header).encode()
+        claimed = P.buffer_size(fmt, w, h) + P.buffer_size("y16", w, h)
+        sock.sendall(P.PREFIX.pack(P.MAGIC, len(raw), claimed) + raw)   # and no payload at all
+        reply, _ = P.recv_frame(sock, 0)
+        expected = {"too_large"} if w * h > P.DEFAULT_MAX_PIXELS else {"bad_request", "bad_image", "too_large"}
+        assert reply["type"] == "error" and reply["code"] in expected, reply
+        sock.close()
+    assert stress.rss_mb(server.proc.pid) - before < 20
+    assert stress.run_valid_job(str(server.discovery))["ok"]
