@@ -309,7 +309,7 @@ def build_install(options: Options) -> Plan:
     # 3. drip-matting itself
     def software_done() -> bool:
         rec = venv_rec()
-        return (not created_venv["value"] and rec.get("fingerprint") == fingerprint
+        return (not options.upgrade and not created_venv["value"] and rec.get("fingerprint") == fingerprint
                 and rec.get("extras") == extras and venv_mod.installed_version(venv) == ver)
 
     def software_apply(ctx: Context) -> None:
@@ -329,6 +329,16 @@ def build_install(options: Options) -> Plan:
         ctx.save()
 
     steps.append(Step(f"drip-matting {ver}{extras} from {source.name}", software_done, software_apply))
+
+    # 0. a server running from the old software is stopped first (the next filter run starts
+    # the new one; on Windows its files could not even be replaced while it runs)
+    software_steps = list(steps)
+
+    def server_done() -> bool:
+        return server_stop.running_server() is None or all(s.done() for s in software_steps)
+
+    steps.insert(0, Step("a running Drip server is stopped if its software changes", server_done,
+                         lambda ctx: server_stop.stop_server(log=ctx.log)))
 
     # 4. the DRIP model
     if model_src is not None or download is not None:
@@ -360,7 +370,7 @@ def build_install(options: Options) -> Plan:
         cfg = plugin_config_for(py, model_path, prof)
 
         def plug_done(prof=prof, cfg=cfg) -> bool:
-            return plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
+            return not options.upgrade and plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
                 str(prof.plugins_dir) in record["plugins"]
 
         def plug_apply(ctx: Context, prof=prof, cfg=cfg) -> None:

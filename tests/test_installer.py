@@ -308,8 +308,7 @@ def test_terminal_questions(home, wheel, user_venv):
     assert not (home / PROFILES[2] / "plug-ins").exists()
 
 
-def test_uninstall_stops_a_running_server(home, wheel, user_venv):
-    assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0
+def start_server(home: Path):
     from drip_core import protocol
     disc = Path(protocol.default_discovery_file())
     proc = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--engine", "classical",
@@ -320,21 +319,36 @@ def test_uninstall_stops_a_running_server(home, wheel, user_venv):
     # exits (a zombie would still look alive to the installer's pid check).
     import threading
     threading.Thread(target=proc.wait, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while protocol.read_discovery(str(disc)) is None or \
+            protocol.read_discovery(str(disc)).get("pid") != proc.pid:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def test_upgrade_and_uninstall_stop_a_running_server(home, wheel, user_venv, capsys):
+    assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0
+    procs = []
     try:
-        deadline = time.monotonic() + 60
-        while protocol.read_discovery(str(disc)) is None:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        procs.append(start_server(home))
+        capsys.readouterr()
+        assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0  # nothing changes: it keeps running
+        assert "Nothing to do" in capsys.readouterr().out and procs[0].poll() is None
+        assert cli.main(offline(wheel, "--venv", str(user_venv), "--upgrade")) == 0
+        assert procs[0].wait(20) == 0  # replaced software: stopped cleanly on request
+        procs.append(start_server(home))
         t0 = time.monotonic()
         assert cli.main(["--uninstall", "--yes"]) == 0
-        assert proc.wait(20) == 0  # it shut down cleanly on request
+        assert procs[1].wait(20) == 0
         assert time.monotonic() - t0 < 10
         assert not (home / ".local/state/drip-matting").exists()
         assert not (home / ".local").exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
