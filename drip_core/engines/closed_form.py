@@ -141,7 +141,11 @@ def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], 
     vals = rows.T
     ka = known_alpha.reshape(n)
     col_pos = pos[cols]
-    is_unk = col_pos >= 0
+    # a flat offset past the left / right edge wraps into another row: not a neighbour
+    xs = idx % w
+    dxs = np.array([dx for _, dx in OFFSETS])
+    inside = (xs[:, None] + dxs[None, :] >= 0) & (xs[:, None] + dxs[None, :] < w)
+    is_unk = (col_pos >= 0) & inside
     b = -np.where(is_unk, 0.0, vals * ka[cols]).sum(axis=1)
     # known columns move to b; their slots point at the diagonal with weight 0
     r = np.arange(idx.size)
@@ -173,12 +177,14 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     if check_cancel:
         check_cancel()
     ys, xs = np.divmod(idx, w)
-    solver = MultigridSolver(A, ys, xs)
+    # near-kernel of the Laplacian: alpha affine in the colour (constant + 3 channels)
+    colours = image.reshape(-1, 3)[idx]
+    solver = MultigridSolver(A, ys, xs, np.column_stack([np.ones(idx.size), colours]))
     if report:
         report(0.3)
-    max_iter = 300
+    max_iter = 200
     x = solver.solve(A, b, np.full(idx.size, 0.5), tol=tol, max_iter=max_iter, check_cancel=check_cancel,
-                     report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 60))) if report else None)
+                     report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 20))) if report else None)
     alpha = known_alpha.ravel()
     alpha[idx] = np.clip(x, 0.0, 1.0)
     return alpha.reshape(h, w)
