@@ -1,0 +1,149 @@
+"""Speed and quality of the classical engine against pymatting's closed-form, in one run.
+
+    .venv/bin/python bench/classical_speed.py [--data DIR] [--limit N] [--json OUT.json]
+
+For Trimap1 and Trimap2 of the alphamatting.com low-res set: per-image seconds and SAD of
+  * ours, warm (engine already used once in this process),
+  * ours, cold: the first matte() in a fresh process (import time reported separately),
+  * pymatting closed-form on the full image (estimate_alpha_cf + estimate_foreground_ml),
+    warm (its numba functions compiled beforehand), plus its cold first call.
+The load average is printed too: other processes on the machine inflate every timing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  # noqa: E402
+from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
+
+COLD_SNIPPET = r"""
+import sys, time, json
+t0 = time.perf_counter()
+{imports}
+from drip_core.eval.dataset import load_sample
+t1 = time.perf_counter()
+s = load_sample(sys.argv[1], 'GT01', 'Trimap1')
+t2 = time.perf_counter()
+{call}
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "first_call_s": t3 - t2}}))
+"""
+OURS = ("from drip_core.engines import get_engine", "get_engine('classical').matte(s.image, s.trimap)")
+PYMATTING = ("from pymatting import estimate_alpha_cf, estimate_foreground_ml",
+             "a = estimate_alpha_cf(s.image / 255.0, s.trimap / 255.0); "
+             "estimate_foreground_ml(s.image / 255.0, a)")
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
+            "numpy": np.__version__}
+
+
+def cold(data, imports, call) -> dict:
+    code = COLD_SNIPPET.format(imports=imports, call=call)
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, cwd=root)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def pymatting_matte(image, trimap):
+    from pymatting import estimate_alpha_cf, estimate_foreground_ml
+    img = image / 255.0
+    alpha = estimate_alpha_cf(img, trimap / 255.0)
+    estimate_foreground_ml(img, alpha)
+    return alpha
+
+
+def run(method, samples):
+    secs, sads = [], []
+    for s in samples:
+        t0 = time.perf_counter()
+        alpha = method(s.image, s.trimap)
+        secs.append(time.perf_counter() - t0)
+        sads.append(sad(to_uint8(np.where(s.trimap == 128, alpha, s.trimap / 255.0)), s.gt, s.trimap))
+    return {"seconds": secs, "sad": sads, "mean_seconds": float(np.mean(secs)), "mean_sad": float(np.mean(sads))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=default_data_dir())
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--json")
+    ap.add_argument("--no-pymatting", action="store_true", help="skip the pymatting baseline")
+    args = ap.parse_args(argv)
+    if not args.data:
+        print("no data: pass --data (alphamatting.com low-res folder)", file=sys.stderr)
+        return 1
+    info = machine()
+    print(f"# {info['nproc']} CPUs, {info['cpu']}; load average at start {os.getloadavg()}")
+    names = sample_names(args.data)[: args.limit]
+    results = {"machine": info, "load_start": os.getloadavg(), "trimaps": {}}
+
+    results["ours_cold"] = cold(args.data, *OURS)
+    if not args.no_pymatting:
+        results["pymatting_cold"] = cold(args.data, *PYMATTING)
+
+    from drip_core.engines.classical import ClassicalEngine
+    engine = ClassicalEngine()
+    warm_sample = load_sample(args.data, names[0])
+    engine.matte(warm_sample.image, warm_sample.trimap)
+    if not args.no_pymatting:
+        pymatting_matte(warm_sample.image, warm_sample.trimap)  # compile numba outside the timings
+
+    def ours(image, trimap):
+        return engine.matte(image, trimap).alpha
+
+    for trimap in ("Trimap1", "Trimap2"):
+        samples = [load_sample(args.data, n, trimap) for n in names]
+        entry = {"ours": run(ours, samples)}
+        if not args.no_pymatting:
+            entry["pymatting_cf"] = run(pymatting_matte, samples)
+        results["trimaps"][trimap] = entry
+    results["load_end"] = os.getloadavg()
+
+    print(f"{'':10}{'method':<28}{'s/image':>9}{'SAD':>8}")
+    for trimap, entry in results["trimaps"].items():
+        for key, label in (("ours", "ours (warm)"), ("pymatting_cf", "pymatting cf (full image)")):
+            if key in entry:
+                print(f"{trimap:<10}{label:<28}{entry[key]['mean_seconds']:9.3f}{entry[key]['mean_sad']:8.3f}")
+        if "pymatting_cf" in entry:
+            print(f"{trimap:<10}{'speed-up vs pymatting':<28}"
+                  f"{entry['pymatting_cf']['mean_seconds'] / entry['ours']['mean_seconds']:8.2f}x")
+    for key, label in (("ours_cold", "ours"), ("pymatting_cold", "pymatting cf")):
+        if key in results:
+            c = results[key]
+            if "error" in c:
+                print(f"cold first call, {label}: failed ({c['error']})")
+            else:
+                print(f"cold first call, {label}: {c['first_call_s']:.2f} s (+ {c['import_s']:.2f} s import), GT01 Trimap1")
+    print("GEGL matting-global (GIMP 3.0.4), reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
+    print(f"# load average at end {results['load_end']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
