@@ -86,8 +86,10 @@ def trained(work):
             "--val-alphas", str(val / "alpha"), "--val-every", "2", "--val-limit", "1", "--val-steps", "1",
             "--val-max-side", "64"])]))
     first = {"result": r, "unet": _unet_state(run1 / "model")}
+    # the resumed step also exercises gradient checkpointing and bf16 autocast (CUDA defaults)
     r2 = train.train(train.build_parser().parse_args(
-        ["--model", work["converted"], *_train_args(work, run1, 3, ["--checkpoint-every", "1"])]))
+        ["--model", work["converted"], *_train_args(work, run1, 3, [
+            "--checkpoint-every", "1", "--gradient-checkpointing", "on", "--mixed-precision", "bf16"])]))
     run2 = work["base"] / "run2"
     r3 = train_decoder.train_decoder(train_decoder.build_parser().parse_args(
         ["--model", str(run1 / "model"), *_train_args(work, run2, 1, ["--max-denoise-steps", "2", "--lr", "1e-3"])]))
@@ -184,6 +186,7 @@ def test_stage1_training_changes_weights_and_resumes(work, trained):
     assert len(changed) > len(before) // 2
     log = (trained["run1"] / "train.log").read_text()
     assert "resumed from" in log and "at step 2" in log
+    assert "autocast torch.bfloat16, grad checkpointing True" in log
     ckpts = sorted(p.name for p in (trained["run1"] / "checkpoints").iterdir())
     assert ckpts[-1] == "step-0000003"
     m = json.loads((Path(trained["stage1_model"]) / "drip.json").read_text())
