@@ -48,12 +48,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --- reading and writing -----------------------------------------------------------------
 
 def read_image(path: str) -> np.ndarray:
+    import warnings
     from PIL import Image, UnidentifiedImageError
+    from .protocol import DEFAULT_MAX_PIXELS
     try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I", "F"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > DEFAULT_MAX_PIXELS:  # checked from the file's header, before decoding
+                raise UserError(f"{path} is {w}x{h} = {w * h} pixels, more than the limit of {DEFAULT_MAX_PIXELS}: "
+                                "crop or scale it first")
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if arr.max() > 255 else 255.0
+                if not np.isfinite(arr).all():
+                    raise UserError(f"{path} contains NaN or infinite values")
+                peak = arr.max(initial=0.0)
+                # float images are 0..1 by convention; integer ones 8- or 16-bit
+                top = 1.0 if im.mode == "F" and peak <= 1.0 else 65535.0 if peak > 255 else 255.0
                 grey = np.clip(np.rint(arr / top * 255), 0, 255).astype(np.uint8)
                 return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
@@ -61,6 +74,8 @@ def read_image(path: str) -> np.ndarray:
         raise UserError(f"no such file: {path}") from None
     except UnidentifiedImageError:
         raise UserError(f"not an image file: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path} is too large: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
 

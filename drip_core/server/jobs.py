@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -88,6 +89,9 @@ class DeviceWorker:
             finally:
                 self.running = None
                 self.jobs_done += 1
+            # A big job's temporaries are freed by now, but glibc keeps freed heap pages: give
+            # them back, or a cancelled 24-megapixel job would leave the server hundreds of MB fat.
+            await loop.run_in_executor(self.executor, trim_heap)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -160,8 +164,25 @@ def _injected_fault(spec: dict) -> None:
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
 
 
+_malloc_trim = None
+
+
+def trim_heap() -> None:
+    """Return freed heap memory to the OS (glibc's malloc_trim; a no-op elsewhere)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
 def _free_accelerator_memory() -> None:
-    import sys
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

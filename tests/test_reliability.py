@@ -1,0 +1,342 @@
+"""Load, faults and bad inputs (issue 7), CI-sized; the long runs are bench/stress.py.
+
+Load: concurrent clients with correct results, nothing lost, FIFO, heartbeats; sequential
+jobs with flat memory. Faults: client or server killed mid-job, engine errors and
+out-of-memory (through the DRIP_MATTING_TEST_FAULTS test hook), stale discovery files,
+clients racing to start a server. Bad images and trimaps through the CLI and the server.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from drip_core import cli
+from drip_core import protocol as P
+from drip_core.client import connect
+from conftest import REPO, ServerProcess
+
+sys.path.insert(0, str(REPO / "bench"))
+import stress  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    s = ServerProcess(tmp_path_factory.mktemp("shared-server"))
+    yield s
+    s.stop()
+
+
+# ----------------------------------------------------------------------------------------
+# Load
+# ----------------------------------------------------------------------------------------
+
+def test_concurrent_clients_complete_in_fifo_order_with_heartbeats(server):
+    r = stress.run_load(server, clients=6, jobs=4, size=96, time_limit=120)
+    assert r["failures"] == [] and r["jobs_lost"] == 0 and r["jobs_completed"] == 24
+    assert r["wrong_results"] == 0 and r["distinct_ids"] == 24
+    assert r["fifo_ok"]
+    assert r["max_heartbeat_gap_s"] < 2.0   # heartbeats every 1 s while queued or running
+    assert r["server_alive"]
+
+
+def test_sequential_jobs_keep_memory_flat(server):
+    r = stress.run_soak(server, jobs=60, size=48, sample_every=10, warmup=20, time_limit=120)
+    assert r["errors"] == [] and r["wrong_results"] == 0 and r["completed"] == 60
+    assert r["rss_growth_after_warmup_mb"] < 15, r["rss_samples"]
+
+
+# ----------------------------------------------------------------------------------------
+# Faults
+# ----------------------------------------------------------------------------------------
+
+def test_client_killed_mid_job_cancels_it_and_frees_its_memory(server):
+    r = stress.fault_client_killed(server, size=900)
+    assert r["engine_was_running"] and r["cancelled_in_log"] and not r["done_in_log"], r
+    assert r["rss_after_mb"] < r["rss_baseline_mb"] + 30, r
+    assert r["valid_job_after"] and r["ok"]
+
+
+def test_server_killed_mid_job_is_reported_by_the_client(server):
+    r = stress.fault_server_killed(server, size=900)
+    assert r["crash"] is None and r["code"] == "connection_lost", r
+    assert r["report_seconds"] < 5
+    assert "crash" in r["message"] or "lost" in r["message"]
+
+
+def test_cli_reports_a_killed_server_and_writes_no_output(server, tmp_path):
+    image, trimap = stress.slow_case(900)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    Image.fromarray(trimap).save(tmp_path / "trimap.png")
+    host, port = server.address
+    proc = subprocess.Popen([sys.executable, "-m", "drip_core.cli", str(tmp_path / "photo.png"), "--trimap",
+                             str(tmp_path / "trimap.png"), "--alpha", str(tmp_path / "a.png"), "--engine", "classical",
+                             "--server", f"{host}:{port}", "--discovery-file", str(server.discovery)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert stress.wait_for(lambda: " accepted: " in server.log.read_text(), 60)
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("drip-matte: ") and "connection" in last
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_engine_error_and_out_of_memory_have_stable_codes_and_the_server_stays_up(server_factory):
+    server = server_factory(env={"DRIP_MATTING_TEST_FAULTS": "1"})
+    r = stress.fault_engine(server)
+    assert r["codes"] == {"engine_error": "engine_failed", "oom": "out_of_memory", "cuda_oom": "out_of_memory"}
+    assert r["server_alive"] and r["valid_job_after"]
+    assert max(r["rss_after_mb"].values()) < r["rss_baseline_mb"] + 30, r   # the 64 MB hog was given back
+    log = server.log.read_text()
+    assert "ran out of memory" in log and "injected engine failure" in log
+
+
+def test_fault_hook_is_inert_without_its_environment_variable(shared_server):
+    image, trimap = stress.matting_case(48, 1)
+    h, w = trimap.shape
+    with connect(str(shared_server.discovery), spawn=False) as c:
+        out = c.connection.run_job({"id": "nofault", "width": w, "height": h, "image_format": "rgb8",
+                                    "engine": "classical", "options": {"fault": "oom"}}, image.tobytes(), trimap.tobytes())
+    assert out["header"]["type"] == "result"
+
+
+def test_out_of_memory_frees_accelerator_memory(monkeypatch):
+    """In-process: the worker maps MemoryError and 'CUDA out of memory' to out_of_memory and
+    empties the accelerator cache (no GPU here: the call itself is checked)."""
+    from drip_core.server import jobs
+    calls = []
+    monkeypatch.setattr(jobs, "_free_accelerator_memory", lambda: calls.append(1))
+    monkeypatch.setenv(jobs.FAULTS_ENV, "1")
+    image, trimap = stress.matting_case(32, 0)
+
+    class FakeJob:
+        def __init__(self, fault):
+            self.spec = {"id": fault, "width": 32, "height": 32, "trimap_source": "trimap", "band_radius": 0,
+                         "engine": "classical", "result_depth": 8, "want_trimap": False, "options": {"fault": fault}}
+            self.image, self.mask, self.cancelled, self.posted = image, trimap, threading.Event(), []
+            self.id = fault
+
+        def progress(self, *a):
+            pass
+
+        def post(self, header, payload=b""):
+            self.posted.append(header)
+
+    worker = jobs.DeviceWorker("cpu", "classical", None, None)
+    try:
+        for fault, code in (("oom", "out_of_memory"), ("cuda_oom", "out_of_memory"), ("engine_error", "engine_failed")):
+            job = FakeJob(fault)
+            worker._process(job)
+            assert job.posted[-1]["type"] == "error" and job.posted[-1]["code"] == code
+    finally:
+        worker.shutdown()
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("kind", ["dead_pid", "port_reused"])
+def test_stale_discovery_file_gets_a_fresh_server(tmp_path, kind):
+    r = stress.fault_stale_discovery(tmp_path / kind, kind)
+    assert r["ok"], r
+
+
+def test_clients_racing_to_start_a_server_all_get_the_same_one(tmp_path):
+    r = stress.fault_concurrent_spawn(tmp_path, n=3)
+    assert r["ok"], r
+
+
+# ----------------------------------------------------------------------------------------
+# Bad images and trimaps: the CLI
+# ----------------------------------------------------------------------------------------
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a size and holds no pixels: readers must judge it from its header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def run_cli(capsys, *args):
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_cli_reads_grey_indexed_16bit_and_float_layers(tmp_path, capsys):
+    """Each format gives the alpha of the equivalent 8-bit RGB image (one batch run)."""
+    image, trimap = stress.matting_case(64, 2)
+    grey = image[..., 1].copy()
+    rgb_grey = np.repeat(grey[..., None], 3, axis=2)
+    palette = Image.fromarray(image).quantize(64)
+    cases = {
+        "grey.png": (Image.fromarray(grey), rgb_grey),
+        "indexed.png": (palette, np.asarray(palette.convert("RGB"))),
+        "greyalpha.png": (Image.fromarray(np.dstack([grey, np.full_like(grey, 200)]), "LA"), rgb_grey),
+        "rgba.png": (Image.fromarray(np.dstack([image, np.full_like(grey, 90)])), image),
+        "grey16.png": (Image.fromarray(grey.astype(np.uint16) * 257), rgb_grey),
+        "float.tif": (Image.fromarray(grey.astype(np.float32) / 255), rgb_grey),
+    }
+    inputs, trimaps, out = tmp_path / "in", tmp_path / "tri", tmp_path / "out"
+    inputs.mkdir()
+    trimaps.mkdir()
+    for name, (im, _) in cases.items():
+        im.save(inputs / name)
+        tri = trimap
+        if name == "grey16.png":     # 16-bit and float trimaps too
+            Image.fromarray(tri.astype(np.uint16) * 257).save(trimaps / name)
+        elif name == "float.tif":
+            Image.fromarray(tri.astype(np.float32) / 255).save(trimaps / name)
+        else:
+            Image.fromarray(tri).save(trimaps / name)
+    code, err = run_cli(capsys, "--input-dir", inputs, "--trimap-dir", trimaps, "--output-dir", out,
+                        "--engine", "classical", "--quiet")
+    assert code == 0, err
+    for name, (_, rgb) in cases.items():
+        got = np.asarray(Image.open(out / "alpha" / (name.rsplit(".", 1)[0] + ".png")))
+        want = stress.expected_alpha(np.ascontiguousarray(rgb), trimap)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("zero_size", "not an image file"),
+    ("over_limit", "more than the limit"),
+    ("decompression_bomb", "too large"),
+    ("no_foreground", "no definite foreground"),
+    ("all_unknown", "no definite"),
+    ("float_nan", "NaN"),
+])
+def test_cli_bad_images_and_trimaps_give_one_clear_line(tmp_path, capsys, case, expected):
+    image, trimap = stress.matting_case(32, 0)
+    img, tri = tmp_path / "img.png", tmp_path / "tri.png"
+    Image.fromarray(image).save(img)
+    Image.fromarray(trimap).save(tri)
+    if case == "zero_size":
+        img.write_bytes(png_header_only(0, 0))
+    elif case == "over_limit":
+        img.write_bytes(png_header_only(9000, 9000))        # 81 MP > 64 MP: refused from the header
+    elif case == "decompression_bomb":
+        img.write_bytes(png_header_only(30000, 30000))      # Pillow's own bomb check
+    elif case == "no_foreground":
+        Image.fromarray(np.where(trimap == 255, 128, trimap).astype(np.uint8)).save(tri)
+    elif case == "all_unknown":
+        Image.fromarray(np.full_like(trimap, 128)).save(tri)
+    elif case == "float_nan":
+        f = image[..., 0].astype(np.float32) / 255
+        f[3, 3] = np.nan
+        img = tmp_path / "img.tif"
+        Image.fromarray(f).save(img)
+    code, err = run_cli(capsys, img, "--trimap", tri, "--alpha", tmp_path / "a.png", "--engine", "classical")
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("drip-matte: ") and expected in last, last
+    assert not (tmp_path / "a.png").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# Bad images and trimaps: the server
+# ----------------------------------------------------------------------------------------
+
+def raw_job(server, header, payload=b""):
+    sock = socket.create_connection(server.address, timeout=30)
+    try:
+        P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
+        assert P.recv_frame(sock, 0)[0]["type"] == "welcome"
+        P.send_frame(sock, dict(header, type="job"), payload)
+        while True:
+            reply, data = P.recv_frame(sock, 1 << 30)
+            if reply["type"] in ("result", "error"):
+                return reply, data
+    finally:
+        sock.close()
+
+
+def test_server_16bit_layers_and_16bit_results(shared_server):
+    image, trimap = stress.matting_case(64, 1)
+    h, w = trimap.shape
+    with connect(str(shared_server.discovery), spawn=False) as c:
+        _, alpha8 = c.matte(image, trimap, engine="classical")
+        rgba16 = np.dstack([image, np.full_like(trimap, 255)]).astype("<u2") * 257
+        out = c.connection.run_job({"id": "deep", "width": w, "height": h, "image_format": "rgba16", "mask_format": "y16",
+                                    "engine": "classical", "result_depth": 16}, rgba16.tobytes(),
+                                   (trimap.astype("<u2") * 257).tobytes())
+    alpha16 = np.frombuffer(out["alpha"], "<u2").reshape(h, w)
+    fg16 = np.frombuffer(out["foreground"], "<u2").reshape(h, w, 3)
+    assert np.abs(alpha16 / 257.0 - alpha8).max() <= 1.0
+    assert (alpha16[trimap == 255] == 65535).all() and (alpha16[trimap == 0] == 0).all()
+    assert fg16.max() > 255   # really 16-bit
+
+
+@pytest.mark.parametrize("name, width, height, source, mask, code", [
+    ("zero", 0, 0, "trimap", None, "bad_image"),
+    ("one_unknown", 1, 1, "trimap", 128, "bad_trimap"),
+    ("one_known", 1, 1, "trimap", 255, "no_unknown"),
+    ("no_foreground", 24, 24, "trimap", "no_fg", "bad_trimap"),
+    ("no_background", 24, 24, "trimap", "no_bg", "bad_trimap"),
+    ("all_unknown", 24, 24, "trimap", 128, "bad_trimap"),
+    ("nothing_selected", 24, 24, "selection_band", 0, "empty_selection"),
+    ("all_selected", 24, 24, "selection_band", 255, "no_unknown"),
+    ("feathered_nothing", 24, 24, "feathered", 0, "empty_selection"),
+    ("feathered_all", 24, 24, "feathered", 255, "no_unknown"),
+    ("one_pixel_selected", 24, 24, "selection_band", "dot", "bad_trimap"),   # the band swallows it: no foreground
+    ("small_selection", 24, 24, "selection_band", "square", None),
+])
+def test_server_bad_images_and_trimaps(shared_server, name, width, height, source, mask, code):
+    rng = np.random.default_rng(0)
+    image = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+    if isinstance(mask, int):
+        m = np.full((height, width), mask, np.uint8)
+    elif mask == "no_fg":
+        m = np.zeros((height, width), np.uint8)
+        m[6:18, 6:18] = 128
+    elif mask == "no_bg":
+        m = np.full((height, width), 255, np.uint8)
+        m[6:18, 6:18] = 128
+    elif mask == "dot":
+        m = np.zeros((height, width), np.uint8)
+        m[12, 12] = 255
+    elif mask == "square":
+        m = np.zeros((height, width), np.uint8)
+        m[6:18, 6:18] = 255
+    else:
+        m = np.zeros((height, width), np.uint8)
+    reply, data = raw_job(shared_server, {"id": name, "width": width, "height": height, "image_format": "rgb8",
+                                          "mask_format": "y8", "trimap_source": source, "band_radius": 3,
+                                          "engine": "classical"}, image.tobytes() + m.tobytes())
+    if code is None:
+        assert reply["type"] == "result" and len(data) == width * height * 4
+    else:
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert reply.get("id") in (None, name)
+        assert reply["message"] and reply["hint"]
+    assert stress.run_valid_job(str(shared_server.discovery), size=40)["ok"]   # and it still serves
+
+
+def test_client_refuses_layers_it_cannot_send(shared_server):
+    with connect(str(shared_server.discovery), spawn=False) as c:
+        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2), np.uint8),
+                    np.zeros((0, 0, 3), np.uint8)):
+            with pytest.raises(P.ProtocolError) as err:
+                c.matte(bad, np.zeros(bad.shape[:2], np.uint8))
+            assert err.value.code in ("bad_image", "bad_trimap")
+        with pytest.raises(P.ProtocolError) as err:
+            c.matte(np.zeros((10, 10, 3), np.uint8), np.zeros((9, 10), np.uint8))
+        assert err.value.code == "bad_trimap"
+        assert c.connection.request({"type": "ping"})["type"] == "pong"
