@@ -331,7 +331,10 @@ def test_engine_uncertainty_and_out_of_memory(trained, monkeypatch):
     from drip_core.engines.base import EngineError
     from drip_core.engines.drip_engine import DripEngine
 
-    engine = DripEngine(trained["model"], device="cpu", num_inference_steps=1, num_samples=2)
+    monkeypatch.setenv("DRIP_MATTING_STEPS", "1")
+    monkeypatch.setenv("DRIP_MATTING_SAMPLES", "2")
+    engine = DripEngine(trained["model"], device="cpu")
+    assert (engine.num_inference_steps, engine.num_samples) == (1, 2)
     image, tri = photo_crop()
     m = engine.matte(image, tri)
     assert m.uncertainty is not None and m.uncertainty.shape == tri.shape

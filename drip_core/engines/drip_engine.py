@@ -17,17 +17,36 @@ import threading
 from .base import Cancelled, Engine, EngineError, Matte
 
 ALLOW_UNTRAINED_ENV = "DRIP_MATTING_ALLOW_UNTRAINED"
+# The registry builds the engine as DripEngine(model, device=...); these let a user trade speed
+# for quality without code: denoising steps, samples (>1 adds an uncertainty map), native-size limit.
+STEPS_ENV = "DRIP_MATTING_STEPS"
+SAMPLES_ENV = "DRIP_MATTING_SAMPLES"
+MAX_SIDE_ENV = "DRIP_MATTING_MAX_SIDE"
 
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _env_int(name: str, default, minimum: int = 1):
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise EngineError("engine_unavailable", f"{name}={value!r} is not a whole number") from None
+    if number < minimum:
+        raise EngineError("engine_unavailable", f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
 class DripEngine(Engine):
     name = "drip"
 
-    def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None, num_inference_steps: int = 10,
-                 num_samples: int = 1, seed: int = 0, dtype=None, max_side: int | None = None, preload: bool = True):
+    def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None,
+                 num_inference_steps: int | None = None, num_samples: int | None = None, seed: int = 0, dtype=None,
+                 max_side: int | None = None, preload: bool = True):
         try:
             import torch  # noqa: F401
             import diffusers  # noqa: F401
@@ -51,10 +70,10 @@ class DripEngine(Engine):
                                                f"{ALLOW_UNTRAINED_ENV}=1 only for tests and benchmarks")
         self.requested_device = device
         self.dtype = dtype
-        self.num_inference_steps = int(num_inference_steps)
-        self.num_samples = int(num_samples)
+        self.num_inference_steps = int(num_inference_steps or _env_int(STEPS_ENV, 10))
+        self.num_samples = int(num_samples or _env_int(SAMPLES_ENV, 1))
         self.seed = int(seed)
-        self.max_side = max_side
+        self.max_side = max_side or _env_int(MAX_SIDE_ENV, None, minimum=64)
         self._pipe = None
         self._lock = threading.Lock()
         if preload:
