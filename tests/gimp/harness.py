@@ -22,7 +22,27 @@ SHARED = REPO.parent / "shared"
 ALPHAMATTING = SHARED / "data" / "alphamatting_lowres"
 ROOTS = Path(os.environ.get("DRIP_GIMP_ROOTS", "/var/cache/drip-matting/gimp-roots"))
 STAMP = ".drip-gimp-root-complete"
-WORK_IN_ROOT = "/tmp/drip-gimp-e2e"          # path as GIMP sees it
+WORK_BASE = "/tmp/drip-gimp-e2e"   # inside the root (the path as GIMP sees it)
+
+
+def new_workdir(root: Path, kind: str) -> tuple[Path, str]:
+    """A fresh work folder for one GIMP session: (host path, path inside the root).
+
+    One per session and pytest process, so parallel runs do not collide; folders of
+    processes that are gone are removed.
+    """
+    base = root / WORK_BASE.lstrip("/")
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.iterdir():
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    inside = f"{WORK_BASE}/{kind}-{os.getpid()}"
+    work = root / inside.lstrip("/")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "out").mkdir(parents=True)
+    (work / "home").mkdir()
+    return work, inside
 
 VERSIONS = {
     "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "gui": "gimp-3.0", "profile": "3.0", "expect": "3.0.4"},
@@ -103,7 +123,7 @@ class HostServer:
                 self.proc.wait()
 
 
-def prepare_inputs(work: Path, photo: str = "GT01") -> dict:
+def prepare_inputs(work: Path, inside: str, photo: str = "GT01") -> dict:
     """Copy a real photo into the root and make a rough selection mask from its ground truth."""
     import numpy as np
     from PIL import Image, ImageFilter
@@ -112,7 +132,7 @@ def prepare_inputs(work: Path, photo: str = "GT01") -> dict:
     rough = gt.filter(ImageFilter.GaussianBlur(5))
     mask = (np.asarray(rough) >= 100).astype(np.uint8) * 255
     Image.fromarray(mask).save(work / "mask.png")
-    return {"photo": f"{WORK_IN_ROOT}/photo.png", "mask": f"{WORK_IN_ROOT}/mask.png"}
+    return {"photo": f"{inside}/photo.png", "mask": f"{inside}/mask.png"}
 
 
 def install_plugin(root: Path, version: str, home_in_root: str, config: dict) -> Path:
@@ -160,9 +180,9 @@ class CancelWatcher:
     the disconnect and cancel the job. Runs in a thread next to the GIMP session.
     """
 
-    def __init__(self, out: Path, log: Path, timeout: float = 120):
+    def __init__(self, out: Path, log: Path, home: str, timeout: float = 120):
         import threading
-        self.out, self.log, self.timeout = out, log, timeout
+        self.out, self.log, self.timeout, self.home = out, log, timeout, home.encode()
         self.report: dict = {}
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -173,8 +193,7 @@ class CancelWatcher:
         except OSError:
             return []
 
-    @staticmethod
-    def _plugin_pids():
+    def _plugin_pids(self):
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -183,7 +202,8 @@ class CancelWatcher:
                 cmd = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(c.endswith(b"/drip_matting/drip_matting.py") for c in cmd) and b"-run" in cmd:
+            if any(c.startswith(self.home) and c.endswith(b"/drip_matting/drip_matting.py") for c in cmd) \
+                    and b"-run" in cmd:
                 pids.append(int(entry))
         return pids
 
@@ -231,27 +251,24 @@ class CancelWatcher:
 def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
     """One GIMP start running tests/gimp/gimp_scenarios.py; returns its results + paths."""
     root = root_dir(version)
-    work = root / WORK_IN_ROOT.lstrip("/")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "out").mkdir(parents=True)
-    (work / "home").mkdir()
-    inputs = prepare_inputs(work, params.pop("photo_name", "GT01"))
+    work, W = new_workdir(root, f"e2e{version}")
+    inputs = prepare_inputs(work, W, params.pop("photo_name", "GT01"))
     sys.path.insert(0, str(REPO))
     from installer.plugin_files import plugin_config
     # The configured server command cannot work inside the chroot (no Drip venv there):
     # the "server down" scenario relies on that to test the failure path.
-    config = plugin_config(["/bin/false"], log_file=f"{WORK_IN_ROOT}/server.log",
-                           discovery_file=f"{WORK_IN_ROOT}/server.json")
-    install_plugin(root, version, f"{WORK_IN_ROOT}/home", config)
-    all_params = {"out_dir": f"{WORK_IN_ROOT}/out", "discovery": f"{WORK_IN_ROOT}/server.json", **inputs, **params}
+    config = plugin_config(["/bin/false"], log_file=f"{W}/server.log",
+                           discovery_file=f"{W}/server.json")
+    install_plugin(root, version, f"{W}/home", config)
+    all_params = {"out_dir": f"{W}/out", "discovery": f"{W}/server.json", **inputs, **params}
     (work / "params.json").write_text(json.dumps(all_params))
     script = (REPO / "tests" / "gimp" / "gimp_scenarios.py").read_text()
-    env = {"HOME": f"{WORK_IN_ROOT}/home", "DRIP_GIMP_TEST_PARAMS": f"{WORK_IN_ROOT}/params.json",
-           "DRIP_MATTING_SERVER_FILE": f"{WORK_IN_ROOT}/server.json"}
+    env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
+           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json"}
     t0 = time.monotonic()
     with ProcMount(root):
         server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)
-        watcher = CancelWatcher(work / "out", work / "server.log") if params.get("cancel") else None
+        watcher = CancelWatcher(work / "out", work / "server.log", f"{W}/home/") if params.get("cancel") else None
         try:
             proc = run_gimp(version, script, env, timeout)
         finally:
@@ -301,29 +318,27 @@ exit $rc
 def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300) -> dict:
     """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/gimp_gui.py."""
     root = root_dir(version)
-    work = root / WORK_IN_ROOT.lstrip("/")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "out").mkdir(parents=True)
+    work, W = new_workdir(root, f"gui{version}")
     home = work / "home"
-    inputs = prepare_inputs(work, params.pop("photo_name", "GT01"))
+    inputs = prepare_inputs(work, W, params.pop("photo_name", "GT01"))
     sys.path.insert(0, str(REPO))
     from installer.plugin_files import plugin_config
-    config = plugin_config(["/bin/false"], log_file=f"{WORK_IN_ROOT}/server.log",
-                           discovery_file=f"{WORK_IN_ROOT}/server.json")
-    install_plugin(root, version, f"{WORK_IN_ROOT}/home", config)
+    config = plugin_config(["/bin/false"], log_file=f"{W}/server.log",
+                           discovery_file=f"{W}/server.json")
+    install_plugin(root, version, f"{W}/home", config)
     profile = home / ".config" / "GIMP" / VERSIONS[version]["profile"]
     (profile / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n(show-tips no)\n")
-    all_params = {"out_dir": f"{WORK_IN_ROOT}/out", **inputs, **params}
+    all_params = {"out_dir": f"{W}/out", **inputs, **params}
     (work / "params.json").write_text(json.dumps(all_params))
     shutil.copyfile(REPO / "tests" / "gimp" / "gimp_gui.py", work / "gimp_gui.py")
     (work / "runner.sh").write_text(GUI_RUNNER)
-    env = {"HOME": f"{WORK_IN_ROOT}/home", "DRIP_GIMP_TEST_PARAMS": f"{WORK_IN_ROOT}/params.json",
-           "DRIP_MATTING_SERVER_FILE": f"{WORK_IN_ROOT}/server.json", "DISP": str(90 + len(version)),
-           "GIMP_GUI": VERSIONS[version]["gui"], "SCRIPT": f"{WORK_IN_ROOT}/gimp_gui.py",
+    env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
+           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json", "DISP": str(100 + os.getpid() % 800 + (2 if version == "3.2" else 0)),
+           "GIMP_GUI": VERSIONS[version]["gui"], "SCRIPT": f"{W}/gimp_gui.py",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "NO_AT_BRIDGE": "1", "GTK_A11Y": "none"}
     cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
-           "sh", f"{WORK_IN_ROOT}/runner.sh"]
+           "sh", f"{W}/runner.sh"]
     t0 = time.monotonic()
     with ProcMount(root):
         server = HostServer(work / "server.json", work / "server.log", *server_args)

@@ -40,8 +40,16 @@ def tiny_drip_model(tmp: Path) -> Path | None:
     return out
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """Made once for both GIMP versions (None when the DRIP tooling is absent or skipped)."""
+    if os.environ.get("DRIP_GIMP_SKIP_DRIP") == "1" or all(harness.skip_reason(v) for v in harness.VERSIONS):
+        return None
+    return tiny_drip_model(tmp_path_factory.mktemp("tiny-drip"))
+
+
 @pytest.fixture(scope="module", params=sorted(harness.VERSIONS))
-def session(request, tmp_path_factory):
+def session(request, tmp_path_factory, tiny_model):
     version = request.param
     reason = harness.skip_reason(version)
     if reason:
@@ -49,8 +57,8 @@ def session(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"gimp{version}")
     params = {"width": WIDTH, "band": 8, "edit": 10, "cancel": True}
     server_args, server_env = ["--engine", "auto"], {}
-    if os.environ.get("DRIP_GIMP_SKIP_DRIP") != "1":
-        model = tiny_drip_model(tmp)
+    if tiny_model is not None:
+        model = tiny_model
         if model is not None:
             params["drip"] = True
             params["drip_width"] = 96
