@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -207,8 +208,11 @@ class DripPipeline:
                 on_step: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sampler; returns the predicted (z_fg, z_alpha) latents, float32."""
         b = z_image.shape[0]
-        sched = self.new_scheduler()
-        sched.set_timesteps(num_inference_steps, device=self.device)
+        with warnings.catch_warnings():
+            # diffusers' DPM-Solver calls np.array on a torch tensor (a numpy 2 DeprecationWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sched = self.new_scheduler()
+            sched.set_timesteps(num_inference_steps, device=self.device)
         noise_device = generator.device if generator is not None else self.device
         latents = torch.randn((2 * b,) + tuple(z_image.shape[1:]), generator=generator, device=noise_device,
                               dtype=torch.float32).to(self.device) * sched.init_noise_sigma
