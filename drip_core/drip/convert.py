@@ -24,13 +24,17 @@ def _load(cls, folder: str, **kw):
     """from_pretrained on a local folder; falls back to the fp16 variant some SD2 copies ship."""
     import torch
 
-    try:
-        return cls.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, **kw)
-    except (OSError, EnvironmentError) as first:
+    from .pipeline import _quiet_diffusers
+
+    with _quiet_diffusers():
         try:
-            return cls.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, variant="fp16", **kw)
-        except Exception:
-            raise first from None
+            return cls.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, **kw)
+        except (OSError, EnvironmentError) as first:
+            try:
+                return cls.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32,
+                                           variant="fp16", **kw)
+            except Exception:
+                raise first from None
 
 
 def empty_text_embedding(tokenizer, text_encoder):
