@@ -270,7 +270,10 @@ def matte(image, layer, s, config):
     if prec["deep"]:
         fg, alpha = logic.from_little_endian16(fg), logic.from_little_endian16(alpha)
 
-    update = s.trimap_source == "trimap-channel"
+    # Existing "Drip foreground"/"Drip alpha" beside the source are the plug-in's working
+    # result: every run updates them (in place when the region is the same) instead of
+    # piling up new layers. Rename a result layer to keep it.
+    update = True
     fg_type, grey_type = layer_types(image, layer.has_alpha())
     roi_img = logic.offset_rect(roi, ox, oy)
     image.undo_group_start()

@@ -217,6 +217,17 @@ def refine():
 
 
 @scenario
+def rerun_selection():
+    # A second selection-band run on the same image: the Drip layers are reused, the
+    # trimap channel replaced; nothing piles up.
+    img, layer, first = STATE["basic"]
+    ids_before = {l.get_name(): l.get_id() for l in img.get_layers()}
+    r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": 6}))
+    return {"run": r, "tree": tree(img), "ids_before": ids_before,
+            "ids_after": {l.get_name(): l.get_id() for l in img.get_layers()}}
+
+
+@scenario
 def offsets_alpha():
     img, layer = load_photo(P.get("width"))
     w, h = img.get_width(), img.get_height()

@@ -187,6 +187,14 @@ def test_refine_with_edited_trimap_updates_in_place(session):
     assert far_old[outside].max() <= 2
 
 
+def test_rerun_from_selection_reuses_the_drip_layers(session):
+    d = scen(session, "rerun_selection")
+    assert d["run"]["status"] == "success", d["run"]
+    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+    assert d["tree"]["channels"] == ["Drip trimap"]
+    assert d["ids_after"]["Background"] == d["ids_before"]["Background"]
+
+
 def test_layer_with_offsets_and_alpha(session):
     d = scen(session, "offsets_alpha")
     assert d["run"]["status"] == "success", d["run"]
