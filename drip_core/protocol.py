@@ -508,6 +508,7 @@ def spawn_server(command: list, discovery_file: str, *, log_file: str | None = N
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # GIMP's own PYTHONPATH must not leak into the server's venv
     env.pop("PYTHONHOME", None)
+    stale = read_discovery(discovery_file)
     try:
         proc = subprocess.Popen(cmd, env=env, **kwargs)
     except OSError as exc:
@@ -518,14 +519,14 @@ def spawn_server(command: list, discovery_file: str, *, log_file: str | None = N
     start = time.monotonic()
     delay = 0.05
     while time.monotonic() - start < wait:
-        conn = try_connect(discovery_file, client=client)
-        if conn is not None:
-            return conn
         code = proc.poll()
-        if code is not None and code != 0:
+        # While our server starts, the old record (a port that did not answer) is not retried:
+        # a program squatting on that port could hold each attempt for the hello timeout.
+        if stale is None or code is not None or read_discovery(discovery_file) != stale:
             conn = try_connect(discovery_file, client=client)
             if conn is not None:
                 return conn
+        if code is not None and code != 0:  # (it was just tried: another server may have won)
             raise ProtocolError("no_server", f"the server exited during start-up (exit code {code})",
                                 log_file=log_file)
         if on_wait is not None:

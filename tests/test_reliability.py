@@ -340,3 +340,81 @@ def test_client_refuses_layers_it_cannot_send(shared_server):
             c.matte(np.zeros((10, 10, 3), np.uint8), np.zeros((9, 10), np.uint8))
         assert err.value.code == "bad_trimap"
         assert c.connection.request({"type": "ping"})["type"] == "pong"
+
+
+# ----------------------------------------------------------------------------------------
+# Auth: the token on every connection, constant-time, private discovery file, loopback
+# ----------------------------------------------------------------------------------------
+
+def test_token_is_compared_with_hmac_compare_digest(monkeypatch):
+    seen = []
+    real = P.hmac.compare_digest
+    monkeypatch.setattr(P.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
+    assert P.check_token("sekrit", "sekrit") and not P.check_token("sekrit", "sekriT")
+    assert not P.check_token("sekrit", "sekrit\x00") and not P.check_token("sekrit", "")
+    assert all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in seen) and len(seen) == 4
+    for bad in (None, 5, ["sekrit"], {"t": 1}, b"sekrit"):
+        assert not P.check_token("sekrit", bad)
+    assert len(seen) == 4   # non-strings are refused before any comparison
+
+
+def test_every_connection_must_authenticate(shared_server):
+    token = shared_server.record["token"]
+    hellos = [
+        ({"type": "ping"}, "bad_request"),                                               # no hello at all
+        ({"type": "status"}, "bad_request"),
+        ({"type": "shutdown"}, "bad_request"),                                           # cannot stop it either
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION}, "auth_failed"),                 # token missing
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": None}, "auth_failed"),
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": 0}, "auth_failed"),
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": [token]}, "auth_failed"),
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": token[:-1]}, "auth_failed"),
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": token + " "}, "auth_failed"),
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": token.upper()}, "auth_failed"),
+    ]
+    for hello, code in hellos:
+        sock = socket.create_connection(shared_server.address, timeout=10)
+        P.send_frame(sock, hello)
+        reply, _ = P.recv_frame(sock, 0)
+        assert reply["type"] == "error" and reply["code"] == code, (hello, reply)
+        assert sock.recv(1) == b""   # and the connection is closed
+        sock.close()
+    # Authenticating one connection does not authenticate the next.
+    with connect(str(shared_server.discovery), spawn=False):
+        sock = socket.create_connection(shared_server.address, timeout=10)
+        P.send_frame(sock, {"type": "status"})
+        assert P.recv_frame(sock, 0)[0]["code"] == "bad_request"
+        sock.close()
+    assert shared_server.proc.poll() is None
+
+
+def test_discovery_file_private_even_under_a_permissive_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        path = tmp_path / "state" / "server.json"
+        P.write_discovery(str(path), {"host": "127.0.0.1", "port": 1, "token": "t", "pid": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    for mode, usable in ((0o600, True), (0o400, True), (0o640, True), (0o620, False), (0o602, False), (0o666, False)):
+        os.chmod(path, mode)
+        assert (P.read_discovery(str(path)) is not None) == usable, oct(mode)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown the file")
+def test_discovery_file_owned_by_someone_else_is_ignored(tmp_path):
+    path = tmp_path / "server.json"
+    P.write_discovery(str(path), {"host": "127.0.0.1", "port": 1, "token": "t", "pid": 1})
+    os.chown(path, 65534, 65534)
+    assert P.read_discovery(str(path)) is None
+
+
+def test_server_binds_loopback_by_default(shared_server):
+    assert shared_server.record["host"] == "127.0.0.1"
+    # the listening socket is on 127.0.0.1 only (Linux /proc/net/tcp, port in hex)
+    port = shared_server.record["port"]
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    listening = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
+    assert listening == ["0100007F:%04X" % port]
