@@ -103,8 +103,12 @@ class ProtocolError(Exception):
 
     @classmethod
     def from_header(cls, header: dict) -> "ProtocolError":
+        # What a server sends is not trusted to have the right types (a program squatting on a
+        # stale port may say anything): non-strings fall back to the defaults.
+        hint, log_file = header.get("hint"), header.get("log_file")
         return cls(str(header.get("code", "internal")), str(header.get("message", "unknown error")),
-                   hint=header.get("hint"), log_file=header.get("log_file"))
+                   hint=hint if isinstance(hint, str) else None,
+                   log_file=log_file if isinstance(log_file, str) else None)
 
 
 # ----------------------------------------------------------------------------------------
@@ -295,8 +299,9 @@ class Connection:
             raise ProtocolError("bad_frame", f"expected 'welcome', got '{header['type']}'")
         sock.settimeout(idle_timeout)
         self.server_info = header
-        self.max_pixels = int(header.get("max_pixels", DEFAULT_MAX_PIXELS))
-        self.log_file = header.get("log_file")
+        max_pixels = header.get("max_pixels", DEFAULT_MAX_PIXELS)
+        self.max_pixels = max_pixels if type(max_pixels) is int and max_pixels > 0 else DEFAULT_MAX_PIXELS
+        self.log_file = header.get("log_file") if isinstance(header.get("log_file"), str) else None
 
     def close(self) -> None:
         try:
@@ -337,12 +342,12 @@ class Connection:
             header, payload = recv_frame(self.sock, total)
             kind = header["type"]
             if kind == "progress":
-                if progress is not None and progress(float(header.get("fraction", 0.0)),
+                if progress is not None and progress(_number(header.get("fraction"), 0.0, 1.0),
                                                      str(header.get("stage", "")), str(header.get("message", ""))):
                     send_frame(self.sock, {"type": "cancel", "id": job["id"]})
             elif kind == "accepted":
                 if progress is not None:
-                    pos = int(header.get("position", 0))
+                    pos = int(_number(header.get("position"), 0, 1 << 30))
                     progress(0.0, "queued", f"waiting for {pos} job(s) ahead" if pos else "starting")
             elif kind == "result":
                 if len(payload) != total:
@@ -358,6 +363,13 @@ class Connection:
                 raise err
             else:
                 raise ProtocolError("bad_frame", f"unexpected message '{kind}' during a job")
+
+
+def _number(value, lo, hi):
+    """A number from a server's message, clamped to lo..hi (lo for anything that is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return lo
+    return min(max(value, lo), hi)
 
 
 def result_sizes(job: dict) -> tuple[int, int, int]:

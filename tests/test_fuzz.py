@@ -221,3 +221,73 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
         sock.close()
     assert stress.rss_mb(server.proc.pid) - before < 20
     assert stress.run_valid_job(str(server.discovery))["ok"]
+
+
+# ----------------------------------------------------------------------------------------
+# The client against a hostile or broken server (a program squatting on a stale port)
+# ----------------------------------------------------------------------------------------
+
+server_headers = st.fixed_dictionaries(
+    {"type": st.sampled_from(["progress", "accepted", "error", "result", "welcome", "pong", "weird"])},
+    optional={k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
+                                "max_pixels")})
+server_streams = st.lists(st.one_of(server_headers.map(stress.raw_frame), st.binary(max_size=40),
+                                    st.tuples(server_headers, st.binary(max_size=200)).map(
+                                        lambda t: stress.raw_frame(t[0], t[1]))), max_size=5).map(b"".join)
+
+
+def connection_on(sock):
+    conn = P.Connection.__new__(P.Connection)   # skip the handshake: the socket is already "connected"
+    conn.sock, conn.host, conn.port, conn.max_pixels, conn.log_file = sock, "test", 0, P.DEFAULT_MAX_PIXELS, None
+    return conn
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(server_streams)
+def test_client_run_job_survives_any_server_reply(stream):
+    a, b = socket.socketpair()
+    a.settimeout(5)
+    try:
+        b.sendall(stream)
+        b.shutdown(socket.SHUT_WR)
+        job = {"id": "j", "width": 4, "height": 4, "image_format": "rgb8", "mask_format": "y8"}
+        try:
+            out = connection_on(a).run_job(job, bytes(48), bytes(16), progress=lambda *args: None)
+        except P.ProtocolError as exc:
+            exc.user_text()    # must be printable too
+        else:
+            assert len(out["alpha"]) == 16
+    finally:
+        a.close()
+        b.close()
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(server_streams)
+def test_client_handshake_survives_any_server_reply(stream):
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def hostile():
+        c, _ = listener.accept()
+        try:
+            c.sendall(stream)
+        except OSError:
+            pass
+        c.close()
+
+    t = threading.Thread(target=hostile, daemon=True)
+    t.start()
+    try:
+        try:
+            conn = P.Connection("127.0.0.1", listener.getsockname()[1], "token", hello_timeout=5)
+        except P.ProtocolError as exc:
+            exc.user_text()
+        else:
+            assert type(conn.max_pixels) is int and conn.max_pixels > 0
+            conn.close()
+    finally:
+        t.join(5)
+        listener.close()
