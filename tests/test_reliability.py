@@ -51,6 +51,42 @@ def test_concurrent_clients_complete_in_fifo_order_with_heartbeats(server):
     assert r["server_alive"]
 
 
+def test_a_full_queue_answers_busy_and_the_connection_stays_usable(server_factory):
+    server = server_factory("--max-queue", "1")
+    slow_image, slow_trimap = stress.slow_case(900)
+    image, trimap = stress.matting_case(48, 0)
+    h, w = trimap.shape
+    socks = []
+    try:
+        for i, (im, tri) in enumerate(((slow_image, slow_trimap), (image, trimap), (image, trimap))):
+            sock = socket.create_connection(server.address, timeout=30)
+            P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
+            assert P.recv_frame(sock, 0)[0]["type"] == "welcome"
+            th, tw = tri.shape
+            P.send_frame(sock, {"type": "job", "id": f"q{i}", "width": tw, "height": th, "image_format": "rgb8",
+                                "engine": "classical"}, [im.tobytes(), tri.tobytes()])
+            reply, _ = P.recv_frame(sock, 0)
+            socks.append((sock, reply))
+            if i == 0:   # let the first one start running, so the second really waits in the queue
+                assert stress.wait_for(lambda: " accepted: 900x900" in server.log.read_text(), 30)
+                time.sleep(0.3)
+        assert [r["type"] for _, r in socks] == ["accepted", "accepted", "error"]
+        third, busy = socks[2]
+        assert busy["code"] == "busy" and busy["id"] == "q2"
+        P.send_frame(third, {"type": "ping"})
+        assert P.recv_frame(third, 0)[0]["type"] == "pong"   # still usable
+        socks[0][0].close()                                   # cancel the slow one: the queued one runs
+        second = socks[1][0]
+        while True:
+            reply, _ = P.recv_frame(second, 1 << 24)
+            if reply["type"] in ("result", "error"):
+                break
+        assert reply["type"] == "result" and reply["id"] == "q1"
+    finally:
+        for sock, _ in socks:
+            sock.close()
+
+
 def test_sequential_jobs_keep_memory_flat(server):
     r = stress.run_soak(server, jobs=60, size=48, sample_every=10, warmup=20, time_limit=120)
     assert r["errors"] == [] and r["wrong_results"] == 0 and r["completed"] == 60

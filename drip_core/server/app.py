@@ -40,6 +40,7 @@ class ServerOptions:
     tls_key: str | None = None
     insecure: bool = False
     token: str | None = None         # for tests; normally generated
+    max_queue: int = 64              # jobs waiting per device queue; more get 'busy' (bounds memory)
 
 
 def is_loopback(host: str) -> bool:
@@ -213,7 +214,12 @@ class DripServer:
                         await send(ProtocolError("busy", "this connection already has a job running")
                                    .to_header(header["id"]))
                         continue
-                    current, pump = await self._start_job(header, payload, send)
+                    try:
+                        current, pump = await self._start_job(header, payload, send)
+                    except ProtocolError as exc:
+                        if exc.code != "busy":
+                            raise
+                        await send(exc.to_header(header["id"]))  # the connection stays usable
                 elif kind == "cancel":
                     if current is not None and header.get("id") == current.id:
                         current.cancelled.set()
@@ -265,13 +271,16 @@ class DripServer:
             pass
 
     async def _start_job(self, spec: dict, payload: bytes, send):
+        worker = self._worker_for(spec["engine"])
+        if worker.queue.qsize() >= self.opts.max_queue:
+            log.warning("job %s refused: the %s queue holds %d jobs", spec["id"], worker.name, worker.queue.qsize())
+            raise ProtocolError("busy", f"the {worker.name} queue is full ({worker.queue.qsize()} jobs waiting)")
         w, h = spec["width"], spec["height"]
         mask_len = w * h * (2 if spec["mask_format"] == "y16" else 1)
         view = memoryview(payload)  # no copies of a large layer
         image = image_rgb8(view[:-mask_len], spec["image_format"], w, h)
         mask = to_array(view[-mask_len:], spec["mask_format"], w, h)
         job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop())
-        worker = self._worker_for(spec["engine"])
         ahead = worker.submit(job)
         # logged before any await, so the log's order of acceptances is the queue's order
         log.info("job %s accepted: %dx%d %s, %s, queue %s position %d", job.id, w, h, spec["image_format"],
