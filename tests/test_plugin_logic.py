@@ -174,6 +174,13 @@ def test_every_listed_failure_says_what_to_do(code):
     assert len(text) > 40 and drip_protocol.ERROR_HINTS[code] in text
 
 
+def test_message_is_not_said_twice():
+    err = ProtocolError("model_missing", "no DRIP model is configured", log_file="/l.log")
+    text = logic.user_message(err)
+    assert text.lower().count("no drip model is configured") == 1
+    assert text.endswith("(Server log: /l.log)") and "classical" in text
+
+
 def test_local_errors_have_hints():
     for code in logic.LOCAL_HINTS:
         text = logic.make_error(code, "something").user_text()

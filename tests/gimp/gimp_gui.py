@@ -169,7 +169,20 @@ def interactive_run(old_disp):
     save()
 
 
+def model_missing():
+    # This GUI session's server has no DRIP model: asking for the drip engine must give a
+    # message that says what to do (import a model, or use classical), and no layers.
+    img, layer = load(P.get("width", 400))
+    select_mask(img)
+    before = tree(img)
+    r = run_plugin(img, layer, engine="drip")
+    RESULTS["model_missing"] = {"run": r, "before": before, "after": tree(img)}
+    img.delete()
+    save()
+
+
 try:
+    model_missing()
     img, disp = undo_test()
     interactive_run(disp)
 except Exception:

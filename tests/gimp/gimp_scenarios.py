@@ -297,6 +297,28 @@ def no_trimap_channel():
 
 
 @scenario
+def too_large():
+    # The test server runs with --max-pixels 450000; this region is larger.
+    img, layer = load_photo(P.get("large_width", 1000))
+    select_mask(img, P["mask"])
+    before = tree(img)
+    r = run_plugin(img, layer, **COMMON)
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
+
+
+@scenario
+def wrong_token():
+    # server=host:port takes its token from DRIP_MATTING_TOKEN, which this GIMP was
+    # started with set to a wrong value.
+    rec = json.load(open(P["discovery"]))
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    before = tree(img)
+    r = run_plugin(img, layer, **dict(COMMON, server=f"127.0.0.1:{rec['port']}"))
+    return {"run": r, "tree_before": before, "tree_after": tree(img)}
+
+
+@scenario
 def cancel():
     # GIMP's Cancel kills the plug-in process. The host harness plays that part: when this
     # scenario's job reaches the server, it SIGKILLs drip_matting.py, then waits for the

@@ -101,7 +101,12 @@ class HostServer:
         self.discovery, self.log = discovery, log
         cmd = [sys.executable, "-m", "drip_core.server", "--host", "127.0.0.1", "--discovery-file", str(discovery),
                "--log-file", str(log), "--idle-timeout", "900", *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+        # Isolated from the user's Drip config (no configured DRIP model unless passed).
+        iso = {k: v for k, v in os.environ.items()
+               if k not in ("DRIP_MATTING_MODEL", "DRIP_MATTING_CONFIG", "DRIP_MATTING_SERVER_FILE")}
+        iso["XDG_CONFIG_HOME"] = str(discovery.parent / "host-config")
+        iso["XDG_DATA_HOME"] = str(discovery.parent / "host-data")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**iso, **(env or {})},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while not discovery.exists():
@@ -264,7 +269,9 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
     (work / "params.json").write_text(json.dumps(all_params))
     script = (REPO / "tests" / "gimp" / "gimp_scenarios.py").read_text()
     env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
-           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json"}
+           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json",
+           # only used for server=host:port runs (the wrong-token scenario)
+           "DRIP_MATTING_TOKEN": "not-the-servers-token"}
     t0 = time.monotonic()
     with ProcMount(root):
         server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)

@@ -56,7 +56,7 @@ def session(request, tmp_path_factory, tiny_model):
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp(f"gimp{version}")
     params = {"width": WIDTH, "band": 8, "edit": 10, "cancel": True}
-    server_args, server_env = ["--engine", "auto"], {}
+    server_args, server_env = ["--engine", "auto", "--max-pixels", "450000"], {}
     if tiny_model is not None:
         model = tiny_model
         if model is not None:
@@ -267,3 +267,19 @@ def test_cancel_kills_the_plugin_and_the_server_cancels_the_job(session):
     assert rep.get("server_cancelled") is True, rep
     assert d["run"]["status"] != "success"
     assert d["tree_after"] == d["tree_before"], "a cancelled run must not add anything"
+
+
+def test_image_too_large_is_a_message(session):
+    d = scen(session, "too_large")
+    assert d["run"]["status"] == "execution-error", d["run"]
+    msg = d["run"]["message"]
+    assert "exceeds the server's limit" in msg and "smaller region" in msg, msg
+    assert d["tree_before"] == d["tree_after"]
+
+
+def test_wrong_token_is_a_message(session):
+    d = scen(session, "wrong_token")
+    assert d["run"]["status"] == "execution-error", d["run"]
+    msg = d["run"]["message"]
+    assert "token" in msg.lower() and "restart the server" in msg, msg
+    assert d["tree_before"] == d["tree_after"]

@@ -79,3 +79,12 @@ def test_interactive_dialog_runs(gui):
     # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
     assert r["after"]["layers"] == ["Drip foreground", "Background"]
     assert r["after"]["channels"] == ["Drip trimap"]
+
+
+def test_drip_engine_without_a_model_is_a_message(gui):
+    r = gui["model_missing"]
+    assert r["run"]["status"] == "execution-error", r["run"]
+    msg = r["run"]["message"]
+    # model_missing (DRIP extras installed) or engine_unavailable (not installed)
+    assert "classical" in msg and ("model" in msg.lower() or "DRIP extras" in msg), msg
+    assert r["before"] == r["after"]
