@@ -79,7 +79,8 @@ def laplacian_stencil(image: np.ndarray, eps: float = 1e-7, windows: np.ndarray 
 
 
 def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """(rows[25, n_u], idx): the Laplacian rows of the unknown pixels only, as stencil values.
+    """(rows[n_u, 25], idx): the Laplacian rows of the unknown pixels only, as stencil values
+    (rows[r, k] = L[idx[r], idx[r] + OFFSETS[k]]).
 
     Only windows that contain an unknown pixel are visited, so the cost follows the size
     of the unknown region, not of its bounding box.  Windows must lie inside the image."""
@@ -87,16 +88,17 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
     h, w = unknown.shape
     n = h * w
     idx = np.flatnonzero(unknown)
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[idx] = np.arange(idx.size)
-    rows = np.zeros((25, idx.size))
+    nu = idx.size
     if h < 3 or w < 3:
-        return rows, idx
+        return np.zeros((nu, 25)), idx
+    # pixels that are not unknown scatter into a spare row nu, dropped at the end
+    pos = np.full(n, nu, dtype=np.int64)
+    pos[idx] = np.arange(nu)
+    rows = np.zeros((25, nu + 1))
     # window centres: interior pixels with an unknown pixel in their 3x3 neighbourhood
     near = np.zeros((h, w), bool)
-    u = unknown
     for dy, dx in WINDOW:
-        near[1:-1, 1:-1] |= u[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
+        near[1:-1, 1:-1] |= unknown[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
     centres = np.flatnonzero(near)
     flat = img.reshape(n, 3)
     woff = [dy * w + dx for dy, dx in WINDOW]
@@ -108,51 +110,53 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
         cov[i, j] = sum(p[:, i] * p[:, j] for p in pix) / 9.0
     reg = eps / 9.0
     a, b, c, d, e, f = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg)
+    # (1 + x^T M y) / 9 = (1 + (S x) . (S y)) / 9 with any S^T S = M; keep M: 3x3 products are cheap
     proj = [np.stack([a * p[:, 0] + b * p[:, 1] + c * p[:, 2],
                       b * p[:, 0] + d * p[:, 1] + e * p[:, 2],
-                      c * p[:, 0] + e * p[:, 1] + f * p[:, 2]], axis=1) for p in pix]
+                      c * p[:, 0] + e * p[:, 1] + f * p[:, 2]]) for p in pix]
+    pixt = [np.ascontiguousarray(p.T) for p in pix]
     row_of = [pos[centres + o] for o in woff]
-    hit = [r >= 0 for r in row_of]
     index = {o: k for k, o in enumerate(OFFSETS)}
+    ninth = 1.0 / 9.0
     for i in range(9):
         for j in range(i, 9):
             # L_k[i, j] = delta_ij - (1 + (I_i - mu)^T inv (I_j - mu)) / 9   (Levin eq. 12)
-            val = -(1.0 + (pix[i] * proj[j]).sum(axis=1)) / 9.0
+            pi, qj = pixt[i], proj[j]
+            val = pi[0] * qj[0]
+            val += pi[1] * qj[1]
+            val += pi[2] * qj[2]
+            val += 1.0
+            val *= -ninth
             if i == j:
                 val += 1.0
             dy, dx = WINDOW[j][0] - WINDOW[i][0], WINDOW[j][1] - WINDOW[i][1]
-            m = hit[i]
-            rows[index[dy, dx], row_of[i][m]] += val[m]
+            # within one (i, j) every window hits a different pixel, so += is safe
+            rows[index[dy, dx], row_of[i]] += val
             if i != j:  # the symmetric entry, in the row of pixel j
-                m = hit[j]
-                rows[index[-dy, -dx], row_of[j][m]] += val[m]
-    return rows, idx
+                rows[index[-dy, -dx], row_of[j]] += val
+    return np.ascontiguousarray(rows[:, :nu].T), idx
 
 
 def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], known_alpha: np.ndarray):
-    """(A, b): A = L_uu (CSR, SPD), b = -L_uk a_k, for the unknown pixels ``idx``."""
+    """(A, b): A = L_uu (canonical CSR, SPD), b = -L_uk a_k, for the unknown pixels ``idx``."""
     h, w = shape
     n = h * w
     pos = np.full(n, -1, dtype=np.int64)
     pos[idx] = np.arange(idx.size)
     flat_off = np.array([dy * w + dx for dy, dx in OFFSETS])
     cols = idx[:, None] + flat_off[None, :]
-    np.clip(cols, 0, n - 1, out=cols)  # out-of-image neighbours carry zero weight anyway
-    vals = rows.T
-    ka = known_alpha.reshape(n)
+    np.clip(cols, 0, n - 1, out=cols)
+    # neighbours past an edge (or wrapped into another row) have weight exactly 0, and
+    # known_alpha is 0 on unknown pixels: b needs no masking
+    b = -(rows * known_alpha.reshape(n)[cols]).sum(axis=1)
     col_pos = pos[cols]
-    # a flat offset past the left / right edge wraps into another row: not a neighbour
-    xs = idx % w
-    dxs = np.array([dx for _, dx in OFFSETS])
-    inside = (xs[:, None] + dxs[None, :] >= 0) & (xs[:, None] + dxs[None, :] < w)
-    is_unk = (col_pos >= 0) & inside
-    b = -np.where(is_unk, 0.0, vals * ka[cols]).sum(axis=1)
-    # known columns move to b; their slots point at the diagonal with weight 0
-    r = np.arange(idx.size)
-    col_pos = np.where(is_unk, col_pos, r[:, None])
-    vals = np.where(is_unk, vals, 0.0)
-    A = sp.csr_matrix((vals.ravel(), col_pos.ravel(), np.arange(0, 25 * idx.size + 1, 25)),
-                      shape=(idx.size, idx.size))
+    keep = (col_pos >= 0) & (rows != 0)
+    # OFFSETS ascend in flat order, so each row's columns come out sorted: canonical CSR
+    indptr = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    A = sp.csr_matrix((rows[keep], col_pos[keep], indptr), shape=(idx.size, idx.size))
+    A.has_sorted_indices = True
+    A.has_canonical_format = True
     return A, b
 
 

@@ -22,6 +22,9 @@ def _resize_nearest(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return x[ys[:, None], xs[None, :]]
 
 
+COLOURS = 2  # red-black sweeps (1: Jacobi)
+
+
 def _neighbour_sum(x: np.ndarray, wts) -> np.ndarray:
     """sum_j w_ij x_j over the 4 neighbours (weights are zero across the border)."""
     up, down, left, right = wts
@@ -35,42 +38,57 @@ def _neighbour_sum(x: np.ndarray, wts) -> np.ndarray:
     return out
 
 
-def _relax(image, alpha, fg, bg, iterations, regularization, gradient_weight, check_cancel):
+def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_cancel, colours=2):
+    """Relaxation sweeps on fb = [F | B] (H x W x 6), in place."""
     h, w = alpha.shape
     a = alpha
     # w_ij toward each neighbour: index [y, x] holds the weight to the pixel above / below / ...
-    up = np.zeros((h, w), image.dtype)
+    up = np.zeros((h, w, 1), image.dtype)
     down = np.zeros_like(up)
     left = np.zeros_like(up)
     right = np.zeros_like(up)
-    up[1:] = regularization + gradient_weight * np.abs(a[1:] - a[:-1])
+    up[1:, :, 0] = regularization + gradient_weight * np.abs(a[1:] - a[:-1])
     down[:-1] = up[1:]
-    left[:, 1:] = regularization + gradient_weight * np.abs(a[:, 1:] - a[:, :-1])
+    left[:, 1:, 0] = regularization + gradient_weight * np.abs(a[:, 1:] - a[:, :-1])
     right[:, :-1] = left[:, 1:]
-    wts = (up, down, left, right)
-    wsum = up + down + left + right
+    wsum = (up + down + left + right)[..., 0]
     # per-pixel 2x2 matrix [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]], inverted once per level
     a1 = 1.0 - a
     m00 = a * a + wsum
     m01 = a * a1
     m11 = a1 * a1 + wsum
-    det = m00 * m11 - m01 * m01
-    det = np.where(det > 1e-12, det, 1e-12)
+    det = np.maximum(m00 * m11 - m01 * m01, 1e-12)
     i00, i01, i11 = (m11 / det)[..., None], (-m01 / det)[..., None], (m00 / det)[..., None]
-    ai, a1i = (a[..., None] * image), (a1[..., None] * image)
-    yy, xx = np.indices((h, w))
-    red = ((yy + xx) % 2 == 0)[..., None]
+    data = np.concatenate([a[..., None] * image, a1[..., None] * image], axis=2)
+    rhs = np.empty_like(fb)
+    new = np.empty_like(fb)
+    if colours == 2:
+        yy, xx = np.indices((h, w))
+        red = ((yy + xx) % 2 == 0)[..., None]
+        masks = (red, ~red)
+    else:
+        masks = (None,)
     for it in range(iterations):
-        for colour in (red, ~red):
-            rf = ai + _neighbour_sum(fg, wts)
-            rb = a1i + _neighbour_sum(bg, wts)
-            new_f = i00 * rf + i01 * rb
-            new_b = i01 * rf + i11 * rb
-            np.copyto(fg, np.clip(new_f, 0.0, 1.0), where=colour)
-            np.copyto(bg, np.clip(new_b, 0.0, 1.0), where=colour)
+        for mask in masks:
+            # rhs = data + sum_j w_ij [F_j | B_j]
+            np.copyto(rhs, data)
+            rhs[1:] += up[1:] * fb[:-1]
+            rhs[:-1] += down[:-1] * fb[1:]
+            rhs[:, 1:] += left[:, 1:] * fb[:, :-1]
+            rhs[:, :-1] += right[:, :-1] * fb[:, 1:]
+            rf, rb = rhs[..., :3], rhs[..., 3:]
+            np.multiply(i00, rf, out=new[..., :3])
+            new[..., :3] += i01 * rb
+            np.multiply(i01, rf, out=new[..., 3:])
+            new[..., 3:] += i11 * rb
+            np.clip(new, 0.0, 1.0, out=new)
+            if mask is None:
+                fb[...] = new
+            else:
+                np.copyto(fb, new, where=mask)
         if check_cancel is not None and it % 2 == 1:
             check_cancel()
-    return fg, bg
+    return fb
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
@@ -81,20 +99,19 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
     alpha = np.asarray(alpha, dtype=np.float32)
     h0, w0 = alpha.shape
     levels = max(1, math.ceil(math.log2(max(h0, w0))))
-    fg = bg = None
+    fb = None
     for level in range(levels + 1):
         # geometric pyramid from 1x1 to full size, as in the paper
         h = max(1, round(h0 ** (level / levels)))
         w = max(1, round(w0 ** (level / levels)))
         img = _resize_nearest(image, h, w)
         a = _resize_nearest(alpha, h, w)
-        if fg is None:
-            fg = np.broadcast_to(image.reshape(-1, 3).mean(axis=0), (h, w, 3)).copy()
-            bg = fg.copy()
+        if fb is None:
+            fb = np.broadcast_to(np.tile(image.reshape(-1, 3).mean(axis=0), 2), (h, w, 6)).copy()
         else:
-            fg = _resize_nearest(fg, h, w)
-            bg = _resize_nearest(bg, h, w)
+            fb = _resize_nearest(fb, h, w)
         iterations = small_iterations if max(h, w) <= small_size else big_iterations
-        fg, bg = _relax(img, a, fg, bg, iterations, np.float32(regularization), np.float32(gradient_weight),
-                        check_cancel)
+        fb = _relax(img, a, fb, iterations, np.float32(regularization), np.float32(gradient_weight),
+                    check_cancel, COLOURS)
+    fg, bg = fb[..., :3], fb[..., 3:]
     return (fg, bg) if return_background else fg

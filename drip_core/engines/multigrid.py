@@ -83,9 +83,9 @@ class MultigridSolver:
 
     def __init__(self, A: sp.csr_matrix, ys: np.ndarray, xs: np.ndarray, candidates: np.ndarray,
                  direct_size: int = DIRECT_SIZE):
-        A = sp.csr_matrix(A)
-        A.sum_duplicates()
-        A.eliminate_zeros()
+        if not A.has_canonical_format:
+            A = sp.csr_matrix(A)
+            A.sum_duplicates()
         self.levels: list[_Level] = []
         ny, nx, cand = ys, xs, np.asarray(candidates, dtype=np.float64)
         colour = (ny % 3) * 3 + nx % 3
