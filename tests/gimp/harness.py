@@ -72,26 +72,44 @@ def skip_reason(version: str) -> str | None:
 
 
 class ProcMount:
-    """Mount proc inside the root for the session; unmount only what we mounted."""
+    """Mount proc inside the root while any GIMP session of any process needs it.
+
+    Users are tracked as pids in a small file under a lock, so parallel test runs do not
+    unmount proc under each other; the last one out unmounts (dead pids are ignored).
+    """
 
     def __init__(self, root: Path):
         self.path = root / "proc"
-        self.mounted = False
+        self.users = root / "run" / "drip-gimp-proc-users"
+
+    def _update(self, change):
+        import fcntl
+        self.users.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.users.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                pids = {int(x) for x in self.users.read_text().split() if x.isdigit()}
+            except OSError:
+                pids = set()
+            pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+            change(pids)
+            self.users.write_text(" ".join(str(p) for p in sorted(pids)))
+            if pids and not os.path.ismount(self.path):
+                subprocess.run(["mount", "-t", "proc", "proc", str(self.path)], check=True)
+            elif not pids and os.path.ismount(self.path):
+                for _ in range(20):
+                    if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
+                        break
+                    time.sleep(0.25)
+                else:
+                    subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
 
     def __enter__(self):
-        if not os.path.ismount(self.path):
-            subprocess.run(["mount", "-t", "proc", "proc", str(self.path)], check=True)
-            self.mounted = True
+        self._update(lambda pids: pids.add(os.getpid()))
         return self
 
     def __exit__(self, *exc):
-        if self.mounted:
-            for _ in range(20):
-                if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.25)
-            else:
-                subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+        self._update(lambda pids: pids.discard(os.getpid()))
 
 
 class HostServer:
