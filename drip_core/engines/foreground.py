@@ -22,73 +22,100 @@ def _resize_nearest(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return x[ys[:, None], xs[None, :]]
 
 
-COLOURS = 2  # red-black sweeps (1: Jacobi)
+def _split(x: np.ndarray, h2: int, w2: int) -> list[list[np.ndarray]]:
+    """The four parity sub-grids x[py::2, px::2] of x zero-padded to (2 h2, 2 w2)."""
+    pad = np.zeros((2 * h2, 2 * w2) + x.shape[2:], x.dtype)
+    pad[:x.shape[0], :x.shape[1]] = x
+    return [[np.ascontiguousarray(pad[py::2, px::2]) for px in (0, 1)] for py in (0, 1)]
 
 
-def _neighbour_sum(x: np.ndarray, wts) -> np.ndarray:
-    """sum_j w_ij x_j over the 4 neighbours (weights are zero across the border)."""
-    up, down, left, right = wts
-    out = np.zeros_like(x)
-    if x.ndim == 3:
-        up, down, left, right = up[..., None], down[..., None], left[..., None], right[..., None]
-    out[1:] += up[1:] * x[:-1]
-    out[:-1] += down[:-1] * x[1:]
-    out[:, 1:] += left[:, 1:] * x[:, :-1]
-    out[:, :-1] += right[:, :-1] * x[:, 1:]
-    return out
+def _merge(sub, h: int, w: int) -> np.ndarray:
+    h2, w2 = sub[0][0].shape[:2]
+    out = np.empty((2 * h2, 2 * w2) + sub[0][0].shape[2:], sub[0][0].dtype)
+    for py in (0, 1):
+        for px in (0, 1):
+            out[py::2, px::2] = sub[py][px]
+    return out[:h, :w]
 
 
-def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_cancel, colours=2):
-    """Relaxation sweeps on fb = [F | B] (H x W x 6), in place."""
+def _add_shifted(rhs, wgt, src, di, dj):
+    """rhs[i, j] += wgt[i, j] * src[i + di, j + dj] where that index exists."""
+    if di == -1:
+        rhs[1:] += wgt[1:] * src[:-1]
+    elif di == 1:
+        rhs[:-1] += wgt[:-1] * src[1:]
+    elif dj == -1:
+        rhs[:, 1:] += wgt[:, 1:] * src[:, :-1]
+    elif dj == 1:
+        rhs[:, :-1] += wgt[:, :-1] * src[:, 1:]
+    else:
+        rhs += wgt * src
+
+
+# neighbour of sub-grid (py, px) in direction d: (sub-grid, row shift, column shift);
+# pixel (i, j) of sub-grid (py, px) is pixel (2i + py, 2j + px) of the level
+def _neighbour(py, px, d):
+    if d == "up":
+        return ((0, px), 0, 0) if py == 1 else ((1, px), -1, 0)
+    if d == "down":
+        return ((1, px), 0, 0) if py == 0 else ((0, px), 1, 0)
+    if d == "left":
+        return ((py, 0), 0, 0) if px == 1 else ((py, 1), 0, -1)
+    return ((py, 1), 0, 0) if px == 0 else ((py, 0), 0, 1)
+
+
+DIRECTIONS = ("up", "down", "left", "right")
+RED_BLACK = ((0, 0), (1, 1), (0, 1), (1, 0))  # (0,0) and (1,1) never touch, nor (0,1) and (1,0)
+
+
+def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_cancel):
+    """Red-black Gauss-Seidel sweeps on fb = [F | B] (H x W x 6); returns the new fb.
+
+    The level is split into its four parity sub-grids so each half-sweep touches only the
+    pixels it updates (no masked, wasted work)."""
     h, w = alpha.shape
     a = alpha
-    # w_ij toward each neighbour: index [y, x] holds the weight to the pixel above / below / ...
-    up = np.zeros((h, w, 1), image.dtype)
-    down = np.zeros_like(up)
-    left = np.zeros_like(up)
-    right = np.zeros_like(up)
-    up[1:, :, 0] = regularization + gradient_weight * np.abs(a[1:] - a[:-1])
-    down[:-1] = up[1:]
-    left[:, 1:, 0] = regularization + gradient_weight * np.abs(a[:, 1:] - a[:, :-1])
-    right[:, :-1] = left[:, 1:]
-    wsum = (up + down + left + right)[..., 0]
+    wgt = {d: np.zeros((h, w, 1), image.dtype) for d in DIRECTIONS}
+    vertical = regularization + gradient_weight * np.abs(a[1:] - a[:-1])
+    horizontal = regularization + gradient_weight * np.abs(a[:, 1:] - a[:, :-1])
+    wgt["up"][1:, :, 0] = vertical
+    wgt["down"][:-1, :, 0] = vertical
+    wgt["left"][:, 1:, 0] = horizontal
+    wgt["right"][:, :-1, 0] = horizontal
+    wsum = sum(wgt.values())[..., 0]
     # per-pixel 2x2 matrix [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]], inverted once per level
     a1 = 1.0 - a
     m00 = a * a + wsum
     m01 = a * a1
     m11 = a1 * a1 + wsum
     det = np.maximum(m00 * m11 - m01 * m01, 1e-12)
-    i00, i01, i11 = (m11 / det)[..., None], (-m01 / det)[..., None], (m00 / det)[..., None]
+    inv = np.stack([m11 / det, -m01 / det, m00 / det], axis=2)
     data = np.concatenate([a[..., None] * image, a1[..., None] * image], axis=2)
-    rhs = np.empty_like(fb)
-    new = np.empty_like(fb)
-    if colours == 2:
-        yy, xx = np.indices((h, w))
-        red = ((yy + xx) % 2 == 0)[..., None]
-        masks = (red, ~red)
-    else:
-        masks = (None,)
+
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
+    F = _split(fb, h2, w2)
+    W = {d: _split(wgt[d], h2, w2) for d in DIRECTIONS}
+    I = _split(inv, h2, w2)
+    D = _split(data, h2, w2)
+    rhs = np.empty_like(F[0][0])
     for it in range(iterations):
-        for mask in masks:
-            # rhs = data + sum_j w_ij [F_j | B_j]
-            np.copyto(rhs, data)
-            rhs[1:] += up[1:] * fb[:-1]
-            rhs[:-1] += down[:-1] * fb[1:]
-            rhs[:, 1:] += left[:, 1:] * fb[:, :-1]
-            rhs[:, :-1] += right[:, :-1] * fb[:, 1:]
+        for py, px in RED_BLACK:
+            np.copyto(rhs, D[py][px])
+            for d in DIRECTIONS:
+                (ny, nx), di, dj = _neighbour(py, px, d)
+                _add_shifted(rhs, W[d][py][px], F[ny][nx], di, dj)
+            iv = I[py][px]
+            i00, i01, i11 = iv[..., 0:1], iv[..., 1:2], iv[..., 2:3]
             rf, rb = rhs[..., :3], rhs[..., 3:]
-            np.multiply(i00, rf, out=new[..., :3])
-            new[..., :3] += i01 * rb
-            np.multiply(i01, rf, out=new[..., 3:])
-            new[..., 3:] += i11 * rb
-            np.clip(new, 0.0, 1.0, out=new)
-            if mask is None:
-                fb[...] = new
-            else:
-                np.copyto(fb, new, where=mask)
+            out = F[py][px]
+            np.multiply(i00, rf, out=out[..., :3])
+            out[..., :3] += i01 * rb
+            np.multiply(i01, rf, out=out[..., 3:])
+            out[..., 3:] += i11 * rb
+            np.clip(out, 0.0, 1.0, out=out)
         if check_cancel is not None and it % 2 == 1:
             check_cancel()
-    return fb
+    return _merge(F, h, w)
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
@@ -112,6 +139,6 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
             fb = _resize_nearest(fb, h, w)
         iterations = small_iterations if max(h, w) <= small_size else big_iterations
         fb = _relax(img, a, fb, iterations, np.float32(regularization), np.float32(gradient_weight),
-                    check_cancel, COLOURS)
+                    check_cancel)
     fg, bg = fb[..., :3], fb[..., 3:]
     return (fg, bg) if return_background else fg

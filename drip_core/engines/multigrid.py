@@ -62,13 +62,14 @@ def _tentative(ny, nx, cand, block):
 
 
 class _Level:
-    def __init__(self, A, colour):
-        self.A = A
-        inv_diag = 1.0 / A.diagonal()
+    def __init__(self, A, colour, dtype):
+        # the V-cycle is only a preconditioner: single precision halves its memory traffic
+        self.A = A.astype(dtype)
+        inv_diag = (1.0 / A.diagonal()).astype(dtype)
         self.groups = []
         for c in np.unique(colour):
             g = np.flatnonzero(colour == c)
-            self.groups.append((g, A[g], inv_diag[g]))
+            self.groups.append((g, self.A[g], inv_diag[g]))
         self.P = self.R = None
 
     @staticmethod
@@ -82,7 +83,7 @@ class MultigridSolver:
     near-kernel is spanned by the columns of ``candidates`` (n x k, e.g. [1, R, G, B])."""
 
     def __init__(self, A: sp.csr_matrix, ys: np.ndarray, xs: np.ndarray, candidates: np.ndarray,
-                 direct_size: int = DIRECT_SIZE):
+                 direct_size: int = DIRECT_SIZE, dtype=np.float32):
         if not A.has_canonical_format:
             A = sp.csr_matrix(A)
             A.sum_duplicates()
@@ -94,17 +95,21 @@ class MultigridSolver:
             P, ny, nx, cand, k = _tentative(ny, nx, cand, block)
             if P.shape[1] >= 0.8 * A.shape[0]:  # coarsening stalled
                 break
-            level = _Level(A, colour)
-            level.P, level.R = P, P.T.tocsr()
+            level = _Level(A, colour, dtype)
+            level.P, level.R = P.astype(dtype), P.T.tocsr().astype(dtype)
             self.levels.append(level)
-            A = (level.R @ A @ P).tocsr()
+            A = (P.T.tocsr() @ A @ P).tocsr()
             colour = ((ny % 2) * 2 + nx % 2) * cand.shape[1] + k
             block = BLOCK
         self.coarse = sla.splu(sp.csc_matrix(A))
 
+    def precondition(self, r: np.ndarray) -> np.ndarray:
+        dtype = self.levels[0].A.dtype if self.levels else r.dtype
+        return self.vcycle(r.astype(dtype)).astype(np.float64)
+
     def vcycle(self, b: np.ndarray, k: int = 0) -> np.ndarray:
         if k == len(self.levels):
-            return self.coarse.solve(b)
+            return self.coarse.solve(b.astype(np.float64)).astype(b.dtype)
         lv = self.levels[k]
         x = np.zeros_like(b)
         lv.sweep(x, b, lv.groups)
@@ -119,7 +124,7 @@ class MultigridSolver:
         if nb == 0:
             return np.zeros_like(b)
         r = b - A @ x
-        z = self.vcycle(r)
+        z = self.precondition(r)
         p = z.copy()
         rz = r @ z
         for i in range(max_iter):
@@ -129,7 +134,7 @@ class MultigridSolver:
             step = rz / (p @ Ap)
             x += step * p
             r -= step * Ap
-            z = self.vcycle(r)
+            z = self.precondition(r)
             rz_new = r @ z
             p *= rz_new / rz
             p += z
