@@ -56,6 +56,20 @@ install_gui_extras() {
     [ $m = 1 ] && umount "$d/proc" 2>/dev/null || true
 }
 
+# Remove a root, but never through a mount (the tests bind host folders into roots):
+# unmount everything below it first and refuse if anything stays mounted.
+remove_root() {
+    d=$(cd "$1" && pwd -P)
+    for m in $(awk -v d="$d/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    if awk -v d="$d/" 'index($2, d) == 1 {found=1} END {exit !found}' /proc/mounts; then
+        echo "refusing to remove $d: something is still mounted below it" >&2
+        return 1
+    fi
+    rm -rf --one-file-system "$d"
+}
+
 build_one() {
     suite=$1
     dir=$ROOTS/$suite
@@ -68,8 +82,7 @@ build_one() {
     fi
     if [ -e "$dir" ]; then
         echo "[$suite] removing partial root $dir"
-        umount "$dir/proc" 2>/dev/null || true
-        rm -rf --one-file-system "$dir"
+        remove_root "$dir" || return 1
     fi
     mkdir -p "$ROOTS"
     m=$(mirror)
@@ -92,7 +105,7 @@ build_one() {
     fi
     if [ $rc != 0 ]; then
         echo "[$suite] FAILED (apt rc=$rc); removing $dir" >&2
-        rm -rf --one-file-system "$dir"
+        remove_root "$dir"
         return $rc
     fi
     ver=$(chroot "$dir" dpkg-query -W -f='${Version}' gimp 2>/dev/null || echo '?')

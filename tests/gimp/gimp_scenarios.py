@@ -368,6 +368,40 @@ def server_down():
     return {"run": r, "tree_before": before, "tree_after": tree(img)}
 
 
+@scenario
+def spawn():
+    # Runs after server_down: no server answers. With a working server_command in the
+    # plug-in's config (the host's venv python, bound read-only into the root), the plug-in
+    # starts a server itself, waits for it, and the run succeeds.
+    if not P.get("spawn_command"):
+        return {"skipped": P.get("spawn_skip", "no spawn command")}
+    cfg_path = P["plugin_config"]
+    original = open(cfg_path).read()
+    cfg = json.loads(original)
+    cfg["server_command"] = P["spawn_command"]
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    try:
+        old_pid = json.load(open(P["discovery"]))["pid"]
+    except OSError:  # a server that stops cleanly removes its discovery file
+        old_pid = None
+    try:
+        img, layer = load_photo(P.get("width"))
+        select_mask(img, P["mask"])
+        r = run_plugin(img, layer, **COMMON)
+        rec = json.load(open(P["discovery"]))
+        out = {"run": r, "tree": tree(img), "old_pid": old_pid, "new_pid": rec["pid"],
+               "spawned_alive": os.path.exists(f"/proc/{rec['pid']}")}
+        try:
+            os.kill(rec["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        return out
+    finally:
+        with open(cfg_path, "w") as f:
+            f.write(original)
+
+
 print("DRIP-GIMP-SCENARIOS-DONE", json.dumps({k: v.get("run", {}).get("status") if isinstance(v, dict) else None
                                                 for k, v in RESULTS["scenarios"].items()}))
 sys.stdout.flush()

@@ -71,45 +71,111 @@ def skip_reason(version: str) -> str | None:
     return None
 
 
-class ProcMount:
-    """Mount proc inside the root while any GIMP session of any process needs it.
+def is_mounted(path) -> bool:
+    """From /proc/mounts: os.path.ismount misses bind mounts within one filesystem."""
+    target = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].replace("\\040", " ") == target:
+                return True
+    return False
 
-    Users are tracked as pids in a small file under a lock, so parallel test runs do not
-    unmount proc under each other; the last one out unmounts (dead pids are ignored).
+
+class RootMounts:
+    """proc (always) and read-only bind mounts of host folders inside a root, kept while
+    any GIMP session of any process needs them.
+
+    Users are tracked as pids in a small JSON file under a lock, so parallel test runs do
+    not unmount under each other; the last one out unmounts everything recorded (dead
+    pids are ignored). Bind mounts are only ever made on targets that do not exist in the
+    root or are empty folders, so nothing of the root is ever hidden.
     """
 
-    def __init__(self, root: Path):
-        self.path = root / "proc"
-        self.users = root / "run" / "drip-gimp-proc-users"
+    def __init__(self, root: Path, binds=()):
+        self.root = root
+        self.binds = [Path(b) for b in binds]
+        self.state = root / "run" / "drip-gimp-mounts.json"
 
-    def _update(self, change):
+    def _target(self, path: Path) -> Path:
+        return self.root / str(path).lstrip("/")
+
+    @staticmethod
+    def _umount(target: Path):
+        for _ in range(20):
+            if subprocess.run(["umount", str(target)], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.25)
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+    def _update(self, joining: bool):
         import fcntl
-        self.users.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.users.with_suffix(".lock"), "w") as lock:
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                pids = {int(x) for x in self.users.read_text().split() if x.isdigit()}
-            except OSError:
-                pids = set()
-            pids = {p for p in pids if Path(f"/proc/{p}").exists()}
-            change(pids)
-            self.users.write_text(" ".join(str(p) for p in sorted(pids)))
-            if pids and not os.path.ismount(self.path):
-                subprocess.run(["mount", "-t", "proc", "proc", str(self.path)], check=True)
-            elif not pids and os.path.ismount(self.path):
-                for _ in range(20):
-                    if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
-                        break
-                    time.sleep(0.25)
-                else:
-                    subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+                st = json.loads(self.state.read_text())
+            except (OSError, ValueError):
+                st = {}
+            pids = {p for p in st.get("pids", []) if Path(f"/proc/{p}").exists()}
+            mounts = list(st.get("mounts", []))
+            if joining:
+                pids.add(os.getpid())
+            else:
+                pids.discard(os.getpid())
+            if pids:
+                proc = self.root / "proc"
+                if not is_mounted(proc):
+                    subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+                if joining:
+                    for src in self.binds:
+                        tgt = self._target(src)
+                        if is_mounted(tgt):
+                            continue
+                        if tgt.exists() and (not tgt.is_dir() or any(tgt.iterdir())):
+                            continue  # never hide anything of the root
+                        tgt.mkdir(parents=True, exist_ok=True)
+                        subprocess.run(["mount", "--bind", str(src), str(tgt)], check=True)
+                        subprocess.run(["mount", "-o", "remount,bind,ro", str(tgt)], check=False)
+                        mounts.append(str(tgt))
+            else:
+                for tgt in reversed(mounts):
+                    if is_mounted(tgt):
+                        self._umount(Path(tgt))
+                mounts = []
+                if is_mounted(self.root / "proc"):
+                    self._umount(self.root / "proc")
+            self.state.write_text(json.dumps({"pids": sorted(pids), "mounts": mounts}))
+
+    def bound(self, src) -> bool:
+        return is_mounted(self._target(Path(src)))
 
     def __enter__(self):
-        self._update(lambda pids: pids.add(os.getpid()))
+        self._update(True)
         return self
 
     def __exit__(self, *exc):
-        self._update(lambda pids: pids.discard(os.getpid()))
+        self._update(False)
+
+
+ProcMount = RootMounts
+
+
+def host_python_binds() -> tuple[list[Path], str | None]:
+    """Folders to bind into a root so the host's venv python (and drip_core) run there.
+
+    Returns (folders, reason-if-impossible). Only works when the interpreter lives
+    outside the system folders (pyenv, /opt, a home folder), as on the project's CI.
+    """
+    base = Path(sys.base_prefix).resolve()
+    venv = Path(sys.prefix).resolve()
+    system = (Path("/usr"), Path("/usr/local"), Path("/"), Path("/bin"), Path("/lib"))
+    if base in system or any(str(base).startswith(str(s) + "/") for s in system[:2]):
+        return [], f"the host python lives in {base}, which cannot be bound into a root"
+    folders = [base, REPO]
+    if not str(venv).startswith(str(REPO) + "/") and venv != base:
+        folders.append(venv)
+    return folders, None
 
 
 class HostServer:
@@ -271,6 +337,20 @@ class CancelWatcher:
             (self.out / "cancel.done").write_text(json.dumps(self.report))
 
 
+def kill_spawned(discovery: Path, host_server_pid: int):
+    """A server the plug-in started inside the root (spawn scenario) must not outlive the test."""
+    import signal
+    try:
+        pid = json.loads(discovery.read_text()).get("pid")
+    except (OSError, ValueError):
+        return
+    if isinstance(pid, int) and pid != host_server_pid and Path(f"/proc/{pid}").exists():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
     """One GIMP start running tests/gimp/gimp_scenarios.py; returns its results + paths."""
     root = root_dir(version)
@@ -291,13 +371,23 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
            # only used for server=host:port runs (the wrong-token scenario)
            "DRIP_MATTING_TOKEN": "not-the-servers-token"}
     t0 = time.monotonic()
-    with ProcMount(root):
+    binds, why_not = host_python_binds() if params.get("spawn") else ([], "not requested")
+    with RootMounts(root, binds) as mounts:
+        if binds and all(mounts.bound(b) for b in binds):
+            all_params["spawn_command"] = [str(Path(sys.prefix) / "bin" / "python"), "-m", "drip_core.server",
+                                           "--engine", "classical", "--idle-timeout", "60"]
+            all_params["plugin_config"] = (f"{W}/home/.config/GIMP/{VERSIONS[version]['profile']}"
+                                           f"/plug-ins/drip_matting/drip_matting.json")
+        else:
+            all_params["spawn_skip"] = why_not or "could not bind the host python into the root"
+        (work / "params.json").write_text(json.dumps(all_params))
         server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)
         watcher = CancelWatcher(work / "out", work / "server.log", f"{W}/home/") if params.get("cancel") else None
         try:
             proc = run_gimp(version, script, env, timeout)
         finally:
             server.stop()
+            kill_spawned(work / "server.json", server.proc.pid)
         if watcher is not None:
             watcher.thread.join(5)
     output = proc.stdout.decode(errors="replace")
@@ -365,7 +455,7 @@ def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 
     cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
            "sh", f"{W}/runner.sh"]
     t0 = time.monotonic()
-    with ProcMount(root):
+    with RootMounts(root):
         server = HostServer(work / "server.json", work / "server.log", *server_args)
         try:
             proc = run_group(cmd, timeout=timeout)

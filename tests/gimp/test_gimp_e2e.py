@@ -55,7 +55,7 @@ def session(request, tmp_path_factory, tiny_model):
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp(f"gimp{version}")
-    params = {"width": WIDTH, "band": 8, "edit": 10, "cancel": True}
+    params = {"width": WIDTH, "band": 8, "edit": 10, "cancel": True, "spawn": True}
     server_args, server_env = ["--engine", "auto", "--max-pixels", "450000"], {}
     if tiny_model is not None:
         model = tiny_model
@@ -283,3 +283,12 @@ def test_wrong_token_is_a_message(session):
     msg = d["run"]["message"]
     assert "token" in msg.lower() and "restart the server" in msg, msg
     assert d["tree_before"] == d["tree_after"]
+
+
+def test_no_server_running_the_plugin_starts_one(session):
+    d = scen(session, "spawn")
+    if "skipped" in d:
+        pytest.skip(f"spawn scenario not run: {d['skipped']}")
+    assert d["run"]["status"] == "success", d["run"]
+    assert d["new_pid"] != d["old_pid"] and d["spawned_alive"]
+    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
