@@ -1,6 +1,6 @@
 """Reliability stress runs (issue 7): fuzzing, load, soak and faults against the Drip server.
 
-    .venv/bin/python bench/stress.py fuzz   --inputs 100000 --process-inputs 3000
+    .venv/bin/python bench/stress.py fuzz   --inputs 100000 --process-inputs 20000
     .venv/bin/python bench/stress.py load   --clients 16 --jobs 20
     .venv/bin/python bench/stress.py soak   --jobs 500
     .venv/bin/python bench/stress.py faults
@@ -1082,9 +1082,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("fuzz", "load", "soak", "faults", "all"))
     ap.add_argument("--inputs", type=int, default=100_000, help="in-process fuzz inputs (and parser inputs)")
-    ap.add_argument("--process-inputs", type=int, default=3000, help="fuzz inputs sent to a real server process")
+    ap.add_argument("--process-inputs", type=int, default=20000, help="fuzz inputs sent to a real server process")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=20, help="jobs per client (load)")
+    ap.add_argument("--size", type=int, default=128, help="load jobs are SIZE x SIZE (128: the queue waits > 1 s)")
     ap.add_argument("--soak-jobs", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", help="write all figures here")
@@ -1113,7 +1114,7 @@ def main(argv=None) -> int:
         if args.what in ("load", "all"):
             s = ServerProc(tmp / "load")
             try:
-                report["load"] = r = run_load(s, args.clients, args.jobs)
+                report["load"] = r = run_load(s, args.clients, args.jobs, size=args.size)
             finally:
                 s.stop()
             print("load:", json.dumps(r), flush=True)
