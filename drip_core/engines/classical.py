@@ -43,7 +43,8 @@ class ClassicalEngine(Engine):
                                       lambda f: progress(0.02 + 0.68 * f, "alpha", "closed-form alpha"))
         check_cancel()
         progress(0.7, "foreground", "foreground estimation")
-        fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel)
+        fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
+                                     report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"))
         check_cancel()
 
         alpha = (trimap == 255).astype(np.float32)

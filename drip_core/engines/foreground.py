@@ -120,8 +120,11 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
                         gradient_weight: float = 1.0, small_size: int = 32, small_iterations: int = 10,
-                        big_iterations: int = 2, check_cancel=None, return_background: bool = False):
-    """Foreground colours (H x W x 3 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``."""
+                        big_iterations: int = 2, check_cancel=None, return_background: bool = False,
+                        report=None):
+    """Foreground colours (H x W x 3 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``.
+
+    ``report(fraction)`` is called after each pyramid level (work grows ~4x per level)."""
     image = np.asarray(image, dtype=np.float32)
     alpha = np.asarray(alpha, dtype=np.float32)
     h0, w0 = alpha.shape
@@ -140,5 +143,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
         iterations = small_iterations if max(h, w) <= small_size else big_iterations
         fb = _relax(img, a, fb, iterations, np.float32(regularization), np.float32(gradient_weight),
                     check_cancel)
+        if report is not None:
+            report(4.0 ** (level - levels))
     fg, bg = fb[..., :3], fb[..., 3:]
     return (fg, bg) if return_background else fg
