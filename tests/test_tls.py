@@ -161,3 +161,27 @@ def test_half_given_tls_options_refused_by_the_real_server(tmp_path, certs):
                         str(tmp_path / "s.json"), "--log-file", str(tmp_path / "log")],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--tls-key" in r.stderr and not (tmp_path / "s.json").exists()
+
+
+def test_tls_port_survives_garbage_and_stalled_handshakes(tls_server):
+    import random
+    rng = random.Random(3)
+    host, port = tls_server.address
+    for i in range(60):
+        data = rng.randbytes(rng.randint(0, 400))
+        if i % 3 == 0:
+            data = b"\x16\x03\x01" + data          # looks like a TLS record, is not one
+        sock = socket.create_connection((host, port), timeout=10)
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass                                   # reset by the server: fine
+        sock.close()
+    stalled = socket.create_connection((host, port), timeout=30)   # never handshakes
+    with connect(str(tls_server.discovery), spawn=False) as c:
+        assert c.connection.request({"type": "ping"})["type"] == "pong"
+    stalled.close()
+    assert tls_server.proc.poll() is None
