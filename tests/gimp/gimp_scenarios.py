@@ -256,6 +256,35 @@ def deep16():
 
 
 @scenario
+def float32():
+    img, layer = load_photo(P.get("width"))
+    img.convert_precision(Gimp.Precision.FLOAT_LINEAR)
+    select_mask(img, P["mask"])
+    before = source_crc(layer)
+    r = run_plugin(img, layer, **COMMON)
+    d = dump_result("float32", img, layer, 16)
+    d.update(run=r, precision=img.get_precision().value_nick, src_crc_before=before,
+             src_crc_after=source_crc(layer))
+    return d
+
+
+@scenario
+def feathered_all_outputs():
+    # trimap-source = feathered selection, outputs = all (layers + alpha as the selection)
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    Gimp.Selection.feather(img, 12.0)
+    r = run_plugin(img, layer, **dict(COMMON, outputs="all", **{"trimap-source": "feathered-selection"}))
+    d = dump_result("feathered", img, layer, 8)
+    if "roi_img" in d:
+        x, y, w, h = d["roi_img"]
+        sel = img.get_selection()
+        d["selection"] = dump("feathered_selection.raw", get(sel, (x, y, w, h), native(sel, "u8")))
+    d.update(run=r)
+    return d
+
+
+@scenario
 def grey():
     img, layer = load_photo(P.get("width"))
     img.convert_grayscale()

@@ -217,6 +217,23 @@ def test_16bit_image(session):
     check_alpha_against_cli(session, "deep16", d, deep=True)
 
 
+def test_32bit_float_linear_image(session):
+    d = scen(session, "float32")
+    assert d["run"]["status"] == "success", d["run"]
+    assert d["precision"] == "float-linear"
+    assert d["src_crc_before"] == d["src_crc_after"]
+    check_alpha_against_cli(session, "float32", d, deep=True)
+
+
+def test_feathered_selection_and_alpha_as_selection(session):
+    d = scen(session, "feathered_all_outputs")
+    assert d["run"]["status"] == "success", d["run"]
+    ref_alpha, trimap = check_alpha_against_cli(session, "feathered", d)
+    x, y, w, h = d["roi_img"]
+    sel = raw(session, d["selection"], (h, w)).astype(int)
+    assert np.abs(sel - ref_alpha.astype(int)).max() <= 1, "the new selection is not the alpha"
+
+
 def test_grey_image(session):
     d = scen(session, "grey")
     assert d["run"]["status"] == "success", d["run"]
