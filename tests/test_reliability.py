@@ -454,3 +454,48 @@ def test_server_binds_loopback_by_default(shared_server):
         rows = [line.split() for line in f.readlines()[1:]]
     listening = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
     assert listening == ["0100007F:%04X" % port]
+
+
+def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
+    """In-process: while another job runs, a queued job whose client went away drops its
+    image and mask immediately, not when the queue reaches it."""
+    from drip_core.server.app import DripServer, ServerOptions
+
+    slow_image, slow_trimap = stress.slow_case(700)
+    image, trimap = stress.matting_case(64, 0)
+
+    def job_stream(im, tri, job_id):
+        th, tw = tri.shape
+        return (stress.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
+                + stress.raw_frame({"type": "job", "id": job_id, "width": tw, "height": th, "image_format": "rgb8",
+                                    "engine": "classical"}, im.tobytes() + tri.tobytes()))
+
+    async def main():
+        server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok", engine="classical"))
+        assert await server.start()
+        submitted = []
+        worker = server.workers["cpu"]
+        real_submit = worker.submit
+        worker.submit = lambda job: submitted.append(job) or real_submit(job)
+        try:
+            running_reader = asyncio.StreamReader()
+            running_reader.feed_data(job_stream(slow_image, slow_trimap, "running"))   # no EOF: stays connected
+            running = asyncio.ensure_future(server._handle(running_reader, stress.FakeWriter()))
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                if worker.running is not None:
+                    break
+            assert worker.running is submitted[0]
+            queued_reader = asyncio.StreamReader()
+            queued_reader.feed_data(job_stream(image, trimap, "queued"))
+            queued_reader.feed_eof()                                                     # the client vanishes
+            await asyncio.wait_for(server._handle(queued_reader, stress.FakeWriter()), 10)
+            queued = submitted[1]
+            assert queued.cancelled.is_set() and queued.image is None and queued.mask is None
+            assert worker.running is submitted[0] and submitted[0].image is not None    # the running one is untouched
+            running_reader.feed_eof()
+            await asyncio.wait_for(running, 30)
+        finally:
+            await server.close()
+
+    asyncio.run(main())
