@@ -150,7 +150,7 @@ def gather_input(image, layer, s, prec):
     else:
         ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
         if not non_empty:
-            raise ProtocolError("empty_selection", "the selection is empty")
+            raise ProtocolError("empty_selection", "nothing is selected")
         roi = logic.selection_roi((x1, y1, x2, y2), s.band_radius, (ox, oy), (lw, lh))
         if roi is None:
             raise logic.make_error("outside_layer", "the selection does not overlap the layer")
@@ -346,8 +346,13 @@ def run(procedure, run_mode, image, drawables, config, run_data):
             "no_server", "internal", "engine_failed", "timeout", "connection_lost", "model_missing",
             "model_corrupt", "out_of_memory") else None)
         print(text, file=sys.stderr)
-        if run_mode == Gimp.RunMode.INTERACTIVE:
+        if run_mode != Gimp.RunMode.NONINTERACTIVE:
+            # Started from the menu: the message is shown here, once, and without GIMP's
+            # "Calling error for procedure ..." wrapper (which an error status with a
+            # message would add, and an error status without one would add as "unknown
+            # error"). The run then ends as cancelled: nothing was changed.
             Gimp.message(text)
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                            GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())

@@ -181,7 +181,38 @@ def model_missing():
     save()
 
 
+def windows():
+    rc, out = sh("xdotool", "search", "--onlyvisible", "--name", ".")
+    return [(w, sh("xdotool", "getwindowname", w)[1]) for w in out.split()]
+
+
+def error_dialog():
+    # A failure in a run started from the menu (here: last values, empty selection) must
+    # reach the person as a message window.
+    img, layer = load(P.get("width", 400))
+    disp = Gimp.Display.new(img)
+    settle(2)
+    Gimp.Selection.none(img)
+    before = windows()
+    r = run_plugin(img, layer, mode=Gimp.RunMode.WITH_LAST_VALS)
+    settle(3)
+    after = windows()
+    new = [w for w in after if w not in before]
+    sh("import", "-window", "root", os.path.join(OUT, "shot-error.png"))
+    if new:
+        with open(os.path.join(OUT, "shot-error.geom"), "w") as f:
+            f.write(sh("xdotool", "getwindowgeometry", "--shell", new[0][0])[1])
+    for wid, name in new:
+        sh("xdotool", "windowfocus", "--sync", wid)
+        sh("xdotool", "key", "Return")
+    settle(1)
+    RESULTS["error_dialog"] = {"run": r, "new_windows": [n for _, n in new]}
+    disp.delete()
+    save()
+
+
 try:
+    error_dialog()
     model_missing()
     img, disp = undo_test()
     interactive_run(disp)

@@ -43,7 +43,7 @@ def save_screenshots(res, folder: Path, version: str):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     out = Path(res["_out"])
-    for name in ("dialog", "result"):
+    for name in ("dialog", "result", "error"):
         png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
         if not png.exists():
             continue
@@ -88,3 +88,11 @@ def test_drip_engine_without_a_model_is_a_message(gui):
     # model_missing (DRIP extras installed) or engine_unavailable (not installed)
     assert "classical" in msg and ("model" in msg.lower() or "DRIP extras" in msg), msg
     assert r["before"] == r["after"]
+
+
+def test_a_failure_from_the_menu_is_one_friendly_message(gui):
+    e = gui["error_dialog"]
+    # Shown by the plug-in itself (no "Calling error for procedure" wrapper), exactly once;
+    # the run ends as cancelled since nothing was changed.
+    assert e["run"]["status"] == "cancel", e["run"]
+    assert len(e["new_windows"]) == 1, e["new_windows"]
