@@ -70,7 +70,8 @@ class DripEngine(Engine):
                                                f"{ALLOW_UNTRAINED_ENV}=1 only for tests and benchmarks")
         self.requested_device = device
         self.dtype = dtype
-        self.num_inference_steps = int(num_inference_steps or _env_int(STEPS_ENV, 10))
+        # None = not chosen by the caller: the device decides once the model is loaded.
+        self.num_inference_steps = num_inference_steps or _env_int(STEPS_ENV, None)
         self.num_samples = int(num_samples or _env_int(SAMPLES_ENV, 1))
         self.seed = int(seed)
         self.max_side = max_side or _env_int(MAX_SIDE_ENV, None, minimum=64)
@@ -87,6 +88,9 @@ class DripEngine(Engine):
         from ..drip.pipeline import DripPipeline
 
         kwargs = {"max_side": self.max_side} if self.max_side else {}
+        cpu_defaults = _resolves_to_cpu(self.requested_device)
+        if cpu_defaults and not self.max_side:
+            kwargs["max_side"] = CPU_MAX_SIDE
         try:
             # already verified in __init__: don't hash twice
             self._pipe = DripPipeline.from_pretrained(self.model_path, device=self.requested_device, dtype=self.dtype,
@@ -100,6 +104,8 @@ class DripEngine(Engine):
                                                    f"{self.requested_device or 'the default device'}: {exc}") from None
             raise EngineError("model_corrupt", f"the DRIP model in {self.model_path} could not be loaded "
                                                f"({type(exc).__name__}: {exc}): import or convert it again") from None
+        if self.num_inference_steps is None:
+            self.num_inference_steps = CPU_STEPS if cpu_defaults else GPU_STEPS
         return self._pipe
 
     @property
@@ -115,6 +121,9 @@ class DripEngine(Engine):
             self._load()
         check_cancel()
         steps = self.num_inference_steps
+        if self._pipe.device.type == "cpu":
+            progress(0.02, "starting", f"DRIP on the CPU is slow (minutes per image at {steps} steps); "
+                                      "a GPU or the classical engine is much faster")
 
         def report(fraction, stage, message=""):
             progress(min(0.99, float(fraction)), stage, message)
@@ -147,6 +156,22 @@ class DripEngine(Engine):
         if self._pipe is not None:
             info["dtype"] = str(self._pipe.dtype).replace("torch.", "")
         return info
+
+
+# Defaults when nobody chose: the paper's 10 steps on a GPU. On a CPU a full-size U-Net step
+# at 512 px takes ~40 s (docs/benchmarks.md), so fewer steps (the SAD-vs-steps curve in the
+# paper's Fig. 8 flattens early) and 512-px tiles keep a job to minutes, not an hour.
+GPU_STEPS = 10
+CPU_STEPS = 4
+CPU_MAX_SIDE = 512
+
+
+def _resolves_to_cpu(device) -> bool:
+    if device is not None:
+        return str(device).startswith("cpu")
+    import torch
+    mps = getattr(torch.backends, "mps", None)
+    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
 
 
 def _is_oom(exc: BaseException) -> bool:
