@@ -8,6 +8,11 @@ For Trimap1 and Trimap2 of the alphamatting.com low-res set: per-image seconds a
   * pymatting closed-form on the full image (estimate_alpha_cf + estimate_foreground_ml),
     warm (its numba functions compiled beforehand), plus its cold first call.
 The load average is printed too: other processes on the machine inflate every timing.
+
+Foreground quality (unless --no-foreground) on synthetic composites with exact ground truth:
+I = a F + (1 - a) B, F = photo i, B = photo i+1 (resized), a = GT alpha of photo i; errors are
+alpha-weighted over 0 < a < 1 (Germer et al.), for F = I (naive), pymatting's
+estimate_foreground_ml and ours, all given the GT alpha.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,10 +64,11 @@ def machine() -> dict:
             "numpy": np.__version__}
 
 
-def cold(data, imports, call) -> dict:
+def cold(data, imports, call, env=None) -> dict:
     code = COLD_SNIPPET.format(imports=imports, call=call)
     root = str(Path(__file__).resolve().parents[1])
-    out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, cwd=root)
+    out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, **(env or {})})
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -85,12 +92,39 @@ def run(method, samples):
     return {"seconds": secs, "sad": sads, "mean_seconds": float(np.mean(secs)), "mean_sad": float(np.mean(sads))}
 
 
+def foreground_quality(data, names) -> dict:
+    from pymatting import estimate_foreground_ml
+
+    from drip_core.engines.foreground import _resize_nearest, estimate_foreground
+    from drip_core.eval.metrics import foreground_errors
+
+    methods = {"naive (F = I)": lambda image, a: image, "pymatting estimate_foreground_ml": estimate_foreground_ml,
+               "ours": estimate_foreground}
+    rows = {k: [] for k in methods}
+    estimate_foreground_ml(np.random.rand(8, 8, 3), np.random.rand(8, 8))  # compile outside the timings
+    for i, name in enumerate(names):
+        f = load_sample(data, name)
+        b = load_sample(data, names[(i + 1) % len(names)])
+        F, a = f.image / 255.0, f.gt / 255.0
+        B = _resize_nearest(b.image / 255.0, *a.shape)
+        image = a[..., None] * F + (1 - a[..., None]) * B
+        for key, method in methods.items():
+            t0 = time.perf_counter()
+            est = method(image, a)
+            seconds = time.perf_counter() - t0
+            e = foreground_errors(est, F, a)
+            rows[key].append((e.sad, e.mse * 1e3, seconds))
+    return {k: dict(zip(("sad", "mse_x1e3", "seconds"), np.mean(v, axis=0).tolist())) for k, v in rows.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=default_data_dir())
     ap.add_argument("--limit", type=int)
     ap.add_argument("--json")
     ap.add_argument("--no-pymatting", action="store_true", help="skip the pymatting baseline")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed / SAD part")
+    ap.add_argument("--no-foreground", action="store_true", help="skip the foreground-quality part")
     args = ap.parse_args(argv)
     if not args.data:
         print("no data: pass --data (alphamatting.com low-res folder)", file=sys.stderr)
@@ -100,9 +134,20 @@ def main(argv=None) -> int:
     names = sample_names(args.data)[: args.limit]
     results = {"machine": info, "load_start": os.getloadavg(), "trimaps": {}}
 
+    if not args.no_foreground:
+        results["foreground"] = foreground_quality(args.data, names)
+        print(f"foreground on exact composites, full image, GT alpha ({len(names)} images):")
+        print(f"  {'method':<34}{'SAD/1000':>9}{'MSEx1e3':>9}{'s/image':>9}")
+        for key, r in results["foreground"].items():
+            print(f"  {key:<34}{r['sad']:9.3f}{r['mse_x1e3']:9.3f}{r['seconds']:9.3f}")
+    if args.no_speed:
+        return _finish(args, results)
     results["ours_cold"] = cold(args.data, *OURS)
     if not args.no_pymatting:
+        # numba keeps compiled code on disk: time both a filled cache and a fresh install's empty one
         results["pymatting_cold"] = cold(args.data, *PYMATTING)
+        with tempfile.TemporaryDirectory() as empty:
+            results["pymatting_cold_empty_cache"] = cold(args.data, *PYMATTING, env={"NUMBA_CACHE_DIR": empty})
 
     from drip_core.engines.classical import ClassicalEngine
     engine = ClassicalEngine()
@@ -120,7 +165,6 @@ def main(argv=None) -> int:
         if not args.no_pymatting:
             entry["pymatting_cf"] = run(pymatting_matte, samples)
         results["trimaps"][trimap] = entry
-    results["load_end"] = os.getloadavg()
 
     print(f"{'':10}{'method':<28}{'s/image':>9}{'SAD':>8}")
     for trimap, entry in results["trimaps"].items():
@@ -130,7 +174,8 @@ def main(argv=None) -> int:
         if "pymatting_cf" in entry:
             print(f"{trimap:<10}{'speed-up vs pymatting':<28}"
                   f"{entry['pymatting_cf']['mean_seconds'] / entry['ours']['mean_seconds']:8.2f}x")
-    for key, label in (("ours_cold", "ours"), ("pymatting_cold", "pymatting cf")):
+    for key, label in (("ours_cold", "ours"), ("pymatting_cold", "pymatting cf, numba cache filled"),
+                       ("pymatting_cold_empty_cache", "pymatting cf, numba cache empty")):
         if key in results:
             c = results[key]
             if "error" in c:
@@ -138,6 +183,11 @@ def main(argv=None) -> int:
             else:
                 print(f"cold first call, {label}: {c['first_call_s']:.2f} s (+ {c['import_s']:.2f} s import), GT01 Trimap1")
     print("GEGL matting-global (GIMP 3.0.4), reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
+    return _finish(args, results)
+
+
+def _finish(args, results) -> int:
+    results["load_end"] = os.getloadavg()
     print(f"# load average at end {results['load_end']}")
     if args.json:
         with open(args.json, "w") as f:

@@ -132,3 +132,23 @@ def test_cancel_raises(stop_at):
         get_engine("classical").matte(image, trimap, progress=lambda f, stage, msg=None: seen.append(stage),
                                       cancel=lambda: stop_at in seen)
     assert "done" not in seen
+
+
+@needs_data
+def test_foreground_on_exact_composites():
+    """I = a F + (1 - a) B with F, B two photos and a the GT alpha: (a, F) is exact ground truth."""
+    from drip_core.engines.foreground import _resize_nearest, estimate_foreground
+    from drip_core.eval.metrics import foreground_errors
+
+    ours, naive = [], []
+    for fg_name, bg_name in (("GT03", "GT04"), ("GT04", "GT05"), ("GT06", "GT07")):
+        f = load_sample(DATA, fg_name)
+        b = load_sample(DATA, bg_name)
+        F = f.image / 255.0
+        a = f.gt / 255.0
+        B = _resize_nearest(b.image / 255.0, *a.shape)
+        image = a[..., None] * F + (1 - a[..., None]) * B
+        ours.append(foreground_errors(estimate_foreground(image, a), F, a).sad)
+        naive.append(foreground_errors(image, F, a).sad)
+    # measured: ours 3.67 / 5.79 / 1.01 against naive 4.60 / 9.21 / 1.63 (pymatting ML: 4.01 / 5.77 / 1.02)
+    assert np.mean(ours) <= 0.75 * np.mean(naive)
