@@ -197,6 +197,11 @@ def test_progress_text_and_fraction():
         "Drip Matting: loading model (loading the drip engine)"
     assert logic.progress_text("step 3/10", "denoising") == "Drip Matting: step 3/10 (denoising)"
     assert logic.progress_text("foreground") == "Drip Matting: estimating foreground"
+    assert logic.progress_text("preparing", "building the trimap") == "Drip Matting: building the trimap"
+    assert logic.progress_text("queued", "starting") == "Drip Matting: job accepted"
+    assert logic.progress_text("queued", "waiting for 2 job(s) ahead") == \
+        "Drip Matting: waiting for the server (waiting for 2 job(s) ahead)"
+    assert "server" not in logic.progress_text("starting", "classical engine")
     assert logic.overall_fraction(0) == pytest.approx(logic.SERVER_SPAN[0])
     assert logic.overall_fraction(2) == pytest.approx(logic.SERVER_SPAN[1])
 

@@ -105,14 +105,21 @@ def find_named(items, name):
     return None
 
 
+_progress_broken = []
+
+
 def progress(fraction=None, text=None):
     try:
         if text is not None:
             Gimp.progress_set_text(text)
         if fraction is not None:
             Gimp.progress_update(min(max(fraction, 0.0), 1.0))
-    except Exception:  # progress is cosmetic; never fail a run on it
-        pass
+    except Exception as exc:  # noqa: BLE001 - progress is cosmetic; never fail a run on it
+        if not _progress_broken:
+            _progress_broken.append(exc)
+            print(f"drip-matting: progress display failed ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+    if os.environ.get("DRIP_MATTING_DEBUG_PROGRESS") and text is not None:
+        print(f"drip-matting progress: {fraction if fraction is not None else '-'} {text}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------

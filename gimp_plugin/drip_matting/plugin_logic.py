@@ -365,7 +365,8 @@ def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_
 
 STAGE_TEXT = {
     "queued": "waiting for the server",
-    "starting": "starting server",
+    "starting": "starting the engine",     # the server's stage; the plug-in's own wait says "starting server"
+    "preparing": "building the trimap",
     "loading_model": "loading model",
     "load": "loading model",
     "model": "loading model",
@@ -381,7 +382,11 @@ SERVER_SPAN = (0.05, 0.9)
 
 
 def progress_text(stage: str, message: str = "") -> str:
+    if stage == "queued" and message in ("", "starting"):
+        return "Drip Matting: job accepted"
     base = STAGE_TEXT.get(stage, stage.replace("_", " ") if stage else "working")
+    if message and message.lower() in (base, base.replace("the ", "")):
+        message = ""
     if message and message.lower() != base:
         return f"Drip Matting: {base} ({message})" if stage else f"Drip Matting: {message}"
     return f"Drip Matting: {base}"

@@ -369,7 +369,8 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
     env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
            "DRIP_MATTING_SERVER_FILE": f"{W}/server.json",
            # only used for server=host:port runs (the wrong-token scenario)
-           "DRIP_MATTING_TOKEN": "not-the-servers-token"}
+           "DRIP_MATTING_TOKEN": "not-the-servers-token",
+           "DRIP_MATTING_DEBUG_PROGRESS": "1"}
     t0 = time.monotonic()
     binds, why_not = host_python_binds() if params.get("spawn") else ([], "not requested")
     with RootMounts(root, binds) as mounts:

@@ -309,3 +309,15 @@ def test_no_server_running_the_plugin_starts_one(session):
     assert d["run"]["status"] == "success", d["run"]
     assert d["new_pid"] != d["old_pid"] and d["spawned_alive"]
     assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+
+
+def test_progress_shows_the_servers_stages(session):
+    out = session["_output"]
+    assert "progress display failed" not in out
+    lines = [l for l in out.splitlines() if l.startswith("drip-matting progress:")]
+    texts = " | ".join(lines)
+    for stage in ("reading the layer", "connecting to the server", "computing alpha", "estimating foreground",
+                  "adding layers", "done"):
+        assert stage in texts, f"no progress text with {stage!r}: {texts[:2000]}"
+    if "drip" in session["_params"]:
+        assert "loading model" in texts and "step " in texts, texts[-2000:]
