@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 DIRECT_SIZE = 15000  # unknowns at which the coarsest level is factorised directly
-FIRST_BLOCK = 4      # pixels per side of a first-level aggregate (coupling radius 2 < 4)
+FIRST_BLOCK = 5      # pixels per side of a first-level aggregate (coupling radius 2 < 5)
 BLOCK = 2            # nodes per side of a coarser aggregate (coupling radius 1 < 2)
 DROP = 1e-4          # candidate directions weaker than this (relative) are dropped
 
