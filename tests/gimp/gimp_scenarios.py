@@ -220,8 +220,11 @@ def refine():
 def rerun_selection():
     # A second selection-band run on the same image: the Drip layers are reused, the
     # trimap channel replaced; nothing piles up.
+    # A smaller selection gives a smaller region: the Drip layers are then replaced at
+    # the same place in the stack (same names), not added.
     img, layer, first = STATE["basic"]
     ids_before = {l.get_name(): l.get_id() for l in img.get_layers()}
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
     r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": 6}))
     return {"run": r, "tree": tree(img), "ids_before": ids_before,
             "ids_after": {l.get_name(): l.get_id() for l in img.get_layers()}}

@@ -193,6 +193,11 @@ def test_rerun_from_selection_reuses_the_drip_layers(session):
     assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
     assert d["tree"]["channels"] == ["Drip trimap"]
     assert d["ids_after"]["Background"] == d["ids_before"]["Background"]
+    fg = d["tree"]["layers"][0]
+    # ellipse (100, 60, 120x90) + band 6 + margin 32, clipped to the 400x248 layer
+    m = 6 + 32
+    assert fg["offsets"] == [100 - m, 60 - m] and fg["size"] == [120 + 2 * m, 90 + 2 * m], fg
+    assert d["tree"]["layers"][1]["size"] == fg["size"]
 
 
 def test_layer_with_offsets_and_alpha(session):
