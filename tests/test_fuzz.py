@@ -291,3 +291,39 @@ def test_client_handshake_survives_any_server_reply(stream):
     finally:
         t.join(5)
         listener.close()
+
+
+# ----------------------------------------------------------------------------------------
+# Trimap building and buffer decoding on arbitrary masks and buffers
+# ----------------------------------------------------------------------------------------
+
+from hypothesis.extra import numpy as hnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+masks = hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.bool_, np.int32]),
+                   shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(masks, st.sampled_from(P.TRIMAP_SOURCES + ("lasso",)), st.integers(min_value=-2, max_value=40))
+def test_trimap_build_gives_a_trimap_or_a_clear_error(mask, source, radius):
+    from drip_core import trimap as T
+    try:
+        t = T.build(source, mask, radius)
+    except P.ProtocolError as exc:
+        assert exc.code in ("bad_trimap", "empty_selection", "bad_request")
+        return
+    assert t.dtype == np.uint8 and t.ndim == 2 and t.size > 0
+    assert set(np.unique(t)) <= {0, 128, 255}
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.binary(max_size=200), st.sampled_from(sorted(P.FORMATS)), st.integers(0, 9), st.integers(0, 9))
+def test_buffer_decoding_checks_sizes(data, fmt, w, h):
+    from drip_core.buffers import image_rgb8, to_array
+    try:
+        arr = image_rgb8(data, fmt, w, h) if fmt in P.IMAGE_FORMATS else to_array(data, fmt, w, h)
+    except P.ProtocolError as exc:
+        assert exc.code == "bad_image" and len(data) != P.buffer_size(fmt, w, h)
+        return
+    assert len(data) == P.buffer_size(fmt, w, h) and arr.shape[:2] == (h, w)

@@ -289,7 +289,8 @@ class DripServer:
             await send({"type": "accepted", "id": job.id, "position": ahead, "queue": worker.name})
         except BaseException:
             job.cancelled.set()  # the client is gone before it learnt of its job: never run it
-            job.release()
+            if worker.running is not job:
+                job.release()
             raise
         return job, asyncio.get_running_loop().create_task(self._pump(job, worker, send))
 
