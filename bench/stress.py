@@ -495,7 +495,7 @@ def fuzz_server_inprocess(n: int, seed: int = 0, folder: str | None = None, hang
     token = "fuzz-" + uuid.uuid4().hex
     stats = {"inputs": 0, "no_eof_inputs": 0, "hangs": 0, "crashes": 0, "internal_errors": 0,
              "bad_replies": 0, "leaked_connections": 0, "categories": collections.Counter(),
-             "reply_codes": collections.Counter(), "samples": []}
+             "reply_codes": collections.Counter(), "samples": [], "rss_samples_mb": []}
 
     def note(kind, cat, data, detail=""):
         stats[kind] += 1
@@ -580,6 +580,8 @@ def fuzz_server_inprocess(n: int, seed: int = 0, folder: str | None = None, hang
                     no_eof = []
             if i % 1000 == 0:
                 rss_peak = max(rss_peak, rss_mb())
+            if (i + 1) % max(n // 10, 1) == 0:
+                stats["rss_samples_mb"].append((i + 1, round(rss_mb(), 1)))
         if no_eof:
             await run_no_eof(no_eof)
         # let the queues drain: fuzzed jobs were cancelled by their EOF
