@@ -1,10 +1,12 @@
 """Closed-form matting (Levin, Lischinski, Weiss 2008) in vectorised NumPy / SciPy.
 
-The matting Laplacian of 3x3 windows couples pixels at most 2 apart, so it is stored as
-25 "stencil" planes: plane[d][i] = L[i, i + d] for the offsets d in [-2, 2]^2.  Known
-trimap pixels are Dirichlet boundary values: only the rows and columns of unknown pixels
-form the linear system L_uu a_u = -L_uk a_k, which is smaller and better conditioned than
-pymatting's soft-constraint system (L + lambda C) a = lambda C t over the whole image.
+The matting Laplacian of 3x3 windows couples pixels at most 2 apart, so each row is 25
+"stencil" values L[i, i + d] for the offsets d in [-2, 2]^2.  Known trimap pixels are
+Dirichlet boundary values: only the rows and columns of unknown pixels form the linear
+system L_uu a_u = -L_uk a_k, which is smaller and better conditioned than pymatting's
+soft-constraint system (L + lambda C) a = lambda C t over the whole image, and only the
+windows touching an unknown pixel are ever built.  The system is solved by multigrid-
+preconditioned CG (multigrid.py).
 """
 from __future__ import annotations
 
@@ -28,24 +30,18 @@ def _inv3_sym(a, b, c, d, e, f):
     return A * inv, B * inv, C * inv, D * inv, E * inv, F * inv
 
 
-def laplacian_stencil(image: np.ndarray, eps: float = 1e-7, windows: np.ndarray | None = None) -> np.ndarray:
-    """The matting Laplacian as planes[25, H, W] with planes[k][y, x] = L[(y, x), (y, x) + OFFSETS[k]].
-
-    ``windows`` (bool H-2 x W-2, centres of the interior 3x3 windows) skips windows that
-    cannot influence the unknown pixels."""
+def laplacian_stencil(image: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """Dense reference: the full Laplacian as planes[25, H, W], planes[k][y, x] =
+    L[(y, x), (y, x) + OFFSETS[k]].  Simple and slow; the tests check the fast path with it."""
     img = np.asarray(image, dtype=np.float64)
     h, w = img.shape[:2]
     planes = np.zeros((25, h, w))
     if h < 3 or w < 3:
         return planes
     hh, ww = h - 2, w - 2
-
-    def shifted(dy, dx):  # the window-grid view of the pixel at offset (dy, dx) from each centre
-        return img[1 + dy:1 + dy + hh, 1 + dx:1 + dx + ww]
-
-    pix = [shifted(dy, dx) for dy, dx in WINDOW]
+    # the window-grid view of the pixel at offset (dy, dx) from each window centre
+    pix = [img[1 + dy:1 + dy + hh, 1 + dx:1 + dx + ww] for dy, dx in WINDOW]
     mean = sum(pix) / 9.0
-    # covariance via E[I I^T] - mu mu^T, plus eps / |w| on the diagonal (Levin eq. 12)
     cov = {}
     for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
         cov[i, j] = sum(p[..., i] * p[..., j] for p in pix) / 9.0 - mean[..., i] * mean[..., j]
@@ -55,26 +51,14 @@ def laplacian_stencil(image: np.ndarray, eps: float = 1e-7, windows: np.ndarray 
     m[..., 0, 0], m[..., 0, 1], m[..., 0, 2] = inv[0], inv[1], inv[2]
     m[..., 1, 0], m[..., 1, 1], m[..., 1, 2] = inv[1], inv[3], inv[4]
     m[..., 2, 0], m[..., 2, 1], m[..., 2, 2] = inv[2], inv[4], inv[5]
-    if windows is not None:
-        m[~windows] = 0.0  # W_k = 1/9 for skipped windows; masked below
-        live = windows.astype(np.float64)
-    else:
-        live = np.ones((hh, ww))
-
     centred = [p - mean for p in pix]
     proj = [np.einsum("...ij,...j->...i", m, c) for c in centred]
     index = {o: k for k, o in enumerate(OFFSETS)}
-    for a, (pa_y, pa_x) in enumerate(WINDOW):
-        for b in range(a, 9):
-            pb_y, pb_x = WINDOW[b]
-            # -W_k[a, b] = -(1 + (I_a - mu)^T inv (I_b - mu)) / 9, plus delta on the diagonal
-            val = -(1.0 + np.einsum("...i,...i->...", centred[a], proj[b])) / 9.0 * live
-            if a == b:
-                val += live
-            d = (pb_y - pa_y, pb_x - pa_x)
-            planes[index[d], 1 + pa_y:1 + pa_y + hh, 1 + pa_x:1 + pa_x + ww] += val
-            if a != b:  # symmetric entry L[j, i], stored at the row of j
-                planes[index[(-d[0], -d[1])], 1 + pb_y:1 + pb_y + hh, 1 + pb_x:1 + pb_x + ww] += val
+    for a, (ay, ax) in enumerate(WINDOW):
+        for b, (by, bx) in enumerate(WINDOW):
+            # L_k[a, b] = delta_ab - (1 + (I_a - mu)^T inv (I_b - mu)) / 9   (Levin eq. 12)
+            val = (a == b) - (1.0 + np.einsum("...i,...i->...", centred[a], proj[b])) / 9.0
+            planes[index[by - ay, bx - ax], 1 + ay:1 + ay + hh, 1 + ax:1 + ax + ww] += val
     return planes
 
 
@@ -110,7 +94,6 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
         cov[i, j] = sum(p[:, i] * p[:, j] for p in pix) / 9.0
     reg = eps / 9.0
     a, b, c, d, e, f = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg)
-    # (1 + x^T M y) / 9 = (1 + (S x) . (S y)) / 9 with any S^T S = M; keep M: 3x3 products are cheap
     proj = [np.stack([a * p[:, 0] + b * p[:, 1] + c * p[:, 2],
                       b * p[:, 0] + d * p[:, 1] + e * p[:, 2],
                       c * p[:, 0] + e * p[:, 1] + f * p[:, 2]]) for p in pix]
