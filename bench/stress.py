@@ -1087,7 +1087,7 @@ def main(argv=None) -> int:
     ap.add_argument("--process-inputs", type=int, default=20000, help="fuzz inputs sent to a real server process")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=20, help="jobs per client (load)")
-    ap.add_argument("--size", type=int, default=128, help="load jobs are SIZE x SIZE (128: the queue waits > 1 s)")
+    ap.add_argument("--size", type=int, default=192, help="load jobs are SIZE x SIZE (192: a job waits > 1 s behind 15 others)")
     ap.add_argument("--soak-jobs", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", help="write all figures here")
