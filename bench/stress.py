@@ -815,6 +815,9 @@ def wait_for(predicate, timeout: float, step: float = 0.05):
     return predicate()
 
 
+# progress stages before the engine itself works on a job
+WAITING_STAGES = ("queued", "preparing", "loading model", "starting", "None")
+
 CLIENT_SCRIPT = r"""
 import sys, numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -849,7 +852,8 @@ def fault_client_killed(server: ServerProc, size: int = 900) -> dict:
             line = proc.stdout.readline()
             if not line:
                 break
-            if line.startswith("progress alpha"):
+            parts = line.split(maxsplit=1)
+            if parts[0] == "progress" and parts[1].strip() not in WAITING_STAGES:
                 running = True
                 break
         time.sleep(0.5)
@@ -893,7 +897,7 @@ def fault_server_killed(server: ServerProc, size: int = 900) -> dict:
 
     t = threading.Thread(target=job, daemon=True)
     t.start()
-    wait_for(lambda: "alpha" in stages, 60)
+    wait_for(lambda: any(s not in WAITING_STAGES for s in stages), 60)
     killed_at = time.monotonic()
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
