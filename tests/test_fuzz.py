@@ -327,3 +327,39 @@ def test_buffer_decoding_checks_sizes(data, fmt, w, h):
         assert exc.code == "bad_image" and len(data) != P.buffer_size(fmt, w, h)
         return
     assert len(data) == P.buffer_size(fmt, w, h) and arr.shape[:2] == (h, w)
+
+
+def test_absurd_claims_allocate_nothing_big(tmp_path):
+    """tracemalloc around the server's handler: claims of gigabytes cost kilobytes."""
+    import asyncio
+    import tracemalloc
+    from drip_core.server.app import DripServer, ServerOptions
+
+    server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok"))
+    hello = stress.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
+    huge_job = {"type": "job", "id": "h", "width": 65536, "height": 65536, "image_format": "rgba16", "mask_format": "y16"}
+    streams = [
+        struct.pack(">4sIQ", P.MAGIC, 2**32 - 1, 0),                        # header of 4 GB
+        struct.pack(">4sIQ", P.MAGIC, 10, 2**64 - 1) + b'{"type":1}',       # payload of 16 EB before hello
+        hello + struct.pack(">4sIQ", P.MAGIC, 10, 2**63) + b'{"type":1}',   # ... and after
+        hello + stress.raw_frame(huge_job, b"", payload_len=65536 * 65536 * 10),   # 40 GB job
+        hello + stress.raw_frame(dict(huge_job, width=8193, height=8193), b"", payload_len=8193 * 8193 * 10),
+    ]
+
+    async def run(data):
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        writer = stress.FakeWriter()
+        await asyncio.wait_for(server._handle(reader, writer), 10)
+        return stress.parse_replies(writer.buf)
+
+    for data in streams:
+        tracemalloc.start()
+        try:
+            replies = asyncio.run(run(data))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert replies[-1]["type"] == "error" and replies[-1]["code"] in ("bad_frame", "too_large"), replies
+        assert peak < 1 << 20, (peak, data[:40])
