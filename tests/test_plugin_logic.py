@@ -320,3 +320,22 @@ def test_no_server_starts_one_with_the_configured_command(tmp_path):
         conn.request({"type": "shutdown"})
     finally:
         conn.close()
+
+
+def test_host_port_over_tls(server_factory, tmp_path):
+    from test_tls import make_cert
+    cert, key = make_cert(tmp_path)
+    srv = server_factory("--tls-cert", str(cert), "--tls-key", str(key))
+    host, port = srv.address
+    # the discovery file says TLS (and names the certificate): verified connection
+    conn = logic.connect(f"{host}:{port}", {}, environ={"DRIP_MATTING_SERVER_FILE": str(srv.discovery)})
+    conn.close()
+    # no discovery file for it: token and CA from the environment
+    env = {"DRIP_MATTING_SERVER_FILE": str(tmp_path / "none.json"), "DRIP_MATTING_TOKEN": srv.record["token"],
+           "DRIP_MATTING_TLS_CA": str(cert)}
+    logic.connect(f"{host}:{port}", {}, environ=env).close()
+    # plain TCP to a TLS server fails with a message, not a hang or a traceback
+    env.pop("DRIP_MATTING_TLS_CA")
+    with pytest.raises(ProtocolError) as e:
+        logic.connect(f"{host}:{port}", {}, environ=env)
+    assert "Traceback" not in logic.user_message(e.value)

@@ -322,15 +322,35 @@ def log_file_hint(config: dict) -> str:
     return config.get("log_file") or protocol.default_log_file()
 
 
+def address_record(port: int, disc_path: str):
+    """The discovery record, if it describes the server on ``port``."""
+    record = protocol.read_discovery(disc_path)
+    return record if record is not None and record.get("port") == port else None
+
+
 def token_for(host: str, port: int, disc_path: str, environ=None) -> str:
     environ = os.environ if environ is None else environ
     token = environ.get("DRIP_MATTING_TOKEN")
     if token:
         return token
-    record = protocol.read_discovery(disc_path)
-    if record is not None and record.get("port") == port:
+    record = address_record(port, disc_path)
+    if record is not None:
         return record["token"]
     raise make_error("no_token", f"no token for {host}:{port} (looked in {disc_path})")
+
+
+def tls_context_for(port: int, disc_path: str, environ=None):
+    """TLS for a host:port server: DRIP_MATTING_TLS_CA (a CA or the server's self-signed
+    certificate), else what the discovery file says about that server; None = plain TCP."""
+    environ = os.environ if environ is None else environ
+    cafile = environ.get("DRIP_MATTING_TLS_CA")
+    if cafile:
+        return protocol.tls_client_context(cafile)
+    record = address_record(port, disc_path)
+    if record is not None and record.get("tls"):
+        cert = record.get("tls_cert")
+        return protocol.tls_client_context(cert if isinstance(cert, str) else None)
+    return None
 
 
 def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_wait: float = 120.0):
@@ -338,7 +358,8 @@ def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_
 
     'auto': the discovery file's server; if none answers, start the config's
     server_command and wait for it (``on_wait(seconds)`` while waiting).
-    'host:port': that server, with the token from DRIP_MATTING_TOKEN or the discovery file.
+    'host:port': that server, with the token from DRIP_MATTING_TOKEN or the discovery file,
+    over TLS when DRIP_MATTING_TLS_CA is set or the discovery file says so.
     """
     disc = discovery_file(config, environ)
     log = log_file_hint(config)
@@ -346,8 +367,8 @@ def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_
     if address is not None:
         host, port = address
         token = token_for(host, port, disc, environ)
-        conn = protocol.Connection(host, port, token, client=CLIENT_NAME)
-        return conn
+        context = tls_context_for(port, disc, environ)
+        return protocol.Connection(host, port, token, client=CLIENT_NAME, ssl_context=context)
     conn = protocol.try_connect(disc, client=CLIENT_NAME)
     if conn is not None:
         return conn
