@@ -210,6 +210,17 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
 
 
+def png_rgb16(arr: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (Pillow cannot write one)."""
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def run_cli(capsys, *args):
     code = cli.main([str(a) for a in args])
     return code, capsys.readouterr().err
@@ -232,8 +243,12 @@ def test_cli_reads_grey_indexed_16bit_and_float_layers(tmp_path, capsys):
     inputs, trimaps, out = tmp_path / "in", tmp_path / "tri", tmp_path / "out"
     inputs.mkdir()
     trimaps.mkdir()
+    (inputs / "rgb16.png").write_bytes(png_rgb16(image.astype(np.uint16) * 257))
+    cases["rgb16.png"] = (None, np.asarray(Image.open(inputs / "rgb16.png").convert("RGB")))   # as Pillow decodes it
+    assert np.abs(cases["rgb16.png"][1].astype(int) - image).max() <= 1
     for name, (im, _) in cases.items():
-        im.save(inputs / name)
+        if im is not None:
+            im.save(inputs / name)
         tri = trimap
         if name == "grey16.png":     # 16-bit and float trimaps too
             Image.fromarray(tri.astype(np.uint16) * 257).save(trimaps / name)
