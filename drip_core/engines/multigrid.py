@@ -42,8 +42,7 @@ def _tentative(ny, nx, cand, block):
     tile_of = np.repeat(np.arange(nt), counts)
     stacked = np.zeros((nt, int(counts.max()), nc))
     stacked[tile_of, slot] = cand[order]
-    U, S, Vt = np.linalg.svd(stacked, full_matrices=False)
-    kept = S > DROP * S[:, :1]
+    Q, R, kept = _orthonormalise(stacked)
     ti, j = np.nonzero(kept)
     col_of = np.full((nt, nc), -1, dtype=np.int64)
     col_of[ti, j] = np.arange(ti.size)
@@ -52,13 +51,38 @@ def _tentative(ny, nx, cand, block):
         ok = kept[tile_of, jj]
         rows.append(order[ok])
         cols.append(col_of[tile_of[ok], jj])
-        vals.append(U[tile_of[ok], slot[ok], jj])
+        vals.append(Q[tile_of[ok], slot[ok], jj])
     P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(n, ti.size))
-    # the fine candidates seen from the coarse unknowns: U^T B = S V^T
-    coarse_cand = S[ti, j, None] * Vt[ti, j, :]
+    # the fine candidates seen from the coarse unknowns: Q^T B = R
+    coarse_cand = R[ti, j, :]
     first = order[start]  # any member gives the tile coordinates
     return P, ny[first][ti] // block, nx[first][ti] // block, coarse_cand, j
+
+
+def _orthonormalise(B: np.ndarray):
+    """Batched Gram-Schmidt (two passes) of the columns of B (tiles x rows x k): Q, R, kept.
+
+    Vectorised across tiles instead of one LAPACK call per tile; a column whose remainder
+    is below DROP of its own norm (a flat tile's colour) is dropped."""
+    nt, m, k = B.shape
+    Q = np.zeros_like(B)
+    R = np.zeros((nt, k, k))
+    kept = np.zeros((nt, k), bool)
+    for c in range(k):
+        v = B[:, :, c].copy()
+        size = np.sqrt(np.einsum("tm,tm->t", v, v))
+        for _ in range(2):
+            for j in range(c):
+                coef = np.einsum("tm,tm->t", Q[:, :, j], v)
+                v -= coef[:, None] * Q[:, :, j]
+                R[:, j, c] += coef
+        norm = np.sqrt(np.einsum("tm,tm->t", v, v))
+        ok = norm > DROP * size
+        Q[:, :, c] = np.where(ok[:, None], v / np.where(ok, norm, 1.0)[:, None], 0.0)
+        R[:, c, c] = np.where(ok, norm, 0.0)
+        kept[:, c] = ok
+    return Q, R, kept
 
 
 class _Level:
@@ -76,6 +100,15 @@ class _Level:
     def sweep(x, b, groups):
         for g, Ag, dinv in groups:
             x[g] += (b[g] - Ag @ x) * dinv
+
+
+def _dot(a, b) -> float:
+    # einsum, not BLAS: a threaded BLAS dot wakes its thread pool, ~1 ms per call under load
+    return float(np.einsum("i,i->", a, b))
+
+
+def _norm(a) -> float:
+    return _dot(a, a) ** 0.5
 
 
 class MultigridSolver:
@@ -120,22 +153,22 @@ class MultigridSolver:
     def solve(self, A, b, x0=None, tol: float = 1e-4, max_iter: int = 200, check_cancel=None, report=None):
         """x with |b - A x| <= tol |b|; ``report(i, max_iter)`` and cancel checks every 2 iterations."""
         x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64)
-        nb = np.linalg.norm(b)
+        nb = _norm(b)
         if nb == 0:
             return np.zeros_like(b)
         r = b - A @ x
         z = self.precondition(r)
         p = z.copy()
-        rz = r @ z
+        rz = _dot(r, z)
         for i in range(max_iter):
-            if np.linalg.norm(r) <= tol * nb:
+            if _norm(r) <= tol * nb:
                 break
             Ap = A @ p
-            step = rz / (p @ Ap)
+            step = rz / _dot(p, Ap)
             x += step * p
             r -= step * Ap
             z = self.precondition(r)
-            rz_new = r @ z
+            rz_new = _dot(r, z)
             p *= rz_new / rz
             p += z
             rz = rz_new
