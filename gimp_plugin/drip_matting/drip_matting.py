@@ -328,6 +328,13 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         GimpUi.init("drip_matting")
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
         dialog.fill(None)
+        try:
+            # The band radius only matters for the "band around the selection" source.
+            values = Gimp.ValueArray.new(1)
+            values.append(GObject.Value(GObject.TYPE_STRING, "selection-band"))
+            dialog.set_sensitive_if_in("band-radius", None, "trimap-source", values, True)
+        except Exception as exc:  # noqa: BLE001 - cosmetic; older bindings may lack it
+            print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
         ok = dialog.run()
         dialog.destroy()
         if not ok:
@@ -397,7 +404,7 @@ class DripMatting(Gimp.PlugIn):
                               _choice([("auto", "Auto (DRIP if installed, else classical)"),
                                        ("drip", "DRIP (AI model)"), ("classical", "Classical (closed-form)")]),
                               "auto", RW)
-        p.add_choice_argument("outputs", "_Output", "What to add to the image",
+        p.add_choice_argument("outputs", "O_utput", "What to add to the image",
                               _choice([("foreground", "Foreground layer with alpha mask"),
                                        ("alpha", "Alpha layer (grey)"),
                                        ("foreground-and-alpha", "Foreground layer and alpha layer"),
@@ -407,7 +414,7 @@ class DripMatting(Gimp.PlugIn):
         p.add_boolean_argument("keep-trimap", "_Keep trimap channel",
                                "Store the trimap as the \"Drip trimap\" channel, to paint on and rerun",
                                True, RW)
-        p.add_string_argument("server", "_Server", "'auto' (find or start the local server) or host:port",
+        p.add_string_argument("server", "Ser_ver", "'auto' (find or start the local server) or host:port",
                               "auto", RW)
         return p
 
