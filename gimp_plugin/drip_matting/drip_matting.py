@@ -272,6 +272,7 @@ def matte(image, layer, s, config):
     finally:
         conn.close()
     note = result["header"].get("note")
+    engine_used = result["header"].get("engine")
     progress(0.92, "Drip Matting: adding layers")
     fg, alpha, trimap = result["foreground"], result["alpha"], result["trimap"]
     if prec["deep"]:
@@ -317,7 +318,8 @@ def matte(image, layer, s, config):
         finally:
             image.undo_group_end()
     Gimp.displays_flush()
-    progress(1.0, "Drip Matting: done")
+    progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
+             else "Drip Matting: done")
     return note
 
 
