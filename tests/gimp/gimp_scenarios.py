@@ -288,6 +288,22 @@ def feathered_all_outputs():
 
 
 @scenario
+def in_group():
+    # The source layer sits inside a layer group: the results go into that group, just above it.
+    img, layer = load_photo(P.get("width"))
+    try:
+        group = Gimp.GroupLayer.new(img, "Group")
+    except TypeError:
+        group = Gimp.GroupLayer.new(img)
+    img.insert_layer(group, None, 0)
+    img.reorder_item(layer, group, 0)
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 160, 120)
+    r = run_plugin(img, layer, **COMMON)
+    return {"run": r, "top": [l.get_name() for l in img.get_layers()],
+            "children": [l.get_name() for l in group.get_children()]}
+
+
+@scenario
 def grey():
     img, layer = load_photo(P.get("width"))
     img.convert_grayscale()

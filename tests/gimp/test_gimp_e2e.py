@@ -239,6 +239,13 @@ def test_feathered_selection_and_alpha_as_selection(session):
     assert np.abs(sel - ref_alpha.astype(int)).max() <= 1, "the new selection is not the alpha"
 
 
+def test_layer_inside_a_group(session):
+    d = scen(session, "in_group")
+    assert d["run"]["status"] == "success", d["run"]
+    assert d["top"] == ["Group"], d["top"]
+    assert d["children"] == ["Drip foreground", "Drip alpha", "Background"], d["children"]
+
+
 def test_grey_image(session):
     d = scen(session, "grey")
     assert d["run"]["status"] == "success", d["run"]
