@@ -213,11 +213,22 @@ class HostServer:
 
 
 def prepare_inputs(work: Path, inside: str, photo: str = "GT01") -> dict:
-    """Copy a real photo into the root and make a rough selection mask from its ground truth."""
+    """Copy a real photo into the root and make a rough selection mask from its ground truth.
+
+    ``photo="demo"`` uses the generated demo scene instead: screenshots that go into docs/
+    must not show the alphamatting photos, which are for evaluation only.
+    """
     import numpy as np
     from PIL import Image, ImageFilter
-    shutil.copyfile(ALPHAMATTING / "input_training_lowres" / f"{photo}.png", work / "photo.png")
-    gt = Image.open(ALPHAMATTING / "gt_training_lowres" / f"{photo}.png").convert("L")
+    if photo == "demo":
+        sys.path.insert(0, str(REPO))
+        from drip_core.demo_scene import make_scene
+        image, _, alpha, _ = make_scene()
+        Image.fromarray(image).save(work / "photo.png")
+        gt = Image.fromarray((alpha * 255).round().astype(np.uint8))
+    else:
+        shutil.copyfile(ALPHAMATTING / "input_training_lowres" / f"{photo}.png", work / "photo.png")
+        gt = Image.open(ALPHAMATTING / "gt_training_lowres" / f"{photo}.png").convert("L")
     rough = gt.filter(ImageFilter.GaussianBlur(5))
     mask = (np.asarray(rough) >= 100).astype(np.uint8) * 255
     Image.fromarray(mask).save(work / "mask.png")

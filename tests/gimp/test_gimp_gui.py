@@ -27,13 +27,16 @@ def gui(request):
     reason = harness.gui_skip_reason(version)
     if reason:
         pytest.skip(reason)
-    res = harness.gui_session(version, {"width": 400, "shot_width": 520}, server_args=["--engine", "classical"])
+    shots = os.environ.get("DRIP_GIMP_SCREENSHOTS")
+    params = {"width": 400, "shot_width": 520}
+    if shots:
+        params["photo_name"] = "demo"  # docs/ screenshots show the generated scene, not the evaluation photos
+    res = harness.gui_session(version, params, server_args=["--engine", "classical"])
     res["_version"] = version
     if "exception" in res:
         pytest.fail(f"GIMP {version} GUI script failed:\n{res['exception']}")
     if "undo" not in res:
         pytest.fail(f"GIMP {version} GUI session produced nothing (rc {res['_returncode']}):\n{res['_output'][-4000:]}")
-    shots = os.environ.get("DRIP_GIMP_SCREENSHOTS")
     if shots:
         save_screenshots(res, Path(shots), version)
     return res
