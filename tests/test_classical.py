@@ -102,6 +102,16 @@ def test_thin_images(shape):
     assert matte.alpha.flat[0] == 0.0 and matte.alpha.flat[-1] == 1.0
 
 
+def test_flat_image_gives_smooth_ramp():
+    image = np.full((20, 30, 3), 90, np.uint8)  # zero colour variance: plain harmonic interpolation
+    trimap = np.full((20, 30), 128, np.uint8)
+    trimap[:, :3], trimap[:, -3:] = 255, 0
+    alpha = get_engine("classical").matte(image, trimap).alpha
+    assert np.isfinite(alpha).all()
+    row = alpha[10]
+    assert (np.diff(row) <= 1e-6).all() and 0.3 < row[15] < 0.7
+
+
 def test_tiny_unknown_region_and_borders():
     image, trimap, _ = _scene(30, 30)
     trimap[:] = 0

@@ -39,8 +39,11 @@ class ClassicalEngine(Engine):
         img = image[rows, cols].astype(np.float64) / 255.0
         tri = trimap[rows, cols]
         progress(0.02, "alpha", "closed-form alpha")
-        alpha_roi = closed_form_alpha(img, tri, self.eps, self.tol, check_cancel,
-                                      lambda f: progress(0.02 + 0.68 * f, "alpha", "closed-form alpha"))
+        try:
+            alpha_roi = closed_form_alpha(img, tri, self.eps, self.tol, check_cancel,
+                                          lambda f: progress(0.02 + 0.68 * f, "alpha", "closed-form alpha"))
+        except (FloatingPointError, RuntimeError) as exc:  # RuntimeError: SuperLU on a singular matrix
+            raise EngineError("engine_failed", f"the classical solver failed: {exc}") from None
         check_cancel()
         progress(0.7, "foreground", "foreground estimation")
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,

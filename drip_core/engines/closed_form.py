@@ -172,6 +172,8 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     max_iter = 200
     x = solver.solve(A, b, np.full(idx.size, 0.5), tol=tol, max_iter=max_iter, check_cancel=check_cancel,
                      report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 20))) if report else None)
+    if not np.isfinite(x).all():
+        raise FloatingPointError("the closed-form solve did not converge")
     alpha = known_alpha.ravel()
     alpha[idx] = np.clip(x, 0.0, 1.0)
     return alpha.reshape(h, w)

@@ -164,7 +164,10 @@ class MultigridSolver:
             if _norm(r) <= tol * nb:
                 break
             Ap = A @ p
-            step = rz / _dot(p, Ap)
+            curvature = _dot(p, Ap)
+            if not curvature > 0.0:  # breakdown (rounding on a nearly singular system): keep x
+                break
+            step = rz / curvature
             x += step * p
             r -= step * Ap
             z = self.precondition(r)
