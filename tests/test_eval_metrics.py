@@ -109,3 +109,35 @@ def test_foreground_error_variants():
     assert unknown.mse == pytest.approx(0.5 * 0.25 / 2)
     with pytest.raises(ValueError):
         foreground_errors(pred, gt, a, variant="nope")
+
+
+def test_cli_error_is_one_line(tmp_path, capsys):
+    from drip_core.eval.__main__ import main
+
+    assert main(["--data", str(tmp_path / "missing"), "--engine", "classical"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("drip-eval: error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_unknown_engine(capsys, tmp_path):
+    from drip_core.eval.__main__ import main
+
+    (tmp_path / "input_x").mkdir()
+    (tmp_path / "input_x" / "a.png").write_bytes(b"")
+    assert main(["--data", str(tmp_path), "--engine", "nope"]) == 1
+    assert "unknown engine" in capsys.readouterr().err
+
+
+@needs_data
+def test_cli_writes_json(tmp_path, capsys):
+    import json
+
+    from drip_core.eval.__main__ import main
+
+    out = tmp_path / "r.json"
+    assert main(["--data", str(DATA), "--engine", "classical", "--limit", "1", "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert runs[0]["trimap"] == "Trimap1" and runs[0]["images"][0]["name"] == "GT01"
+    assert set(runs[0]["mean"]) == {"sad", "mse", "grad", "conn", "seconds"}
+    assert runs[0]["mean"]["sad"] < 2.0  # GT01 is an easy image (about 1.1)
+    assert "mean" in capsys.readouterr().out
