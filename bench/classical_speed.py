@@ -31,7 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  # noqa: E402
-from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
+from drip_core.eval.metrics import alpha_errors, sad, to_uint8  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gegl_baseline  # noqa: E402
 
 COLD_SNIPPET = r"""
 import sys, time, json
@@ -133,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-pymatting", action="store_true", help="skip the pymatting baseline")
     ap.add_argument("--no-speed", action="store_true", help="skip the speed / SAD part")
     ap.add_argument("--no-foreground", action="store_true", help="skip the foreground-quality part")
+    ap.add_argument("--no-gegl", action="store_true", help="skip the live GEGL matting-global baseline")
     args = ap.parse_args(argv)
     if not args.data:
         print("no data: pass --data (alphamatting.com low-res folder)", file=sys.stderr)
@@ -192,7 +196,22 @@ def main(argv=None) -> int:
                 print(f"cold first call, {label}: failed ({c['error']})")
             else:
                 print(f"cold first call, {label}: {c['first_call_s']:.2f} s (+ {c['import_s']:.2f} s import), GT01 Trimap1")
-    print("GEGL matting-global (GIMP 3.0.4), reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
+    gegl_why = "skipped (--no-gegl)" if args.no_gegl else gegl_baseline.available()
+    if gegl_why is None:
+        # GIMP's own engine, live, in the GIMP 3.0 chroot (bench/gegl_baseline.py), same run
+        results["gegl"] = {}
+        for trimap in ("Trimap1", "Trimap2"):
+            out = gegl_baseline.run_gegl(names, trimap)
+            sads = [alpha_errors(out[n][1], s.gt, s.trimap).sad
+                    for n, s in ((n, load_sample(args.data, n, trimap)) for n in names)]
+            secs = [out[n][0] for n in names]
+            results["gegl"][trimap] = {"mean_seconds": float(np.mean(secs)), "mean_sad": float(np.mean(sads))}
+            r = results["gegl"][trimap]
+            ours_s = results["trimaps"][trimap]["ours"]["mean_seconds"]
+            print(f"{trimap:<10}{'GEGL matting-global (live)':<28}{r['mean_seconds']:9.3f}{'':>8}{r['mean_sad']:8.3f}"
+                  f"   ours: {r['mean_seconds'] / ours_s:.2f}x faster")
+    else:
+        print(f"GEGL matting-global live baseline: {gegl_why}; reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
     return _finish(args, results)
 
 
