@@ -6,33 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from .protocol import APP_DIR_NAME
+from .protocol import user_dir
 
 MODEL_ENV = "DRIP_MATTING_MODEL"
 CONFIG_ENV = "DRIP_MATTING_CONFIG"
 
 
 def config_dir() -> str:
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
-    elif sys.platform == "darwin":
-        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
-    else:
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, APP_DIR_NAME)
+    return user_dir("config")
 
 
 def data_dir() -> str:
     """Per-user data (virtual environment, models)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-    elif sys.platform == "darwin":
-        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
-    else:
-        base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, APP_DIR_NAME)
+    return user_dir("data")
 
 
 def config_file() -> str:

@@ -388,15 +388,25 @@ APP_DIR_NAME = "drip-matting"
 DISCOVERY_ENV = "DRIP_MATTING_SERVER_FILE"
 
 
+def user_dir(kind: str = "state") -> str:
+    """Per-user folder of this app: ``kind`` is "state" (discovery file, server log),
+    "config" (settings) or "data" (virtual environment, models), by each OS's convention."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        env = "APPDATA" if kind == "config" else "LOCALAPPDATA"
+        base = os.environ.get(env) or os.path.join(home, "AppData", "Roaming" if kind == "config" else "Local")
+    elif sys.platform == "darwin":
+        base = os.path.join(home, "Library", "Application Support")
+    else:
+        env, default = {"state": ("XDG_STATE_HOME", ".local/state"), "config": ("XDG_CONFIG_HOME", ".config"),
+                        "data": ("XDG_DATA_HOME", ".local/share")}[kind]
+        base = os.environ.get(env) or os.path.join(home, *default.split("/"))
+    return os.path.join(base, APP_DIR_NAME)
+
+
 def state_dir() -> str:
     """Per-user state directory (discovery file, server log)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-    elif sys.platform == "darwin":
-        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
-    else:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, APP_DIR_NAME)
+    return user_dir("state")
 
 
 def default_discovery_file() -> str:

@@ -14,6 +14,7 @@ transparency decoder is still the identity of the VAE decode until drip-train-de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -111,7 +112,7 @@ def train(args) -> dict:
             unet_in = pipe.unet_input(z_img, z_tri, x_fg, x_alpha)
             labels = class_labels(b, pipe.switcher_encoding, device=rt.device)
             sync = micro == args.grad_accum - 1 or rt.world == 1
-            ctx = model.no_sync() if (rt.world > 1 and not sync) else _nullcontext()
+            ctx = model.no_sync() if (rt.world > 1 and not sync) else contextlib.nullcontext()
             with ctx:
                 with rt.autocast():
                     pred = model(unet_in, t.repeat(2), encoder_hidden_states=emb.expand(2 * b, -1, -1),
@@ -160,13 +161,6 @@ def train(args) -> dict:
     rt.close()
     return last
 
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ OUTPUT/model with the trained decoder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -78,7 +79,7 @@ def train_decoder(args) -> dict:
                 z_fg, z_alpha = pipe.denoise(z_img, z_tri, n, gen)
                 dec_fg, dec_alpha = pipe.vae_decode(z_fg, z_alpha)
             sync = micro == args.grad_accum - 1 or rt.world == 1
-            ctx = model.no_sync() if (rt.world > 1 and not sync) else _null()
+            ctx = model.no_sync() if (rt.world > 1 and not sync) else contextlib.nullcontext()
             with ctx:
                 with rt.autocast():
                     pred = model(batch["image"], batch["trimap"], dec_fg, dec_alpha, z_fg, z_alpha)
@@ -123,13 +124,6 @@ def train_decoder(args) -> dict:
     rt.close()
     return last
 
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
