@@ -12,8 +12,25 @@ each size: the time of one U-Net call (batch of 2 = foreground + alpha, at nativ
 the end-to-end pipeline time (encode, N steps, decode, transparency decoder; the pipeline's own
 max-side / tiling rule applies, so the number of tiles is reported too) and the peak GPU memory.
 Speed does not depend on the weights' values, so these figures hold for trained weights too.
+
+Performance options (issue 6; all off unless asked, see docs/drip.md "Performance options"):
+
+    --tiled-vae [--vae-tile PX]   tiled VAE encode/decode
+    --bucket PX                   pad regions to multiples of PX (static shapes)
+    --compile [MODE]              torch.compile'd U-Net, compiled in the background (persistent
+                                  inductor cache); the first job runs eager, timed runs wait for it
+    --roi-4k                      adds a 3840x2160 layer with a subject-sized unknown region
+                                  (ROI + max-side tiles; tiny: 480x270)
+
+Also reported: cold start (process start -> first result, model build and first job included),
+U-Net TFLOP/s (FLOPs counted by torch.utils.flop_counter) and its share of --peak-tflops, and
+peak GPU memory (torch.cuda.max_memory_allocated) of the U-Net call and of the whole job.
 """
 from __future__ import annotations
+
+import time
+
+_PROCESS_T0 = time.perf_counter()  # before torch is imported: cold start counts the imports too
 
 import argparse
 import json
@@ -21,7 +38,6 @@ import os
 import platform
 import resource
 import sys
-import time
 
 import numpy as np
 import torch
@@ -48,7 +64,8 @@ SD2_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "sca
                  "num_train_timesteps": 1000, "prediction_type": "v_prediction"}
 
 
-def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype, in_channels: int, max_side: int):
+def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype, in_channels: int, max_side: int,
+                   **perf):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from drip_core.drip.convert import dpm_solver_config
@@ -68,7 +85,7 @@ def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype, in_chan
     emb = torch.randn(1, 77, ucfg["cross_attention_dim"], device=device, dtype=dtype)
     options = {"in_channels": in_channels, "switcher_encoding": "scalar", "cross_domain_attention": True}
     pipe = DripPipeline(unet, vae, decoder, dpm_solver_config(SD2_SCHEDULER, "v_prediction"), emb, options,
-                        {"trained": False}, max_side=max_side)
+                        {"trained": False}, max_side=max_side, **perf)
     return pipe
 
 
@@ -82,40 +99,83 @@ def synthetic_input(size: int):
     return image, tri
 
 
+def synthetic_layer(width: int, height: int):
+    """A wide layer (e.g. 3840x2160) with a subject-sized ellipse: unknown ring of about 1/20 of the
+    height around a foreground core, background elsewhere; the pipeline processes only its ROI."""
+    yy, xx = np.mgrid[:height, :width]
+    d = np.hypot((yy - height * 0.55) / (height * 0.38), (xx - width * 0.5) / (width * 0.16))
+    ring = 0.05 * height / (height * 0.38)
+    tri = np.where(d < 1 - ring, 255, np.where(d < 1 + ring, 128, 0)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return image, tri
+
+
+def unet_flops(pipe, unet_in) -> int | None:
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            pipe.unet(*pipe._unet_args(unet_in, 999, 1)[:2], **pipe._unet_args(unet_in, 999, 1)[2])
+        return int(counter.get_total_flops())
+    except Exception:
+        return None
+
+
+def wait_compiled(pipe):
+    if pipe.compiled_unet is not None:
+        t0 = time.perf_counter()
+        pipe.compiled_unet.wait()
+        return round(time.perf_counter() - t0, 2)
+    return None
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def bench_size(pipe, size: int, steps: int, repeats: int, device) -> dict:
-    row = {"size": size}
-    lat = size // pipe.latent_scale
-    x = torch.randn(1, 4, lat, lat, device=device, dtype=pipe.dtype)
+def bench_size(pipe, size: int, steps: int, repeats: int, device, peak_tflops: float | None = None,
+               layer: tuple[int, int] | None = None) -> dict:
+    row = {"size": size if layer is None else f"{layer[0]}x{layer[1]}"}
+    hw = pipe.working_size(size, size) if layer is None else None
+    lat_h, lat_w = (hw[0] // pipe.latent_scale, hw[1] // pipe.latent_scale) if hw else (0, 0)
+    if layer is not None:  # the U-Net runs on the ROI tiles: time one full tile
+        lat_h = lat_w = pipe.max_side // pipe.latent_scale
+    x = torch.randn(1, 4, lat_h, lat_w, device=device, dtype=pipe.dtype)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     try:
         with torch.no_grad():
             unet_in = pipe.unet_input(x, x, x, x)
-            pipe.unet_forward(unet_in, 999, 1)  # warm-up
+            flops = unet_flops(pipe, unet_in)
+            pipe.unet_forward(unet_in, 999, 1)  # warm-up (queues the compile of this shape, if on)
+            row["compile_wait_s"] = wait_compiled(pipe)
+            pipe.unet_forward(unet_in, 999, 1)
             sync(device)
             t0 = time.perf_counter()
             for _ in range(repeats):
                 pipe.unet_forward(unet_in, 999, 1)
             sync(device)
         row["unet_step_s"] = round((time.perf_counter() - t0) / repeats, 4)
+        if flops:
+            row["unet_tflops"] = round(flops / row["unet_step_s"] / 1e12, 4)
+            if peak_tflops:
+                row["unet_peak_frac"] = round(row["unet_tflops"] / peak_tflops, 3)
         if device.type == "cuda":
             row["unet_peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2)
     except torch.OutOfMemoryError:
         row["unet_step_s"] = "OOM"
     del x
-    image, tri = synthetic_input(size)
+    image, tri = synthetic_input(size) if layer is None else synthetic_layer(*layer)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     try:
         row["tiles"] = len(pipe._plan(tri == 128))
         pipe(image, tri, num_inference_steps=1)  # warm-up (kernel selection, allocator)
+        wait_compiled(pipe)  # every shape this job needs is compiled before the timed run
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         sync(device)
@@ -145,6 +205,14 @@ def main(argv=None) -> int:
     p.add_argument("--in-channels", type=int, default=16, choices=(16, 12))
     p.add_argument("--max-side", type=int, default=1024, help="the pipeline's native-resolution limit")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--tiled-vae", action="store_true", help="tiled VAE encode/decode")
+    p.add_argument("--vae-tile", type=int, help="VAE tile size in px (default: the VAE's sample_size)")
+    p.add_argument("--bucket", type=int, default=0, help="pad regions to multiples of this many px")
+    p.add_argument("--compile", nargs="?", const="max-autotune-no-cudagraphs", default=None, metavar="MODE",
+                   help="torch.compile the U-Net in the background (default mode max-autotune-no-cudagraphs)")
+    p.add_argument("--roi-4k", action="store_true", help="add a 3840x2160 layer (tiny: 480x270) with a subject ROI")
+    p.add_argument("--peak-tflops", type=float,
+                   help="dense peak of the device for --dtype (H100 SXM bf16/fp16: 989) for the U-Net share")
     args = p.parse_args(argv)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -154,27 +222,49 @@ def main(argv=None) -> int:
     if not args.tiny and device.type == "cpu":
         print("warning: full-size DRIP on a CPU takes minutes per image; use --tiny for a smoke run", file=sys.stderr)
     t0 = time.perf_counter()
-    pipe = build_pipeline(args.tiny, device, dtype, args.in_channels, args.max_side if not args.tiny else max(64, args.max_side // 8))
+    options = {"bucket_size": args.bucket // (8 if args.tiny else 1)}
+    if args.tiled_vae:
+        options.update(vae_tiling=True, vae_tile_size=args.vae_tile)
+    pipe = build_pipeline(args.tiny, device, dtype, args.in_channels,
+                          args.max_side if not args.tiny else max(64, args.max_side // 8), **options)
+    if args.compile:
+        pipe.enable_compile(args.compile)  # shapes are compiled in the background as they are first seen
     build_s = time.perf_counter() - t0
+    # cold start: process start -> first result (served eager while any compile runs)
+    image, tri = synthetic_input(sizes[0])
+    pipe(image, tri, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
+    sync(device)
+    cold_start_s = time.perf_counter() - _PROCESS_T0
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch": torch.__version__, "dtype": str(dtype).replace("torch.", ""), "tiny": args.tiny,
             "steps": args.steps, "in_channels": args.in_channels, "max_side": pipe.max_side,
             "cpu_threads": torch.get_num_threads(), "build_s": round(build_s, 2),
+            "cold_start_s": round(cold_start_s, 2), "cold_start_size": sizes[0], "tiled_vae": args.tiled_vae,
+            "vae_tile": getattr(pipe.vae, "tile_sample_min_size", None) if args.tiled_vae else None,
+            "bucket": pipe.bucket_size, "compile": args.compile,
             "unet_params_m": round(sum(p.numel() for p in pipe.unet.parameters()) / 1e6, 1),
             "decoder_params_m": round(sum(p.numel() for p in pipe.decoder.parameters()) / 1e6, 1)}
     print(json.dumps(info))
     rows = []
-    for size in sizes:
-        row = bench_size(pipe, size, args.steps, args.repeats, device)
+    peak = args.peak_tflops
+    cases = [(size, None) for size in sizes]
+    if args.roi_4k:
+        cases.append((0, (480, 270) if args.tiny else (3840, 2160)))
+    for size, layer in cases:
+        row = bench_size(pipe, size, args.steps, args.repeats, device, peak, layer)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print(f"| size | U-Net step (batch 2) | end-to-end ({args.steps} steps) | tiles | peak memory |")
-    print("|---|---|---|---|---|")
+    print(f"| size | U-Net step (batch 2) | U-Net TFLOP/s (share of peak) | end-to-end ({args.steps} steps) | tiles "
+          "| peak memory |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         mem = r.get("peak_gib", r.get("process_peak_rss_gib", "-"))
         unit = "GiB GPU" if "peak_gib" in r else "GiB RSS (process)"
-        print(f"| {r['size']} px | {r['unet_step_s']} s | {r['end_to_end_s']} s | {r.get('tiles', '-')} | {mem} {unit} |")
+        tf = f"{r.get('unet_tflops', '-')} ({r.get('unet_peak_frac', '-')})"
+        print(f"| {r['size']} px | {r['unet_step_s']} s | {tf} | {r['end_to_end_s']} s | {r.get('tiles', '-')} "
+              f"| {mem} {unit} |")
+    print(f"\ncold start (process start -> first {sizes[0]} px result): {info['cold_start_s']} s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"info": info, "rows": rows}, f, indent=2)

@@ -327,6 +327,34 @@ def test_engine_through_the_interface(trained):
     assert n[0] == 3  # checked before the run, then between steps: stopped after step 1
 
 
+def test_engine_performance_options_from_the_environment(trained, monkeypatch):
+    from drip_core.drip.pipeline import DripPipeline
+    from drip_core.engines.base import EngineError
+    from drip_core.engines.drip_engine import DripEngine
+
+    plain = DripEngine(trained["model"], device="cpu", num_inference_steps=1, preload=False)
+    assert (plain.compile, plain.bucket_size, plain.vae_tiling) == (False, 0, False)  # all off by default
+    assert "performance" not in plain.describe()
+    started = []
+    monkeypatch.setattr(DripPipeline, "enable_compile", lambda self, mode, **kw: started.append((mode, kw)))
+    monkeypatch.setenv("DRIP_MATTING_BUCKET", "128")
+    monkeypatch.setenv("DRIP_MATTING_TILED_VAE", "1")
+    monkeypatch.setenv("DRIP_MATTING_VAE_TILE", "64")
+    monkeypatch.setenv("DRIP_MATTING_COMPILE", "1")
+    monkeypatch.setenv("DRIP_MATTING_COMPILE_MODE", "reduce-overhead")
+    engine = DripEngine(trained["model"], device="cpu", num_inference_steps=1)
+    pipe = engine._pipe
+    assert pipe.bucket_size == 128 and pipe.vae_tiling and pipe.vae.tile_sample_min_size == 64
+    assert started == [("reduce-overhead", {"warmup_sizes": (pipe.max_side,)})]  # non-blocking start
+    assert engine.describe()["performance"]["bucket"] == 128
+    image, tri = photo_crop()
+    m = engine.matte(image, tri)
+    assert m.alpha.shape == tri.shape and (m.alpha[tri == 0] == 0).all() and (m.alpha[tri == 255] == 1).all()
+    monkeypatch.setenv("DRIP_MATTING_BUCKET", "x")
+    with pytest.raises(EngineError):
+        DripEngine(trained["model"], device="cpu", preload=False)
+
+
 def test_engine_uncertainty_and_out_of_memory(trained, monkeypatch):
     from drip_core.engines.base import EngineError
     from drip_core.engines.drip_engine import DripEngine

@@ -228,3 +228,122 @@ def test_manifest_verification(tmp_path):
     with pytest.raises(mf.ModelFolderError) as e:
         mf.verify_model_folder(tmp_path)
     assert e.value.code == "model_corrupt" and "version 99" in e.value.message
+
+
+# ------------------------------------------------------- performance options (issue 6)
+def _disc(size, h=None):
+    h = h or size
+    yy, xx = np.mgrid[:h, :size]
+    d = np.hypot(yy - h / 2, xx - size / 2) / max(h, size)
+    tri = np.where(d < 0.25, 255, np.where(d < 0.42, 128, 0)).astype(np.uint8)
+    img = (np.stack([np.sin(yy / 13.0), np.cos(xx / 17.0), np.sin((xx + yy) / 23.0)], -1) * 0.4 + 0.5)
+    return img.astype(np.float32), tri
+
+
+def _run(pipe, img, tri, steps=2):
+    return pipe(img, tri, num_inference_steps=steps, generator=torch.Generator().manual_seed(0))
+
+
+def test_bucketed_size_rule():
+    from drip_core.drip.performance import bucketed_size
+
+    assert bucketed_size(100, 64, 0, 1024) == 128            # off: plain multiple
+    assert bucketed_size(100, 64, 256, 1024) == 256
+    assert bucketed_size(256, 64, 256, 1024) == 256
+    assert bucketed_size(900, 64, 256, 1024) == 1024
+    assert bucketed_size(900, 64, 384, 1024) == 960          # 1152 > max_side: plain multiple
+    assert bucketed_size(700, 64, 96, 1024) == 768           # lcm(64, 96) = 192
+
+
+def test_bucketing_keeps_size_and_known_regions_and_is_exact_on_bucket_sizes():
+    from drip_core.drip.testing import tiny_pipeline
+
+    plain = tiny_pipeline(max_side=256)
+    bucketed = tiny_pipeline(max_side=256, bucket_size=128)
+    img, tri = _disc(128)  # already a bucket multiple: identical work, identical output
+    a, b = _run(plain, img, tri), _run(bucketed, img, tri)
+    assert np.array_equal(a.alpha, b.alpha) and np.array_equal(a.foreground, b.foreground)
+    img, tri = _disc(150, 90)  # plain pads to 128 x 192, 128-px buckets to 128 x 256
+    assert plain.working_size(90, 150) == (128, 192) and bucketed.working_size(90, 150) == (128, 256)
+    out = _run(bucketed, img, tri)
+    assert out.alpha.shape == (90, 150) and out.foreground.shape == (90, 150, 3)
+    assert np.all(out.alpha[tri == 0] == 0) and np.all(out.alpha[tri == 255] == 1)
+    assert np.array_equal(out.foreground[tri == 255], img[tri == 255])
+    assert np.isfinite(out.alpha).all()
+
+
+def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
+    from drip_core.drip.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(max_side=256)
+    img, tri = _disc(128)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
+    t = torch.from_numpy(tri.astype(np.float32) / 127.5 - 1)[None, None]
+    with torch.no_grad():
+        zi, zt = pipe.encode_conditions(x, t)
+        dec = pipe.vae_decode(zi, zt)
+        pipe.set_vae_tiling(True, 128)  # tile >= input: the plain path, bit for bit
+        assert all(torch.equal(u, v) for u, v in zip((zi, zt) + dec, pipe.encode_conditions(x, t) + pipe.vae_decode(zi, zt)))
+        pipe.set_vae_tiling(True, 64)   # 128 px in 64-px tiles: tiled, batch of [image ; trimap] in one call
+        assert pipe.vae.use_tiling and pipe.vae.tile_latent_min_size == 8
+        ti, tt = pipe.encode_conditions(x, t)
+        alone = pipe.vae.encode(x).latent_dist.mode() * pipe.vae.config.scaling_factor
+        torch.testing.assert_close(ti, alone, rtol=1e-4, atol=1e-5)  # batching does not mix items
+        tdec = pipe.vae_decode(ti, tt)
+        assert ti.shape == zi.shape and all(u.shape == v.shape for u, v in zip(tdec, dec))
+        # random tiny weights: GroupNorm and the mid-block attention are global, so tiles differ from
+        # the whole; the result must still clearly follow the untiled one
+        for u, v in ((zi, ti), (zt, tt)):
+            assert torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1] > 0.5
+    out = _run(pipe, img, tri)
+    pipe.set_vae_tiling(False)
+    assert not pipe.vae.use_tiling
+    assert out.alpha.shape == (128, 128) and np.isfinite(out.alpha).all()
+    assert np.all(out.alpha[tri == 0] == 0) and np.all(out.alpha[tri == 255] == 1)
+    with pytest.raises(ValueError):
+        pipe.set_vae_tiling(True, 100)
+
+
+def test_compile_serves_eager_until_the_background_compile_is_done():
+    import threading
+
+    from drip_core.drip.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(max_side=256)
+    img, tri = _disc(64)
+    ref = _run(pipe, img, tri)
+    release = threading.Event()
+    compiled_calls = []
+
+    class Compiled:  # like torch.compile's OptimizedModule: no truth value
+        def __init__(self, unet):
+            self.unet = unet
+
+        def __len__(self):
+            raise TypeError("no len()")
+
+        def __call__(self, *args, **kwargs):
+            release.wait(30)  # a compile that takes a while
+            compiled_calls.append(tuple(args[0].shape))
+            return self.unet(*args, **kwargs)
+
+    slow_compile = Compiled
+
+    cu = pipe.enable_compile("max-autotune-no-cudagraphs", compile_fn=slow_compile)
+    out = _run(pipe, img, tri)  # must not wait for the compile
+    assert cu.calls["compiled"] == 0 and cu.calls["eager"] == 2 and not cu.ready
+    assert np.array_equal(out.alpha, ref.alpha)
+    release.set()
+    assert cu.wait(30)
+    assert cu.ready == {((2, 16, 8, 8), "torch.float32", "cpu")}
+    n = len(compiled_calls)
+    out = _run(pipe, img, tri)
+    assert cu.calls["compiled"] == 2 and len(compiled_calls) == n + 2
+    assert np.array_equal(out.alpha, ref.alpha)
+    # a shape whose compile fails stays eager, jobs don't fail
+    pipe.enable_compile(compile_fn=lambda unet: (lambda *a, **k: 1 / 0), warmup_sizes=(64,))
+    assert pipe.compiled_unet.wait(30) and pipe.compiled_unet.failed and not pipe.compiled_unet.ready
+    assert np.array_equal(_run(pipe, img, tri).alpha, ref.alpha)
+    pipe.disable_compile()
+    with pytest.raises(ValueError):
+        pipe.enable_compile("fast")

@@ -20,6 +20,10 @@ longer side is at most ``max_side``; beyond that only the bounding box of the un
 blended with linear ramps over the overlaps so no seam shows. Tiles without unknown pixels are
 skipped (the trimap already answers them).
 
+Performance options (off by default; drip_core/drip/performance.py, docs/drip.md): ``bucket_size``
+pads each region up to a few static shapes, ``vae_tiling`` bounds VAE memory with overlapping
+tiles, ``enable_compile()`` serves a torch.compile'd U-Net once a background compile finished.
+
 With ``num_samples > 1`` the denoising runs from several noise draws; the output is their
 mean and ``uncertainty`` is the per-pixel standard deviation of alpha across them.
 """
@@ -37,6 +41,7 @@ import torch
 
 from .cross_domain_attention import install_cross_domain_attention
 from .model_folder import EMPTY_TEXT_FILE, verify_model_folder
+from .performance import DEFAULT_COMPILE_MODE, CompiledUNet, bucketed_size
 from .switcher import class_labels
 
 # progress(fraction in [0, 1], stage, message)
@@ -108,7 +113,8 @@ def _ramp(length: int, start: int, total: int, overlap: int) -> np.ndarray:
 class DripPipeline:
     def __init__(self, unet, vae, transparency_decoder, scheduler, empty_text_embedding: torch.Tensor,
                  options: dict, manifest: dict | None = None, *, max_side: int = 1024, tile_overlap: int = 128,
-                 context: int = 64):
+                 context: int = 64, bucket_size: int = 0, vae_tiling: bool = False,
+                 vae_tile_size: int | None = None):
         self.unet = unet
         self.vae = vae
         self.decoder = transparency_decoder
@@ -131,6 +137,50 @@ class DripPipeline:
         self.size_multiple = max(64, mult * transparency_decoder.size_multiple // math.gcd(mult, transparency_decoder.size_multiple))
         if self.max_side % self.size_multiple:
             self.max_side = max(self.size_multiple, self.max_side // self.size_multiple * self.size_multiple)
+        self.bucket_size = int(bucket_size or 0)
+        self.compiled_unet: CompiledUNet | None = None
+        self.vae_tiling = False
+        if vae_tiling:
+            self.set_vae_tiling(True, vae_tile_size)
+
+    # ------------------------------------------------------------ performance
+    def set_vae_tiling(self, enabled: bool = True, tile_size: int | None = None) -> None:
+        """Tiled VAE encode/decode (diffusers' AutoencoderKL tiling: overlapping tiles blended
+        linearly) for regions larger than ``tile_size`` pixels (default: the VAE's sample_size,
+        768 for SD2). Works on the whole [image ; trimap] and [fg ; alpha] batches."""
+        self.vae_tiling = bool(enabled)
+        if not enabled:
+            self.vae.disable_tiling()
+            return
+        if tile_size:
+            tile = int(tile_size)
+            if tile % self.latent_scale:
+                raise ValueError(f"vae tile size must be a multiple of {self.latent_scale}, not {tile}")
+            self.vae.tile_sample_min_size = tile
+            self.vae.tile_latent_min_size = tile // self.latent_scale
+        self.vae.enable_tiling()
+
+    def enable_compile(self, mode: str = DEFAULT_COMPILE_MODE, *, background: bool = True,
+                       warmup_sizes: tuple[int, ...] = (), compile_fn=None, cache_dir: str | None = None) -> CompiledUNet:
+        """Serve a torch.compile'd U-Net for every shape whose compile finished; until then (and for
+        shapes never seen) the eager U-Net runs, and the new shape is compiled in a background
+        thread. ``warmup_sizes`` (square pixel sizes, e.g. the buckets) are queued right away."""
+        self.compiled_unet = CompiledUNet(self.unet, mode, background=background, compile_fn=compile_fn,
+                                          cache_dir=cache_dir)
+        for size in warmup_sizes:
+            lat = size // self.latent_scale
+            z = torch.zeros(1, 4, lat, lat, device=self.device, dtype=self.dtype)
+            x, t, kwargs = self._unet_args(self.unet_input(z, z, z, z), 999, 1)
+            self.compiled_unet.warm_up(x, t, kwargs)
+        return self.compiled_unet
+
+    def disable_compile(self) -> None:
+        self.compiled_unet = None
+
+    def working_size(self, h: int, w: int) -> tuple[int, int]:
+        """The padded size a region of h x w pixels is processed at."""
+        m, b = self.size_multiple, self.bucket_size
+        return bucketed_size(h, m, b, self.max_side), bucketed_size(w, m, b, self.max_side)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -190,7 +240,7 @@ class DripPipeline:
         # 12: each domain sees the conditions and its own noisy latent
         return torch.cat([torch.cat([z_image, z_trimap, z_fg], 1), torch.cat([z_image, z_trimap, z_alpha], 1)], 0)
 
-    def unet_forward(self, x: torch.Tensor, t, batch: int) -> torch.Tensor:
+    def _unet_args(self, x: torch.Tensor, t, batch: int):
         emb = self.empty_text_embedding.to(device=x.device, dtype=self.unet.dtype).expand(2 * batch, -1, -1)
         labels = class_labels(batch, self.switcher_encoding, device=x.device, dtype=self.unet.dtype)
         if not torch.is_tensor(t):
@@ -198,7 +248,16 @@ class DripPipeline:
         t = t.to(x.device).reshape(-1)
         if t.numel() == 1:
             t = t.expand(2 * batch)
-        return self.unet(x.to(self.unet.dtype), t, encoder_hidden_states=emb, class_labels=labels).sample
+        return x.to(self.unet.dtype), t, {"encoder_hidden_states": emb, "class_labels": labels}
+
+    def unet_forward(self, x: torch.Tensor, t, batch: int) -> torch.Tensor:
+        x, t, kwargs = self._unet_args(x, t, batch)
+        unet = self.unet
+        if self.compiled_unet is not None:
+            compiled = self.compiled_unet.request(x, t, kwargs)
+            if compiled is not None:  # (an OptimizedModule has no truth value: its __len__ raises)
+                unet = compiled
+        return unet(x, t, **kwargs).sample
 
     def new_scheduler(self):
         """A private scheduler instance per run (DPM-Solver keeps per-run state)."""
@@ -323,8 +382,8 @@ class DripPipeline:
     def _run_region(self, img: np.ndarray, tri: np.ndarray, steps: int, generator, num_samples: int,
                     on_step, status):
         h, w = tri.shape
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
+        hp, wp = self.working_size(h, w)
+        ph, pw = hp - h, wp - w
         img_p = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
         tri_p = np.pad(tri, ((0, ph), (0, pw)), mode="edge")
         image_t = torch.from_numpy(img_p).permute(2, 0, 1)[None].to(self.device) * 2 - 1

@@ -87,3 +87,27 @@ def make_tiny_sd2(path: str, *, prediction_type: str = "v_prediction", seed: int
                    "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                    "scheduler": ["diffusers", "DDIMScheduler"]}, f, indent=2)
     return path
+
+
+def tiny_pipeline(*, in_channels: int = 16, max_side: int = 256, seed: int = 0, **kwargs):
+    """A tiny random DripPipeline built in memory (CPU, fp32): no folder, for tests and smoke runs."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from .convert import dpm_solver_config
+    from .pipeline import DripPipeline
+    from .transparency_decoder import TransparencyDecoder
+
+    ucfg = dict(TINY_UNET_CONFIG, in_channels=in_channels, class_embed_type="projection",
+                projection_class_embeddings_input_dim=2)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**ucfg)
+    vae = AutoencoderKL(**TINY_VAE_CONFIG)
+    decoder = TransparencyDecoder(**TINY_DECODER_CONFIG)
+    for m in (unet, vae, decoder):
+        m.eval().requires_grad_(False)
+    emb = torch.randn(1, 77, ucfg["cross_attention_dim"])
+    scheduler = dpm_solver_config({"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+                                   "num_train_timesteps": 1000, "prediction_type": "v_prediction"}, "v_prediction")
+    options = {"in_channels": in_channels, "switcher_encoding": "scalar", "cross_domain_attention": True}
+    return DripPipeline(unet, vae, decoder, scheduler, emb, options, {"trained": False}, max_side=max_side, **kwargs)

@@ -22,6 +22,12 @@ ALLOW_UNTRAINED_ENV = "DRIP_MATTING_ALLOW_UNTRAINED"
 STEPS_ENV = "DRIP_MATTING_STEPS"
 SAMPLES_ENV = "DRIP_MATTING_SAMPLES"
 MAX_SIDE_ENV = "DRIP_MATTING_MAX_SIDE"
+# GPU performance options (docs/drip.md, "Performance options"), all off unless set:
+COMPILE_ENV = "DRIP_MATTING_COMPILE"            # 1: torch.compile the U-Net in the background, eager meanwhile
+COMPILE_MODE_ENV = "DRIP_MATTING_COMPILE_MODE"  # default max-autotune-no-cudagraphs
+BUCKET_ENV = "DRIP_MATTING_BUCKET"              # px: pad regions to multiples of this (few static shapes)
+TILED_VAE_ENV = "DRIP_MATTING_TILED_VAE"        # 1: tiled VAE encode/decode (bounded memory)
+VAE_TILE_ENV = "DRIP_MATTING_VAE_TILE"          # px: VAE tile size (default: the VAE's sample_size)
 
 
 def _env_flag(name: str) -> bool:
@@ -46,7 +52,9 @@ class DripEngine(Engine):
 
     def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None,
                  num_inference_steps: int | None = None, num_samples: int | None = None, seed: int = 0, dtype=None,
-                 max_side: int | None = None, preload: bool = True):
+                 max_side: int | None = None, preload: bool = True, compile: bool | None = None,
+                 compile_mode: str | None = None, bucket_size: int | None = None, vae_tiling: bool | None = None,
+                 vae_tile_size: int | None = None):
         try:
             import torch  # noqa: F401
             import diffusers  # noqa: F401
@@ -75,6 +83,11 @@ class DripEngine(Engine):
         self.num_samples = int(num_samples or _env_int(SAMPLES_ENV, 1))
         self.seed = int(seed)
         self.max_side = max_side or _env_int(MAX_SIDE_ENV, None, minimum=64)
+        self.compile = _env_flag(COMPILE_ENV) if compile is None else bool(compile)
+        self.compile_mode = compile_mode or os.environ.get(COMPILE_MODE_ENV, "").strip() or None
+        self.bucket_size = _env_int(BUCKET_ENV, 0, minimum=0) if bucket_size is None else int(bucket_size)
+        self.vae_tiling = _env_flag(TILED_VAE_ENV) if vae_tiling is None else bool(vae_tiling)
+        self.vae_tile_size = vae_tile_size or _env_int(VAE_TILE_ENV, None, minimum=8)
         self._pipe = None
         self._lock = threading.Lock()
         if preload:
@@ -88,6 +101,10 @@ class DripEngine(Engine):
         from ..drip.pipeline import DripPipeline
 
         kwargs = {"max_side": self.max_side} if self.max_side else {}
+        if self.bucket_size:
+            kwargs["bucket_size"] = self.bucket_size
+        if self.vae_tiling:
+            kwargs.update(vae_tiling=True, vae_tile_size=self.vae_tile_size)
         cpu_defaults = _resolves_to_cpu(self.requested_device)
         if cpu_defaults and not self.max_side:
             kwargs["max_side"] = CPU_MAX_SIDE
@@ -106,7 +123,20 @@ class DripEngine(Engine):
                                                f"({type(exc).__name__}: {exc}): import or convert it again") from None
         if self.num_inference_steps is None:
             self.num_inference_steps = CPU_STEPS if cpu_defaults else GPU_STEPS
+        if self.compile:
+            self._start_compile()
         return self._pipe
+
+    def _start_compile(self):
+        """Background compile of the full-size bucket; jobs run eager until a shape is compiled."""
+        from ..drip.performance import DEFAULT_COMPILE_MODE
+
+        try:
+            self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE, warmup_sizes=(self._pipe.max_side,))
+        except ValueError as exc:
+            raise EngineError("engine_unavailable", f"{COMPILE_MODE_ENV}: {exc}") from None
+        except Exception:  # no working torch.compile here: stay eager
+            self._pipe.disable_compile()
 
     @property
     def device(self) -> str:
@@ -155,6 +185,10 @@ class DripEngine(Engine):
                 "trained": self.trained, "steps": self.num_inference_steps, "samples": self.num_samples}
         if self._pipe is not None:
             info["dtype"] = str(self._pipe.dtype).replace("torch.", "")
+        if self.compile or self.bucket_size or self.vae_tiling:
+            cu = self._pipe.compiled_unet if self._pipe is not None else None
+            info["performance"] = {"compile": self.compile, "bucket": self.bucket_size, "tiled_vae": self.vae_tiling,
+                                   "compiled_shapes": len(cu.ready) if cu is not None else 0}
         return info
 
 
