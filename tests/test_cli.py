@@ -85,7 +85,7 @@ def test_batch_mode(tmp_path):
     ("mismatch", "but the image is"),
     ("no_unknown", "no unknown (grey) pixels"),
     ("no_trimap", "a trimap is needed"),
-    ("tiny", "at least"),
+    ("tiny", "no definite foreground"),
 ])
 def test_bad_inputs_give_one_clear_line(tmp_path, case, expected):
     img = tmp_path / "img.png"
