@@ -347,3 +347,20 @@ def test_compile_serves_eager_until_the_background_compile_is_done():
     pipe.disable_compile()
     with pytest.raises(ValueError):
         pipe.enable_compile("fast")
+
+
+def test_compile_cache_goes_to_a_persistent_user_folder(tmp_path, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from drip_core.drip.performance import configure_compile_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # torch's own /tmp default
+    import sys
+
+    if os.name == "posix" and not sys.platform.startswith("darwin"):
+        assert configure_compile_cache() == str(tmp_path / "cache" / "drip-matting" / "torchinductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # a user's choice is kept
+    assert configure_compile_cache() == str(tmp_path / "mine") and os.path.isdir(tmp_path / "mine")
+    assert configure_compile_cache(str(tmp_path / "arg")) == str(tmp_path / "arg")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "arg")

@@ -39,7 +39,7 @@ def user_cache_dir() -> str:
 def configure_compile_cache(cache_dir: str | None = None) -> str:
     """Point inductor's on-disk caches at a persistent folder (unless TORCHINDUCTOR_CACHE_DIR is set)
     and turn on the FX graph cache. Returns the folder used."""
-    path = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir or os.path.join(user_cache_dir(), "torchinductor")
+    path = cache_dir or _chosen_inductor_dir() or os.path.join(user_cache_dir(), "torchinductor")
     os.makedirs(path, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
     try:
@@ -51,6 +51,22 @@ def configure_compile_cache(cache_dir: str | None = None) -> str:
     except Exception:  # an old torch without inductor: the env var alone still applies
         pass
     return path
+
+
+def _chosen_inductor_dir() -> str | None:
+    """TORCHINDUCTOR_CACHE_DIR if a user set it; torch itself writes its /tmp default there on first
+    use, which does not count (it is wiped on reboot: no persistent cache)."""
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not value:
+        return None
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        if os.path.abspath(value) == os.path.abspath(default_cache_dir()):
+            return None
+    except Exception:
+        pass
+    return value
 
 
 def bucketed_size(length: int, multiple: int, bucket: int, max_side: int) -> int:
