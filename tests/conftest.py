@@ -40,7 +40,13 @@ class ServerProcess:
         self.log = tmp / "server.log"
         cmd = [sys.executable, "-m", "drip_core.server", "--discovery-file", str(self.discovery),
                "--log-file", str(self.log), *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+        full_env = dict(os.environ)
+        for key, value in (env or {}).items():  # None removes a variable
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while not self.discovery.exists():

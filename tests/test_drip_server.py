@@ -1,11 +1,6 @@
 """The drip engine behind a real server process, driven by the real client."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-REPO = Path(__file__).resolve().parents[1]
-ALPHAMATTING = REPO.parent / "shared" / "data" / "alphamatting_lowres"
+from conftest import ALPHAMATTING, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -38,38 +32,16 @@ def _photo():
     return np.ascontiguousarray(image[256:384, 160:288]), np.ascontiguousarray(tri[256:384, 160:288])
 
 
-class _Server:
-    def __init__(self, folder: Path, model: str, env: dict):
-        self.discovery = folder / "server.json"
-        self.log = folder / "server.log"
-        cmd = [sys.executable, "-m", "drip_core.server", "--engine", "auto", "--drip-model", model,
-               "--discovery-file", str(self.discovery), "--log-file", str(self.log)]
-        full_env = {k: v for k, v in os.environ.items() if k != "DRIP_MATTING_ALLOW_UNTRAINED"}
-        full_env.update(env)
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not self.discovery.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def _server(folder: Path, model: str, env: dict) -> ServerProcess:
+    env = {"DRIP_MATTING_ALLOW_UNTRAINED": None, **env}  # the test decides, not the caller's shell
+    return ServerProcess(folder, "--engine", "auto", "--drip-model", model, env=env)
 
 
 def test_drip_engine_through_server_and_client(tiny_model, tmp_path):
     from drip_core.client import connect
 
     image, tri = _photo()
-    server = _Server(tmp_path, tiny_model, {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_VERIFY": "cached"})
+    server = _server(tmp_path, tiny_model, {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_VERIFY": "cached"})
     try:
         stages = []
         with connect(discovery_file=str(server.discovery), spawn=False) as client:
@@ -88,7 +60,7 @@ def test_untrained_model_is_refused_and_auto_falls_back(tiny_model, tmp_path):
     from drip_core.protocol import ProtocolError
 
     image, tri = _photo()
-    server = _Server(tmp_path, tiny_model, {})
+    server = _server(tmp_path, tiny_model, {})
     try:
         with connect(discovery_file=str(server.discovery), spawn=False) as client:
             _, alpha, info = client.matte(image, tri, engine="auto", return_info=True)
