@@ -29,7 +29,7 @@ def _as_mask(mask, name: str) -> np.ndarray:
     elif np.issubdtype(mask.dtype, np.floating):
         if not np.isfinite(mask).all():
             raise EngineError("bad_trimap", f"{name} contains NaN or infinite values")
-        mask = np.clip(np.round(mask * 255.0), 0, 255).astype(np.uint8)
+        mask = np.round(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)  # clip first: no overflow
     elif mask.dtype != np.uint8:
         raise EngineError("bad_trimap", f"{name} must be uint8, uint16, bool or float, got {mask.dtype}")
     return mask
