@@ -29,16 +29,20 @@ setup() {
     # Reinstall when pyproject.toml changed or an extra is wanted that is not installed yet.
     local need=0 e
     [ -f "$STAMP" ] && [ ! pyproject.toml -nt "$STAMP" ] || need=1
-    for e in ${extras//,/ }; do grep -qw "$e" "$STAMP" 2>/dev/null || need=1; done
+    for e in ${extras//,/ }; do [ "$e" = core ] || grep -qw "$e" "$STAMP" 2>/dev/null || need=1; done
     if [ "$need" = 1 ]; then
         if [ -f "$STAMP" ]; then extras="$extras,$(cat "$STAMP")"; fi
         if [[ "$extras" == *drip* ]]; then
             # The pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build.
             "$VENV/bin/python" -m pip install -q torch==2.13.0
         fi
-        extras=$(echo "$extras" | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
-        "$VENV/bin/python" -m pip install -q -e ".[${extras:-dev}]"
-        echo "${extras:-dev}" > "$STAMP"
+        extras=$(echo "$extras" | tr ',' '\n' | sed '/^$/d' | { grep -vx core || true; } | sort -u | paste -sd, -)
+        if [ -n "$extras" ]; then
+            "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+        else
+            "$VENV/bin/python" -m pip install -q -e .
+        fi
+        echo "${extras:-core}" > "$STAMP"
     fi
 }
 
@@ -46,7 +50,7 @@ cmd="${1:-help}"
 shift || true
 case "$cmd" in
     demo)
-        setup "gui"
+        setup "core"   # the demo needs only the classical engine's dependencies
         exec "$VENV/bin/drip-matte" --demo "${1:-demo-out}"
         ;;
     test)
