@@ -176,7 +176,7 @@ def test_out_of_memory_frees_accelerator_memory(monkeypatch):
         def post(self, header, payload=b""):
             self.posted.append(header)
 
-    worker = jobs.DeviceWorker("cpu", "classical", None, None)
+    worker = jobs.DeviceWorker("cpu", None, None)
     try:
         for fault, code in (("oom", "out_of_memory"), ("cuda_oom", "out_of_memory"), ("engine_error", "engine_failed")):
             job = FakeJob(fault)

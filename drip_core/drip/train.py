@@ -162,7 +162,6 @@ def train(args) -> dict:
     return last
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = train(args)

@@ -125,7 +125,6 @@ def train_decoder(args) -> dict:
     return last
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = train_decoder(args)

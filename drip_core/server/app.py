@@ -15,7 +15,7 @@ from ..buffers import image_rgb8, to_array
 from ..config import configured_drip_model
 from ..engines.registry import available_engines
 from ..protocol import (PREFIX, PROTOCOL_VERSION, DEFAULT_MAX_PIXELS, ProtocolError, check_token, decode_header,
-                        encode_frame, max_job_payload, parse_prefix, validate_job, write_discovery)
+                        encode_frame, max_job_payload, parse_prefix, read_discovery, validate_job, write_discovery)
 from .jobs import DeviceWorker, Job
 from .single_instance import InstanceLock
 
@@ -92,7 +92,7 @@ class DripServer:
         self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port, limit=1 << 16, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         for name in ("cpu", "accelerator"):
-            worker = DeviceWorker(name, self.opts.engine, self.drip_model, self.opts.log_file)
+            worker = DeviceWorker(name, self.drip_model, self.opts.log_file)
             self.workers[name] = worker
             self._tasks.append(loop.create_task(worker.run()))
         if self.opts.idle_timeout > 0:
@@ -130,7 +130,6 @@ class DripServer:
 
     def _remove_discovery_file(self) -> None:
         # Only our own record: a newer server may have replaced it.
-        from ..protocol import read_discovery
         record = read_discovery(self.opts.discovery_file)
         if record is not None and record.get("pid") == os.getpid() and record.get("port") == self.port:
             try:
@@ -152,10 +151,10 @@ class DripServer:
     # --- one connection ----------------------------------------------------------------
 
     def _worker_for(self, engine: str) -> DeviceWorker:
-        name = self.opts.engine if engine == "auto" else engine
-        if name == "auto":
-            name = "drip" if self.drip_model else "classical"
-        return self.workers["accelerator" if name == "drip" else "cpu"]
+        """The queue of the device the engine will run on ('auto' runs DRIP when a model is set)."""
+        if engine == "auto":
+            engine = "drip" if self.drip_model else "classical"
+        return self.workers["accelerator" if engine == "drip" else "cpu"]
 
     async def _read_frame(self, reader: asyncio.StreamReader, timeout: float | None, allow_job: bool):
         max_payload = max_job_payload(self.opts.max_pixels) if allow_job else 0
@@ -271,6 +270,8 @@ class DripServer:
             pass
 
     async def _start_job(self, spec: dict, payload: bytes, send):
+        if spec["engine"] == "auto":  # the job leaves the choice to the server's --engine
+            spec = dict(spec, engine=self.opts.engine)
         worker = self._worker_for(spec["engine"])
         if worker.queue.qsize() >= self.opts.max_queue:
             log.warning("job %s refused: the %s queue holds %d jobs", spec["id"], worker.name, worker.queue.qsize())

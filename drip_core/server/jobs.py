@@ -58,9 +58,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class DeviceWorker:
     """One queue per device: jobs run strictly one at a time, in arrival order."""
 
-    def __init__(self, name: str, default_engine: str, drip_model: str | None, log_file: str | None):
+    def __init__(self, name: str, drip_model: str | None, log_file: str | None):
         self.name = name
-        self.default_engine = default_engine
         self.drip_model = drip_model
         self.log_file = log_file
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -106,7 +105,7 @@ class DeviceWorker:
             trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape)
             if not (trimap == 128).any():
                 raise EngineError("no_unknown", "the trimap has no unknown (grey) pixels")
-            name = self.default_engine if spec["engine"] == "auto" else spec["engine"]
+            name = spec["engine"]  # the server already put its default in place of a job's 'auto'
             job.progress(0.01, "loading model", f"loading the {name} engine")
             engine, note = resolve_engine(name, drip_model=self.drip_model)
             job.progress(0.02, "starting", note)
