@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from drip_core import protocol as P  # noqa: E402
+import drip_protocol as P  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -821,7 +821,7 @@ WAITING_STAGES = ("queued", "preparing", "loading model", "starting", "None")
 CLIENT_SCRIPT = r"""
 import sys, numpy as np
 sys.path.insert(0, sys.argv[1])
-from drip_core import protocol as P
+import drip_protocol as P
 from bench.stress import slow_case
 image, trimap = slow_case(int(sys.argv[3]))
 with P.Connection("127.0.0.1", int(sys.argv[2]), sys.argv[4]) as c:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engines.base import EngineError
-from .protocol import FORMATS
+from drip_protocol import FORMATS
 
 
 def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:

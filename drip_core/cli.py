@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import ProtocolError
+from drip_protocol import ProtocolError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def read_image(path: str) -> np.ndarray:
     import warnings
     from PIL import Image, UnidentifiedImageError
-    from .protocol import DEFAULT_MAX_PIXELS
+    from drip_protocol import DEFAULT_MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next

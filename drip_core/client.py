@@ -7,7 +7,7 @@ import uuid
 import numpy as np
 
 from .buffers import to_array
-from .protocol import (Connection, ProtocolError, default_discovery_file, default_log_file, read_discovery,
+from drip_protocol import (Connection, ProtocolError, default_discovery_file, default_log_file, read_discovery,
                        spawn_server, tls_client_context, try_connect)
 
 SERVER_COMMAND = [sys.executable, "-m", "drip_core.server"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from .protocol import user_dir
+from drip_protocol import user_dir
 
 MODEL_ENV = "DRIP_MATTING_MODEL"
 CONFIG_ENV = "DRIP_MATTING_CONFIG"

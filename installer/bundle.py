@@ -6,8 +6,9 @@ The archive unpacks to ``drip-matting-<version>/`` holding:
     README.txt                  what to do, in three lines
     installer/                  the installer (standard library only until the venv exists)
     gimp_plugin/drip_matting/   the GIMP plug-in
+    drip_protocol/              the wire protocol package (standard library only)
     drip_core/                  the few standard-library modules the installer needs
-                                (protocol.py, config.py, drip/model_folder.py)
+                                (config.py, drip/model_folder.py)
     wheels/drip_matting-<version>-py3-none-any.whl   what goes into the venv
 
 The wheel is built from this source tree with pip (no build isolation when setuptools is
@@ -27,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE_FILES = ("drip_core/__init__.py", "drip_core/protocol.py", "drip_core/config.py",
+CORE_FILES = ("drip_core/__init__.py", "drip_core/config.py",
               "drip_core/drip/__init__.py", "drip_core/drip/model_folder.py")
 LAUNCHER = '''#!/usr/bin/env python3
 """Drip Matting installer (bundle launcher): python install.py --help"""
@@ -72,7 +73,7 @@ def build_wheel(out_dir: str | os.PathLike, python: str = sys.executable, log=pr
         src = Path(tmp) / "src"
         src.mkdir()
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for pkg in ("drip_core", "installer"):
+        for pkg in ("drip_core", "drip_protocol", "installer"):
             shutil.copytree(ROOT / pkg, src / pkg, ignore=ignore)
         shutil.copy2(ROOT / "pyproject.toml", src / "pyproject.toml")
         readme = ROOT / "README.md"
@@ -104,6 +105,7 @@ def stage(dest: str | os.PathLike, wheel: str | os.PathLike | None = None, log=p
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "installer", top / "installer", ignore=ignore)
     shutil.copytree(ROOT / "gimp_plugin" / "drip_matting", top / "gimp_plugin" / "drip_matting", ignore=ignore)
+    shutil.copytree(ROOT / "drip_protocol", top / "drip_protocol", ignore=ignore)
     for rel in CORE_FILES:
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, top / rel)

@@ -100,7 +100,7 @@ def interactive_choices(options: Options) -> None:
 
 
 def finish_text(p) -> str:
-    from drip_core import protocol
+    import drip_protocol as protocol
     lines = ["", "Drip Matting is installed."]
     lines.append("In GIMP: restart GIMP, open an image, select the object roughly (or paint a trimap), then "
                  "Filters > Drip Matting. The first run starts the matting server; later runs reuse it.")

@@ -21,7 +21,7 @@ from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, Q
                              QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QVBoxLayout,
                              QWidget, QWizard, QWizardPage)
 
-from drip_core import protocol
+import drip_protocol as protocol
 
 from . import model_import, plan as plan_mod, profiles, torch_choice, venv as venv_mod
 from .cli import free_mb

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from drip_core import config as drip_config
-from drip_core import protocol
+import drip_protocol as protocol
 
 from . import manifest as manifest_mod
 from . import model_import, plugin_files, profiles, server_stop, user_config, venv as venv_mod

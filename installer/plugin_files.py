@@ -1,7 +1,8 @@
-"""Copy the GIMP plug-in folder into a GIMP profile, with the shared protocol.py and a config.
+"""Copy the GIMP plug-in folder into a GIMP profile, with the protocol package and a config.
 
-The plug-in folder in git holds no copy of protocol.py: the one source is
-drip_core/protocol.py, copied here at install time. The folder is assembled in a
+The plug-in imports the wire protocol by name (``import drip_protocol``), as drip_core
+does; the installer ships that package, unchanged, beside the plug-in's scripts
+(``drip_matting/drip_protocol/``). The folder is assembled in a
 temporary sibling and then renamed into place, so a failure never leaves a
 half-installed plug-in that GIMP would try to load.
 """
@@ -25,8 +26,18 @@ def plugin_source_dir() -> Path:
     return REPO_ROOT / "gimp_plugin" / PLUGIN_NAME
 
 
+PROTOCOL_PACKAGE = "drip_protocol"
+
+
 def protocol_source() -> Path:
-    return REPO_ROOT / "drip_core" / "protocol.py"
+    """The stdlib-only protocol package both ends import (repo root or bundle root)."""
+    return REPO_ROOT / PROTOCOL_PACKAGE
+
+
+def _source_files(folder: Path):
+    """Files of a source folder, without caches."""
+    return [p for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
 
 
 def plugin_config(server_command: list[str], *, log_file: str | None = None,
@@ -44,16 +55,13 @@ def plugin_config(server_command: list[str], *, log_file: str | None = None,
 def _expected_files(config: dict) -> dict[str, bytes]:
     """{relpath: content} of the folder install_plugin_folder writes."""
     src = plugin_source_dir()
-    skip = {"protocol.py", CONFIG_NAME}
     out: dict[str, bytes] = {}
-    for p in sorted(src.rglob("*")):
-        if not p.is_file() or "__pycache__" in p.parts or p.suffix == ".pyc":
-            continue
+    for p in _source_files(src):
         rel = p.relative_to(src).as_posix()
-        if rel in skip:
-            continue
-        out[rel] = p.read_bytes()
-    out["protocol.py"] = protocol_source().read_bytes()
+        if rel != CONFIG_NAME:
+            out[rel] = p.read_bytes()
+    for p in _source_files(protocol_source()):
+        out[f"{PROTOCOL_PACKAGE}/{p.relative_to(protocol_source()).as_posix()}"] = p.read_bytes()
     out[CONFIG_NAME] = config_bytes(config)
     return out
 
@@ -112,8 +120,9 @@ def install_plugin_folder(plugins_dir: str | os.PathLike, config: dict) -> Path:
     try:
         folder = staging / PLUGIN_NAME
         shutil.copytree(plugin_source_dir(), folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "protocol.py", CONFIG_NAME))
-        shutil.copy2(protocol_source(), folder / "protocol.py")
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", CONFIG_NAME))
+        shutil.copytree(protocol_source(), folder / PROTOCOL_PACKAGE, copy_function=shutil.copy2,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         with open(folder / CONFIG_NAME, "wb") as f:
             f.write(config_bytes(config))
         main = main_script(folder)

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from drip_core import protocol
+import drip_protocol as protocol
 
 
 def _wait_gone(pid, seconds: float) -> bool:

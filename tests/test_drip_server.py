@@ -57,7 +57,7 @@ def test_drip_engine_through_server_and_client(tiny_model, tmp_path):
 
 def test_untrained_model_is_refused_and_auto_falls_back(tiny_model, tmp_path):
     from drip_core.client import connect
-    from drip_core.protocol import ProtocolError
+    from drip_protocol import ProtocolError
 
     image, tri = _photo()
     server = _server(tmp_path, tiny_model, {})

@@ -17,7 +17,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from drip_core import protocol as P
+import drip_protocol as P
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))

@@ -56,13 +56,21 @@ def offline(wheel, *extra) -> list[str]:
             f"--pip-args={testing.OFFLINE_PIP}", *extra]
 
 
+def assert_same_package(installed: Path, tree: Path):
+    """The installed folder holds exactly the package from the tree: same files, same bytes."""
+    def files(root):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
+    assert files(installed) == files(tree)
+
+
 def check_plugin(folder: Path, venv_python: Path, model: str | None = None):
     shipped = {p.name for p in plugin_files.plugin_source_dir().iterdir() if p.is_file() and p.suffix != ".pyc"}
-    assert {p.name for p in folder.iterdir()} == shipped | {"drip_matting.json", "protocol.py"}
+    assert {p.name for p in folder.iterdir()} == shipped | {"drip_matting.json", "drip_protocol"}
     assert {"drip_matting.py", "plugin_logic.py"} <= shipped
     main = folder / "drip_matting.py"
     assert main.stat().st_mode & stat.S_IXUSR and main.stat().st_mode & stat.S_IXOTH
-    assert (folder / "protocol.py").read_bytes() == (REPO / "drip_core" / "protocol.py").read_bytes()
+    assert_same_package(folder / "drip_protocol", REPO / "drip_protocol")
     assert (folder / "drip_matting.py").read_bytes() == \
         (plugin_files.plugin_source_dir() / "drip_matting.py").read_bytes()
     cfg = json.loads((folder / "drip_matting.json").read_text())
@@ -90,7 +98,7 @@ def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel, user_venv):
     for prof in PROFILES:
         check_plugin(home / prof / "plug-ins" / "drip_matting", py)
     # the server's environment really holds this drip-matting
-    out = subprocess.run([str(py), "-I", "-c", "import drip_core, drip_core.protocol as p; print(drip_core.__version__)"],
+    out = subprocess.run([str(py), "-I", "-c", "import drip_core, drip_protocol as p; print(drip_core.__version__)"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "0.1.0", out.stderr
     manifest = testing.read_json(home / ".local/share/drip-matting/install-manifest.json")
@@ -160,7 +168,7 @@ def test_failure_in_the_middle_of_the_plugin_step(home, wheel, user_venv, monkey
     calls = {"n": 0}
 
     def flaky_copy2(src, dst, *a, **kw):
-        if str(src).endswith("protocol.py"):
+        if str(src).endswith(os.path.join("drip_protocol", "framing.py")):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise OSError(28, "No space left on device")
@@ -310,7 +318,7 @@ def test_terminal_questions(home, wheel, user_venv):
 
 
 def start_server(home: Path):
-    from drip_core import protocol
+    import drip_protocol as protocol
     disc = Path(protocol.default_discovery_file())
     proc = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--engine", "classical",
                              "--discovery-file", str(disc), "--log-file", protocol.default_log_file()],
@@ -363,7 +371,7 @@ def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
         z.extractall(tmp_path / "unpacked")
     top = tmp_path / "unpacked" / "drip-matting-0.1.0"
     for rel in ("install.py", "README.txt", "installer/install.py", "gimp_plugin/drip_matting/plugin_logic.py",
-                "drip_core/protocol.py", "wheels/drip_matting-0.1.0-py3-none-any.whl"):
+                "drip_protocol/__init__.py", "wheels/drip_matting-0.1.0-py3-none-any.whl"):
         assert f"drip-matting-0.1.0/{rel}" in names
     env = testing.home_env(home)
     r = subprocess.run([sys.executable, str(top / "install.py"), "--yes", "--torch", "skip", "--engine", "classical",

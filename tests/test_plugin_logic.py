@@ -1,7 +1,7 @@
 """The GIMP plug-in's GIMP-free logic (gimp_plugin/drip_matting/plugin_logic.py), on the host.
 
-The plug-in imports ``protocol`` from its own folder (the installer copies
-drip_core/protocol.py there); here the same module object is registered under that name.
+The plug-in imports ``drip_protocol`` by name (the installer ships the package beside it);
+here it is the same package from the tree.
 """
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import drip_core.protocol as drip_protocol
-
-sys.modules.setdefault("protocol", drip_protocol)
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "gimp_plugin" / "drip_matting"
 sys.path.insert(0, str(PLUGIN_DIR))
 
 import plugin_logic as logic  # noqa: E402
-from drip_core.protocol import ProtocolError  # noqa: E402
+from drip_protocol import ProtocolError  # noqa: E402
 
 # ---------------------------------------------------------------------------- geometry
 
@@ -225,7 +222,12 @@ def test_load_config_and_discovery_resolution(tmp_path):
 def test_installed_folder_is_stdlib_only_and_importable_by_a_plain_python(tmp_path):
     from installer.plugin_files import install_plugin_folder, plugin_config
     folder = install_plugin_folder(tmp_path / "plug-ins", plugin_config(["drip-server"]))
-    assert (folder / "protocol.py").read_bytes() == (REPO / "drip_core" / "protocol.py").read_bytes()
+    shipped = {p.relative_to(folder / "drip_protocol").as_posix(): p.read_bytes()
+               for p in (folder / "drip_protocol").rglob("*.py")}
+    tree = {p.relative_to(REPO / "drip_protocol").as_posix(): p.read_bytes()
+            for p in (REPO / "drip_protocol").rglob("*.py")}
+    assert shipped == tree and "__init__.py" in tree  # exactly the package from the tree
+    assert not (folder / "protocol.py").exists()
     assert os.access(folder / "drip_matting.py", os.X_OK)
     assert (folder / "drip_matting.py").read_text().startswith("#!/usr/bin/env python3\n")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import plugin_logic; "
@@ -238,9 +240,9 @@ def test_installed_folder_is_stdlib_only_and_importable_by_a_plain_python(tmp_pa
 
 
 def test_no_second_copy_of_protocol_in_git():
-    assert not (PLUGIN_DIR / "protocol.py").exists() or \
-        subprocess.run(["git", "ls-files", "--error-unmatch", str(PLUGIN_DIR / "protocol.py")],
-                       cwd=REPO, capture_output=True).returncode != 0
+    copies = subprocess.run(["git", "ls-files", "*protocol.py", "*drip_protocol/*"], cwd=REPO,
+                            capture_output=True, text=True).stdout.split()
+    assert copies and all(c.startswith("drip_protocol/") for c in copies), copies
 
 
 # ---------------------------------------------------------------------------- connecting

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from drip_core import protocol as P
+import drip_protocol as P
 
 
 def socket_pair():
@@ -72,8 +72,10 @@ def job(**kw):
 
 
 def test_validate_job_computes_payload_size():
-    j = P.validate_job(job(mask_format="y16", image_format="rgba16"), P.DEFAULT_MAX_PIXELS)
-    assert j["payload_len"] == 10 * 5 * 8 + 10 * 5 * 2
+    j = P.validate_job(job(mask_format="y16", image_format="rgb16"), P.DEFAULT_MAX_PIXELS)
+    assert j["payload_len"] == 10 * 5 * 6 + 10 * 5 * 2
+    j = P.validate_job(job(image_format="rgbf32", result_depth=32), P.DEFAULT_MAX_PIXELS)
+    assert j["payload_len"] == 10 * 5 * 12 + 10 * 5 and P.result_sizes(j) == (10 * 5 * 12, 10 * 5 * 4, 0)
     assert j["engine"] == "auto" and j["trimap_source"] == "trimap" and j["result_depth"] == 8
 
 
@@ -153,17 +155,19 @@ def test_stale_discovery_with_port_reused_by_another_program(tmp_path):
     srv.close()
 
 
-def test_protocol_module_is_stdlib_only():
-    """The GIMP plug-in carries this file; GIMP's Python has no numpy."""
+def test_protocol_package_is_stdlib_only():
+    """The GIMP plug-in imports this package; GIMP's Python has no numpy."""
     import ast
     import sys
-    tree = ast.parse(open(P.__file__, encoding="utf-8").read())
+    from pathlib import Path
     names = set()
-    for node in ast.walk(tree):
+    modules = list(Path(P.__file__).parent.glob("*.py"))
+    for node in (n for m in modules for n in ast.walk(ast.parse(m.read_text(encoding="utf-8")))):
         if isinstance(node, ast.Import):
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             names.add(node.module.split(".")[0])
+    assert len(modules) >= 6
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
 
 

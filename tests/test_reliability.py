@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from drip_core import cli
-from drip_core import protocol as P
+import drip_protocol as P
 from drip_core.client import connect
 from conftest import REPO, ServerProcess
 

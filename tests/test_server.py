@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 import pytest
 
-from drip_core import protocol as P
+import drip_protocol as P
 from drip_core.client import Client, connect
 from drip_core.engines import get_engine
 from conftest import load_alphamatting

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drip_core import protocol as P
+import drip_protocol as P
 from drip_core.client import connect, connect_address
 from drip_core.server.app import DripServer, ServerOptions
 from conftest import REPO

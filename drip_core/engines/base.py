@@ -6,7 +6,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..protocol import ProtocolError
+from drip_protocol import ProtocolError
 
 # progress(fraction in [0, 1], stage name, optional human message)
 ProgressFn = Callable[..., None]

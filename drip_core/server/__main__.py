@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from ..protocol import DEFAULT_MAX_PIXELS, ProtocolError, default_discovery_file, default_log_file
+from drip_protocol import DEFAULT_MAX_PIXELS, ProtocolError, default_discovery_file, default_log_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:

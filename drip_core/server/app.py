@@ -14,7 +14,7 @@ from .. import __version__
 from ..buffers import image_rgb8, to_array
 from ..config import configured_drip_model
 from ..engines.registry import available_engines
-from ..protocol import (PREFIX, PROTOCOL_VERSION, DEFAULT_MAX_PIXELS, ProtocolError, check_token, decode_header,
+from drip_protocol import (PREFIX, PROTOCOL_VERSION, DEFAULT_MAX_PIXELS, ProtocolError, check_token, decode_header,
                         encode_frame, max_job_payload, parse_prefix, read_discovery, validate_job, write_discovery)
 from .jobs import DeviceWorker, Job
 from .single_instance import InstanceLock

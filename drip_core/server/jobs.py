@@ -16,7 +16,7 @@ import numpy as np
 from .. import trimap as trimaps
 from ..buffers import result_buffers
 from ..engines import Cancelled, EngineError, resolve_engine
-from ..protocol import ProtocolError
+from drip_protocol import ProtocolError
 from ..roi import unknown_bbox
 
 log = logging.getLogger("drip.server")

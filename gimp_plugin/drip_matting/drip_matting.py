@@ -20,7 +20,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 import plugin_logic as logic  # noqa: E402
-from protocol import ProtocolError  # noqa: E402
+from drip_protocol import ProtocolError  # noqa: E402
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 RW = GObject.ParamFlags.READWRITE

@@ -15,8 +15,8 @@ import os
 import sys
 import uuid
 
-import protocol
-from protocol import ProtocolError
+import drip_protocol as protocol
+from drip_protocol import ProtocolError
 
 PROC_NAME = "plug-in-drip-matting"
 FG_LAYER = "Drip foreground"
