@@ -1,52 +1,44 @@
-"""Raw protocol buffers <-> numpy arrays (the server's and the Python client's side)."""
+"""Raw protocol buffers <-> numpy arrays (the server's and the Python client's side).
+
+Samples are little-endian: uint8, uint16 or float32 by the format's sample size
+(drip_protocol.job.FORMATS). Decoding is a view of the received bytes, never a copy.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from .engines.base import EngineError
-from drip_protocol import FORMATS
+from drip_protocol import FORMATS, RESULT_DEPTHS
+
+from .errors import EngineError
+
+SAMPLE_TYPES = {1: np.dtype(np.uint8), 2: np.dtype("<u2"), 4: np.dtype("<f4")}
+DEPTHS = {np.dtype(np.uint8): 8, np.dtype("<u2"): 16, np.dtype("<f4"): 32}
 
 
 def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:
-    """Decode a raw buffer; 16-bit samples are little-endian. Returns HxWxC (C=1 squeezed)."""
-    channels, depth = FORMATS[fmt]
-    dtype = np.dtype("<u2") if depth == 2 else np.uint8
-    expected = width * height * channels * depth
+    """Decode a raw buffer (a view, not a copy). Returns H x W x C (C=1 squeezed)."""
+    channels, sample_bytes = FORMATS[fmt]
+    expected = width * height * channels * sample_bytes
     if memoryview(data).nbytes != expected:
         raise EngineError("bad_image", f"{fmt} buffer holds {memoryview(data).nbytes} bytes, {width}x{height} needs {expected}")
-    arr = np.frombuffer(data, dtype=dtype).reshape(height, width, channels)
+    arr = np.frombuffer(data, dtype=SAMPLE_TYPES[sample_bytes]).reshape(height, width, channels)
     return arr[:, :, 0] if channels == 1 else arr
 
 
-def image_rgb8(data, fmt: str, width: int, height: int) -> np.ndarray:
-    """Any image format -> uint8 HxWx3 (the engines' input). Alpha is dropped: the layer's own
-    transparency is not part of the matting problem; the plug-in keeps it separately."""
-    arr = to_array(data, fmt, width, height)[:, :, :3]
-    if arr.dtype != np.uint8:
-        arr = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+def depth_dtype(depth: int) -> np.dtype:
+    """The sample type of a result depth (8, 16 or 32 = float)."""
+    return SAMPLE_TYPES[FORMATS[RESULT_DEPTHS[depth][1]][1]]
 
 
-def quantize(x: np.ndarray, depth: int) -> np.ndarray:
-    scale = 65535.0 if depth == 16 else 255.0
-    q = np.clip(np.rint(np.asarray(x, np.float32) * scale), 0, scale)
-    return q.astype("<u2" if depth == 16 else np.uint8)
+def depth_of(array: np.ndarray) -> int:
+    """The protocol depth of an array's samples (8, 16 or 32); the image format is f"rgb{...}"."""
+    depth = DEPTHS.get(array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype)
+    if depth is None:
+        raise EngineError("bad_image", f"pixels must be uint8, uint16 or float32, not {array.dtype}")
+    return depth
 
 
-def result_buffers(image: np.ndarray, trimap: np.ndarray, roi, foreground: np.ndarray, alpha: np.ndarray,
-                   depth: int) -> list[memoryview]:
-    """Full-size foreground + alpha bytes from an engine result computed on ``roi`` only.
-
-    Outside the ROI everything is known: alpha comes from the trimap and the foreground is
-    the image itself (exact where alpha is 1, irrelevant where it is 0). Working in integers
-    here keeps a 24-megapixel layer from being converted to floats for nothing.
-    """
-    if depth == 16:
-        fg = image.astype("<u2") * 257
-        full_alpha = np.where(trimap == 255, 65535, 0).astype("<u2")
-    else:
-        fg = image.copy()
-        full_alpha = np.where(trimap == 255, 255, 0).astype(np.uint8)
-    fg[roi] = quantize(foreground, depth)
-    full_alpha[roi] = quantize(alpha, depth)
-    return [memoryview(fg).cast("B"), memoryview(full_alpha).cast("B")]
+def to_bytes(array: np.ndarray) -> memoryview:
+    """The wire bytes of an array (little-endian samples; no copy when it already is)."""
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return memoryview(little).cast("B")

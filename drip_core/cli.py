@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drip_protocol import ProtocolError
+from drip_protocol import ENGINES, ProtocolError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "black = background, grey = unknown).")
     p.add_argument("image", nargs="?", help="input photo")
     p.add_argument("--trimap", help="trimap image of the same size")
-    p.add_argument("--engine", choices=("auto", "classical", "drip"), default="auto",
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto = DRIP when a model is configured, else classical (default)")
     p.add_argument("--drip-model", help="DRIP model folder (default: from the user config)")
     p.add_argument("--alpha", help="write the alpha matte here (grey PNG)")
@@ -48,36 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --- reading and writing -----------------------------------------------------------------
 
 def read_image(path: str) -> np.ndarray:
-    import warnings
-    from PIL import Image, UnidentifiedImageError
-    from drip_protocol import DEFAULT_MAX_PIXELS
+    """H x W x 3 at the file's own depth: uint8, uint16 (16-bit PNG/TIFF) or float32 (float TIFF)."""
+    from .image_io import ImageFileError, read_rgb
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next
-            im = Image.open(path)
-        with im:
-            w, h = im.size
-            if w * h > DEFAULT_MAX_PIXELS:  # checked from the file's header, before decoding
-                raise UserError(f"{path} is {w}x{h} = {w * h} pixels, more than the limit of {DEFAULT_MAX_PIXELS}: "
-                                "crop or scale it first")
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(im, dtype=np.float64)
-                if not np.isfinite(arr).all():
-                    raise UserError(f"{path} contains NaN or infinite values")
-                peak = arr.max(initial=0.0)
-                # float images are 0..1 by convention; integer ones 8- or 16-bit
-                top = 1.0 if im.mode == "F" and peak <= 1.0 else 65535.0 if peak > 255 else 255.0
-                grey = np.clip(np.rint(arr / top * 255), 0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise UserError(f"no such file: {path}") from None
-    except UnidentifiedImageError:
-        raise UserError(f"not an image file: {path}") from None
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"{path} is too large: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+        return read_rgb(path)
+    except ImageFileError as exc:
+        raise UserError(str(exc)) from None
 
 
 def read_trimap(path: str, shape) -> np.ndarray:
@@ -90,20 +66,13 @@ def read_trimap(path: str, shape) -> np.ndarray:
     return trimaps.from_painted(grey)
 
 
-def write_png(path: str, array: np.ndarray) -> None:
-    from PIL import Image
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+def write_image(path: str, array: np.ndarray) -> None:
+    """PNG or TIFF by the suffix, at the array's depth (docs: drip_core/image_io.py)."""
+    from .image_io import ImageFileError, write
     try:
-        Image.fromarray(array).save(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot write {path}: {exc}") from None
-
-
-def to_u8(x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return x
-    return np.clip(np.rint(np.asarray(x, np.float32) * 255), 0, 255).astype(np.uint8)
+        write(path, array)
+    except ImageFileError as exc:
+        raise UserError(str(exc)) from None
 
 
 # --- running the engine ------------------------------------------------------------------
@@ -153,9 +122,7 @@ class Runner:
             self.client = connect_address(host, int(port), args.token, args.discovery_file, cafile=args.tls_ca)
 
     def matte(self, image, trimap, progress):
-        if not (trimap == 128).any():
-            # Same answer in-process as through a server: there is nothing to estimate.
-            raise ProtocolError("no_unknown", "the trimap has no unknown (grey) pixels")
+        """(foreground, alpha) in the image's own sample type, in-process or through the server."""
         if self.client is not None:
             fg, alpha, info = self.client.matte(image, trimap, engine=self.args.engine, progress=progress,
                                                 return_info=True)
@@ -164,8 +131,8 @@ class Runner:
         from .engines import resolve_engine
         engine, note = resolve_engine(self.args.engine, drip_model=self.args.drip_model)
         self.note(note)
-        result = engine.matte(image, trimap, progress=progress)
-        return to_u8(result.foreground), to_u8(result.alpha)
+        result = engine.matte(image, trimap, progress=progress, dtype=image.dtype)
+        return result.foreground, result.alpha
 
     def note(self, text: str) -> None:
         if text and not self.noted and not self.args.quiet:
@@ -192,11 +159,11 @@ def run_single(args, runner: Runner) -> None:
 
 def write_outputs(alpha_path, fg_path, rgba_path, fg, alpha) -> None:
     if alpha_path:
-        write_png(alpha_path, alpha)
+        write_image(alpha_path, alpha)
     if fg_path:
-        write_png(fg_path, fg)
+        write_image(fg_path, fg)
     if rgba_path:
-        write_png(rgba_path, np.dstack([fg, alpha]))
+        write_image(rgba_path, np.dstack([fg, alpha.astype(fg.dtype, copy=False)]))
 
 
 def run_batch(args, runner: Runner) -> int:
@@ -243,11 +210,11 @@ def run_demo(args, runner: Runner) -> None:
     bar = ProgressLine(args.quiet)
     fg, alpha = runner.matte(image, trimap, bar)
     bar.done()
-    write_png(str(out / "image.png"), image)
-    write_png(str(out / "trimap.png"), trimap)
+    write_image(str(out / "image.png"), image)
+    write_image(str(out / "trimap.png"), trimap)
     write_outputs(str(out / "alpha.png"), str(out / "foreground.png"), str(out / "cutout.png"), fg, alpha)
     side_by_side(image, trimap, alpha / 255.0, fg / 255.0).save(out / "side_by_side.png")
-    gt_u8 = to_u8(alpha_gt)
+    gt_u8 = np.clip(np.rint(alpha_gt * 255), 0, 255).astype(np.uint8)
     print(f"Demo done: {out.resolve()}")
     print(f"  side_by_side.png  photo | trimap | alpha | cut-out")
     print(f"  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")

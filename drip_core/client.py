@@ -6,9 +6,10 @@ import uuid
 
 import numpy as np
 
-from .buffers import to_array
-from drip_protocol import (Connection, ProtocolError, default_discovery_file, default_log_file, read_discovery,
-                       spawn_server, tls_client_context, try_connect)
+from drip_protocol import (DEFAULT_BAND_RADIUS, RESULT_DEPTHS, Connection, ProtocolError, default_discovery_file,
+                           default_log_file, read_discovery, spawn_server, tls_client_context, try_connect)
+
+from .buffers import depth_of, to_array, to_bytes
 
 SERVER_COMMAND = [sys.executable, "-m", "drip_core.server"]
 
@@ -31,29 +32,32 @@ class Client:
         self.close()
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, engine: str = "auto", progress=None, *,
-              trimap_source: str = "trimap", band_radius: int = 10, want_trimap: bool = False,
+              trimap_source: str = "trimap", band_radius: int = DEFAULT_BAND_RADIUS, want_trimap: bool = False,
               return_info: bool = False):
-        """Matte ``image`` (uint8 HxWx3 or HxWx4) with ``trimap`` (uint8 HxW).
+        """Matte ``image`` (H x W x 3, or x 4 whose alpha is ignored; uint8, uint16 or float32) with
+        ``trimap`` (uint8 or uint16 H x W).
 
         ``trimap`` may also be a selection mask with ``trimap_source`` 'selection_band' or
-        'feathered'. Returns (foreground uint8 HxWx3, alpha uint8 HxW), plus the result header
-        (engine used, note, seconds, and 'trimap' when asked for) if ``return_info``.
+        'feathered'. Returns (foreground H x W x 3, alpha H x W) in the image's own sample type,
+        plus the result header (engine used, note, seconds, and 'trimap' when asked for) if
+        ``return_info``.
         """
-        image = np.ascontiguousarray(image)
-        trimap = np.ascontiguousarray(trimap)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ProtocolError("bad_image", f"image must be uint8 HxWx3 or HxWx4, got {image.dtype} {image.shape}")
-        if trimap.dtype != np.uint8 or trimap.shape != image.shape[:2]:
-            raise ProtocolError("bad_trimap", f"trimap must be uint8 with the image's size {image.shape[:2]}, "
+        image, trimap = np.asarray(image), np.asarray(trimap)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ProtocolError("bad_image", f"image must be H x W x 3 (or 4), got {image.dtype} {image.shape}")
+        depth = depth_of(image)
+        if trimap.dtype not in (np.uint8, np.uint16) or trimap.shape != image.shape[:2]:
+            raise ProtocolError("bad_trimap", f"trimap must be uint8 or uint16 with the image's size {image.shape[:2]}, "
                                               f"got {trimap.dtype} {trimap.shape}")
         h, w = trimap.shape
-        job = {"id": uuid.uuid4().hex, "width": w, "height": h,
-               "image_format": "rgba8" if image.shape[2] == 4 else "rgb8", "mask_format": "y8",
+        rgb_format, grey_format = RESULT_DEPTHS[depth]
+        job = {"id": uuid.uuid4().hex, "width": w, "height": h, "image_format": rgb_format,
+               "mask_format": "y16" if trimap.dtype == np.uint16 else "y8",
                "trimap_source": trimap_source, "band_radius": band_radius, "engine": engine,
-               "want_trimap": want_trimap}
-        out = self.connection.run_job(job, image.tobytes(), trimap.tobytes(), progress)
-        fg = to_array(out["foreground"], "rgb8", w, h)
-        alpha = to_array(out["alpha"], "y8", w, h)
+               "result_depth": depth, "want_trimap": want_trimap}
+        out = self.connection.run_job(job, to_bytes(image[:, :, :3]), to_bytes(trimap), progress)
+        fg = to_array(out["foreground"], rgb_format, w, h)
+        alpha = to_array(out["alpha"], grey_format, w, h)
         if not return_info:
             return fg, alpha
         info = dict(out["header"])

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from .engines.base import EngineError
-from .roi import mask_bbox
+from .region import mask_bbox
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 

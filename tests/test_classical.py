@@ -77,18 +77,20 @@ def test_all_unknown_is_a_clear_error():
         get_engine("classical").matte(image, np.full_like(trimap, 128))
 
 
-def test_no_unknown_returns_trimap():
+def test_no_unknown_is_a_clear_error():
+    """One rule everywhere (drip_core.region): a trimap without grey has nothing to matte."""
     image, trimap, _ = _scene()
     trimap[trimap == 128] = 0
-    matte = get_engine("classical").matte(image, trimap)
-    np.testing.assert_array_equal(matte.alpha, (trimap == 255).astype(np.float32))
+    with pytest.raises(EngineError) as err:
+        get_engine("classical").matte(image, trimap)
+    assert err.value.code == "no_unknown"
 
 
 def test_one_pixel_image():
     image = np.zeros((1, 1, 3), np.uint8)
-    matte = get_engine("classical").matte(image, np.full((1, 1), 255, np.uint8))
-    assert matte.alpha.shape == (1, 1) and matte.alpha[0, 0] == 1.0
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineError, match="no unknown"):
+        get_engine("classical").matte(image, np.full((1, 1), 255, np.uint8))
+    with pytest.raises(EngineError, match="no definite"):
         get_engine("classical").matte(image, np.full((1, 1), 128, np.uint8))
 
 

@@ -11,14 +11,16 @@ Steps (paper Fig. 2b):
  2. noisy foreground and alpha latents start from N(0, I) and are denoised together for
     ``num_inference_steps`` DPM-Solver++ steps: one U-Net batch of 2 = [foreground ; alpha],
     told apart by the switcher, exchanging information through cross-domain attention;
- 3. both latents are VAE-decoded in one batch and refined by the latent transparency decoder;
- 4. known trimap regions are written back exactly (alpha 0 / 1, foreground = image where 1).
+ 3. both latents are VAE-decoded in one batch and refined by the latent transparency decoder.
+
+The output is the model's prediction everywhere; the product (drip_core.region.JobRegion)
+crops the job to the unknown region plus context before calling it and takes known pixels
+from the trimap afterwards, so neither happens here.
 
 Any size: the image is padded to a multiple of 64 and processed at native resolution when its
-longer side is at most ``max_side``; beyond that only the bounding box of the unknown region
-(plus ``context`` pixels) is processed, in overlapping ``max_side`` tiles if still too large,
-blended with linear ramps over the overlaps so no seam shows. Tiles without unknown pixels are
-skipped (the trimap already answers them).
+longer side is at most ``max_side``; beyond that in overlapping ``max_side`` tiles, blended with
+linear ramps over the overlaps so no seam shows. Tiles without unknown pixels are skipped (the
+trimap already answers them).
 
 Performance options (off by default; drip_core/drip/performance.py, docs/drip.md): ``bucket_size``
 pads each region up to a few static shapes, ``vae_tiling`` bounds VAE memory with overlapping
@@ -39,6 +41,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..errors import Cancelled
 from .cross_domain_attention import install_cross_domain_attention
 from .model_folder import EMPTY_TEXT_FILE, verify_model_folder
 from .performance import DEFAULT_COMPILE_MODE, CompiledUNet, bucketed_size
@@ -46,10 +49,6 @@ from .switcher import class_labels
 
 # progress(fraction in [0, 1], stage, message)
 ProgressFn = Callable[[float, str, str], None]
-
-
-class DripCancelled(Exception):
-    """Raised when the ``cancel`` callback returned True between two denoising steps."""
 
 
 @dataclass
@@ -113,7 +112,7 @@ def _ramp(length: int, start: int, total: int, overlap: int) -> np.ndarray:
 class DripPipeline:
     def __init__(self, unet, vae, transparency_decoder, scheduler, empty_text_embedding: torch.Tensor,
                  options: dict, manifest: dict | None = None, *, max_side: int = 1024, tile_overlap: int = 128,
-                 context: int = 64, bucket_size: int = 0, vae_tiling: bool = False,
+                 bucket_size: int = 0, vae_tiling: bool = False,
                  vae_tile_size: int | None = None):
         self.unet = unet
         self.vae = vae
@@ -130,7 +129,6 @@ class DripPipeline:
         self.empty_text_embedding = empty_text_embedding
         self.max_side = int(max_side)
         self.tile_overlap = int(tile_overlap)
-        self.context = int(context)
         self.latent_scale = 2 ** (len(vae.config.block_out_channels) - 1)
         unet_down = 2 ** (len(unet.config.block_out_channels) - 1)
         mult = self.latent_scale * unet_down
@@ -304,7 +302,7 @@ class DripPipeline:
                  cancel: Callable[[], bool] | None = None) -> DripOutput:
         """image: H x W x 3 (uint8, or float in [0,1]; PIL accepted); trimap: H x W with 0 / 128 / 255
         (uint8, or float in [0,1] with 0.5 unknown). ``cancel()`` is called between denoising steps:
-        it may raise, or return True to stop with DripCancelled."""
+        it may raise, or return True to stop with drip_core.errors.Cancelled."""
         img = _as_image(image)
         tri = _as_trimap(trimap)
         if tri.shape != img.shape[:2]:
@@ -332,7 +330,7 @@ class DripPipeline:
                     done[0] += 1
                     report(done[0] / (total + 1), f"step {i}/{n}", f"{_where}denoising")
                     if cancel is not None and cancel():
-                        raise DripCancelled("cancelled between denoising steps")
+                        raise Cancelled("cancelled between denoising steps")
 
                 def status(stage, message, _where=where):
                     report(done[0] / (total + 1), stage, _where + message)
@@ -349,10 +347,6 @@ class DripPipeline:
             alpha[covered] = acc_a[covered] / acc_w[covered]
             if unc is not None:
                 unc[covered] = acc_u[covered] / acc_w[covered]
-        # known regions are exact
-        alpha[tri == 0] = 0.0
-        alpha[tri == 255] = 1.0
-        fg[tri == 255] = img[tri == 255]
         if unc is not None:
             unc[~unknown] = 0.0
         report(1.0, "done", "")
@@ -363,9 +357,7 @@ class DripPipeline:
         h, w = unknown.shape
         if max(h, w) <= self.max_side:
             return [(0, h, 0, w, np.ones((h, w), np.float32))]
-        ys, xs = np.nonzero(unknown)
-        y0, y1 = max(0, ys.min() - self.context), min(h, ys.max() + 1 + self.context)
-        x0, x1 = max(0, xs.min() - self.context), min(w, xs.max() + 1 + self.context)
+        y0, y1, x0, x1 = 0, h, 0, w  # the caller already cut the region (JobRegion)
         tiles = []
         overlap = min(self.tile_overlap, self.max_side // 2)
         for ty in _tile_starts(y1 - y0, self.max_side, overlap):

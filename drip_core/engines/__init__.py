@@ -1,4 +1,4 @@
-"""Engines: every engine maps (image uint8 HxWx3, trimap uint8 HxW) to a Matte."""
+"""Engines: each maps a job region's crop (float32 image, trimap) to a Matte of that crop (base.py)."""
 from .base import Cancelled, Engine, EngineError, Matte
 from .registry import available_engines, get_engine, resolve_engine
 

@@ -1,26 +1,26 @@
-"""The one engine interface: (image, trimap) -> Matte(foreground, alpha)."""
+"""The one engine interface: a float32 crop and its trimap in, foreground and alpha of the crop out.
+
+Engines never cut, convert or paste: drip_core.region.JobRegion does that once per job, and
+forces the known pixels. ``Engine.matte`` is the whole-image convenience built on it (for
+the CLI, evaluation and tests); the server calls ``Engine.run`` on its own JobRegion so the
+result is pasted straight at the job's depth.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
-from drip_protocol import ProtocolError
+from ..errors import Cancelled, EngineError
+from ..region import JobRegion
 
 # progress(fraction in [0, 1], stage name, optional human message)
 ProgressFn = Callable[..., None]
 # cancel() -> True when the caller wants the job stopped
 CancelFn = Callable[[], bool]
 
-
-class EngineError(ProtocolError):
-    """An engine failure with a stable code (the same codes the wire protocol uses)."""
-
-
-class Cancelled(EngineError):
-    def __init__(self, message: str = "the job was cancelled"):
-        super().__init__("cancelled", message)
+__all__ = ["CancelFn", "Cancelled", "Engine", "EngineError", "Matte", "ProgressFn"]
 
 
 @dataclass
@@ -28,17 +28,17 @@ class Matte:
     foreground: np.ndarray  # float32 H x W x 3 in [0, 1]
     alpha: np.ndarray       # float32 H x W in [0, 1]
     engine: str = ""
-    uncertainty: Optional[np.ndarray] = None  # float32 H x W, when the engine provides one
 
 
 class Engine:
-    """Base class. Subclasses implement ``_matte`` on validated inputs."""
+    """Base class. Subclasses implement ``_matte(image, trimap, progress, check_cancel)`` on the
+    region's crop: image float32 H x W x 3 in [0, 1], trimap uint8 0/128/255 with some 128."""
 
     name = "base"
+    context_margin = 16  # known pixels the engine wants around the unknown region
 
-    def matte(self, image: np.ndarray, trimap: np.ndarray, progress: ProgressFn | None = None,
-              cancel: CancelFn | None = None) -> Matte:
-        image, trimap = validate_inputs(image, trimap)
+    def run(self, region: JobRegion, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Matte:
+        """The engine on the region's crop; returns the crop's foreground and alpha."""
         report = progress or (lambda *a, **k: None)
         stop = cancel or (lambda: False)
 
@@ -46,49 +46,21 @@ class Engine:
             if stop():
                 raise Cancelled()
 
-        unknown = trimap == 128
-        if not unknown.any():
-            # Nothing to estimate: the trimap is the matte, the image is the foreground.
-            report(1.0, "done")
-            alpha = (trimap == 255).astype(np.float32)
-            return Matte(image.astype(np.float32) / 255.0, alpha, self.name)
         check_cancel()
+        image, trimap = region.engine_inputs()
         result = self._matte(image, trimap, report, check_cancel)
+        check_cancel()
         result.engine = result.engine or self.name
-        enforce_known_regions(result, trimap)
         report(1.0, "done")
         return result
 
+    def matte(self, image: np.ndarray, trimap: np.ndarray, progress: ProgressFn | None = None,
+              cancel: CancelFn | None = None, dtype=np.float32) -> Matte:
+        """Whole image in (uint8, uint16 or float32 H x W x 3), whole image out at ``dtype``."""
+        region = JobRegion.around_unknown(image, trimap, self.context_margin)
+        crop = self.run(region, progress, cancel)
+        foreground, alpha = region.paste(crop.foreground, crop.alpha, dtype)
+        return Matte(foreground, alpha, crop.engine)
+
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def describe(self) -> dict:
-        """What the server tells clients about this engine."""
-        return {"name": self.name, "available": True}
-
-
-def validate_inputs(image, trimap) -> tuple[np.ndarray, np.ndarray]:
-    image = np.asarray(image)
-    trimap = np.asarray(trimap)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise EngineError("bad_image", f"image must be uint8 HxWx3, got {image.dtype} {image.shape}")
-    if trimap.ndim != 2 or trimap.dtype != np.uint8:
-        raise EngineError("bad_trimap", f"trimap must be uint8 HxW, got {trimap.dtype} {trimap.shape}")
-    if trimap.shape != image.shape[:2]:
-        raise EngineError("bad_trimap", f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the image is "
-                                        f"{image.shape[1]}x{image.shape[0]}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise EngineError("bad_image", "the image is empty")
-    bad = (trimap != 0) & (trimap != 128) & (trimap != 255)
-    if bad.any():
-        raise EngineError("bad_trimap", "trimap values must be 0, 128 or 255 (use drip_core.trimap to build one)")
-    return image, trimap
-
-
-def enforce_known_regions(result: Matte, trimap: np.ndarray) -> None:
-    """Known trimap regions are exact in every engine's output."""
-    alpha = np.clip(np.asarray(result.alpha, dtype=np.float32), 0.0, 1.0)
-    alpha[trimap == 0] = 0.0
-    alpha[trimap == 255] = 1.0
-    result.alpha = alpha
-    result.foreground = np.clip(np.asarray(result.foreground, dtype=np.float32), 0.0, 1.0)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import threading
 
-from .base import Cancelled, Engine, EngineError, Matte
+from ..errors import Cancelled, EngineError, is_out_of_memory
+from .base import Engine, Matte
 
 ALLOW_UNTRAINED_ENV = "DRIP_MATTING_ALLOW_UNTRAINED"
 # The registry builds the engine as DripEngine(model, device=...); these let a user trade speed
-# for quality without code: denoising steps, samples (>1 adds an uncertainty map), native-size limit.
+# for quality without code: denoising steps, samples (averaged), native-size limit.
 STEPS_ENV = "DRIP_MATTING_STEPS"
 SAMPLES_ENV = "DRIP_MATTING_SAMPLES"
 MAX_SIDE_ENV = "DRIP_MATTING_MAX_SIDE"
@@ -49,6 +50,7 @@ def _env_int(name: str, default, minimum: int = 1):
 
 class DripEngine(Engine):
     name = "drip"
+    context_margin = 64  # known pixels around the unknown region: the U-Net's receptive context
 
     def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None,
                  num_inference_steps: int | None = None, num_samples: int | None = None, seed: int = 0, dtype=None,
@@ -115,7 +117,7 @@ class DripEngine(Engine):
         except ModelFolderError as exc:
             raise EngineError(exc.code, exc.message) from None
         except Exception as exc:
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 _free_memory()
                 raise EngineError("out_of_memory", f"not enough memory to load the DRIP model on "
                                                    f"{self.requested_device or 'the default device'}: {exc}") from None
@@ -172,13 +174,13 @@ class DripEngine(Engine):
             except EngineError:
                 raise
             except Exception as exc:
-                if _is_oom(exc):
+                if is_out_of_memory(exc):
                     _free_memory()
                     h, w = trimap.shape
                     raise EngineError("out_of_memory", f"DRIP ran out of memory on {self.device} for a {w}x{h} "
                                                        "image") from None
                 raise
-        return Matte(out.foreground, out.alpha, self.name, out.uncertainty)
+        return Matte(out.foreground, out.alpha, self.name)
 
     def describe(self) -> dict:
         info = {"name": self.name, "available": True, "model": self.model_path, "device": self.device,
@@ -206,15 +208,6 @@ def _resolves_to_cpu(device) -> bool:
     import torch
     mps = getattr(torch.backends, "mps", None)
     return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def _free_memory() -> None:

@@ -1,11 +1,14 @@
 """Engine lookup by name, with ``auto`` resolution and warm instances.
 
-``auto`` means: DRIP when a DRIP model is configured and loads, else classical. The
-reason for the choice is returned so the user can be told (see ``resolve_engine``).
+``auto`` means: DRIP when a DRIP model is configured and loads, else classical
+(``intended_engine`` is the one place that says so). The reason for the choice is
+returned so the user can be told (see ``resolve_engine``).
 """
 from __future__ import annotations
 
 import threading
+
+from drip_protocol import ENGINES
 
 from ..config import configured_drip_model
 from .base import Engine, EngineError
@@ -19,6 +22,15 @@ def get_engine(name: str = "auto", *, drip_model: str | None = None, device: str
     return resolve_engine(name, drip_model=drip_model, device=device)[0]
 
 
+def intended_engine(name: str, drip_model: str | None = None) -> str:
+    """The engine a name stands for, without loading anything: 'auto' is 'drip' when a DRIP
+    model is configured, else 'classical' (``resolve_engine`` still falls back to classical
+    when that model turns out unusable)."""
+    if name != "auto":
+        return name
+    return "drip" if (drip_model or configured_drip_model()) else "classical"
+
+
 def resolve_engine(name: str = "auto", *, drip_model: str | None = None,
                    device: str | None = None) -> tuple[Engine, str]:
     """(engine, note): the note says which engine runs and, for 'auto', why."""
@@ -30,15 +42,14 @@ def resolve_engine(name: str = "auto", *, drip_model: str | None = None,
             raise EngineError("model_missing", "no DRIP model is configured")
         return _cached(("drip", model, device), lambda: _make_drip(model, device)), f"DRIP model {model}"
     if name == "auto":
-        model = drip_model or configured_drip_model()
-        if not model:
+        if intended_engine(name, drip_model) == "classical":
             return get_engine("classical"), "auto: classical engine (no DRIP model configured)"
         try:
-            engine, note = resolve_engine("drip", drip_model=model, device=device)
+            engine, note = resolve_engine("drip", drip_model=drip_model, device=device)
         except EngineError as exc:
             return get_engine("classical"), f"auto: classical engine (DRIP unusable: {exc.message})"
         return engine, "auto: " + note
-    raise EngineError("engine_unavailable", f"unknown engine '{name}' (choose auto, classical or drip)")
+    raise EngineError("engine_unavailable", f"unknown engine '{name}' (choose {', '.join(ENGINES)})")
 
 
 def available_engines(drip_model: str | None = None) -> list[dict]:

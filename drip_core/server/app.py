@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 
 from .. import __version__
-from ..buffers import image_rgb8, to_array
+from ..buffers import to_array
 from ..config import configured_drip_model
-from ..engines.registry import available_engines
+from ..engines.registry import available_engines, intended_engine
 from drip_protocol import (PREFIX, PROTOCOL_VERSION, DEFAULT_MAX_PIXELS, ProtocolError, check_token, decode_header,
                         encode_frame, max_job_payload, parse_prefix, read_discovery, validate_job, write_discovery)
 from .jobs import DeviceWorker, Job
@@ -151,10 +151,8 @@ class DripServer:
     # --- one connection ----------------------------------------------------------------
 
     def _worker_for(self, engine: str) -> DeviceWorker:
-        """The queue of the device the engine will run on ('auto' runs DRIP when a model is set)."""
-        if engine == "auto":
-            engine = "drip" if self.drip_model else "classical"
-        return self.workers["accelerator" if engine == "drip" else "cpu"]
+        """The queue of the device the engine will run on."""
+        return self.workers["accelerator" if intended_engine(engine, self.drip_model) == "drip" else "cpu"]
 
     async def _read_frame(self, reader: asyncio.StreamReader, timeout: float | None, allow_job: bool):
         max_payload = max_job_payload(self.opts.max_pixels) if allow_job else 0
@@ -279,7 +277,7 @@ class DripServer:
         w, h = spec["width"], spec["height"]
         mask_len = w * h * (2 if spec["mask_format"] == "y16" else 1)
         view = memoryview(payload)  # no copies of a large layer
-        image = image_rgb8(view[:-mask_len], spec["image_format"], w, h)
+        image = to_array(view[:-mask_len], spec["image_format"], w, h)
         mask = to_array(view[-mask_len:], spec["mask_format"], w, h)
         job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop())
         ahead = worker.submit(job)

@@ -13,22 +13,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import trimap as trimaps
-from ..buffers import result_buffers
-from ..engines import Cancelled, EngineError, resolve_engine
 from drip_protocol import ProtocolError
-from ..roi import unknown_bbox
+
+from .. import trimap as trimaps
+from ..buffers import depth_dtype, to_bytes
+from ..engines import resolve_engine
+from ..errors import Cancelled, is_out_of_memory
+from ..region import JobRegion
 
 log = logging.getLogger("drip.server")
-
-# Context kept around the unknown region when a job is cut down to its region of interest.
-ROI_MARGIN = 64
 
 
 @dataclass
 class Job:
     spec: dict                 # the validated job header (protocol.validate_job)
-    image: np.ndarray          # uint8 HxWx3
+    image: np.ndarray          # H x W x 3 uint8 / uint16 / float32: a view of the received bytes
     mask: np.ndarray           # uint8/uint16 HxW, turned into a trimap by the worker
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -49,10 +48,6 @@ class Job:
     def progress(self, fraction: float, stage: str, message: str = "") -> None:
         self.post({"type": "progress", "id": self.id, "fraction": round(float(fraction), 4),
                    "stage": stage, "message": message})
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
 class DeviceWorker:
@@ -103,25 +98,26 @@ class DeviceWorker:
         try:
             job.progress(0.0, "preparing", "building the trimap")
             trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape)
-            if not (trimap == 128).any():
-                raise EngineError("no_unknown", "the trimap has no unknown (grey) pixels")
             name = spec["engine"]  # the server already put its default in place of a job's 'auto'
             job.progress(0.01, "loading model", f"loading the {name} engine")
             engine, note = resolve_engine(name, drip_model=self.drip_model)
             job.progress(0.02, "starting", note)
-            roi = unknown_bbox(trimap, ROI_MARGIN)
+            region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)
             engine_start = time.perf_counter()
             _injected_fault(spec)
-            matte = engine.matte(job.image[roi], trimap[roi], progress=job.progress, cancel=job.cancelled.is_set)
+            matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
             engine_seconds = time.perf_counter() - engine_start
             if job.cancelled.is_set():
                 raise Cancelled()
-            payload = result_buffers(job.image, trimap, roi, matte.foreground, matte.alpha, spec["result_depth"])
+            foreground, alpha = region.paste(matte.foreground, matte.alpha, depth_dtype(spec["result_depth"]))
+            engine_name = matte.engine or engine.name
+            del matte, region  # the crop's floats are not needed while the result is sent
+            payload = [to_bytes(foreground), to_bytes(alpha)]
             if spec["want_trimap"]:
                 payload.append(memoryview(trimap).cast("B"))
             seconds = time.perf_counter() - started
             log.info("job %s done: %dx%d, %s, %.2f s", job.id, spec["width"], spec["height"], note, seconds)
-            job.post({"type": "result", "id": job.id, "engine": matte.engine or engine.name, "note": note,
+            job.post({"type": "result", "id": job.id, "engine": engine_name, "note": note,
                       "seconds": round(seconds, 3), "engine_seconds": round(engine_seconds, 3), "width": spec["width"], "height": spec["height"],
                       "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"]}, payload)
         except Cancelled:

@@ -1,0 +1,139 @@
+"""Reading and writing images at their own depth: 8-bit, 16-bit (PNG, TIFF) and float (TIFF).
+
+Pillow keeps 8-bit colour and 16-bit / float greyscale, but reads a 16-bit colour PNG as
+8 bits; such PNGs go through pypng and TIFFs through tifffile, so a 16-bit photo's samples
+reach the engine and come back unchanged.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from drip_protocol import DEFAULT_MAX_PIXELS
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class ImageFileError(Exception):
+    """A file that cannot be read or written; the message says which and why."""
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """H x W x 3 uint8, uint16 or float32 (0..1); greyscale is repeated, alpha dropped."""
+    try:
+        if path.lower().endswith(TIFF_SUFFIXES):
+            pixels = _read_tiff(path)
+        elif _png_bit_depth(path) == 16:
+            pixels = _read_png16(path)
+        else:
+            pixels = _read_pillow(path)
+    except FileNotFoundError:
+        raise ImageFileError(f"no such file: {path}") from None
+    except ImageFileError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ImageFileError(f"cannot read {path}: {exc}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ImageFileError(f"{path} is not a greyscale or colour image (shape {pixels.shape})")
+    rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if pixels.shape[2] <= 2 else pixels[:, :, :3]
+    return np.ascontiguousarray(rgb)
+
+
+def write(path: str, pixels: np.ndarray) -> None:
+    """H x W (x C) uint8 / uint16 / float32 -> PNG or TIFF by the suffix. Float into a PNG is
+    stored as 16 bits (the most a PNG holds); TIFF keeps every type as it is."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        if path.lower().endswith(TIFF_SUFFIXES):
+            import tifffile
+            photometric = "rgb" if pixels.ndim == 3 and pixels.shape[2] >= 3 else "minisblack"
+            extra = {"extrasamples": ["unassalpha"]} if pixels.ndim == 3 and pixels.shape[2] == 4 else {}
+            tifffile.imwrite(path, pixels, photometric=photometric, **extra)
+        elif pixels.dtype == np.uint8:
+            from PIL import Image
+            Image.fromarray(pixels).save(path)
+        else:
+            _write_png16(path, pixels)
+    except (OSError, ValueError) as exc:
+        raise ImageFileError(f"cannot write {path}: {exc}") from None
+
+
+def _read_pillow(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next
+            im = Image.open(path)
+        with im:
+            _check_size(path, *im.size)
+            if im.mode == "F":
+                return _float_samples(path, np.asarray(im, np.float32))
+            if im.mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(im).astype(np.uint16)
+            if im.mode == "I":  # 32-bit integer grey: PNG 16-bit grey on some Pillow versions
+                arr = np.asarray(im)
+                return arr.astype(np.uint16) if arr.max(initial=0) > 255 else arr.astype(np.uint8)
+            return np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB"))
+    except UnidentifiedImageError:
+        raise ImageFileError(f"not an image file: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(f"{path} is too large: {exc}") from None
+
+
+def _read_tiff(path: str) -> np.ndarray:
+    import tifffile
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        shape = page.shape
+        _check_size(path, shape[1] if len(shape) >= 2 else 0, shape[0])
+        arr = page.asarray()
+    if arr.dtype in (np.uint8, np.uint16):
+        return arr
+    if arr.dtype in (np.float16, np.float32, np.float64):
+        return _float_samples(path, arr.astype(np.float32))
+    raise ImageFileError(f"{path} has {arr.dtype} samples: 8-bit, 16-bit or float images are supported")
+
+
+def _float_samples(path: str, arr: np.ndarray) -> np.ndarray:
+    if not np.isfinite(arr).all():
+        raise ImageFileError(f"{path} contains NaN or infinite values")
+    return arr
+
+
+def _png_bit_depth(path: str) -> int | None:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
+        return None
+    return head[24]
+
+
+def _read_png16(path: str) -> np.ndarray:
+    import png
+    width, height, rows, info = png.Reader(filename=path).asDirect()
+    _check_size(path, width, height)
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    return arr.reshape(height, width, planes)
+
+
+def _write_png16(path: str, pixels: np.ndarray) -> None:
+    import png
+    if pixels.dtype != np.uint16:
+        pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    planes = 1 if pixels.ndim == 2 else pixels.shape[2]
+    h, w = pixels.shape[:2]
+    writer = png.Writer(w, h, bitdepth=16, greyscale=planes <= 2, alpha=planes in (2, 4))
+    with open(path, "wb") as f:
+        writer.write(f, pixels.reshape(h, w * planes))
+
+
+def _check_size(path: str, width: int, height: int) -> None:
+    # checked from the file's header, before decoding
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise ImageFileError(f"{path} is {width}x{height} = {width * height} pixels, more than the limit of "
+                             f"{DEFAULT_MAX_PIXELS}: crop or scale it first")
