@@ -9,8 +9,7 @@ import os
 
 from drip_protocol import user_dir
 
-MODEL_ENV = "DRIP_MATTING_MODEL"
-CONFIG_ENV = "DRIP_MATTING_CONFIG"
+from .settings import settings
 
 
 def config_dir() -> str:
@@ -23,7 +22,7 @@ def data_dir() -> str:
 
 
 def config_file() -> str:
-    return os.environ.get(CONFIG_ENV) or os.path.join(config_dir(), "config.json")
+    return settings().config_file or os.path.join(config_dir(), "config.json")
 
 
 def load_config() -> dict:
@@ -37,5 +36,5 @@ def load_config() -> dict:
 
 def configured_drip_model() -> str | None:
     """The DRIP model folder the user configured, if any (not checked here)."""
-    value = os.environ.get(MODEL_ENV) or load_config().get("drip_model")
+    value = settings().drip_model or load_config().get("drip_model")
     return value or None

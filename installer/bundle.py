@@ -8,7 +8,7 @@ The archive unpacks to ``drip-matting-<version>/`` holding:
     gimp_plugin/drip_matting/   the GIMP plug-in
     drip_protocol/              the wire protocol package (standard library only)
     drip_core/                  the few standard-library modules the installer needs
-                                (config.py, drip/model_folder.py)
+                                (config.py, settings.py, errors.py, drip/model_folder.py)
     wheels/drip_matting-<version>-py3-none-any.whl   what goes into the venv
 
 The wheel is built from this source tree with pip (no build isolation when setuptools is
@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE_FILES = ("drip_core/__init__.py", "drip_core/config.py",
+CORE_FILES = ("drip_core/__init__.py", "drip_core/config.py", "drip_core/settings.py", "drip_core/errors.py",
               "drip_core/drip/__init__.py", "drip_core/drip/model_folder.py")
 LAUNCHER = '''#!/usr/bin/env python3
 """Drip Matting installer (bundle launcher): python install.py --help"""

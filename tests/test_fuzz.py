@@ -1,6 +1,6 @@
-"""Fuzzing the frame parser and the server (the CI-sized version of bench/stress.py fuzz).
+"""Fuzzing the frame parser and the server (the CI-sized version of `bench/stress.py fuzz`).
 
-Hypothesis drives the parser functions directly; bench/stress.py's seeded generator of hostile
+Hypothesis drives the parser functions directly; bench/fuzzing.py's seeded generator of hostile
 streams (random bytes, absurd lengths, truncated frames, invalid UTF-8/JSON, wrong types and
 missing fields, huge dimensions, payload sizes that disagree with the header, messages out of
 order, mutated sessions) drives the server in-process and a real server process. The long
@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import drip_protocol as P
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import stress  # noqa: E402
+from bench import fuzzing
 
 try:  # keep Hypothesis's caches out of the work tree
     import tempfile
@@ -145,7 +141,7 @@ def test_encode_decode_round_trip(extra, kind):
 
 
 def test_generated_streams_through_the_parser():
-    r = stress.fuzz_parser(5000, seed=11)
+    r = fuzzing.fuzz_parser(5000, seed=11)
     assert r["crashes"] == 0, r["crash_samples"]
     assert {"ok", "bad_frame", "bad_request", "too_large"} <= set(r["outcomes"])
 
@@ -155,12 +151,12 @@ def test_generated_streams_through_the_parser():
 # ----------------------------------------------------------------------------------------
 
 def test_inprocess_server_survives_generated_streams(tmp_path):
-    r = stress.fuzz_server_inprocess(2500, seed=5, folder=str(tmp_path), time_limit=120)
+    r = fuzzing.fuzz_server_inprocess(2500, seed=5, folder=str(tmp_path), time_limit=120)
     assert r["inputs"] == 2500
     for key in ("crashes", "hangs", "internal_errors", "bad_replies", "leaked_connections"):
         assert r[key] == 0, (key, r["samples"])
     assert r["no_eof_inputs"] > 0
-    assert set(r["categories"]) == set(stress.CATEGORIES)
+    assert set(r["categories"]) == set(fuzzing.CATEGORIES)
     # the fuzz reached the job path, not only the front door
     assert r["reply_codes"].get("accepted", 0) > 0 and r["reply_codes"].get("welcome", 0) > 1000
     assert r["valid_job_after"]["ok"]
@@ -168,7 +164,7 @@ def test_inprocess_server_survives_generated_streams(tmp_path):
 
 
 def test_real_server_process_survives_generated_streams(server):
-    r = stress.fuzz_server_process(server, 300, seed=9, time_limit=120)
+    r = fuzzing.fuzz_server_process(server, 300, seed=9, time_limit=120)
     assert r["inputs"] == 300 and not r["server_died"]
     assert r["hangs"] == 0 and r["internal_errors"] == 0 and r["bad_replies"] == 0, r["samples"]
     assert r["crashed_in_log"] == 0
@@ -187,7 +183,7 @@ def test_stalled_unauthenticated_connections_are_dropped_and_others_served(serve
         socks.append(s)
     start = time.monotonic()
     # Meanwhile the owner's job goes through.
-    assert stress.run_valid_job(str(server.discovery))["ok"]
+    assert fuzzing.run_valid_job(str(server.discovery))["ok"]
     closed = 0
     for s in socks:
         data = b""
@@ -197,7 +193,7 @@ def test_stalled_unauthenticated_connections_are_dropped_and_others_served(serve
                 break
             data += chunk
         closed += 1
-        replies = stress.parse_replies(data)
+        replies = fuzzing.parse_replies(data)
         assert [r.get("code") for r in replies] in (["timeout"], [])
         s.close()
     assert closed == 20 and time.monotonic() - start < 25
@@ -205,8 +201,8 @@ def test_stalled_unauthenticated_connections_are_dropped_and_others_served(serve
 
 def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
     """A 65536 x 65536 rgba16 job (~40 GB claimed): refused from the header, server RSS flat."""
-    stress.run_valid_job(str(server.discovery))
-    before = stress.rss_mb(server.proc.pid)
+    fuzzing.run_valid_job(str(server.discovery))
+    before = fuzzing.rss_mb(server.proc.pid)
     for w, h, fmt in [(65536, 65536, "rgba16"), (8193, 8193, "rgb8"), (65537, 1, "rgb8"), (0, 0, "rgb8")]:
         sock = socket.create_connection(server.address, timeout=10)
         P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
@@ -219,8 +215,8 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
         expected = {"too_large"} if w * h > P.DEFAULT_MAX_PIXELS else {"bad_request", "bad_image", "too_large"}
         assert reply["type"] == "error" and reply["code"] in expected, reply
         sock.close()
-    assert stress.rss_mb(server.proc.pid) - before < 20
-    assert stress.run_valid_job(str(server.discovery))["ok"]
+    assert fuzzing.rss_mb(server.proc.pid) - before < 20
+    assert fuzzing.run_valid_job(str(server.discovery))["ok"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -231,9 +227,9 @@ server_headers = st.fixed_dictionaries(
     {"type": st.sampled_from(["progress", "accepted", "error", "result", "welcome", "pong", "weird"])},
     optional={k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
                                 "max_pixels")})
-server_streams = st.lists(st.one_of(server_headers.map(stress.raw_frame), st.binary(max_size=40),
+server_streams = st.lists(st.one_of(server_headers.map(fuzzing.raw_frame), st.binary(max_size=40),
                                     st.tuples(server_headers, st.binary(max_size=200)).map(
-                                        lambda t: stress.raw_frame(t[0], t[1]))), max_size=5).map(b"".join)
+                                        lambda t: fuzzing.raw_frame(t[0], t[1]))), max_size=5).map(b"".join)
 
 
 def connection_on(sock):
@@ -336,23 +332,23 @@ def test_absurd_claims_allocate_nothing_big(tmp_path):
     from drip_core.server.app import DripServer, ServerOptions
 
     server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok"))
-    hello = stress.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
+    hello = fuzzing.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
     huge_job = {"type": "job", "id": "h", "width": 65536, "height": 65536, "image_format": "rgba16", "mask_format": "y16"}
     streams = [
         struct.pack(">4sIQ", P.MAGIC, 2**32 - 1, 0),                        # header of 4 GB
         struct.pack(">4sIQ", P.MAGIC, 10, 2**64 - 1) + b'{"type":1}',       # payload of 16 EB before hello
         hello + struct.pack(">4sIQ", P.MAGIC, 10, 2**63) + b'{"type":1}',   # ... and after
-        hello + stress.raw_frame(huge_job, b"", payload_len=65536 * 65536 * 10),   # 40 GB job
-        hello + stress.raw_frame(dict(huge_job, width=8193, height=8193), b"", payload_len=8193 * 8193 * 10),
+        hello + fuzzing.raw_frame(huge_job, b"", payload_len=65536 * 65536 * 10),   # 40 GB job
+        hello + fuzzing.raw_frame(dict(huge_job, width=8193, height=8193), b"", payload_len=8193 * 8193 * 10),
     ]
 
     async def run(data):
         reader = asyncio.StreamReader()
         reader.feed_data(data)
         reader.feed_eof()
-        writer = stress.FakeWriter()
+        writer = fuzzing.FakeWriter()
         await asyncio.wait_for(server._handle(reader, writer), 10)
-        return stress.parse_replies(writer.buf)
+        return fuzzing.parse_replies(writer.buf)
 
     for data in streams:
         tracemalloc.start()

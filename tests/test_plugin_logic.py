@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import drip_protocol
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "gimp_plugin" / "drip_matting"
 sys.path.insert(0, str(PLUGIN_DIR))
@@ -70,26 +72,26 @@ def test_nonzero_bounds_matches_numpy_on_random_masks():
         assert got == (None if want is None else tuple(int(v) for v in want))
 
 
-def test_paste_and_crop_rect_round_trip():
+def test_crop_rect():
     w, h = 6, 4
-    dest = bytearray(w * h * 2)
-    block = bytes(range(1, 1 + 3 * 2 * 2))
-    logic.paste_rect(dest, w, block, (2, 1, 3, 2), bpp=2)
-    assert logic.crop_rect(dest, w, (2, 1, 3, 2), bpp=2) == block
-    assert dest[:w * 2] == bytes(w * 2)
+    src = bytes(range(w * h * 2))  # 2 bytes per pixel: pixel (x, y) starts at byte (y * w + x) * 2
+    block = logic.crop_rect(src, w, (2, 1, 3, 2), bpp=2)
+    assert block == src[16:22] + src[28:34]
 
 
 # ---------------------------------------------------------------------------- pixels
 
 
-@pytest.mark.parametrize("sample_bytes", [1, 2])
-def test_split_and_merge_alpha_round_trip(sample_bytes):
+@pytest.mark.parametrize("typecode, sample_bytes", [("B", 1), ("H", 2), ("f", 4)])
+def test_split_and_merge_alpha_round_trip(typecode, sample_bytes):
+    import array
     w, h = 5, 3
     rnd = random.Random(1)
-    rgba = bytes(rnd.randrange(256) for _ in range(w * h * 4 * sample_bytes))
-    rgb, a = logic.split_alpha(rgba, w, h, sample_bytes)
+    samples = [rnd.random() if typecode == "f" else rnd.randrange(256 ** sample_bytes) for _ in range(w * h * 4)]
+    rgba = array.array(typecode, samples).tobytes()
+    rgb, a = logic.split_alpha(rgba, w, h, typecode)
     assert len(rgb) == w * h * 3 * sample_bytes and len(a) == w * h * sample_bytes
-    assert logic.merge_alpha(rgb, a, w, h, sample_bytes) == rgba
+    assert logic.merge_alpha(rgb, a, w, h, typecode) == rgba
     # pixel 0: first three samples are RGB, the fourth alpha
     s = sample_bytes
     assert rgb[:3 * s] == rgba[:3 * s] and a[:s] == rgba[3 * s:4 * s]
@@ -97,24 +99,25 @@ def test_split_and_merge_alpha_round_trip(sample_bytes):
 
 def test_merge_alpha_checks_sizes():
     with pytest.raises(ValueError):
-        logic.merge_alpha(b"\0" * 5, b"\0" * 2, 2, 1, 1)
+        logic.merge_alpha(b"\0" * 5, b"\0" * 2, 2, 1, "B")
 
 
 def test_precision_info():
     p8 = logic.precision_info("u8-non-linear")
-    assert not p8["deep"] and p8["result_depth"] == 8 and p8["rgb"] == "R'G'B' u8" and p8["mask"] == "Y' u8"
+    assert p8["depth"] == 8 and p8["rgb"] == "R'G'B' u8" and p8["mask"] == "Y' u8" and p8["wire_format"] == "rgb8"
     p16 = logic.precision_info("u16-linear")
-    assert p16["deep"] and p16["result_depth"] == 16 and p16["rgba"] == "R'G'B'A u16" and p16["mask"] == "Y u16"
-    assert p16["mask8"] == "Y u8" and p16["trimap"] == "Y' u8"
-    pf = logic.precision_info("float-perceptual")
-    assert pf["deep"] and pf["mask"] == "Y~ u16"
-    assert logic.wire_image_format(True, True) == "rgba16" and logic.wire_image_format(False, False) == "rgb8"
+    assert p16["depth"] == 16 and p16["rgba"] == "R'G'B'A u16" and p16["mask"] == "Y u16"
+    assert p16["mask8"] == "Y u8" and p16["trimap"] == "Y' u8" and p16["wire_format"] == "rgb16"
+    for nick in ("float-perceptual", "half-linear", "u32-non-linear", "double-linear"):
+        pf = logic.precision_info(nick)  # deeper than 16 bits travels as float, not cut to 16
+        assert pf["depth"] == 32 and pf["rgb"] == "R'G'B' float" and pf["wire_format"] == "rgbf32"
+    assert logic.precision_info("float-perceptual")["mask"] == "Y~ float"
 
 
 def test_little_endian_helper_is_identity_on_little_endian_hosts():
     data = bytes([1, 2, 3, 4])
     if sys.byteorder == "little":
-        assert logic.to_little_endian16(data) == data
+        assert logic.to_little_endian(data, "H") == data
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -134,14 +137,15 @@ def test_parse_server_arg():
 
 
 def test_build_job_is_a_valid_protocol_job():
-    job = logic.build_job(40, 30, "rgba16", "selection-band", 12, "classical", 16)
+    job = logic.build_job(40, 30, 16, "selection-band", 12, "classical")
     checked = drip_protocol.validate_job(dict(job, type="job"), 10**6)
     assert checked["trimap_source"] == "selection_band" and checked["want_trimap"] is True
-    assert checked["payload_len"] == 40 * 30 * 8 + 40 * 30
-    assert logic.build_job(4, 4, "rgb8", "trimap-channel", 1, "auto", 8)["trimap_source"] == "trimap"
-    assert logic.build_job(4, 4, "rgb8", "feathered-selection", 1, "drip", 8)["trimap_source"] == "feathered"
+    assert checked["image_format"] == "rgb16" and checked["result_depth"] == 16
+    assert checked["payload_len"] == 40 * 30 * 6 + 40 * 30
+    assert logic.build_job(4, 4, 8, "trimap-channel", 1, "auto")["trimap_source"] == "trimap"
+    assert logic.build_job(4, 4, 8, "feathered-selection", 1, "drip")["trimap_source"] == "feathered"
     with pytest.raises(ProtocolError):
-        logic.build_job(4, 4, "rgb8", "nonsense", 1, "auto", 8)
+        logic.build_job(4, 4, 8, "nonsense", 1, "auto")
 
 
 def test_argument_names_match_the_plugin_registration():
@@ -240,9 +244,9 @@ def test_installed_folder_is_stdlib_only_and_importable_by_a_plain_python(tmp_pa
 
 
 def test_no_second_copy_of_protocol_in_git():
-    copies = subprocess.run(["git", "ls-files", "*protocol.py", "*drip_protocol/*"], cwd=REPO,
-                            capture_output=True, text=True).stdout.split()
-    assert copies and all(c.startswith("drip_protocol/") for c in copies), copies
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert not [f for f in files if f.rsplit("/", 1)[-1] == "protocol.py"]  # no second copy anywhere
+    assert "drip_protocol/__init__.py" in files
 
 
 # ---------------------------------------------------------------------------- connecting
@@ -263,7 +267,7 @@ def test_connect_auto_uses_the_discovery_file_and_runs_a_job(server):
     try:
         w, h = 24, 16
         img, sel = _job_bytes(w, h)
-        job = logic.build_job(w, h, "rgb8", "selection-band", 3, "classical", 8)
+        job = logic.build_job(w, h, 8, "selection-band", 3, "classical")
         stages = []
         out = conn.run_job(job, img, sel, lambda f, s, m: stages.append(s) and False)
     finally:

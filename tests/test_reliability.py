@@ -160,7 +160,7 @@ def test_out_of_memory_frees_accelerator_memory(monkeypatch):
     from drip_core.server import jobs
     calls = []
     monkeypatch.setattr(jobs, "_free_accelerator_memory", lambda: calls.append(1))
-    monkeypatch.setenv(jobs.FAULTS_ENV, "1")
+    monkeypatch.setenv("DRIP_MATTING_TEST_FAULTS", "1")
     image, trimap = stress.matting_case(32, 0)
 
     class FakeJob:

@@ -23,6 +23,8 @@ import json
 import os
 from datetime import datetime, timezone
 
+from ..settings import settings
+
 FORMAT = "drip-matting-model"
 FORMAT_VERSION = 1
 MANIFEST = "drip.json"
@@ -30,7 +32,6 @@ HASH_CACHE = ".drip-hashes.json"
 EMPTY_TEXT_FILE = "empty_text_embedding.safetensors"
 REQUIRED = ("unet/config.json", "vae/config.json", "transparency_decoder/config.json",
             "scheduler/scheduler_config.json", EMPTY_TEXT_FILE)
-VERIFY_ENV = "DRIP_MATTING_VERIFY"
 
 DEFAULT_OPTIONS = {
     "in_channels": 16,               # [z_image, z_trimap, z_fg_t, z_alpha_t]; 12 = GeoWizard layout
@@ -161,7 +162,7 @@ def verify_model_folder(folder: str, mode: str | None = None) -> dict:
 
     Raises ModelFolderError with a message that says how to fix the problem."""
     folder = os.fspath(folder)
-    mode = (os.environ.get(VERIFY_ENV) or mode or "cached").lower()
+    mode = (settings().verify or mode or "cached").lower()
     if mode not in ("cached", "full", "off"):
         raise ValueError(f"verify mode must be cached, full or off, not {mode!r}")
     manifest = read_manifest(folder)

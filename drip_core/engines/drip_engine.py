@@ -14,38 +14,13 @@ from __future__ import annotations
 import os
 import threading
 
+from ..settings import env_name, settings
+
 from ..errors import Cancelled, EngineError, is_out_of_memory
 from .base import Engine, Matte
 
-ALLOW_UNTRAINED_ENV = "DRIP_MATTING_ALLOW_UNTRAINED"
-# The registry builds the engine as DripEngine(model, device=...); these let a user trade speed
-# for quality without code: denoising steps, samples (averaged), native-size limit.
-STEPS_ENV = "DRIP_MATTING_STEPS"
-SAMPLES_ENV = "DRIP_MATTING_SAMPLES"
-MAX_SIDE_ENV = "DRIP_MATTING_MAX_SIDE"
-# GPU performance options (docs/drip.md, "Performance options"), all off unless set:
-COMPILE_ENV = "DRIP_MATTING_COMPILE"            # 1: torch.compile the U-Net in the background, eager meanwhile
-COMPILE_MODE_ENV = "DRIP_MATTING_COMPILE_MODE"  # default max-autotune-no-cudagraphs
-BUCKET_ENV = "DRIP_MATTING_BUCKET"              # px: pad regions to multiples of this (few static shapes)
-TILED_VAE_ENV = "DRIP_MATTING_TILED_VAE"        # 1: tiled VAE encode/decode (bounded memory)
-VAE_TILE_ENV = "DRIP_MATTING_VAE_TILE"          # px: VAE tile size (default: the VAE's sample_size)
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_int(name: str, default, minimum: int = 1):
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise EngineError("engine_unavailable", f"{name}={value!r} is not a whole number") from None
-    if number < minimum:
-        raise EngineError("engine_unavailable", f"{name} must be at least {minimum}, not {number}")
-    return number
+# Steps, samples, native-size limit and the GPU performance options (docs/drip.md) come from
+# the arguments, else from drip_core.settings (DRIP_MATTING_STEPS, ..._BUCKET, ..._COMPILE, ...).
 
 
 class DripEngine(Engine):
@@ -70,26 +45,27 @@ class DripEngine(Engine):
             self.manifest = verify_model_folder(self.model_path)
         except ModelFolderError as exc:
             raise EngineError(exc.code, exc.message) from None
+        env = settings()
         if allow_untrained is None:
-            allow_untrained = _env_flag(ALLOW_UNTRAINED_ENV)
+            allow_untrained = env.allow_untrained
         self.trained = bool(self.manifest.get("trained", False))
         if not self.trained and not allow_untrained:
             raise EngineError("model_corrupt", f"this model folder holds untrained (converted-only/random) weights "
                                                f"({self.model_path}): train it with drip-train (and drip-train-decoder) "
                                                "or import a trained DRIP model; set "
-                                               f"{ALLOW_UNTRAINED_ENV}=1 only for tests and benchmarks")
+                                               f"{env_name('allow_untrained')}=1 only for tests and benchmarks")
         self.requested_device = device
         self.dtype = dtype
         # None = not chosen by the caller: the device decides once the model is loaded.
-        self.num_inference_steps = num_inference_steps or _env_int(STEPS_ENV, None)
-        self.num_samples = int(num_samples or _env_int(SAMPLES_ENV, 1))
+        self.num_inference_steps = num_inference_steps or env.steps
+        self.num_samples = int(num_samples or env.samples or 1)
         self.seed = int(seed)
-        self.max_side = max_side or _env_int(MAX_SIDE_ENV, None, minimum=64)
-        self.compile = _env_flag(COMPILE_ENV) if compile is None else bool(compile)
-        self.compile_mode = compile_mode or os.environ.get(COMPILE_MODE_ENV, "").strip() or None
-        self.bucket_size = _env_int(BUCKET_ENV, 0, minimum=0) if bucket_size is None else int(bucket_size)
-        self.vae_tiling = _env_flag(TILED_VAE_ENV) if vae_tiling is None else bool(vae_tiling)
-        self.vae_tile_size = vae_tile_size or _env_int(VAE_TILE_ENV, None, minimum=8)
+        self.max_side = max_side or env.max_side
+        self.compile = env.compile if compile is None else bool(compile)
+        self.compile_mode = compile_mode or env.compile_mode
+        self.bucket_size = (env.bucket or 0) if bucket_size is None else int(bucket_size)
+        self.vae_tiling = env.tiled_vae if vae_tiling is None else bool(vae_tiling)
+        self.vae_tile_size = vae_tile_size or env.vae_tile
         self._pipe = None
         self._lock = threading.Lock()
         if preload:
@@ -136,7 +112,7 @@ class DripEngine(Engine):
         try:
             self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE, warmup_sizes=(self._pipe.max_side,))
         except ValueError as exc:
-            raise EngineError("engine_unavailable", f"{COMPILE_MODE_ENV}: {exc}") from None
+            raise EngineError("engine_unavailable", f"{env_name('compile_mode')}: {exc}") from None
         except Exception:  # no working torch.compile here: stay eager
             self._pipe.disable_compile()
 

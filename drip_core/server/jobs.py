@@ -20,6 +20,7 @@ from ..buffers import depth_dtype, to_bytes
 from ..engines import resolve_engine
 from ..errors import Cancelled, is_out_of_memory
 from ..region import JobRegion
+from ..settings import settings
 
 log = logging.getLogger("drip.server")
 
@@ -143,12 +144,9 @@ class DeviceWorker:
 # Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,
 # a job whose options carry {"fault": NAME} fails the way a real engine can, so tests can check
 # that the error code is stable and the server keeps serving. Ignored when the variable is unset.
-FAULTS_ENV = "DRIP_MATTING_TEST_FAULTS"
-
-
 def _injected_fault(spec: dict) -> None:
     fault = spec.get("options", {}).get("fault")
-    if fault is None or os.environ.get(FAULTS_ENV) != "1":
+    if fault is None or not settings().test_faults:
         return
     if fault == "engine_error":
         raise RuntimeError("injected engine failure")

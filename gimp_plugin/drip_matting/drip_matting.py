@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Filters > Drip Matting...: AI matting of the active layer from the selection (GIMP 3.0 / 3.2).
 
-The plug-in reads only the region around the selection, sends it with the selection
-mask (or a painted trimap channel) to the local Drip server, and adds the results as
-new layers above the source layer, in one undo group. Python standard library + GI only;
-the GIMP-free logic is in plugin_logic.py, the wire protocol in protocol.py (copied in
-by the installer from drip_core/protocol.py). See docs/gimp.md.
+The plug-in reads only the region around the selection (the selection's bounds plus the band
+plus plugin_logic.DEFAULT_MARGIN: the one margin on this side; the server crops no further
+than the engine needs), sends its RGB at the layer's own precision with the selection mask
+(or a painted trimap channel) to the local Drip server, and adds the results as new layers
+above the source layer, in one undo group. The layer's own transparency never leaves GIMP:
+it is put back on the result here. Python standard library + GI only; the GIMP-free logic is
+in plugin_logic.py, the wire protocol in the drip_protocol package (shipped beside this file
+by the installer). See docs/gimp.md.
 """
 import os
 import sys
@@ -137,7 +140,7 @@ class Settings:
 
 
 def gather_input(image, layer, s, prec):
-    """-> (roi in layer coords, image bytes, mask bytes, wire image format). Raises ProtocolError."""
+    """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes). Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
     lw, lh = layer.get_width(), layer.get_height()
     img_w, img_h = image.get_width(), image.get_height()
@@ -166,12 +169,14 @@ def gather_input(image, layer, s, prec):
         mask = read(selection, roi_img, native_grey(selection, "u8", prec["mask8"]))
         if not mask.strip(b"\x00"):
             raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
-    has_alpha = layer.has_alpha()
-    fmt = prec["rgba"] if has_alpha else prec["rgb"]
-    pixels = read(layer, roi, fmt, Gegl.AbyssPolicy.CLAMP)
-    if prec["deep"]:
-        pixels = logic.to_little_endian16(pixels)
-    return roi, pixels, mask, logic.wire_image_format(has_alpha, prec["deep"])
+    w, h = roi[2], roi[3]
+    layer_alpha = None
+    if layer.has_alpha():
+        rgba = read(layer, roi, prec["rgba"], Gegl.AbyssPolicy.CLAMP)
+        pixels, layer_alpha = logic.split_alpha(rgba, w, h, prec["typecode"])
+    else:
+        pixels = read(layer, roi, prec["rgb"], Gegl.AbyssPolicy.CLAMP)
+    return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask
 
 
 def layer_types(image, has_alpha):
@@ -250,7 +255,7 @@ def matte(image, layer, s, config):
     prec = logic.precision_info(image.get_precision().value_nick)
     Gimp.progress_init("Drip Matting")
     progress(0.01, "Drip Matting: reading the layer")
-    roi, pixels, mask, image_format = gather_input(image, layer, s, prec)
+    roi, pixels, layer_alpha, mask = gather_input(image, layer, s, prec)
     x, y, w, h = roi
     ok, ox, oy = layer.get_offsets()
 
@@ -260,8 +265,7 @@ def matte(image, layer, s, config):
     progress(0.02, "Drip Matting: connecting to the server")
     conn = logic.connect(s.server, config, on_wait=on_wait)
     try:
-        job = logic.build_job(w, h, image_format, s.trimap_source, s.band_radius, s.engine,
-                              prec["result_depth"], want_trimap=True)
+        job = logic.build_job(w, h, prec["depth"], s.trimap_source, s.band_radius, s.engine, want_trimap=True)
 
         def on_progress(fraction, stage, message):
             progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
@@ -275,8 +279,7 @@ def matte(image, layer, s, config):
     engine_used = result["header"].get("engine")
     progress(0.92, "Drip Matting: adding layers")
     fg, alpha, trimap = result["foreground"], result["alpha"], result["trimap"]
-    if prec["deep"]:
-        fg, alpha = logic.from_little_endian16(fg), logic.from_little_endian16(alpha)
+    fg, alpha = logic.from_little_endian(fg, prec["typecode"]), logic.from_little_endian(alpha, prec["typecode"])
 
     # Existing "Drip foreground"/"Drip alpha" beside the source are the plug-in's working
     # result: every run updates them (in place when the region is the same) instead of
@@ -293,11 +296,9 @@ def matte(image, layer, s, config):
             saved_selection = Gimp.Selection.save(image)
             Gimp.Selection.none(image)
         if "foreground" in s.outputs:
-            if layer.has_alpha():
+            if layer_alpha is not None:
                 # The layer's own transparency is not part of the matte: keep it on the result.
-                src_alpha = logic.split_alpha(pixels if not prec["deep"] else logic.from_little_endian16(pixels),
-                                              w, h, prec["sample_bytes"])[1]
-                data = logic.merge_alpha(fg, src_alpha, w, h, prec["sample_bytes"])
+                data = logic.merge_alpha(fg, layer_alpha, w, h, prec["typecode"])
                 fmt = prec["rgba"]
             else:
                 data, fmt = fg, prec["rgb"]

@@ -34,7 +34,7 @@ TRIMAP_SOURCES = {
     "feathered-selection": "feathered",
     "trimap-channel": "trimap",
 }
-ENGINES = ("auto", "drip", "classical")
+ENGINES = protocol.ENGINES
 # outputs: which results to produce. The trimap channel is kept or not with keep-trimap.
 OUTPUTS = {
     "foreground": ("foreground",),
@@ -147,17 +147,22 @@ def offset_rect(rect, dx: int, dy: int):
 # Pixel formats
 # ----------------------------------------------------------------------------------------
 
+# GIMP sample type -> (protocol depth, bytes per sample, array typecode). u32, half and double
+# layers travel as float: more levels than 16 bits, and the server works in float anyway.
+SAMPLE_TYPES = {"u8": (8, 1, "B"), "u16": (16, 2, "H"), "float": (32, 4, "f")}
+
+
 def precision_info(precision_nick: str) -> dict:
     """From a Gimp.Precision nick ('u8-non-linear', 'u16-linear', 'float-perceptual', ...).
 
-    Returns deep (send 16-bit), the wire formats, and the babl formats to use:
-    colour data always in perceptual R'G'B' (what the engines expect), masks and
-    selections in the image's own transfer curve so their stored numbers are used as is,
-    and the painted trimap / alpha preview layer in perceptual grey (what the eye sees:
-    a mid-grey brush is "unknown" whatever the precision).
+    Returns the protocol depth, the wire image format, and the babl formats to use: colour
+    data always in perceptual R'G'B' (what the engines expect) at the layer's own precision,
+    masks and selections in the image's own transfer curve so their stored numbers are used
+    as is, and the painted trimap / alpha preview layer in perceptual grey (what the eye
+    sees: a mid-grey brush is "unknown" whatever the precision).
     """
     nick = (precision_nick or "u8-non-linear").lower().replace("_", "-")
-    deep = not nick.startswith("u8")
+    t = "u8" if nick.startswith("u8") else "u16" if nick.startswith("u16") else "float"
     if nick.endswith("non-linear"):
         trc = "Y'"
     elif nick.endswith("perceptual"):
@@ -166,11 +171,12 @@ def precision_info(precision_nick: str) -> dict:
         trc = "Y"
     else:
         trc = "Y'"
-    t = "u16" if deep else "u8"
+    depth, sample_bytes, typecode = SAMPLE_TYPES[t]
     return {
-        "deep": deep,
-        "result_depth": 16 if deep else 8,
-        "sample_bytes": 2 if deep else 1,
+        "depth": depth,                  # the job's result_depth: results come back at the layer's precision
+        "sample_bytes": sample_bytes,
+        "typecode": typecode,
+        "wire_format": protocol.RESULT_DEPTHS[depth][0],
         "rgb": f"R'G'B' {t}",
         "rgba": f"R'G'B'A {t}",
         "mask": f"{trc} {t}",            # layer mask, selection (stored coverage values)
@@ -180,39 +186,30 @@ def precision_info(precision_nick: str) -> dict:
     }
 
 
-def wire_image_format(has_alpha: bool, deep: bool) -> str:
-    return ("rgba" if has_alpha else "rgb") + ("16" if deep else "8")
-
-
-def to_little_endian16(data):
-    """babl's u16 is native-endian; the protocol's is little-endian."""
-    if sys.byteorder == "little":
+def to_little_endian(data, typecode: str):
+    """babl's samples are native-endian; the protocol's are little-endian (and back)."""
+    if sys.byteorder == "little" or typecode == "B":
         return data
     import array
-    a = array.array("H")
+    a = array.array(typecode)
     a.frombytes(bytes(data))
     a.byteswap()
     return a.tobytes()
 
 
-from_little_endian16 = to_little_endian16
+from_little_endian = to_little_endian
 
 
-def split_alpha(data, width: int, height: int, sample_bytes: int):
-    """RGBA bytes -> (RGB bytes, A bytes) for 1- or 2-byte samples."""
+def split_alpha(data, width: int, height: int, typecode: str):
+    """RGBA samples -> (RGB bytes, A bytes): only RGB goes to the server; the layer's own
+    transparency stays here and is put back on the result."""
     n = width * height
-    if len(data) != n * 4 * sample_bytes:
+    src = memoryview(bytes(data)).cast(typecode)
+    if len(src) != n * 4:
         raise ValueError("RGBA buffer has the wrong size")
-    if sample_bytes == 1:
-        src = memoryview(bytes(data))
-        rgb = bytearray(n * 3)
-        rgb[0::3] = src[0::4]
-        rgb[1::3] = src[1::4]
-        rgb[2::3] = src[2::4]
-        return bytes(rgb), bytes(src[3::4])
-    src = memoryview(bytes(data)).cast("H")
-    rgb = memoryview(bytearray(n * 3 * 2)).cast("H")
-    a = memoryview(bytearray(n * 2)).cast("H")
+    size = src.itemsize
+    rgb = memoryview(bytearray(n * 3 * size)).cast(typecode)
+    a = memoryview(bytearray(n * size)).cast(typecode)
     rgb[0::3] = src[0::4]
     rgb[1::3] = src[1::4]
     rgb[2::3] = src[2::4]
@@ -220,38 +217,23 @@ def split_alpha(data, width: int, height: int, sample_bytes: int):
     return rgb.tobytes(), a.tobytes()
 
 
-def merge_alpha(rgb, alpha, width: int, height: int, sample_bytes: int) -> bytes:
-    """(RGB bytes, A bytes) -> RGBA bytes, for 1- or 2-byte samples."""
+def merge_alpha(rgb, alpha, width: int, height: int, typecode: str) -> bytes:
+    """(RGB bytes, A bytes) -> RGBA bytes."""
     n = width * height
-    if len(rgb) != n * 3 * sample_bytes or len(alpha) != n * sample_bytes:
+    src = memoryview(bytes(rgb)).cast(typecode)
+    a = memoryview(bytes(alpha)).cast(typecode)
+    if len(src) != n * 3 or len(a) != n:
         raise ValueError("RGB/alpha buffers have the wrong size")
-    if sample_bytes == 1:
-        out = bytearray(n * 4)
-        src = memoryview(bytes(rgb))
-        out[0::4] = src[0::3]
-        out[1::4] = src[1::3]
-        out[2::4] = src[2::3]
-        out[3::4] = bytes(alpha)
-        return bytes(out)
-    out = memoryview(bytearray(n * 4 * 2)).cast("H")
-    src = memoryview(bytes(rgb)).cast("H")
+    out = memoryview(bytearray(n * 4 * src.itemsize)).cast(typecode)
     out[0::4] = src[0::3]
     out[1::4] = src[1::3]
     out[2::4] = src[2::3]
-    out[3::4] = memoryview(bytes(alpha)).cast("H")
+    out[3::4] = a
     return out.tobytes()
 
 
-def paste_rect(dest: bytearray, dest_width: int, src, rect, bpp: int = 1) -> None:
-    """Copy a (w x h) block of ``src`` into ``dest`` (a dest_width-wide buffer) at rect's x, y."""
-    x, y, w, h = rect
-    row = w * bpp
-    for j in range(h):
-        d = ((y + j) * dest_width + x) * bpp
-        dest[d:d + row] = src[j * row:(j + 1) * row]
-
-
 def crop_rect(src, src_width: int, rect, bpp: int = 1) -> bytes:
+    """The (w x h) block at rect's x, y of a src_width-wide buffer of ``bpp``-byte pixels."""
     x, y, w, h = rect
     out = bytearray(w * h * bpp)
     row = w * bpp
@@ -284,13 +266,15 @@ def parse_server_arg(value):
     return host, port_num
 
 
-def build_job(roi_w: int, roi_h: int, image_format: str, trimap_source_nick: str, band_radius: int,
-              engine: str, result_depth: int, want_trimap: bool = True) -> dict:
+def build_job(roi_w: int, roi_h: int, result_depth: int, trimap_source_nick: str, band_radius: int,
+              engine: str, want_trimap: bool = True) -> dict:
+    """A job for an RGB region read at the layer's precision; the result comes back at it too."""
     if trimap_source_nick not in TRIMAP_SOURCES:
         raise make_error("bad_request", f"unknown trimap source '{trimap_source_nick}'")
     if engine not in ENGINES:
         raise make_error("bad_request", f"unknown engine '{engine}'")
-    return {"id": uuid.uuid4().hex, "width": roi_w, "height": roi_h, "image_format": image_format,
+    return {"id": uuid.uuid4().hex, "width": roi_w, "height": roi_h,
+            "image_format": protocol.RESULT_DEPTHS[result_depth][0],
             "mask_format": "y8", "trimap_source": TRIMAP_SOURCES[trimap_source_nick],
             "band_radius": int(band_radius), "engine": engine, "result_depth": result_depth,
             "want_trimap": bool(want_trimap)}

@@ -36,8 +36,8 @@ def dump(name, data):
     return name
 
 
-def load_photo(scale_width=None):
-    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
+def load_photo(scale_width=None, key="photo"):
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P[key]))
     if scale_width:
         w, h = img.get_width(), img.get_height()
         img.scale(scale_width, round(h * scale_width / w))
@@ -121,7 +121,7 @@ def find(img, name):
 
 def dump_result(tag, img, src, prec):
     """Dump the Drip layers, the source ROI under them and the trimap channel at the ROI."""
-    t = "u16" if prec == 16 else "u8"
+    t = {8: "u8", 16: "u16", 32: "float"}[prec]
     fg, al = find(img, "Drip foreground"), find(img, "Drip alpha")
     d = {"tree": tree(img)}
     ok, sx, sy = src.get_offsets()
@@ -247,8 +247,7 @@ def offsets_alpha():
 
 @scenario
 def deep16():
-    img, layer = load_photo(P.get("width"))
-    img.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    img, layer = load_photo(key="photo16")  # a 16-bit PNG with real 16-bit samples, not 8-bit converted up
     select_mask(img, P["mask"])
     before = source_crc(layer)
     r = run_plugin(img, layer, **COMMON)
@@ -260,12 +259,12 @@ def deep16():
 
 @scenario
 def float32():
-    img, layer = load_photo(P.get("width"))
+    img, layer = load_photo(key="photo16")
     img.convert_precision(Gimp.Precision.FLOAT_LINEAR)
     select_mask(img, P["mask"])
     before = source_crc(layer)
     r = run_plugin(img, layer, **COMMON)
-    d = dump_result("float32", img, layer, 16)
+    d = dump_result("float32", img, layer, 32)
     d.update(run=r, precision=img.get_precision().value_nick, src_crc_before=before,
              src_crc_after=source_crc(layer))
     return d

@@ -232,7 +232,26 @@ def prepare_inputs(work: Path, inside: str, photo: str = "GT01") -> dict:
     rough = gt.filter(ImageFilter.GaussianBlur(5))
     mask = (np.asarray(rough) >= 100).astype(np.uint8) * 255
     Image.fromarray(mask).save(work / "mask.png")
-    return {"photo": f"{inside}/photo.png", "mask": f"{inside}/mask.png"}
+    write_photo16(work / "photo.png", work / "photo16.png")
+    return {"photo": f"{inside}/photo.png", "mask": f"{inside}/mask.png", "photo16": f"{inside}/photo16.png"}
+
+
+PHOTO16_WIDTH = 400
+
+
+def write_photo16(src: Path, dest: Path) -> None:
+    """A 16-bit colour PNG with real 16-bit data: the photo resampled in floating point to
+    PHOTO16_WIDTH (most samples are then not multiples of 257, unlike an 8-bit photo
+    converted up), written with pypng since Pillow cannot write 16-bit colour."""
+    import numpy as np
+    from PIL import Image
+    sys.path.insert(0, str(REPO))
+    from drip_core.image_io import write
+    im = Image.open(src).convert("RGB")
+    h = round(im.height * PHOTO16_WIDTH / im.width)
+    planes = [np.asarray(Image.fromarray(np.asarray(im)[:, :, c].astype(np.float32) / 255.0)
+                         .resize((PHOTO16_WIDTH, h), Image.Resampling.LANCZOS)) for c in range(3)]
+    write(str(dest), np.rint(np.clip(np.dstack(planes), 0, 1) * 65535).astype(np.uint16))
 
 
 def install_plugin(root: Path, version: str, home_in_root: str, config: dict) -> Path:

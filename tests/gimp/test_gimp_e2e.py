@@ -85,42 +85,47 @@ def raw(session, name, shape, dtype=np.uint8) -> np.ndarray:
     return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("=")).reshape(shape)
 
 
-def drip_matte(session, tag, image_u8, trimap, engine="classical", extra_env=None, drip_model=None):
-    """Reference: the `drip-matte` CLI (in-process engine) on the same pixels and trimap."""
+def drip_matte(session, tag, image, trimap, engine="classical", extra_env=None, drip_model=None):
+    """Reference: the `drip-matte` CLI (in-process engine) on the same pixels (at their own
+    depth: 8/16-bit PNG, float TIFF) and trimap. Returns (alpha, foreground) at that depth."""
     from PIL import Image
+
+    from drip_core.image_io import read_rgb, write
     tmp = session["_tmp"]
-    img_p, tri_p = tmp / f"{tag}_img.png", tmp / f"{tag}_tri.png"
-    a_p, f_p = tmp / f"{tag}_ref_alpha.png", tmp / f"{tag}_ref_fg.png"
-    Image.fromarray(image_u8).save(img_p)
+    ext = ".tif" if image.dtype == np.float32 else ".png"
+    img_p, tri_p = tmp / f"{tag}_img{ext}", tmp / f"{tag}_tri.png"
+    a_p, f_p = tmp / f"{tag}_ref_alpha{ext}", tmp / f"{tag}_ref_fg{ext}"
+    write(str(img_p), image)
     Image.fromarray(trimap).save(tri_p)
     cmd = [sys.executable, "-m", "drip_core.cli", str(img_p), "--trimap", str(tri_p), "--engine", engine,
            "--alpha", str(a_p), "--foreground", str(f_p), "--quiet"]
     if drip_model:
         cmd += ["--drip-model", str(drip_model)]
     subprocess.run(cmd, check=True, cwd=harness.REPO, env={**os.environ, **(extra_env or {})}, timeout=600)
-    return (np.asarray(Image.open(a_p).convert("L")), np.asarray(Image.open(f_p).convert("RGB")))
+    return read_rgb(str(a_p))[:, :, 0], read_rgb(str(f_p))
 
 
-def check_alpha_against_cli(session, tag, d, deep=False, grey=False, engine="classical", **kw):
+SAMPLES = {8: ("u8", np.uint8, 255.0), 16: ("u16", "<u2", 65535.0), 32: ("float", "<f4", 1.0)}
+
+
+def check_alpha_against_cli(session, tag, d, depth=8, grey=False, engine="classical", **kw):
+    """The GIMP result against drip-matte on the same pixels: alpha within 1/255 everywhere."""
     x, y, w, h = d["roi_img"]
-    if deep:
-        src16 = raw(session, d["src_rgb"], (h, w, 3), "<u2")
-        src = ((src16.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # as the server does
-        mask = raw(session, d["mask"], (h, w), "<u2").astype(np.float64) / 257.0
-        alpha_layer = raw(session, d["alpha_layer"], (h, w), "<u2").astype(np.float64) / 257.0
-    else:
-        src = raw(session, d["src_rgb"], (h, w, 3))
-        mask = raw(session, d["mask"], (h, w)).astype(np.float64)
-        alpha_layer = raw(session, d["alpha_layer"], (h, w)).astype(np.float64)
+    _, dtype, full = SAMPLES[depth]
+    src = raw(session, d["src_rgb"], (h, w, 3), dtype)
+    scale = 255.0 / full  # compare in 8-bit units whatever the depth
+    mask = raw(session, d["mask"], (h, w), dtype).astype(np.float64) * scale
+    alpha_layer = raw(session, d["alpha_layer"], (h, w), dtype).astype(np.float64) * scale
     trimap = raw(session, d["trimap"], (h, w))
     assert set(np.unique(trimap)) <= {0, 128, 255}, "the stored trimap is not white/grey/black"
     assert (trimap == 128).any()
-    ref_alpha, ref_fg = drip_matte(session, tag, src, trimap, engine=engine, **kw)
+    ref_alpha, ref_fg = drip_matte(session, tag, np.ascontiguousarray(src), trimap, engine=engine, **kw)
+    ref_alpha = ref_alpha.astype(np.float64) * scale
     diff = np.abs(mask - ref_alpha)
     assert diff.max() <= 1.0 + 1e-9, f"{tag}: layer-mask alpha differs from drip-matte by {diff.max():.2f}/255"
     diff2 = np.abs(alpha_layer - ref_alpha)
     assert diff2.max() <= 1.0 + 1e-9, f"{tag}: 'Drip alpha' differs from drip-matte by {diff2.max():.2f}/255"
-    if not deep and not grey:
+    if depth == 8 and not grey:
         fg = raw(session, d["fg_rgb"], (h, w, 3)).astype(int)
         sel = ref_alpha > 0
         fdiff = np.abs(fg - ref_fg.astype(int))[sel]
@@ -214,12 +219,30 @@ def test_layer_with_offsets_and_alpha(session):
     check_alpha_against_cli(session, "offsets", d)
 
 
+def check_full_precision(session, d, depth, known_tolerance):
+    """Known foreground comes back as the layer's own samples; unknown alpha has > 256 levels."""
+    x, y, w, h = d["roi_img"]
+    _, dtype, full = SAMPLES[depth]
+    src = raw(session, d["src_rgb"], (h, w, 3), dtype).astype(np.float64)
+    fg = raw(session, d["fg_rgb"], (h, w, 3), dtype).astype(np.float64)
+    mask = raw(session, d["mask"], (h, w), dtype).astype(np.float64)
+    trimap = raw(session, d["trimap"], (h, w))
+    known = trimap == 255
+    assert known.any()
+    assert np.abs(fg[known] - src[known]).max() <= known_tolerance, "known foreground was not returned as is"
+    levels = np.unique(mask[trimap == 128])
+    assert levels.size > 256, f"unknown alpha has only {levels.size} levels: cut to 8 bits somewhere"
+    return src, full
+
+
 def test_16bit_image(session):
     d = scen(session, "deep16")
     assert d["run"]["status"] == "success", d["run"]
     assert d["precision"] == "u16-non-linear"
     assert d["src_crc_before"] == d["src_crc_after"]
-    check_alpha_against_cli(session, "deep16", d, deep=True)
+    src, _ = check_full_precision(session, d, 16, known_tolerance=0)  # bit-exact
+    assert (src % 257 != 0).mean() > 0.5, "the test photo is not real 16-bit data"
+    check_alpha_against_cli(session, "deep16", d, depth=16)
 
 
 def test_32bit_float_linear_image(session):
@@ -227,7 +250,9 @@ def test_32bit_float_linear_image(session):
     assert d["run"]["status"] == "success", d["run"]
     assert d["precision"] == "float-linear"
     assert d["src_crc_before"] == d["src_crc_after"]
-    check_alpha_against_cli(session, "float32", d, deep=True)
+    # exact but for babl's linear <-> perceptual round trip of the stored floats
+    check_full_precision(session, d, 32, known_tolerance=1e-5)
+    check_alpha_against_cli(session, "float32", d, depth=32)
 
 
 def test_feathered_selection_and_alpha_as_selection(session):
