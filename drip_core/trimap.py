@@ -105,14 +105,3 @@ def build(source: str, mask, band_radius: int = 10, shape=None) -> np.ndarray:
     if source == "trimap":
         return from_painted(mask, shape)
     raise EngineError("bad_request", f"unknown trimap source '{source}'")
-
-
-def validate(trimap, shape=None) -> np.ndarray:
-    """A trimap that is already three-level: check it, return it as uint8."""
-    t = np.asarray(trimap)
-    if t.ndim != 2 or t.dtype != np.uint8:
-        raise EngineError("bad_trimap", f"trimap must be uint8 HxW, got {t.dtype} {t.shape}")
-    _check_shape(t, shape)
-    if ((t != BACKGROUND) & (t != UNKNOWN) & (t != FOREGROUND)).any():
-        raise EngineError("bad_trimap", "trimap values must be 0, 128 or 255")
-    return t

@@ -229,8 +229,7 @@ def test_pipeline_on_a_real_photo_crop(pipe):
     assert out.foreground.shape == (128, 128, 3) and out.alpha.shape == (128, 128)
     assert out.foreground.dtype == np.float32 and out.alpha.dtype == np.float32
     assert 0 <= out.alpha.min() and out.alpha.max() <= 1 and 0 <= out.foreground.min() and out.foreground.max() <= 1
-    assert (out.alpha[tri == 0] == 0).all() and (out.alpha[tri == 255] == 1).all()
-    np.testing.assert_array_equal(out.foreground[tri == 255], image[tri == 255] / np.float32(255))
+    # the model's prediction everywhere: known pixels are the region owner's job (JobRegion)
     assert out.uncertainty is None
     assert [s for _, s in steps if s.startswith("step")] == ["step 1/2", "step 2/2"]
     assert "decoding" in [s for _, s in steps] and steps[-1] == (1.0, "done")
@@ -283,7 +282,7 @@ def test_pipeline_tiles_large_inputs_without_seams(pipe):
 
 
 def test_pipeline_cancel_between_steps(pipe):
-    from drip_core.drip.pipeline import DripCancelled
+    from drip_core.errors import Cancelled
 
     image, tri = photo_crop()
     calls = []
@@ -292,7 +291,7 @@ def test_pipeline_cancel_between_steps(pipe):
         calls.append(1)
         return len(calls) >= 1
 
-    with pytest.raises(DripCancelled):
+    with pytest.raises(Cancelled):
         pipe(image, tri, num_inference_steps=3, generator=torch.Generator().manual_seed(0), cancel=cancel)
     assert len(calls) == 1
 
@@ -304,14 +303,14 @@ def test_engine_through_the_interface(trained):
 
     engine = DripEngine(trained["model"], device="cpu", num_inference_steps=2)
     assert engine.name == "drip"
-    d = engine.describe()
-    assert d["device"] == "cpu" and d["trained"] is True and d["dtype"] == "float32"
+    assert engine.device == "cpu" and engine.trained is True and engine._pipe.dtype == torch.float32
     image, tri = photo_crop()
     seen = []
     m = engine.matte(image, tri, progress=lambda f, s, msg="": seen.append((f, s)))
     assert isinstance(m, Matte) and m.engine == "drip"
     assert m.alpha.shape == tri.shape and m.foreground.shape == image.shape
     assert (m.alpha[tri == 0] == 0).all() and (m.alpha[tri == 255] == 1).all()
+    np.testing.assert_array_equal(m.foreground[tri == 255], image[tri == 255] / np.float32(255))
     stages = [s for _, s in seen]
     assert "step 1/2" in stages and "step 2/2" in stages and stages[-1] == "done"
     assert all(0 <= f <= 1 for f, _ in seen)
@@ -334,7 +333,6 @@ def test_engine_performance_options_from_the_environment(trained, monkeypatch):
 
     plain = DripEngine(trained["model"], device="cpu", num_inference_steps=1, preload=False)
     assert (plain.compile, plain.bucket_size, plain.vae_tiling) == (False, 0, False)  # all off by default
-    assert "performance" not in plain.describe()
     started = []
     monkeypatch.setattr(DripPipeline, "enable_compile", lambda self, mode, **kw: started.append((mode, kw)))
     monkeypatch.setenv("DRIP_MATTING_BUCKET", "128")
@@ -346,7 +344,7 @@ def test_engine_performance_options_from_the_environment(trained, monkeypatch):
     pipe = engine._pipe
     assert pipe.bucket_size == 128 and pipe.vae_tiling and pipe.vae.tile_sample_min_size == 64
     assert started == [("reduce-overhead", {"warmup_sizes": (pipe.max_side,)})]  # non-blocking start
-    assert engine.describe()["performance"]["bucket"] == 128
+    assert engine.bucket_size == 128
     image, tri = photo_crop()
     m = engine.matte(image, tri)
     assert m.alpha.shape == tri.shape and (m.alpha[tri == 0] == 0).all() and (m.alpha[tri == 255] == 1).all()
@@ -355,7 +353,7 @@ def test_engine_performance_options_from_the_environment(trained, monkeypatch):
         DripEngine(trained["model"], device="cpu", preload=False)
 
 
-def test_engine_uncertainty_and_out_of_memory(trained, monkeypatch):
+def test_engine_samples_and_out_of_memory(trained, monkeypatch):
     from drip_core.engines.base import EngineError
     from drip_core.engines.drip_engine import DripEngine
 
@@ -364,8 +362,8 @@ def test_engine_uncertainty_and_out_of_memory(trained, monkeypatch):
     engine = DripEngine(trained["model"], device="cpu")
     assert (engine.num_inference_steps, engine.num_samples) == (1, 2)
     image, tri = photo_crop()
-    m = engine.matte(image, tri)
-    assert m.uncertainty is not None and m.uncertainty.shape == tri.shape
+    m = engine.matte(image, tri)  # the mean of two noise draws
+    assert m.alpha.shape == tri.shape and np.isfinite(m.alpha).all()
 
     def boom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

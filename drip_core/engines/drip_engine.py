@@ -158,17 +158,6 @@ class DripEngine(Engine):
                 raise
         return Matte(out.foreground, out.alpha, self.name)
 
-    def describe(self) -> dict:
-        info = {"name": self.name, "available": True, "model": self.model_path, "device": self.device,
-                "trained": self.trained, "steps": self.num_inference_steps, "samples": self.num_samples}
-        if self._pipe is not None:
-            info["dtype"] = str(self._pipe.dtype).replace("torch.", "")
-        if self.compile or self.bucket_size or self.vae_tiling:
-            cu = self._pipe.compiled_unet if self._pipe is not None else None
-            info["performance"] = {"compile": self.compile, "bucket": self.bucket_size, "tiled_vae": self.vae_tiling,
-                                   "compiled_shapes": len(cu.ready) if cu is not None else 0}
-        return info
-
 
 # Defaults when nobody chose: the paper's 10 steps on a GPU. On a CPU a full-size U-Net step
 # at 512 px takes ~40 s (docs/benchmarks.md), so fewer steps (the SAD-vs-steps curve in the

@@ -127,8 +127,7 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
                         gradient_weight: float = 1.0, small_size: int = 32, small_iterations: int = 10,
-                        big_iterations: int = 2, check_cancel=None, return_background: bool = False,
-                        report=None):
+                        big_iterations: int = 2, check_cancel=None, report=None):
     """Foreground colours (H x W x 3 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``.
 
     ``report(fraction)`` is called after each pyramid level (work grows ~4x per level)."""
@@ -152,5 +151,4 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
                     check_cancel)
         if report is not None:
             report(4.0 ** (level - levels))
-    fg, bg = fb[..., :3], fb[..., 3:]
-    return (fg, bg) if return_background else fg
+    return fb[..., :3]  # the background estimate (fb[..., 3:]) only serves the relaxation
