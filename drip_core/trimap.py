@@ -11,7 +11,6 @@ import numpy as np
 from scipy import ndimage
 
 from .engines.base import EngineError
-from .region import mask_bbox
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
@@ -59,18 +58,36 @@ def from_selection(selection, band_radius: int, shape=None) -> np.ndarray:
         # Everything selected: there is no edge, hence no band and no background to anchor
         # one; the honest answer is "nothing to matte".
         return np.full(sel.shape, FOREGROUND, np.uint8)
-    trimap = np.zeros(sel.shape, np.uint8)
-    # Pixels farther than the radius from every selected pixel are background without any
-    # computation: distances are only needed in the selection's box widened by the radius
-    # (+1 so the box's rim is unselected, which keeps in-box distances exact).
-    rows, cols = mask_bbox(inside, band_radius + 1)
-    box = inside[rows, cols]
-    dist_out = ndimage.distance_transform_edt(~box)
-    dist_in = ndimage.distance_transform_edt(box)
-    sub = np.full(box.shape, UNKNOWN, np.uint8)
-    sub[box & (dist_in > band_radius)] = FOREGROUND
-    sub[~box & (dist_out > band_radius)] = BACKGROUND
-    trimap[rows, cols] = sub
+    return _band_trimap(inside, band_radius)
+
+
+BAND_TILE = 512  # px: distances are computed tile by tile, so memory follows a tile, not the layer
+
+
+def _band_trimap(inside: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels within ``radius`` of the selection edge are unknown, the rest keeps its side.
+
+    Each tile is seen with a halo of radius + 1 pixels: a pixel's nearest pixel of the other
+    side is then inside the halo whenever it is within the radius, so thresholding the
+    halo's own distance transform is exact. Tiles whose halo holds one side only are
+    skipped: that is every tile away from the edge, so the cost follows the edge's length.
+    """
+    h, w = inside.shape
+    trimap = np.where(inside, FOREGROUND, BACKGROUND).astype(np.uint8)
+    pad = radius + 1
+    for y0 in range(0, h, BAND_TILE):
+        for x0 in range(0, w, BAND_TILE):
+            y1, x1 = min(y0 + BAND_TILE, h), min(x0 + BAND_TILE, w)
+            hy0, hx0 = max(y0 - pad, 0), max(x0 - pad, 0)
+            halo = inside[hy0:min(y1 + pad, h), hx0:min(x1 + pad, w)]
+            if halo.all() or not halo.any():
+                continue
+            core = (slice(y0 - hy0, y1 - hy0), slice(x0 - hx0, x1 - hx0))
+            sel = halo[core]
+            near_outside = ndimage.distance_transform_edt(halo)[core] <= radius   # for selected pixels
+            near_inside = ndimage.distance_transform_edt(~halo)[core] <= radius   # for the others
+            band = np.where(sel, near_outside, near_inside)
+            trimap[y0:y1, x0:x1][band] = UNKNOWN
     return trimap
 
 

@@ -27,8 +27,7 @@ import drip_protocol as P
 from drip_core.client import connect
 from conftest import REPO, ServerProcess
 
-sys.path.insert(0, str(REPO / "bench"))
-import stress  # noqa: E402
+from bench import stress  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +226,9 @@ def run_cli(capsys, *args):
 
 
 def test_cli_reads_grey_indexed_16bit_and_float_layers(tmp_path, capsys):
-    """Each format gives the alpha of the equivalent 8-bit RGB image (one batch run)."""
+    """Each format gives the alpha of the equivalent 8-bit RGB image (one batch run), written at
+    the input's own depth: 16-bit and float inputs give 16-bit PNGs."""
+    from drip_core.image_io import read_rgb
     image, trimap = stress.matting_case(64, 2)
     grey = image[..., 1].copy()
     rgb_grey = np.repeat(grey[..., None], 3, axis=2)
@@ -244,8 +245,7 @@ def test_cli_reads_grey_indexed_16bit_and_float_layers(tmp_path, capsys):
     inputs.mkdir()
     trimaps.mkdir()
     (inputs / "rgb16.png").write_bytes(png_rgb16(image.astype(np.uint16) * 257))
-    cases["rgb16.png"] = (None, np.asarray(Image.open(inputs / "rgb16.png").convert("RGB")))   # as Pillow decodes it
-    assert np.abs(cases["rgb16.png"][1].astype(int) - image).max() <= 1
+    cases["rgb16.png"] = (None, image)  # read at 16 bits (pypng), not as Pillow's 8-bit decode
     for name, (im, _) in cases.items():
         if im is not None:
             im.save(inputs / name)
@@ -260,9 +260,12 @@ def test_cli_reads_grey_indexed_16bit_and_float_layers(tmp_path, capsys):
                         "--engine", "classical", "--quiet")
     assert code == 0, err
     for name, (_, rgb) in cases.items():
-        got = np.asarray(Image.open(out / "alpha" / (name.rsplit(".", 1)[0] + ".png")))
+        got = read_rgb(str(out / "alpha" / (name.rsplit(".", 1)[0] + ".png")))[..., 0]
+        deep = name in ("grey16.png", "rgb16.png", "float.tif")
+        assert got.dtype == (np.uint16 if deep else np.uint8), name
+        got8 = got.astype(float) / (257.0 if deep else 1.0)
         want = stress.expected_alpha(np.ascontiguousarray(rgb), trimap)
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
+        assert np.abs(got8 - want.astype(int)).max() <= 1, name
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -319,20 +322,45 @@ def raw_job(server, header, payload=b""):
         sock.close()
 
 
+def real_16bit_case(seed: int = 1):
+    """The small matting scene at 16 bits with samples that are *not* multiples of 257 (an
+    8-bit image converted up could not show a 16 -> 8 -> 16 bit loss)."""
+    image, trimap = stress.matting_case(64, seed)
+    dither = np.random.default_rng(seed).integers(-120, 121, image.shape)
+    deep = np.clip(image.astype(np.int64) * 257 + dither, 0, 65535).astype(np.uint16)
+    assert (deep % 257 != 0).mean() > 0.9
+    return deep, trimap
+
+
 def test_server_16bit_layers_and_16bit_results(shared_server):
-    image, trimap = stress.matting_case(64, 1)
-    h, w = trimap.shape
+    """16 bits in, 16 bits out, through a real server: known foreground bit-exact, unknown alpha
+    with more than 256 levels, and the same alpha as the 8-bit image within 1/255."""
+    deep, trimap = real_16bit_case()
+    image8 = np.rint(deep / 257.0).astype(np.uint8)
     with connect(str(shared_server.discovery), spawn=False) as c:
-        _, alpha8 = c.matte(image, trimap, engine="classical")
-        rgba16 = np.dstack([image, np.full_like(trimap, 255)]).astype("<u2") * 257
-        out = c.connection.run_job({"id": "deep", "width": w, "height": h, "image_format": "rgba16", "mask_format": "y16",
-                                    "engine": "classical", "result_depth": 16}, rgba16.tobytes(),
-                                   (trimap.astype("<u2") * 257).tobytes())
-    alpha16 = np.frombuffer(out["alpha"], "<u2").reshape(h, w)
-    fg16 = np.frombuffer(out["foreground"], "<u2").reshape(h, w, 3)
+        _, alpha8 = c.matte(image8, trimap, engine="classical")
+        fg16, alpha16 = c.matte(deep, (trimap.astype("<u2") * 257), engine="classical")
+        fgf, alphaf = c.matte(deep.astype(np.float32) / 65535, trimap, engine="classical")
+    assert fg16.dtype == np.uint16 and alpha16.dtype == np.uint16
+    known = trimap == 255
+    np.testing.assert_array_equal(fg16[known], deep[known])           # bit-exact, not 8-bit x 257
+    assert (alpha16[known] == 65535).all() and (alpha16[trimap == 0] == 0).all()
+    assert np.unique(alpha16[trimap == 128]).size > 256
     assert np.abs(alpha16 / 257.0 - alpha8).max() <= 1.0
-    assert (alpha16[trimap == 255] == 65535).all() and (alpha16[trimap == 0] == 0).all()
-    assert fg16.max() > 255   # really 16-bit
+    # float32 layers: the same, in floats
+    assert fgf.dtype == np.float32 and alphaf.dtype == np.float32
+    np.testing.assert_array_equal(fgf[known], deep[known].astype(np.float32) / 65535)
+    assert np.abs(alphaf * 65535 - alpha16).max() <= 1.0
+
+
+def test_rgba_input_sends_only_rgb(shared_server):
+    """An RGBA array's alpha is not part of the matting problem and never crosses the wire."""
+    image, trimap = stress.matting_case(64, 3)
+    with connect(str(shared_server.discovery), spawn=False) as c:
+        fg_a, alpha_a = c.matte(np.dstack([image, np.full_like(trimap, 7)]), trimap, engine="classical")
+        fg, alpha = c.matte(image, trimap, engine="classical")
+    np.testing.assert_array_equal(alpha_a, alpha)
+    np.testing.assert_array_equal(fg_a, fg)
 
 
 @pytest.mark.parametrize("name, width, height, source, mask, code", [

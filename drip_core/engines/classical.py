@@ -25,8 +25,7 @@ class ClassicalEngine(Engine):
             missing = "foreground" if not has_fg else "background"
             raise EngineError("bad_trimap", f"the trimap marks no definite {missing}: the classical engine "
                                             f"needs some {missing} pixels to propagate from")
-        img = image.astype(np.float64)  # the Laplacian's 3x3 covariances need double precision
-        tri = trimap
+        img, tri = image, trimap  # float32: closed_form takes only its windows to double precision
         progress(0.02, "alpha", "closed-form alpha")
         try:
             alpha_roi = closed_form_alpha(img, tri, self.eps, self.tol, check_cancel,

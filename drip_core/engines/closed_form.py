@@ -67,8 +67,8 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
     (rows[r, k] = L[idx[r], idx[r] + OFFSETS[k]]).
 
     Only windows that contain an unknown pixel are visited, so the cost follows the size
-    of the unknown region, not of its bounding box.  Windows must lie inside the image."""
-    img = np.asarray(image, dtype=np.float64)
+    of the unknown region, not of its bounding box (only the pixels of those windows are
+    taken to double precision).  Windows must lie inside the image."""
     h, w = unknown.shape
     n = h * w
     idx = np.flatnonzero(unknown)
@@ -84,9 +84,9 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
     for dy, dx in WINDOW:
         near[1:-1, 1:-1] |= unknown[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
     centres = np.flatnonzero(near)
-    flat = img.reshape(n, 3)
+    flat = np.asarray(image).reshape(n, 3)
     woff = [dy * w + dx for dy, dx in WINDOW]
-    pix = [flat[centres + o] for o in woff]
+    pix = [flat[centres + o].astype(np.float64) for o in woff]
     mean = sum(pix) / 9.0
     pix = [p - mean for p in pix]  # centred colours
     cov = {}
