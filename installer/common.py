@@ -6,6 +6,7 @@ cli.py opens gui.py for --gui; gui.py imports this module, never cli.py. Standar
 from __future__ import annotations
 
 import argparse
+import ntpath
 import os
 import shlex
 import shutil
@@ -88,12 +89,16 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _basename(path: str, platform: str) -> str:
+    return ntpath.basename(path) if platform == "win32" else os.path.basename(path)
+
+
 def interpreter_command(executable: str | None = None, platform: str | None = None, which=shutil.which) -> str:
     """The interpreter as the user would type it: ``python3`` (or ``python3.12``, ``python``) when that
     name on PATH is this very interpreter, else its full path (Windows: ``py``, the launcher)."""
     exe = executable or sys.executable
     platform = platform or sys.platform
-    name = os.path.basename(exe)
+    name = _basename(exe, platform)
     if name.lower().endswith(".exe"):
         name = name[:-4]
     found = which(name) if name else None
@@ -115,7 +120,7 @@ def installer_command(*args: str, argv0: str | None = None, executable: str | No
     base = os.environ.get(COMMAND_ENV)
     if not base:
         argv0 = sys.argv[0] if argv0 is None else argv0
-        if os.path.basename(argv0) == "install.py":
+        if _basename(argv0, platform) == "install.py":
             script = argv0                          # as typed: installer/install.py, or install.py in a bundle
         else:                                       # called as a module (tests, python -m): name the script
             try:
