@@ -312,8 +312,7 @@ class Install:
             # on Windows its files could not even be replaced while it runs)
             Step("a running Drip server is stopped if its software changes", self.server_unaffected,
                  self.stop_server),
-            Step(f"Python environment {self.venv}", self.venv_ready, self.make_venv,
-                 "rebuilt (--upgrade)" if o.upgrade else ""),
+            Step(f"Python environment {self.venv}", self.venv_ready, self.make_venv, self.venv_note()),
             Step(f"torch ({self.torch.build})", self.torch_ready, self.install_torch, self.torch.reason),
             Step(f"drip-matting {self.ver}{self.extras} from {self.source.name}", self.software_ready,
                  self.install_software),
@@ -353,6 +352,13 @@ class Install:
     def venv_record(self) -> dict:
         """What the manifest knows about *this* venv (nothing if it names another one)."""
         return self.record["venv"] if self.record["venv"].get("path") == str(self.venv) else {}
+
+    def venv_note(self) -> str:
+        if self.options.upgrade:
+            return "rebuilt (--upgrade)"
+        if venv_mod.is_venv(self.venv) and venv_is_ours(self.venv) and not venv_mod.can_import(self.venv, "pip"):
+            return "rebuilt: it has no pip"
+        return ""
 
     def venv_ready(self) -> bool:
         if self.options.upgrade and not self.created_venv and venv_is_ours(self.venv):

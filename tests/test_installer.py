@@ -415,6 +415,8 @@ def test_pipless_venv_of_a_failed_run_is_rebuilt_upgraded_and_uninstalled(home, 
 
     # the next install rebuilds it instead of failing with "No module named pip"
     pipless_venv(venv)
+    r = run(home, *offline(wheel), "--dry-run")
+    assert "[do  ] Python environment" in r.stdout and "(rebuilt: it has no pip)" in r.stdout, r.stdout
     r = run(home, *offline(wheel))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "removing the broken environment" in r.stdout
