@@ -51,7 +51,8 @@ README = """Drip Matting {version} - AI image matting for GIMP 3
 Run it again at any time (it only does what is missing). Update: unpack a newer
 bundle and run install.py --upgrade (models are kept). Remove: install.py --uninstall
 (add --purge to delete models too). Server log: see the end of the install output.
-Python 3.11 or newer is needed. More: docs/install.md in the source repository.
+Python 3.11 or newer is needed; on Debian/Ubuntu also: sudo apt install python3-venv
+More: docs/install.md in the source repository.
 """
 
 

@@ -7,6 +7,7 @@ QThread and reports through signals, so the window never freezes.
 
 PyQt6 is not in the standard library: when it is missing, cli.py first builds the
 installer's venv, pip-installs PyQt6 there and re-runs this window with that Python.
+This module imports what it shares with cli.py from common.py, never cli.py itself.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, Q
 import drip_protocol as protocol
 
 from . import model_import, plan as plan_mod, profiles, torch_choice, venv as venv_mod
-from .cli import free_mb
+from .common import free_mb, installer_command, options_from, parser
 from .plan import InstallError, Options
 
 PAGE_IDS = ("welcome", "profiles", "engine", "model", "install", "finish")
@@ -90,7 +91,7 @@ class WelcomePage(QWizardPage):
             "  \u2022  the \u201cDrip Matting\u201d plug-in in the GIMP 3 profiles you choose,\n"
             "  \u2022  optionally a DRIP model (the classical engine works without one).\n\n"
             "Nothing outside your home folder is changed. You can run the installer again at any time, "
-            "and remove everything with \u201cinstall.py --uninstall\u201d."))
+            f"and remove everything with \u201c{installer_command('--uninstall')}\u201d."))
         lay.addStretch(1)
 
 
@@ -359,7 +360,7 @@ class FinishPage(QWizardPage):
 
     def initializePage(self) -> None:
         plan = self.wiz.install_page.worker.plan if self.wiz.install_page.worker else None
-        targets = getattr(plan, "targets", [])
+        targets = plan.targets if plan else []
         lines = ["How to use it in GIMP:",
                  "  1. Restart GIMP (it finds new plug-ins at start-up).",
                  "  2. Open an image and select the object roughly (or paint a trimap channel).",
@@ -371,8 +372,8 @@ class FinishPage(QWizardPage):
             lines += ["", "Flatpak GIMP: allow it to start the server on the host once with",
                       "  flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP"]
         lines += ["", f"Server log: {protocol.default_log_file()}",
-                  f"Model: {getattr(plan, 'model_path', None) or 'none (classical engine)'}",
-                  "Remove everything: python installer/install.py --uninstall"]
+                  f"Model: {(plan.model_path if plan else None) or 'none (classical engine)'}",
+                  f"Remove everything: {installer_command('--uninstall')}"]
         self.text.setText("\n".join(lines))
 
 
@@ -410,7 +411,6 @@ class InstallerWizard(QWizard):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import options_from, parser
     args = parser().parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     wizard = InstallerWizard(options_from(args))

@@ -1,12 +1,17 @@
-"""The installation as a list of steps: each knows whether it is already done, and how to do it.
+"""The installation as a list of small named steps.
 
-``build_install(options)`` and ``build_uninstall(options)`` return a Plan. ``plan.describe()``
-is what --dry-run prints; ``plan.run(reporter)`` does it. A step that is already done is
-skipped, so a second run changes nothing. The GIMP plug-in folders come last, and each is
-assembled in a temporary folder and renamed into place, so a failure anywhere leaves no
-half-installed plug-in; plug-in folders a failed run added are removed again. A virtual
-environment survives a failed torch/pip step (recorded as unfinished in the manifest), so
-the next run resumes instead of downloading again. Standard library only.
+``build_install(options)`` and ``build_uninstall(options)`` return a Plan: a list of Steps, each
+with a name, a ``done()`` check (already in the wanted state?) and a ``run(ctx)`` that gets it
+there. ``plan.describe()`` is what --dry-run prints; ``plan.run(reporter)`` runs them in order.
+A step that is already done is skipped, so a second run changes nothing.
+
+The decisions (which venv, torch build, model, profiles) are made once, up front, by
+``Install``; its methods are the steps' checks and actions. The GIMP plug-in folders come
+last, and each is assembled in a temporary folder and renamed into place, so a failure
+anywhere leaves no half-installed plug-in; plug-in folders a failed run added are removed
+again. A virtual environment survives a failed torch/pip step (recorded as unfinished in the
+manifest), so the next run resumes instead of downloading again; one whose creation failed is
+removed, and one of ours without pip is rebuilt. Standard library only.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -98,14 +104,6 @@ class Reporter:
 
 
 @dataclass
-class Step:
-    title: str
-    done: Callable[[], bool]                       # already in the wanted state?
-    apply: Callable[["Context"], None]
-    detail: str = ""
-
-
-@dataclass
 class Context:
     reporter: Reporter
     record: dict                                   # the install manifest being updated
@@ -118,23 +116,42 @@ class Context:
 
 
 @dataclass
+class Step:
+    name: str                                      # what --dry-run and the progress show
+    done: Callable[[], bool]                       # already in the wanted state?
+    run: Callable[[Context], None]                 # get there
+    description: str = ""                          # why, shown after the name
+
+
+@dataclass
 class Plan:
-    action: str
+    action: str                                    # "install" | "uninstall"
     steps: list[Step]
     summary: list[str]
-    record: dict
+    record: dict                                   # the manifest as loaded; steps update it
     on_failure: list[Callable[[Context], None]] = field(default_factory=list)
     finish: Callable[[Context], None] | None = None
+    version: str = ""                              # the version an install puts in place
+    venv: Path | None = None
+    targets: list[profiles.Profile] = field(default_factory=list)
+    model_path: str | None = None
+    torch: TorchPlan | None = None
+    disk_mb: float = 0.0
+    kept: list[str] = field(default_factory=list)  # what an uninstall leaves, and why
 
     def pending(self) -> list[Step]:
         return [s for s in self.steps if not s.done()]
+
+    def all_recorded(self) -> bool:
+        """The manifest already says this version is completely installed."""
+        return self.record.get("status") == "complete" and self.record.get("installed_version") == self.version
 
     def describe(self) -> str:
         lines = list(self.summary)
         lines.append("Steps:")
         for s in self.steps:
             mark = "ok  " if s.done() else "do  "
-            lines.append(f"  [{mark}] {s.title}" + (f"  ({s.detail})" if s.detail else ""))
+            lines.append(f"  [{mark}] {s.name}" + (f"  ({s.description})" if s.description else ""))
         return "\n".join(lines)
 
     def run(self, reporter: Reporter | None = None) -> int:
@@ -145,11 +162,11 @@ class Plan:
         total = len(self.steps)
         try:
             for i, s in enumerate(self.steps):
-                reporter.step(i, total, s.title)
+                reporter.step(i, total, s.name)
                 if s.done():
                     reporter.log("  already done")
                 else:
-                    s.apply(ctx)
+                    s.run(ctx)
                     changed += 1
             if self.finish is not None:
                 self.finish(ctx)
@@ -163,7 +180,7 @@ class Plan:
         return changed
 
 
-# --- install ------------------------------------------------------------------------------------
+# --- shared pieces ------------------------------------------------------------------------------
 
 def resolve_profiles(options: Options) -> list[profiles.Profile]:
     if options.gimp_profiles:
@@ -209,229 +226,313 @@ def check_options(options: Options) -> None:
                            "drop --drip-model/--download-model or use --engine auto")
 
 
-def build_install(options: Options) -> Plan:
-    check_options(options)
-    try:
-        torch = choose_torch(options.torch, options.engine, gpus=options.gpus)
-    except ValueError as exc:
-        raise InstallError(str(exc)) from None
-    record = manifest_mod.load()
-    targets = resolve_profiles(options)
-    source = Path(options.source).expanduser().resolve() if options.source else default_source()
-    if not source.exists():
-        raise InstallError(f"--source {options.source}: no such wheel or folder")
-    venv = Path(options.venv).expanduser().absolute() if options.venv else \
-        Path(record["venv"].get("path") or default_venv())
-    py = venv_mod.venv_python(venv)
-    fingerprint = venv_mod.source_fingerprint(source)
-    extras = "[drip]" if (options.engine != "classical" and torch.build != "skip") else ""
-    ver = version()
+def venv_is_ours(venv: Path) -> bool:
+    """Did this installer make ``venv``? Its marker file says so. Without the marker (written by
+    an older installer only after a successful creation, or lost) only a plain environment at the
+    installer's own place in its data folder counts; a folder holding anything else never does."""
+    if venv_mod.ours(venv):
+        return True
+    return os.path.abspath(venv) == os.path.abspath(default_venv()) and venv_mod.plain_venv(venv)
 
-    # Where the model ends up (decided now: the plug-in config names it).
-    model_src = Path(options.drip_model).expanduser().resolve() if options.drip_model else None
-    download = None
-    if options.download_model or options.model_url:
-        download = _download_source(options)
-    if model_src is not None:
-        model_path = str(model_src) if options.model_mode == "link" else \
-            str(models_dir() / model_import.model_name(model_src))
-    elif download is not None:
-        model_path = str(models_dir() / download["name"])
-    else:
-        model_path = record["model"].get("path") if record["model"].get("path") and \
-            Path(record["model"]["path"]).is_dir() else None
 
-    steps: list[Step] = []
-    on_failure: list[Callable[[Context], None]] = []
-    created_venv: dict = {"value": False}
+def prepare_venv(venv: Path, options: Options, log: Callable[[str], None]) -> bool:
+    """Leave a working environment with pip at ``venv``; True if it was (re)created now.
 
-    # 1. the virtual environment
-    def same_venv() -> bool:
-        return record["venv"].get("path") == str(venv)
+    One of ours that is broken (no pip: e.g. made where python3-venv was missing) or that
+    --upgrade replaces is removed and built again; anyone else's is never touched."""
+    venv_mod.check_python(options.python)
+    ours = venv_is_ours(venv)
+    healthy = venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
+    if venv.exists() and ours and (options.upgrade or not healthy):
+        log(f"  removing the {'old' if healthy else 'broken'} environment {venv} (models and settings are kept)")
+        shutil.rmtree(venv)
+    elif venv.exists() and not venv_mod.is_venv(venv) and (not venv.is_dir() or any(venv.iterdir())):
+        raise InstallError(f"{venv} exists and is not a virtual environment: choose another --venv")
+    elif venv_mod.is_venv(venv) and not healthy:
+        raise InstallError(f"the environment {venv} has no pip, and it was not made by this installer (or holds "
+                           "files it did not put there), so it is left alone. Choose another --venv, or remove "
+                           "that folder yourself and run the installer again.")
+    if venv_mod.is_venv(venv):
+        return False
+    venv_mod.create_venv(venv, options.python, log, system_site_packages=options.system_site_packages)
+    return True
 
-    def venv_rec() -> dict:
+
+# --- install ------------------------------------------------------------------------------------
+
+class Install:
+    """What an install will do (decided when it is made, nothing changed yet) and its steps'
+    checks and actions. Only ``created_venv`` and ``created_plugins`` change while it runs."""
+
+    def __init__(self, options: Options):
+        check_options(options)
+        try:
+            self.torch = choose_torch(options.torch, options.engine, gpus=options.gpus)
+        except ValueError as exc:
+            raise InstallError(str(exc)) from None
+        self.options = options
+        self.record = manifest_mod.load()
+        self.targets = resolve_profiles(options)
+        self.source = Path(options.source).expanduser().resolve() if options.source else default_source()
+        if not self.source.exists():
+            raise InstallError(f"--source {options.source}: no such wheel or folder")
+        self.venv = Path(options.venv).expanduser().absolute() if options.venv else \
+            Path(self.record["venv"].get("path") or default_venv())
+        self.py = venv_mod.venv_python(self.venv)
+        self.fingerprint = venv_mod.source_fingerprint(self.source)
+        self.extras = "[drip]" if (options.engine != "classical" and self.torch.build != "skip") else ""
+        self.ver = version()
+        self.model_src, self.download, self.model_path = self._model_choice()
+        # Folders that did not exist before: uninstall removes them again if they are empty
+        # (the state folder appears later, when the server first writes its log).
+        self.watched = _missing_ancestors([Path(drip_config.data_dir()), Path(drip_config.config_dir()),
+                                           Path(protocol.state_dir()), *[t.plugins_dir for t in self.targets]])
+        self.created_venv = False                  # made (or rebuilt) by this run: later steps must redo
+        self.created_plugins: list[Path] = []      # plug-in folders this run added (removed on failure)
+
+    def _model_choice(self) -> tuple[Path | None, dict | None, str | None]:
+        """(folder to import, download source, where the model ends up): decided now, because the
+        plug-in config names the model."""
+        o = self.options
+        src = Path(o.drip_model).expanduser().resolve() if o.drip_model else None
+        download = _download_source(o) if (o.download_model or o.model_url) else None
+        if src is not None:
+            path = str(src) if o.model_mode == "link" else str(models_dir() / model_import.model_name(src))
+        elif download is not None:
+            path = str(models_dir() / download["name"])
+        else:
+            known = self.record["model"].get("path")
+            path = known if known and Path(known).is_dir() else None
+        return src, download, path
+
+    def plan(self) -> Plan:
+        o = self.options
+        steps = [
+            # a server running the old software stops first (the next filter run starts the new one;
+            # on Windows its files could not even be replaced while it runs)
+            Step("a running Drip server is stopped if its software changes", self.server_unaffected,
+                 self.stop_server),
+            Step(f"Python environment {self.venv}", self.venv_ready, self.make_venv, self.venv_note()),
+            Step(f"torch ({self.torch.build})", self.torch_ready, self.install_torch, self.torch.reason),
+            Step(f"drip-matting {self.ver}{self.extras} from {self.source.name}", self.software_ready,
+                 self.install_software),
+            *self.model_steps(),
+            *[Step(f"plug-in into {prof.label()}", partial(self.plugin_ready, prof), partial(self.install_plugin, prof))
+              for prof in self.targets],
+        ]
+        copy_model = bool(self.model_src or self.download) and o.model_mode == "copy"
+        disk = disk_needed_mb(self.torch, o.engine, copy_model)
+        return Plan("install", steps, self.summary(disk), self.record,
+                    on_failure=[self.drop_new_plugins, self.keep_new_venv, self.note_dirs], finish=self.finish,
+                    version=self.ver, venv=self.venv, targets=self.targets, model_path=self.model_path,
+                    torch=self.torch, disk_mb=disk)
+
+    def summary(self, disk_mb: float) -> list[str]:
+        o = self.options
+        return [
+            f"Drip Matting {self.ver} installer",
+            f"  environment: {self.venv} (Python {o.python})",
+            f"  engine:      {o.engine}; torch: {self.torch.build} - {self.torch.reason}",
+            f"  software:    {self.source}",
+            f"  model:       {self.model_path or 'none (the classical engine works without one)'}",
+            "  GIMP:        " + ("\n               ".join(p.label() for p in self.targets)),
+            f"  disk space:  about {disk_mb / 1000:.1f} GB",
+            f"  server log:  {protocol.default_log_file()}",
+        ]
+
+    # a running server
+    def server_unaffected(self) -> bool:
+        return server_stop.running_server() is None or \
+            (self.venv_ready() and self.torch_ready() and self.software_ready())
+
+    def stop_server(self, ctx: Context) -> None:
+        server_stop.stop_server(log=ctx.log)
+
+    # the virtual environment
+    def venv_record(self) -> dict:
         """What the manifest knows about *this* venv (nothing if it names another one)."""
-        return record["venv"] if same_venv() else {}
+        return self.record["venv"] if self.record["venv"].get("path") == str(self.venv) else {}
 
-    def venv_done() -> bool:
-        if options.upgrade and venv_mod.ours(venv) and not created_venv["value"]:
+    def venv_note(self) -> str:
+        if self.options.upgrade:
+            return "rebuilt (--upgrade)"
+        if venv_mod.is_venv(self.venv) and venv_is_ours(self.venv) and not venv_mod.can_import(self.venv, "pip"):
+            return "rebuilt: it has no pip"
+        return ""
+
+    def venv_ready(self) -> bool:
+        if self.options.upgrade and not self.created_venv and venv_is_ours(self.venv):
             return False  # --upgrade rebuilds an environment this installer made
-        return same_venv() and venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
+        return bool(self.venv_record()) and venv_mod.is_venv(self.venv) and venv_mod.can_import(self.venv, "pip")
 
-    def venv_apply(ctx: Context) -> None:
-        venv_mod.check_python(options.python)
-        healthy = venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
-        if venv.exists() and venv_mod.ours(venv) and (options.upgrade or not healthy):
-            ctx.log(f"  removing the old environment {venv} (models and settings are kept)")
-            shutil.rmtree(venv)
-        elif venv.exists() and not venv_mod.is_venv(venv) and any(venv.iterdir()):
-            raise InstallError(f"{venv} exists and is not a virtual environment: choose another --venv")
-        if not venv_mod.is_venv(venv):
-            venv_mod.create_venv(venv, options.python, ctx.log, system_site_packages=options.system_site_packages)
-            created_venv["value"] = True
+    def make_venv(self, ctx: Context) -> None:
+        self.created_venv = prepare_venv(self.venv, self.options, ctx.log)
         old = ctx.record["venv"]
-        if old.get("path") and old["path"] != str(venv) and old.get("created"):
+        if old.get("path") and old["path"] != str(self.venv) and old.get("created"):
             # moved with --venv: the old one is removed by --uninstall (a server may still run from it)
             ctx.record["stale_venvs"] = sorted(set(ctx.record.get("stale_venvs", [])) | {old["path"]})
             ctx.log(f"  the previous environment {old['path']} is no longer used (--uninstall removes it)")
-        keep = old if old.get("path") == str(venv) and not created_venv["value"] else {}
-        ctx.record["venv"] = {**keep, "path": str(venv), "created": venv_mod.ours(venv)}
+        keep = old if old.get("path") == str(self.venv) and not self.created_venv else {}
+        ctx.record["venv"] = {**keep, "path": str(self.venv), "created": venv_is_ours(self.venv)}
         ctx.record["status"] = "incomplete"
         ctx.save()
 
-    steps.append(Step(f"Python environment {venv}", venv_done, venv_apply,
-                      "rebuilt (--upgrade)" if options.upgrade else ""))
-
-    def keep_new_venv(ctx: Context) -> None:
+    def keep_new_venv(self, ctx: Context) -> None:
         # A failed torch/software step keeps the environment (recorded as ours and unfinished):
         # the next run continues there instead of downloading gigabytes again, and
         # --uninstall removes it. GIMP never sees it: the plug-ins come last.
-        if created_venv["value"] and venv.exists():
-            ctx.log(f"  kept the unfinished environment {venv}: the next run continues there")
-    on_failure.append(keep_new_venv)
+        if self.created_venv and self.venv.exists():
+            ctx.log(f"  kept the unfinished environment {self.venv}: the next run continues there")
 
-    # 2. torch
-    def torch_done() -> bool:
-        if torch.build == "skip":
+    # torch
+    def torch_ready(self) -> bool:
+        if self.torch.build == "skip":
             return True
-        return venv_rec().get("torch") == torch.build and not created_venv["value"] and \
-            venv_mod.can_import(venv, "torch")
+        return self.venv_record().get("torch") == self.torch.build and not self.created_venv and \
+            venv_mod.can_import(self.venv, "torch")
 
-    def torch_apply(ctx: Context) -> None:
-        ctx.log(f"  {torch.reason}")
-        venv_mod.upgrade_pip(venv, ctx.log, extra_args=options.pip_args)
-        venv_mod.pip_install(venv, torch.pip_args(), ctx.log, extra_args=options.pip_args)
-        ctx.record["venv"]["torch"] = torch.build
+    def install_torch(self, ctx: Context) -> None:
+        ctx.log(f"  {self.torch.reason}")
+        venv_mod.upgrade_pip(self.venv, ctx.log, extra_args=self.options.pip_args)
+        venv_mod.pip_install(self.venv, self.torch.pip_args(), ctx.log, extra_args=self.options.pip_args)
+        ctx.record["venv"]["torch"] = self.torch.build
         ctx.save()
 
-    steps.append(Step(f"torch ({torch.build})", torch_done, torch_apply, torch.reason))
+    # drip-matting itself
+    def software_ready(self) -> bool:
+        rec = self.venv_record()
+        return (not self.options.upgrade and not self.created_venv and rec.get("fingerprint") == self.fingerprint
+                and rec.get("extras") == self.extras and venv_mod.installed_version(self.venv) == self.ver)
 
-    # 3. drip-matting itself
-    def software_done() -> bool:
-        rec = venv_rec()
-        return (not options.upgrade and not created_venv["value"] and rec.get("fingerprint") == fingerprint
-                and rec.get("extras") == extras and venv_mod.installed_version(venv) == ver)
-
-    def software_apply(ctx: Context) -> None:
-        if not created_venv["value"] and venv_mod.installed_version(venv) == ver:
+    def install_software(self, ctx: Context) -> None:
+        pip_args, target = self.options.pip_args, f"{self.source}{self.extras}"
+        if not self.created_venv and venv_mod.installed_version(self.venv) == self.ver:
             # same version number, other contents (or --upgrade): replace the package itself
-            venv_mod.pip_install(venv, [str(source)], ctx.log,
-                                 extra_args=[*options.pip_args, "--force-reinstall", "--no-deps"])
-            if extras:
-                venv_mod.pip_install(venv, [f"{source}{extras}"], ctx.log, extra_args=options.pip_args)
+            venv_mod.pip_install(self.venv, [str(self.source)], ctx.log,
+                                 extra_args=[*pip_args, "--force-reinstall", "--no-deps"])
+            if self.extras:
+                venv_mod.pip_install(self.venv, [target], ctx.log, extra_args=pip_args)
         else:
-            venv_mod.pip_install(venv, [f"{source}{extras}"], ctx.log, extra_args=options.pip_args)
-        got = venv_mod.installed_version(venv)
-        if got != ver:
-            raise InstallError(f"drip-matting {ver} did not end up in {venv} (found {got}); see the log above")
-        ctx.record["venv"].update({"fingerprint": fingerprint, "extras": extras, "engine": options.engine,
-                                   "python": str(py)})
+            venv_mod.pip_install(self.venv, [target], ctx.log, extra_args=pip_args)
+        got = venv_mod.installed_version(self.venv)
+        if got != self.ver:
+            raise InstallError(f"drip-matting {self.ver} did not end up in {self.venv} (found {got}); "
+                               "see the log above")
+        ctx.record["venv"].update({"fingerprint": self.fingerprint, "extras": self.extras,
+                                   "engine": self.options.engine, "python": str(self.py)})
         ctx.save()
 
-    steps.append(Step(f"drip-matting {ver}{extras} from {source.name}", software_done, software_apply))
+    # the DRIP model, and the server config that names it
+    def model_steps(self) -> list[Step]:
+        steps = []
+        if self.download is not None:
+            steps.append(Step(f"download the DRIP model from {self.download['url']}", self.model_unchanged,
+                              self.download_model))
+        elif self.model_src is not None and self.options.model_mode == "link":
+            steps.append(Step(f"verify the DRIP model {self.model_src} (used in place)", self.linked_model_verified,
+                              self.verify_linked_model))
+        elif self.model_src is not None:
+            steps.append(Step(f"copy and verify the DRIP model {self.model_src}", self.model_copied, self.copy_model))
+        if self.model_path:
+            steps.append(Step(f"server config: DRIP model {self.model_path}", self.config_ready, self.write_config))
+        return steps
 
-    # 0. a server running from the old software is stopped first (the next filter run starts
-    # the new one; on Windows its files could not even be replaced while it runs)
-    software_steps = list(steps)
+    def model_unchanged(self) -> bool:
+        rec, path = self.record["model"], self.model_path
+        return rec.get("path") == path and Path(path).is_dir() and rec.get("snapshot") == model_import.snapshot(path)
 
-    def server_done() -> bool:
-        return server_stop.running_server() is None or all(s.done() for s in software_steps)
+    def download_model(self, ctx: Context) -> None:
+        dl = self.download
+        archive = downloads_dir() / dl["file"]
+        model_import.download(dl["url"], archive, sha256=dl.get("sha256"), log=ctx.log, progress=ctx.reporter.fraction)
+        unpack = Path(model_import.tempfile.mkdtemp(prefix=".unpack-", dir=downloads_dir()))
+        try:
+            folder = model_import.unpack_model(archive, unpack)
+            dest = model_import.copy_model(folder, models_dir(), log=ctx.log, name=dl["name"])
+        finally:
+            shutil.rmtree(unpack, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+        self._record_model(ctx, dest, "download", dl["url"])
 
-    steps.insert(0, Step("a running Drip server is stopped if its software changes", server_done,
-                         lambda ctx: server_stop.stop_server(log=ctx.log)))
+    def linked_model_verified(self) -> bool:
+        rec = self.record["model"]
+        return rec.get("path") == str(self.model_src) and rec.get("mode") == "link" and \
+            rec.get("snapshot") == model_import.snapshot(self.model_src)
 
-    # 4. the DRIP model
-    if model_src is not None or download is not None:
-        steps += _model_steps(options, model_src, download, model_path, record)
-    if model_path:
-        def cfg_done() -> bool:
-            return not user_config.needs_model(model_path)
+    def verify_linked_model(self, ctx: Context) -> None:
+        model_import.verify_in_place(self.model_src)
+        ctx.log(f"  verified {self.model_src}; the server uses it where it is")
+        self._record_model(ctx, self.model_src, "link", str(self.model_src))
 
-        def cfg_apply(ctx: Context) -> None:
-            ctx.record["user_config"] = user_config.set_model(model_path, ctx.record.get("user_config") or {})
-            ctx.log(f"  {user_config.path()}: drip_model = {model_path}")
-            ctx.save()
-        steps.append(Step(f"server config: DRIP model {model_path}", cfg_done, cfg_apply))
+    def model_copied(self) -> bool:
+        return self.model_unchanged() and model_import.same_model(self.model_src, self.model_path,
+                                                                  self.record["model"].get("snapshot"))
 
-    # 5. the plug-in, last
-    created_plugins: list[Path] = []
+    def copy_model(self, ctx: Context) -> None:
+        dest = model_import.copy_model(self.model_src, models_dir(), log=ctx.log, progress=ctx.reporter.fraction)
+        self._record_model(ctx, dest, "copy", str(self.model_src))
 
-    def drop_new_plugins(ctx: Context) -> None:
+    def _record_model(self, ctx: Context, path: Path, mode: str, source: str) -> None:
+        ctx.record["model"] = {"path": str(path), "mode": mode, "source": source,
+                               "snapshot": model_import.snapshot(path)}
+        ctx.save()
+
+    def config_ready(self) -> bool:
+        return not user_config.needs_model(self.model_path)
+
+    def write_config(self, ctx: Context) -> None:
+        ctx.record["user_config"] = user_config.set_model(self.model_path, ctx.record.get("user_config") or {})
+        ctx.log(f"  {user_config.path()}: drip_model = {self.model_path}")
+        ctx.save()
+
+    # the plug-ins, last
+    def plugin_ready(self, prof: profiles.Profile) -> bool:
+        cfg = plugin_config_for(self.py, self.model_path, prof)
+        return not self.options.upgrade and plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
+            str(prof.plugins_dir) in self.record["plugins"]
+
+    def install_plugin(self, prof: profiles.Profile, ctx: Context) -> None:
+        fresh = not (prof.plugins_dir / plugin_files.PLUGIN_NAME).exists()
+        folder = plugin_files.install_plugin_folder(prof.plugins_dir, plugin_config_for(self.py, self.model_path, prof))
+        if fresh:
+            self.created_plugins.append(folder)
+        ctx.record["plugins"][str(prof.plugins_dir)] = {**prof.to_json(), "folder": str(folder)}
+        ctx.log(f"  installed {folder}")
+        if prof.kind == "snap":
+            ctx.log("  Snap GIMP is strictly confined: it may not be allowed to start the server from your home "
+                    "folder. If Filters > Drip Matting says no server answers, start it yourself with\n"
+                    f"    {self.py} -m drip_core.server")
+        if prof.kind == "flatpak":
+            ctx.log("  Flatpak GIMP starts the server on the host through flatpak-spawn; allow it once with:\n"
+                    "    flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP")
+        ctx.save()
+
+    def drop_new_plugins(self, ctx: Context) -> None:
         # A failed run must not leave plug-ins behind that point at a half-made installation.
-        for folder in created_plugins:
+        for folder in self.created_plugins:
             shutil.rmtree(folder, ignore_errors=True)
             ctx.record["plugins"].pop(str(folder.parent), None)
             ctx.log(f"  removed {folder} again (the installation failed)")
-        if created_plugins:
+        if self.created_plugins:
             ctx.save()
-    on_failure.insert(0, drop_new_plugins)
 
-    for prof in targets:
-        cfg = plugin_config_for(py, model_path, prof)
-
-        def plug_done(prof=prof, cfg=cfg) -> bool:
-            return not options.upgrade and plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
-                str(prof.plugins_dir) in record["plugins"]
-
-        def plug_apply(ctx: Context, prof=prof, cfg=cfg) -> None:
-            fresh = not (prof.plugins_dir / plugin_files.PLUGIN_NAME).exists()
-            folder = plugin_files.install_plugin_folder(prof.plugins_dir, cfg)
-            if fresh:
-                created_plugins.append(folder)
-            ctx.record["plugins"][str(prof.plugins_dir)] = {**prof.to_json(), "folder": str(folder)}
-            ctx.log(f"  installed {folder}")
-            if prof.kind == "snap":
-                ctx.log("  Snap GIMP is strictly confined: it may not be allowed to start the server from your home "
-                        "folder. If Filters > Drip Matting says no server answers, start it yourself with\n"
-                        f"    {py} -m drip_core.server")
-            if prof.kind == "flatpak":
-                ctx.log("  Flatpak GIMP starts the server on the host through flatpak-spawn; allow it once with:\n"
-                        "    flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP")
-            ctx.save()
-        steps.append(Step(f"plug-in into {prof.label()}", plug_done, plug_apply))
-
-    # Folders that did not exist before: uninstall removes them again if they are empty
-    # (the state folder appears later, when the server first writes its log).
-    watched = _missing_ancestors([Path(drip_config.data_dir()), Path(drip_config.config_dir()),
-                                  Path(protocol.state_dir()), *[t.plugins_dir for t in targets]])
-
-    def note_dirs(ctx: Context) -> None:
+    # the end (or a failure)
+    def note_dirs(self, ctx: Context) -> None:
         made = set(ctx.record.get("created_dirs", []))
-        made.update(str(d) for d in watched)
+        made.update(str(d) for d in self.watched)
         ctx.record["created_dirs"] = sorted(made)
         ctx.save()
-    on_failure.append(note_dirs)
 
-    def finish(ctx: Context) -> None:
-        note_dirs(ctx)
+    def finish(self, ctx: Context) -> None:
+        self.note_dirs(ctx)
         ctx.record["status"] = "complete"
-        ctx.record["installed_version"] = ver
-        ctx.record["venv"].setdefault("path", str(venv))
+        ctx.record["installed_version"] = self.ver
+        ctx.record["venv"].setdefault("path", str(self.venv))
         ctx.save()
 
-    # the record is only rewritten by a step that changed something (or a first finish)
-    def all_recorded() -> bool:
-        return record.get("status") == "complete" and record.get("installed_version") == ver
 
-    disk = disk_needed_mb(torch, options.engine, bool(model_src or download) and options.model_mode == "copy")
-    summary = [
-        f"Drip Matting {ver} installer",
-        f"  environment: {venv} (Python {options.python})",
-        f"  engine:      {options.engine}; torch: {torch.build} - {torch.reason}",
-        f"  software:    {source}",
-        f"  model:       {model_path or 'none (the classical engine works without one)'}",
-        "  GIMP:        " + ("\n               ".join(p.label() for p in targets)),
-        f"  disk space:  about {disk / 1000:.1f} GB",
-        f"  server log:  {protocol.default_log_file()}",
-    ]
-    plan = Plan("install", steps, summary, record, on_failure, finish)
-    plan.targets = targets  # type: ignore[attr-defined]
-    plan.model_path = model_path  # type: ignore[attr-defined]
-    plan.torch = torch  # type: ignore[attr-defined]
-    plan.venv = venv  # type: ignore[attr-defined]
-    plan.disk_mb = disk  # type: ignore[attr-defined]
-    plan.all_recorded = all_recorded  # type: ignore[attr-defined]
-    return plan
+def build_install(options: Options) -> Plan:
+    return Install(options).plan()
 
 
 def _missing_ancestors(paths: list[Path]) -> list[Path]:
@@ -465,76 +566,37 @@ def _download_source(options: Options) -> dict:
             "file": s.get("file") or Path(s["url"].split("?")[0]).name}
 
 
-def _model_steps(options: Options, model_src: Path | None, download: dict | None, model_path: str,
-                 record: dict) -> list[Step]:
-    steps = []
-    if download is not None:
-        archive = downloads_dir() / download["file"]
-
-        def dl_done() -> bool:
-            return _model_unchanged(model_path, record)
-
-        def dl_apply(ctx: Context) -> None:
-            model_import.download(download["url"], archive, sha256=download.get("sha256"), log=ctx.log,
-                                  progress=ctx.reporter.fraction)
-            unpack = Path(model_import.tempfile.mkdtemp(prefix=".unpack-", dir=downloads_dir()))
-            try:
-                folder = model_import.unpack_model(archive, unpack)
-                dest = model_import.copy_model(folder, models_dir(), log=ctx.log, name=download["name"])
-            finally:
-                shutil.rmtree(unpack, ignore_errors=True)
-            archive.unlink(missing_ok=True)
-            ctx.record["model"] = {"path": str(dest), "mode": "download", "source": download["url"],
-                                   "snapshot": model_import.snapshot(dest)}
-            ctx.save()
-        steps.append(Step(f"download the DRIP model from {download['url']}", dl_done, dl_apply))
-        return steps
-
-    assert model_src is not None
-    if options.model_mode == "link":
-        def link_done() -> bool:
-            rec = record["model"]
-            return rec.get("path") == str(model_src) and rec.get("mode") == "link" and \
-                rec.get("snapshot") == model_import.snapshot(model_src)
-
-        def link_apply(ctx: Context) -> None:
-            model_import.verify_in_place(model_src)
-            ctx.log(f"  verified {model_src}; the server uses it where it is")
-            ctx.record["model"] = {"path": str(model_src), "mode": "link", "source": str(model_src),
-                                   "snapshot": model_import.snapshot(model_src)}
-            ctx.save()
-        steps.append(Step(f"verify the DRIP model {model_src} (used in place)", link_done, link_apply))
-    else:
-        def copy_done() -> bool:
-            return _model_unchanged(model_path, record) and model_import.same_model(
-                model_src, model_path, record["model"].get("snapshot"))
-
-        def copy_apply(ctx: Context) -> None:
-            dest = model_import.copy_model(model_src, models_dir(), log=ctx.log, progress=ctx.reporter.fraction)
-            ctx.record["model"] = {"path": str(dest), "mode": "copy", "source": str(model_src),
-                                   "snapshot": model_import.snapshot(dest)}
-            ctx.save()
-        steps.append(Step(f"copy and verify the DRIP model {model_src}", copy_done, copy_apply))
-    return steps
-
-
-def _model_unchanged(model_path: str, record: dict) -> bool:
-    rec = record["model"]
-    return rec.get("path") == model_path and Path(model_path).is_dir() and \
-        rec.get("snapshot") == model_import.snapshot(model_path)
-
-
 # --- uninstall ----------------------------------------------------------------------------------
+
+def _absent(path: Path, ours: Callable[[Path], bool] | None = None) -> bool:
+    """Nothing (of ours) left at ``path``."""
+    return not (path.exists() and (ours is None or ours(path)))
+
+
+def _remove(path: Path, ctx: Context) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    ctx.log(f"  removed {path}")
+
+
+def _removal(name: str, path: Path, ours: Callable[[Path], bool] | None = None) -> Step:
+    return Step(name, partial(_absent, path, ours), partial(_remove, path))
+
+
+def _our_plugin(folder: Path) -> bool:
+    return folder.is_dir() and plugin_files.is_our_plugin(folder)
+
 
 def build_uninstall(options: Options) -> Plan:
     record = manifest_mod.load()
-    steps: list[Step] = []
     data = Path(drip_config.data_dir())
+    venv = Path(options.venv).expanduser().absolute() if options.venv else \
+        Path(record["venv"].get("path") or default_venv())
 
     # plug-in folders: the recorded ones, plus ours in every profile we can see
-    folders: dict[str, Path] = {}
-    for entry in record["plugins"].values():
-        folders[str(entry["folder"])] = Path(entry["folder"])
+    folders = {str(e["folder"]): Path(e["folder"]) for e in record["plugins"].values()}
     try:
         seen = [profiles.named_profile(p) for p in options.gimp_profiles] if options.gimp_profiles else []
     except profiles.ProfileError as exc:
@@ -543,71 +605,35 @@ def build_uninstall(options: Options) -> Plan:
         f = prof.plugins_dir / plugin_files.PLUGIN_NAME
         folders[str(f)] = f
 
-    venv_rec = record["venv"]
-    venv = Path(options.venv).expanduser().absolute() if options.venv else Path(venv_rec.get("path") or default_venv())
+    steps = [Step("stop the running Drip server", lambda: server_stop.running_server() is None,
+                  lambda ctx: server_stop.stop_server(log=ctx.log))]
+    steps += [_removal(f"remove the plug-in {f}", f, _our_plugin) for _, f in sorted(folders.items())]
 
-    def server_done() -> bool:
-        return server_stop.running_server() is None
+    # environments: earlier ones (--venv moved away), a leftover in the installer's own place
+    # (e.g. the window's PyQt6 bootstrap, or a failed first run), and the current one
+    earlier = [Path(p) for p in record.get("stale_venvs", [])]
+    if default_venv() not in earlier and default_venv().exists() and venv_is_ours(default_venv()):
+        earlier.append(default_venv())
+    steps += [_removal(f"remove the earlier Python environment {p}", p, venv_is_ours) for p in earlier if p != venv]
+    steps.append(_removal(f"remove the Python environment {venv}", venv, venv_is_ours))
+    kept = []
+    if venv.exists() and not venv_is_ours(venv):
+        kept.append(f"the environment {venv} was not made by this installer and is kept")
 
-    steps.append(Step("stop the running Drip server", server_done,
-                      lambda ctx: server_stop.stop_server(log=ctx.log)))
-
-    for key, f in sorted(folders.items()):
-        def gone(f=f) -> bool:
-            return not (f.is_dir() and plugin_files.is_our_plugin(f))
-
-        def rm(ctx: Context, f=f) -> None:
-            shutil.rmtree(f)
-            ctx.log(f"  removed {f}")
-        steps.append(Step(f"remove the plug-in {f}", gone, rm))
-
-    for stale in record.get("stale_venvs", []):
-        sv = Path(stale)
-        if sv == venv:
-            continue
-
-        def stale_gone(sv=sv) -> bool:
-            return not (sv.exists() and venv_mod.ours(sv))
-
-        def stale_rm(ctx: Context, sv=sv) -> None:
-            shutil.rmtree(sv)
-            ctx.log(f"  removed {sv}")
-        steps.append(Step(f"remove the earlier Python environment {sv}", stale_gone, stale_rm))
-
-    def venv_gone() -> bool:
-        return not (venv.exists() and venv_mod.ours(venv))
-
-    def venv_rm(ctx: Context) -> None:
-        shutil.rmtree(venv)
-        ctx.log(f"  removed {venv}")
-    steps.append(Step(f"remove the Python environment {venv}", venv_gone, venv_rm))
-
-    def cfg_done() -> bool:
+    def config_unchanged() -> bool:
         rec = record.get("user_config") or {}
         return not rec or user_config.read().get(user_config.KEY) != rec.get("set")
 
-    steps.append(Step(f"remove the DRIP model setting from {user_config.path()}", cfg_done,
+    steps.append(Step(f"remove the DRIP model setting from {user_config.path()}", config_unchanged,
                       lambda ctx: user_config.undo(record.get("user_config") or {}, ctx.log)))
 
     state = Path(protocol.state_dir())
-    purge_paths = [state] if state != data else []
-    purge_paths += [models_dir(), downloads_dir()] if options.purge else []
-    for name in ("server.json", "server.log"):
-        f = Path(protocol.state_dir()) / name
-        if state == data:  # Windows/macOS: state lives in the data folder
-            purge_paths.append(f)
-    for p in purge_paths:
-        def p_gone(p=p) -> bool:
-            return not p.exists()
-
-        def p_rm(ctx: Context, p=p) -> None:
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            ctx.log(f"  removed {p}")
-        why = " (--purge)" if p in (models_dir(), downloads_dir()) else ""
-        steps.append(Step(f"remove {p}{why}", p_gone, p_rm))
+    if state != data:
+        steps.append(_removal(f"remove {state}", state))
+    else:  # Windows/macOS: the server's state lives in the data folder
+        steps += [_removal(f"remove {state / name}", state / name) for name in ("server.json", "server.log")]
+    if options.purge:
+        steps += [_removal(f"remove {p} (--purge)", p) for p in (models_dir(), downloads_dir())]
 
     def finish(ctx: Context) -> None:
         manifest_mod.remove()
@@ -618,10 +644,7 @@ def build_uninstall(options: Options) -> Plan:
             except OSError:
                 pass
 
-    kept = []
     if not options.purge and models_dir().is_dir():
         kept.append(f"models are kept in {models_dir()} (add --purge to remove them)")
     summary = ["Drip Matting uninstaller"] + [f"  {k}" for k in kept]
-    plan = Plan("uninstall", steps, summary, record, [], finish)
-    plan.kept = kept  # type: ignore[attr-defined]
-    return plan
+    return Plan("uninstall", steps, summary, record, finish=finish, venv=venv, kept=kept)

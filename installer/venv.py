@@ -8,12 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 MARKER = ".drip-matting-venv"   # written into venvs this installer created
 MIN_PYTHON = (3, 11)
+# What ``python -m venv`` and pip put at the top of an environment (POSIX and Windows layouts;
+# share/ and etc/ hold packages' data files); anything else there was put by someone else.
+VENV_ENTRIES = frozenset({"pyvenv.cfg", "bin", "lib", "lib64", "include", "share", "etc", "man",
+                          "Scripts", "Lib", "Include", ".gitignore", MARKER})
 
 
 class VenvError(Exception):
@@ -34,6 +39,24 @@ def is_venv(venv: str | os.PathLike) -> bool:
 
 def ours(venv: str | os.PathLike) -> bool:
     return (Path(venv) / MARKER).is_file()
+
+
+def plain_venv(venv: str | os.PathLike) -> bool:
+    """A real folder (not a link), owned by this user, holding a venv's pyvenv.cfg and nothing
+    but the usual layout. Used to recognise the installer's own environment without its marker."""
+    venv = Path(venv)
+    try:
+        if venv.is_symlink() or not venv.is_dir():
+            return False
+        if hasattr(os, "getuid") and venv.stat().st_uid != os.getuid():
+            return False
+        cfg = venv / "pyvenv.cfg"
+        if cfg.is_symlink() or not cfg.is_file():
+            return False
+        keys = {line.partition("=")[0].strip().lower() for line in cfg.read_text(encoding="utf-8").splitlines()}
+        return "home" in keys and all(p.name in VENV_ENTRIES for p in venv.iterdir())
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def python_version(python: str | os.PathLike) -> tuple[int, int, int]:
@@ -77,15 +100,29 @@ def run_streamed(cmd: list[str], log, *, cwd=None, env=None) -> int:
 
 def create_venv(venv: str | os.PathLike, python: str | os.PathLike, log, *,
                 system_site_packages: bool = False) -> None:
+    """Make a venv with pip at ``venv`` (a new or empty folder). If that fails (on Debian/Ubuntu
+    without python3-venv, ``venv`` stops after making a pip-less environment) the folder is
+    removed again, so no later run mistakes the remains for a usable environment."""
     venv = Path(venv)
+    if venv.exists() and (not venv.is_dir() or any(venv.iterdir())):
+        raise VenvError(f"{venv} is not empty: cannot create a virtual environment there")
     cmd = [str(python), "-I", "-m", "venv"]
     if system_site_packages:
         cmd.append("--system-site-packages")
     cmd.append(str(venv))
-    if run_streamed(cmd, log) != 0:
-        raise VenvError(f"creating the virtual environment {venv} failed (see the log above). On Debian/Ubuntu "
-                        "install the python3-venv package first.")
-    (venv / MARKER).write_text("created by the Drip Matting installer\n", encoding="utf-8")
+    try:
+        # the marker goes in first: remains of a creation killed half way are still recognisably ours
+        venv.mkdir(parents=True, exist_ok=True)
+        (venv / MARKER).write_text("created by the Drip Matting installer\n", encoding="utf-8")
+        rc = run_streamed(cmd, log)
+    except BaseException:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise
+    if rc != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise VenvError(f"creating the virtual environment {venv} failed (see the log above); nothing was left "
+                        "there. On Debian/Ubuntu install the python3-venv package first "
+                        "(sudo apt install python3-venv), then run the installer again.")
 
 
 def pip_version(venv) -> tuple[int, ...]:
@@ -109,6 +146,10 @@ def pip_install(venv, args: list[str], log, *, extra_args: list[str] | None = No
     cmd = [str(venv_python(venv)), "-I", "-m", "pip", "install", *robust_pip_flags(venv),
            *(extra_args or []), *args]
     if run_streamed(cmd, log) != 0:
+        if not can_import(venv, "pip"):  # not the network: this environment cannot run pip at all
+            raise VenvError(f"the environment {venv} has no pip (not a network problem). On Debian/Ubuntu "
+                            "install the python3-venv package, then run the installer again: an environment "
+                            "it made is rebuilt then.")
         raise VenvError("pip install failed (see the log above). If a download failed, run the installer "
                         "again: finished downloads are kept and pip resumes where it can.")
 

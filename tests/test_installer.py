@@ -399,3 +399,110 @@ def test_gui_without_pyqt6_bootstraps_then_says_what_to_do(home):
     assert (venv / ".drip-matting-venv").is_file()
     r = run(home, "--uninstall", "--yes")
     assert r.returncode == 0 and not venv.exists()
+
+
+# --- recovery from a broken environment (issue 12) ------------------------------------------------
+
+DATA = ".local/share/drip-matting"
+
+
+def pipless_venv(path: Path) -> Path:
+    """What Debian's python3 without python3-venv leaves: a venv with no pip (and no marker)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    assert not (path / "bin/pip").exists()
+    return path
+
+
+def test_pipless_venv_of_a_failed_run_is_rebuilt_upgraded_and_uninstalled(home, wheel):
+    before = testing.snapshot(home)
+    venv = pipless_venv(home / DATA / "venv")
+    # --uninstall removes it although the installer's marker is missing
+    r = run(home, "--uninstall", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not venv.exists() and not (home / DATA).exists()
+
+    # the next install rebuilds it instead of failing with "No module named pip"
+    pipless_venv(venv)
+    r = run(home, *offline(wheel), "--dry-run")
+    assert "[do  ] Python environment" in r.stdout and "(rebuilt: it has no pip)" in r.stdout, r.stdout
+    r = run(home, *offline(wheel))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removing the broken environment" in r.stdout
+    assert (venv / ".drip-matting-venv").is_file()
+    assert subprocess.run([str(venv / "bin/python"), "-I", "-c", "import pip, drip_core"]).returncode == 0
+    for prof in PROFILES:
+        check_plugin(home / prof / "plug-ins" / "drip_matting", venv / "bin/python")
+
+    # a healthy environment of ours that lost its marker: --upgrade still rebuilds it ...
+    (venv / ".drip-matting-venv").unlink()
+    probe = next((venv / "lib").iterdir()) / "upgrade-probe"
+    probe.write_text("x")
+    r = run(home, *offline(wheel, "--upgrade"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removing the old environment" in r.stdout and not probe.exists()
+    assert (venv / ".drip-matting-venv").is_file()
+    # ... and --uninstall removes it
+    (venv / ".drip-matting-venv").unlink()
+    r = run(home, "--uninstall", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert testing.snapshot(home, skip=(".local",)) == before and not (home / DATA).exists()
+
+
+def test_failed_venv_creation_leaves_nothing_behind(home, tmp_path, wheel):
+    """Debian without python3-venv: ``python3 -m venv`` makes a pip-less venv, then exits 1."""
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/bin/sh
+if [ "$1 $2 $3" = "-I -m venv" ]; then
+    shift 3
+    {sys.executable} -I -m venv --without-pip "$@"
+    echo "The virtual environment was not created successfully because ensurepip is not available."
+    exit 1
+fi
+exec {sys.executable} "$@"
+""")
+    fake.chmod(0o755)
+    before = testing.snapshot(home)
+    r = run(home, *offline(wheel, "--python", str(fake)))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "ensurepip is not available" in r.stdout
+    assert "python3-venv" in r.stderr and "nothing was left there" in r.stderr
+    assert f"install.py --yes --torch skip" in r.stderr  # how to run it again
+    assert not (home / DATA / "venv").exists()
+    for prof in PROFILES:
+        assert not (home / prof / "plug-ins").exists()
+    r = run(home, *offline(wheel), "--dry-run")
+    assert "[do  ] Python environment" in r.stdout
+    r = run(home, "--uninstall", "--yes")
+    assert r.returncode == 0 and testing.snapshot(home) == before
+
+
+def test_environments_the_installer_did_not_make_are_left_alone(home, tmp_path, wheel):
+    # the user's own pip-less venv, named with --venv: refused clearly, never removed
+    mine = pipless_venv(tmp_path / "my-venv")
+    mine_before = testing.snapshot(mine)
+    r = run(home, *offline(wheel, "--venv", str(mine)))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "has no pip" in r.stderr and "left alone" in r.stderr
+    r = run(home, "--uninstall", "--yes", "--venv", str(mine))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "was not made by this installer and is kept" in r.stdout
+    assert testing.snapshot(mine) == mine_before
+
+    # a venv in the installer's place that holds something else: not recognisably ours
+    venv = pipless_venv(home / DATA / "venv")
+    (venv / "notes.txt").write_text("mine")
+    state = testing.snapshot(venv)
+    r = run(home, *offline(wheel))
+    assert r.returncode == 1 and "left alone" in r.stderr, r.stdout + r.stderr
+    assert run(home, "--uninstall", "--yes").returncode == 0
+    assert testing.snapshot(venv) == state
+
+    # the installer's place as a link to a venv elsewhere: the link target is never removed
+    (venv / "notes.txt").unlink()
+    moved = tmp_path / "elsewhere"
+    venv.rename(moved)
+    venv.symlink_to(moved, target_is_directory=True)
+    state = testing.snapshot(moved)
+    assert run(home, "--uninstall", "--yes").returncode == 0
+    assert testing.snapshot(moved) == state and venv.is_symlink()

@@ -219,3 +219,115 @@ def test_installer_imports_only_the_standard_library():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=str(REPO))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
     assert json.loads((REPO / "installer/model_sources.json").read_text())["models"] == []
+
+
+# --- the plan, the shared module, hints ---------------------------------------------------------
+
+def test_gui_and_cli_do_not_import_each_other():
+    import ast
+
+    def imported(name: str) -> set[str]:
+        tree = ast.parse((REPO / "installer" / f"{name}.py").read_text(encoding="utf-8"))
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                out |= {node.module or ""} | {f"{node.module or ''}.{a.name}".lstrip(".") for a in node.names}
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+        return {m.rsplit(".", 1)[-1] if m.startswith("installer.") else m for m in out}
+    assert "cli" not in imported("gui") and not {"cli", "gui"} & imported("common")
+    assert "gui" in imported("cli")  # only cli opens the window
+
+
+@pytest.fixture
+def fake_home(tmp_path, monkeypatch):
+    home = testing.fake_home(tmp_path / "home")
+    for k in testing.ENV_VARS:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def test_install_plan_is_a_list_of_named_steps(fake_home, tmp_path):
+    from installer import plan
+    wheel = tmp_path / "drip_matting-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not read: nothing runs")
+    p = plan.build_install(plan.Options(torch="skip", engine="classical", source=str(wheel), gpus=[]))
+    assert all(isinstance(s, plan.Step) and s.name and callable(s.done) and callable(s.run) for s in p.steps)
+    names = [s.name for s in p.steps]
+    assert names[1] == f"Python environment {fake_home / '.local/share/drip-matting/venv'}"
+    assert [n.split(" into ")[0] for n in names[-3:]] == ["plug-in"] * 3
+    assert p.venv == plan.default_venv() and len(p.targets) == 3 and p.model_path is None
+    assert p.torch.build == "skip" and p.disk_mb > 0 and p.version == plan.version() and not p.all_recorded()
+    text = p.describe()
+    assert all(f"] {n}" in text for n in names) and "[ok  ] torch (skip)" in text
+    assert not (fake_home / ".local").exists()  # building and describing a plan changes nothing
+
+
+def make_plain_venv(folder: Path) -> Path:
+    (folder / "bin").mkdir(parents=True)
+    (folder / "lib").mkdir()
+    (folder / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    return folder
+
+
+def test_which_environments_count_as_the_installers(fake_home, tmp_path):
+    from installer import plan, venv as venv_mod
+    default = plan.default_venv()
+    assert not plan.venv_is_ours(default)                    # nothing there
+    make_plain_venv(default)
+    assert plan.venv_is_ours(default)                        # plain venv in the installer's place
+    (default / "README").write_text("mine")
+    assert not plan.venv_is_ours(default)                    # something foreign in it
+    (default / "README").unlink()
+    (default / "pyvenv.cfg").write_text("not a venv config\n")
+    assert not plan.venv_is_ours(default)
+    elsewhere = make_plain_venv(tmp_path / "elsewhere")
+    assert not plan.venv_is_ours(elsewhere)                  # not in the installer's place
+    (elsewhere / venv_mod.MARKER).write_text("x")
+    assert plan.venv_is_ours(elsewhere)                      # its marker: made by the installer
+    import shutil
+    shutil.rmtree(default)
+    default.symlink_to(make_plain_venv(tmp_path / "linked"), target_is_directory=True)
+    assert not plan.venv_is_ours(default)                    # a link to somewhere else
+
+
+def test_create_venv_failure_removes_what_it_made(tmp_path):
+    from installer import venv as venv_mod
+    target = tmp_path / "venv"
+    broken = tmp_path / "python3"  # makes part of a venv, then fails, as venv does without ensurepip
+    broken.write_text('#!/bin/sh\nmkdir -p "$4/bin"; echo "home = /usr/bin" > "$4/pyvenv.cfg"; exit 1\n')
+    broken.chmod(0o755)
+    with pytest.raises(venv_mod.VenvError, match="python3-venv"):
+        venv_mod.create_venv(target, broken, lambda *_: None)
+    assert not target.exists()
+    with pytest.raises(venv_mod.VenvError, match="cannot run"):
+        venv_mod.create_venv(target, tmp_path / "no-python", lambda *_: None)
+    assert not target.exists()
+    (target / "x").mkdir(parents=True)
+    with pytest.raises(venv_mod.VenvError, match="not empty"):
+        venv_mod.create_venv(target, sys.executable, lambda *_: None)
+    assert (target / "x").is_dir()  # a folder with something in it is never used, nor removed
+
+
+def test_hints_name_the_interpreter_the_user_ran(monkeypatch):
+    from installer import common
+    monkeypatch.delenv(common.COMMAND_ENV, raising=False)
+    on_path = {"python3": "/usr/bin/python3", "py": "C:\\Windows\\py.exe"}
+    which = on_path.get
+    cmd = common.installer_command
+    assert cmd("--uninstall", argv0="installer/install.py", executable="/usr/bin/python3", platform="linux",
+               which=which) == "python3 installer/install.py --uninstall"
+    assert cmd("--uninstall", argv0="install.py", executable="/usr/bin/python3", platform="darwin",
+               which=which) == "python3 install.py --uninstall"  # the bundle's launcher
+    assert cmd("--uninstall", argv0="installer/install.py", executable="/opt/my py/bin/python3.12",
+               platform="linux", which=which) == "'/opt/my py/bin/python3.12' installer/install.py --uninstall"
+    assert cmd(argv0="installer\\install.py", executable="C:\\Python312\\python.exe", platform="win32",
+               which=which) == "py installer\\install.py"
+    assert cmd("--venv", "/a b", argv0="install.py", executable="/usr/bin/python3", platform="linux",
+               which=which) == "python3 install.py --venv '/a b'"
+    assert common.interpreter_command("/usr/local/bin/python3", "linux", which) == "/usr/local/bin/python3"
+    # the PyQt6 bootstrap re-runs the installer with the venv's Python, but hints keep the user's command
+    monkeypatch.setenv(common.COMMAND_ENV, "python3 installer/install.py")
+    assert cmd("--uninstall", executable="/home/a/.local/share/drip-matting/venv/bin/python") == \
+        "python3 installer/install.py --uninstall"
