@@ -2,7 +2,7 @@
 
 The discovery file names host, port, token and pid. The polite way is the protocol's
 'shutdown' request; if that is impossible, the pid gets SIGTERM (TerminateProcess on
-Windows). Standard library only (drip_core/protocol.py is).
+Windows). Standard library only (so is the drip_protocol package).
 """
 from __future__ import annotations
 
