@@ -47,7 +47,7 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
         raise EngineError("bad_image", f"pixels must be uint8, uint16 or float32, not {pixels.dtype}")
     out = pixels.astype(np.float32)
     if scale != 1.0:
-        out *= np.float32(1.0 / scale)
+        out /= np.float32(scale)  # a division: exactly v / 255 or v / 65535, correctly rounded
     else:
         np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
         np.clip(out, 0.0, 1.0, out=out)  # HDR and negative values: the engines see [0, 1]

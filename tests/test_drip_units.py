@@ -255,7 +255,7 @@ def test_bucketed_size_rule():
     assert bucketed_size(700, 64, 96, 1024) == 768           # lcm(64, 96) = 192
 
 
-def test_bucketing_keeps_size_and_known_regions_and_is_exact_on_bucket_sizes():
+def test_bucketing_keeps_size_and_is_exact_on_bucket_sizes():
     from drip_core.drip.testing import tiny_pipeline
 
     plain = tiny_pipeline(max_side=256)
@@ -267,9 +267,7 @@ def test_bucketing_keeps_size_and_known_regions_and_is_exact_on_bucket_sizes():
     assert plain.working_size(90, 150) == (128, 192) and bucketed.working_size(90, 150) == (128, 256)
     out = _run(bucketed, img, tri)
     assert out.alpha.shape == (90, 150) and out.foreground.shape == (90, 150, 3)
-    assert np.all(out.alpha[tri == 0] == 0) and np.all(out.alpha[tri == 255] == 1)
-    assert np.array_equal(out.foreground[tri == 255], img[tri == 255])
-    assert np.isfinite(out.alpha).all()
+    assert np.isfinite(out.alpha).all()  # known pixels are JobRegion's job, not the pipeline's
 
 
 def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
@@ -299,7 +297,6 @@ def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
     pipe.set_vae_tiling(False)
     assert not pipe.vae.use_tiling
     assert out.alpha.shape == (128, 128) and np.isfinite(out.alpha).all()
-    assert np.all(out.alpha[tri == 0] == 0) and np.all(out.alpha[tri == 255] == 1)
     with pytest.raises(ValueError):
         pipe.set_vae_tiling(True, 100)
 

@@ -23,11 +23,12 @@ import pytest
 from PIL import Image
 
 from drip_core import cli
+from drip_core.engines import get_engine
 import drip_protocol as P
 from drip_core.client import connect
 from conftest import REPO, ServerProcess
 
-from bench import stress  # noqa: E402
+from bench import fuzzing, stress  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +347,9 @@ def test_server_16bit_layers_and_16bit_results(shared_server):
     np.testing.assert_array_equal(fg16[known], deep[known])           # bit-exact, not 8-bit x 257
     assert (alpha16[known] == 65535).all() and (alpha16[trimap == 0] == 0).all()
     assert np.unique(alpha16[trimap == 128]).size > 256
-    assert np.abs(alpha16 / 257.0 - alpha8).max() <= 1.0
+    assert np.abs(alpha16 / 257.0 - alpha8).max() <= 4.0  # the 8-bit rounding moves alpha a little
+    local = get_engine("classical").matte(deep, trimap, dtype=np.uint16)  # same pixels in-process
+    assert np.abs(local.alpha.astype(int) - alpha16).max() <= 1
     # float32 layers: the same, in floats
     assert fgf.dtype == np.float32 and alphaf.dtype == np.float32
     np.testing.assert_array_equal(fgf[known], deep[known].astype(np.float32) / 65535)
@@ -410,7 +413,7 @@ def test_server_bad_images_and_trimaps(shared_server, name, width, height, sourc
 
 def test_client_refuses_layers_it_cannot_send(shared_server):
     with connect(str(shared_server.discovery), spawn=False) as c:
-        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2), np.uint8),
+        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float64), np.zeros((10, 10, 2), np.uint8),
                     np.zeros((0, 0, 3), np.uint8)):
             with pytest.raises(P.ProtocolError) as err:
                 c.matte(bad, np.zeros(bad.shape[:2], np.uint8))
@@ -427,8 +430,9 @@ def test_client_refuses_layers_it_cannot_send(shared_server):
 
 def test_token_is_compared_with_hmac_compare_digest(monkeypatch):
     seen = []
-    real = P.hmac.compare_digest
-    monkeypatch.setattr(P.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
+    from drip_protocol import framing
+    real = framing.hmac.compare_digest
+    monkeypatch.setattr(framing.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
     assert P.check_token("sekrit", "sekrit") and not P.check_token("sekrit", "sekriT")
     assert not P.check_token("sekrit", "sekrit\x00") and not P.check_token("sekrit", "")
     assert all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in seen) and len(seen) == 4
@@ -509,8 +513,8 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
 
     def job_stream(im, tri, job_id):
         th, tw = tri.shape
-        return (stress.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
-                + stress.raw_frame({"type": "job", "id": job_id, "width": tw, "height": th, "image_format": "rgb8",
+        return (fuzzing.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
+                + fuzzing.raw_frame({"type": "job", "id": job_id, "width": tw, "height": th, "image_format": "rgb8",
                                     "engine": "classical"}, im.tobytes() + tri.tobytes()))
 
     async def main():
