@@ -111,8 +111,9 @@ class JobRegion:
             fg = self.image.copy()
         else:  # e.g. a 16-bit job asking for 8 bits: the known colours are converted too
             fg = from_float(to_float(self.image), dtype)
-        out_alpha = np.zeros(self.trimap.shape, dtype)
-        out_alpha[self.trimap == FOREGROUND] = full
+        out_alpha = self.trimap.astype(dtype)  # 255 -> 1, grey and black -> 0, without a mask temporary:
+        np.floor_divide(out_alpha, FOREGROUND, out=out_alpha)
+        out_alpha *= dtype.type(full)
         unknown = self.trimap[self.box] == UNKNOWN
         fg[self.box][unknown] = from_float(foreground[unknown], dtype)
         out_alpha[self.box][unknown] = from_float(alpha[unknown], dtype)

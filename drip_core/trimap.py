@@ -73,7 +73,7 @@ def _band_trimap(inside: np.ndarray, radius: int) -> np.ndarray:
     skipped: that is every tile away from the edge, so the cost follows the edge's length.
     """
     h, w = inside.shape
-    trimap = np.where(inside, FOREGROUND, BACKGROUND).astype(np.uint8)
+    trimap = np.where(inside, np.uint8(FOREGROUND), np.uint8(BACKGROUND))  # uint8 throughout
     pad = radius + 1
     for y0 in range(0, h, BAND_TILE):
         for x0 in range(0, w, BAND_TILE):
