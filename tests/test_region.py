@@ -151,5 +151,5 @@ def test_outside_the_engine_a_job_copies_the_layer_once():
     paste_extra = peak - before_paste - result
     # temporaries follow the crop (one boolean mask) and the unknown pixels (their float values)
     bound = rh * rw + 64 * int((trimap == 128).sum())
-    assert paste_extra <= bound < 0.25 * layer_bytes, f"paste made {paste_extra / 1e6:.1f} MB of temporaries"
+    assert paste_extra <= bound < 0.3 * layer_bytes, f"paste made {paste_extra / 1e6:.1f} MB of temporaries"
     assert kept - before_paste <= result * 1.01
