@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .engines.base import EngineError
+from drip_protocol import DEFAULT_BAND_RADIUS
+
+from .errors import EngineError
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
@@ -113,7 +115,7 @@ def from_painted(channel, shape=None) -> np.ndarray:
     return trimap
 
 
-def build(source: str, mask, band_radius: int = 10, shape=None) -> np.ndarray:
+def build(source: str, mask, band_radius: int = DEFAULT_BAND_RADIUS, shape=None) -> np.ndarray:
     """Dispatch on the protocol's ``trimap_source`` names."""
     if source == "selection_band":
         return from_selection(mask, band_radius, shape)

@@ -22,6 +22,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
+import drip_protocol as protocol  # noqa: E402
 import plugin_logic as logic  # noqa: E402
 from drip_protocol import ProtocolError  # noqa: E402
 
@@ -402,7 +403,8 @@ class DripMatting(Gimp.PlugIn):
                                        ("trimap-channel", "\"Drip trimap\" channel (painted)")]),
                               "selection-band", RW)
         p.add_int_argument("band-radius", "_Band radius (px)",
-                           "Half-width of the unsure band around the selection edge", 1, 512, 12, RW)
+                           "Half-width of the unsure band around the selection edge", 1, 512,
+                           protocol.DEFAULT_BAND_RADIUS, RW)
         p.add_choice_argument("engine", "_Engine", "Matting engine",
                               _choice([("auto", "Auto (DRIP if installed, else classical)"),
                                        ("drip", "DRIP (AI model)"), ("classical", "Classical (closed-form)")]),
