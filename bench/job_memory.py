@@ -7,8 +7,10 @@ For each tree a fresh `drip-server` process (PYTHONPATH = that tree) serves one 
 client process of the same tree: a synthetic W x H photo (a textured object on a textured
 background, 8-bit) and its selection mask with trimap source 'selection_band'. Reported: the
 server's peak RSS (VmHWM, so the whole job: receive, trimap, engine, result), its RSS when
-idle before the job, and the client's wall time. The baseline is checked out with
-`git worktree` into a temporary folder and removed afterwards.
+idle before the job, and the client's wall time; then, in a second server run under
+tracemalloc, the peak of the memory Python allocated, as a multiple of the layer's bytes
+("copies of the layer" at the worst moment). The baseline is checked out with `git worktree`
+into a temporary folder and removed afterwards.
 """
 from __future__ import annotations
 
@@ -42,6 +44,17 @@ with connect(disc, spawn=False) as c:
 """
 
 
+# Loaded by the server when DRIP_BENCH_TRACE names a file: tracemalloc from the start, its
+# peak written at exit (the server exits cleanly on SIGTERM).
+SITECUSTOMIZE = r"""
+import atexit, os, tracemalloc
+_path = os.environ.get("DRIP_BENCH_TRACE")
+if _path:
+    tracemalloc.start()
+    atexit.register(lambda: open(_path, "w").write(str(tracemalloc.get_traced_memory()[1])))
+"""
+
+
 def rss_kb(pid: int, field: str) -> int:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
@@ -49,13 +62,17 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_tree(tree: Path, w: int, h: int, band: int) -> dict:
+def run_tree(tree: Path, w: int, h: int, band: int, trace: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory(prefix="drip-mem-") as tmp:
         disc = os.path.join(tmp, "server.json")
+        server_env = dict(env)
+        if trace:
+            Path(tmp, "sitecustomize.py").write_text(SITECUSTOMIZE)
+            server_env.update(PYTHONPATH=f"{tree}{os.pathsep}{tmp}", DRIP_BENCH_TRACE=os.path.join(tmp, "peak"))
         server = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--discovery-file", disc,
                                    "--engine", "classical", "--max-pixels", str(w * h + 1)],
-                                  cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=tree, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(600):
                 if os.path.exists(disc):
@@ -69,10 +86,12 @@ def run_tree(tree: Path, w: int, h: int, band: int) -> dict:
                 raise RuntimeError(out.stderr[-2000:])
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result.update(server_peak_mb=rss_kb(server.pid, "VmHWM") / 1024, server_idle_mb=idle / 1024)
-            return result
         finally:
             server.terminate()
-            server.wait(30)
+            server.wait(60)
+        if trace:
+            result["traced_peak_mb"] = int(Path(tmp, "peak").read_text()) / 2**20
+        return result
 
 
 def main() -> int:
@@ -90,13 +109,17 @@ def main() -> int:
     subprocess.run(["git", "worktree", "add", "--detach", str(base / "tree"), args.baseline_rev], cwd=REPO,
                    check=True, capture_output=True)
     try:
-        rows = {f"baseline {args.baseline_rev}": run_tree(base / "tree", w, h, args.band),
-                "this tree": run_tree(REPO, w, h, args.band)}
+        trees = {f"baseline {args.baseline_rev}": base / "tree", "this tree": REPO}
+        rows = {name: run_tree(tree, w, h, args.band) for name, tree in trees.items()}
+        for name, tree in trees.items():
+            rows[name]["traced_peak_mb"] = run_tree(tree, w, h, args.band, trace=True)["traced_peak_mb"]
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base / "tree")], cwd=REPO, capture_output=True)
-    print(f"{'':24} {'server peak RSS':>16} {'idle RSS':>9} {'job time':>9}")
+    layer_mb = w * h * 3 / 2**20
+    print(f"{'':24} {'server peak RSS':>16} {'idle RSS':>9} {'job time':>9} {'traced peak':>12} {'= x layer':>9}")
     for name, r in rows.items():
-        print(f"{name:24} {r['server_peak_mb']:13.0f} MB {r['server_idle_mb']:6.0f} MB {r['seconds']:7.1f} s")
+        print(f"{name:24} {r['server_peak_mb']:13.0f} MB {r['server_idle_mb']:6.0f} MB {r['seconds']:7.1f} s "
+              f"{r['traced_peak_mb']:9.0f} MB {r['traced_peak_mb'] / layer_mb:8.1f}x")
     (old, new) = rows.values()
     print(f"peak RSS ratio this/baseline: {new['server_peak_mb'] / old['server_peak_mb']:.2f}; "
           f"alpha means {old['alpha_mean']:.4f} / {new['alpha_mean']:.4f}")
