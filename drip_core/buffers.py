@@ -41,4 +41,4 @@ def depth_of(array: np.ndarray) -> int:
 def to_bytes(array: np.ndarray) -> memoryview:
     """The wire bytes of an array (little-endian samples; no copy when it already is)."""
     little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return memoryview(little).cast("B")
+    return memoryview(little.reshape(-1).view(np.uint8))

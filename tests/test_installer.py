@@ -168,7 +168,7 @@ def test_failure_in_the_middle_of_the_plugin_step(home, wheel, user_venv, monkey
     calls = {"n": 0}
 
     def flaky_copy2(src, dst, *a, **kw):
-        if str(src).endswith(os.path.join("drip_protocol", "framing.py")):
+        if os.fspath(src).endswith(os.path.join("drip_protocol", "framing.py")):  # copytree may pass a DirEntry
             calls["n"] += 1
             if calls["n"] == 2:
                 raise OSError(28, "No space left on device")

@@ -214,7 +214,7 @@ def test_installer_imports_only_the_standard_library():
     code += ("import sys, os\n"
              "std = sys.stdlib_module_names\n"
              "bad = sorted(m for m in sys.modules if m.split('.')[0] not in std and m.split('.')[0] not in "
-             "('installer', 'drip_core', '__main__', '_distutils_hack', 'sitecustomize', 'usercustomize'))\n"
+             "('installer', 'drip_core', 'drip_protocol', '__main__', '_distutils_hack', 'sitecustomize', 'usercustomize'))\n"
              "print(bad)\n")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=str(REPO))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -527,7 +527,7 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
         try:
             running_reader = asyncio.StreamReader()
             running_reader.feed_data(job_stream(slow_image, slow_trimap, "running"))   # no EOF: stays connected
-            running = asyncio.ensure_future(server._handle(running_reader, stress.FakeWriter()))
+            running = asyncio.ensure_future(server._handle(running_reader, fuzzing.FakeWriter()))
             for _ in range(200):
                 await asyncio.sleep(0.02)
                 if worker.running is not None:
@@ -536,7 +536,7 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
             queued_reader = asyncio.StreamReader()
             queued_reader.feed_data(job_stream(image, trimap, "queued"))
             queued_reader.feed_eof()                                                     # the client vanishes
-            await asyncio.wait_for(server._handle(queued_reader, stress.FakeWriter()), 10)
+            await asyncio.wait_for(server._handle(queued_reader, fuzzing.FakeWriter()), 10)
             queued = submitted[1]
             assert queued.cancelled.is_set() and queued.image is None and queued.mask is None
             assert worker.running is submitted[0] and submitted[0].image is not None    # the running one is untouched
