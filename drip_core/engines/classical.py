@@ -23,8 +23,11 @@ class ClassicalEngine(Engine):
         if not has_fg or not has_bg:
             # the closed-form energy is then minimised by a constant alpha: useless, say so
             missing = "foreground" if not has_fg else "background"
-            raise EngineError("bad_trimap", f"the trimap marks no definite {missing}: the classical engine "
-                                            f"needs some {missing} pixels to propagate from")
+            colour, where = ("white", "the object surely is") if not has_fg else ("black", "the background surely is")
+            raise EngineError("bad_trimap", f"the trimap marks no definite {missing} near the unsure region: the "
+                                            f"classical engine needs some {missing} pixels to propagate from",
+                              hint=f"Use a smaller band radius (the band may cover the whole selection), or paint "
+                                   f"{colour} on the trimap where {where}.")
         img, tri = image, trimap  # float32: closed_form takes only its windows to double precision
         progress(0.02, "alpha", "closed-form alpha")
         try:
