@@ -3,7 +3,7 @@
 Three sources, matching the plug-in's "trimap source" choices:
   * a selection mask and a band radius: the band around the selection edge is unknown;
   * a feathered selection: fully selected is foreground, unselected background, the rest unknown;
-  * a painted trimap channel: quantised to the three levels.
+  * a painted trimap channel: pure white and pure black are known, anything else unknown.
 """
 from __future__ import annotations
 
@@ -106,12 +106,14 @@ def from_feathered(selection, shape=None) -> np.ndarray:
 
 
 def from_painted(channel, shape=None) -> np.ndarray:
-    """A hand-painted trimap (soft brushes, any grey) quantised to the nearest of 0/128/255."""
+    """A hand-painted trimap: pure white (255) = foreground, pure black (0) = background and
+    *anything else* = unknown, so soft brush edges and strokes with gaps mean "unsure", never
+    "foreground". Masks deeper than 8 bits are first rounded to 8 bits."""
     ch = _as_mask(channel, "trimap")
     _check_shape(ch, shape)
     trimap = np.full(ch.shape, UNKNOWN, np.uint8)
-    trimap[ch < 64] = BACKGROUND
-    trimap[ch > 191] = FOREGROUND
+    trimap[ch == 0] = BACKGROUND
+    trimap[ch == 255] = FOREGROUND
     return trimap
 
 

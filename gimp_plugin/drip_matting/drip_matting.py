@@ -109,6 +109,72 @@ def find_named(items, name):
     return None
 
 
+# ----------------------------------------------------------------------------------------
+# Which source layer an item belongs to (parasites), and that layer's own Drip items
+# ----------------------------------------------------------------------------------------
+
+def mark_source(item, layer):
+    """Tag a result layer or trimap channel with the tattoo of its source layer."""
+    item.attach_parasite(Gimp.Parasite.new(logic.SOURCE_PARASITE, Gimp.PARASITE_PERSISTENT,
+                                           list(logic.source_parasite_data(layer.get_tattoo()))))
+
+
+def source_tattoo(item):
+    try:
+        parasite = item.get_parasite(logic.SOURCE_PARASITE)
+    except Exception:  # noqa: BLE001 - bindings differ; an item without it is simply not ours
+        return None
+    return logic.parse_source_parasite(parasite.get_data()) if parasite is not None else None
+
+
+def owned_by(item, layer) -> bool:
+    return source_tattoo(item) == layer.get_tattoo()
+
+
+def find_result_layer(image, layer, name):
+    """This source layer's result layer called ``name`` (an untagged one from an older run too)."""
+    for it in siblings(image, layer):
+        if it.get_name().startswith(name) and (owned_by(it, layer) or
+                                               (it.get_name() == name and source_tattoo(it) is None)):
+            return it
+    return None
+
+
+def find_trimap(image, layer):
+    """This source layer's own trimap channel (or the single-image one of older versions)."""
+    channels = list(image.get_channels())
+    for ch in channels:
+        if owned_by(ch, layer):
+            return ch
+    return find_named(channels, logic.trimap_channel_name(layer.get_name())) or \
+        find_named(channels, logic.TRIMAP_CHANNEL)
+
+
+def resolve_source(image, drawables):
+    """(source layer, trimap source override) from what is selected: a plain layer; or one of
+    the plug-in's own items (a trimap channel just painted on -> rerun from that trimap; a
+    result layer -> rerun for its source layer)."""
+    if len(drawables) != 1:
+        raise logic.make_error("not_a_layer", f"{len(drawables)} items are selected")
+    item = drawables[0]
+    tattoo = source_tattoo(item)
+    if tattoo is not None and not isinstance(item, Gimp.LayerMask):
+        source = image.get_layer_by_tattoo(tattoo)
+        if source is not None:
+            return source, ("trimap-channel" if isinstance(item, Gimp.Channel) else None)
+    if not isinstance(item, Gimp.Layer) or isinstance(item, Gimp.LayerMask) or item.is_group():
+        raise logic.make_error("not_a_layer", "the selected item is not a plain layer")
+    return item, None
+
+
+def alive(*items) -> bool:
+    """False once the image is closed or an item deleted (any call on them would then fail)."""
+    try:
+        return all(it is not None and it.is_valid() for it in items)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 _progress_broken = []
 
 
@@ -133,6 +199,7 @@ def progress(fraction=None, text=None):
 class Settings:
     def __init__(self, config):
         self.trimap_source = config.get_property("trimap-source")
+        self.keep_source_visible = bool(config.get_property("keep-source-visible"))
         self.band_radius = int(config.get_property("band-radius"))
         self.engine = config.get_property("engine")
         self.outputs = logic.OUTPUTS.get(config.get_property("outputs"), ("foreground",))
@@ -146,13 +213,14 @@ def gather_input(image, layer, s, prec):
     lw, lh = layer.get_width(), layer.get_height()
     img_w, img_h = image.get_width(), image.get_height()
     if s.trimap_source == "trimap-channel":
-        channel = image.get_channel_by_name(logic.TRIMAP_CHANNEL)
+        channel = find_trimap(image, layer)
         if channel is None:
-            raise logic.make_error("no_trimap_channel", f"the image has no \"{logic.TRIMAP_CHANNEL}\" channel")
+            raise logic.make_error("no_trimap_channel", f"the layer \"{layer.get_name()}\" has no "
+                                                        f"\"{logic.trimap_channel_name(layer.get_name())}\" channel")
         data = read(channel, (0, 0, img_w, img_h), prec["trimap"])
         bounds = logic.nonzero_bounds(data, img_w, img_h)
         if bounds is None:
-            raise ProtocolError("no_unknown", f"the \"{logic.TRIMAP_CHANNEL}\" channel is all black (background)")
+            raise ProtocolError("no_unknown", f"the \"{channel.get_name()}\" channel is all black (background)")
         roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, (ox, oy), (lw, lh))
         if roi is None:
             raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
@@ -190,7 +258,7 @@ def layer_types(image, has_alpha):
 def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None):
     """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``."""
     x, y, w, h = roi
-    old = find_named(siblings(image, source), name) if update else None
+    old = find_result_layer(image, source, name) if update else None
     if old is not None:
         ok, lx, ly = old.get_offsets()
         same = (old.get_width(), old.get_height(), lx, ly) == (w, h, ox + x, oy + y) \
@@ -216,6 +284,7 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
         position = image.get_item_position(source)
     layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, parent, position)
+    mark_source(layer, source)
     layer.set_offsets(ox + x, oy + y)
     write(layer.get_buffer(), (0, 0, w, h), fmt, data)
     if mask_data is not None:
@@ -227,16 +296,21 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
     return layer
 
 
-def store_trimap(image, trimap, roi_img, prec):
-    """Write the server's trimap as the image-sized "Drip trimap" channel (replacing an old one)."""
+def store_trimap(image, layer, trimap, roi_img, prec):
+    """Write the server's trimap as the layer's own image-sized trimap channel (replacing only
+    that layer's), tagged with the layer, in a colour that shows clearly when made visible."""
     img_w, img_h = image.get_width(), image.get_height()
-    old = image.get_channel_by_name(logic.TRIMAP_CHANNEL)
+    old = find_trimap(image, layer)
     position = 0
-    if old is not None:
+    if old is not None and source_tattoo(old) in (None, layer.get_tattoo()):
         position = image.get_item_position(old)
         image.remove_channel(old)
-    ch = Gimp.Channel.new(image, logic.TRIMAP_CHANNEL, img_w, img_h, 50.0, Gegl.Color.new("black"))
+    color = Gegl.Color.new("black")
+    color.set_rgba(*logic.TRIMAP_COLOR, 1.0)
+    ch = Gimp.Channel.new(image, logic.trimap_channel_name(layer.get_name()), img_w, img_h,
+                          logic.TRIMAP_OPACITY, color)
     image.insert_channel(ch, None, position)
+    mark_source(ch, layer)
     ch.set_visible(False)
     write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"], 1)
     return ch
@@ -250,6 +324,10 @@ def alpha_to_selection(image, alpha, roi_img, prec):
     write_image_sized(ch, img_w, img_h, roi_img, alpha, fmt, prec["sample_bytes"])
     image.select_item(Gimp.ChannelOps.REPLACE, ch)
     image.remove_channel(ch)
+
+
+def image_gone():
+    return logic.make_error("image_gone", "the image was closed (or the layer deleted) while Drip Matting was working")
 
 
 def matte(image, layer, s, config):
@@ -269,13 +347,22 @@ def matte(image, layer, s, config):
         job = logic.build_job(w, h, prec["depth"], s.trimap_source, s.band_radius, s.engine, want_trimap=True)
 
         def on_progress(fraction, stage, message):
+            if not alive(image, layer):
+                return True  # closed or deleted meanwhile: cancel the job, touch nothing
             progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
             return False
 
         progress(0.05, f"Drip Matting: sending {w}x{h} pixels")
-        result = conn.run_job(job, pixels, mask, on_progress)
+        try:
+            result = conn.run_job(job, pixels, mask, on_progress)
+        except ProtocolError as exc:
+            if exc.code == "cancelled" and not alive(image, layer):
+                raise image_gone() from None
+            raise
     finally:
         conn.close()
+    if not alive(image, layer):
+        raise image_gone()
     note = result["header"].get("note")
     engine_used = result["header"].get("engine")
     progress(0.92, "Drip Matting: adding layers")
@@ -310,7 +397,11 @@ def matte(image, layer, s, config):
         if "selection" in s.outputs:
             alpha_to_selection(image, alpha, roi_img, prec)
         if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":
-            store_trimap(image, trimap, roi_img, prec)
+            store_trimap(image, layer, trimap, roi_img, prec)
+        if "foreground" in s.outputs and not s.keep_source_visible:
+            # Like a "new layer with layer mask" output: the cut-out is what you now see. The
+            # same undo step brings the source back.
+            layer.set_visible(False)
     finally:
         try:
             if saved_selection is not None:
@@ -319,40 +410,62 @@ def matte(image, layer, s, config):
                 image.remove_channel(saved_selection)
         finally:
             image.undo_group_end()
+    # Selecting the trimap channel made it the active item: give the source layer back, so the
+    # next run (another band radius, say) starts from it without a "not a layer" error.
+    image.set_selected_layers([layer])
     Gimp.displays_flush()
     progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
              else "Drip Matting: done")
     return note
 
 
-def run(procedure, run_mode, image, drawables, config, run_data):
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-        GimpUi.init("drip_matting")
-        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
-        dialog.fill(None)
-        try:
-            # The band radius only matters for the "band around the selection" source.
-            values = Gimp.ValueArray.new(1)
-            values.append(GObject.Value(GObject.TYPE_STRING, "selection-band"))
-            dialog.set_sensitive_if_in("band-radius", None, "trimap-source", values, True)
-        except Exception as exc:  # noqa: BLE001 - cosmetic; older bindings may lack it
-            print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
-        ok = dialog.run()
-        dialog.destroy()
-        if not ok:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+def show_dialog(procedure, config) -> bool:
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+    GimpUi.init("drip_matting")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
+    # The server address only matters to someone who set up a remote server.
+    shown = [name for name in logic.DIALOG_FIELDS if name != "server" or config.get_property("server") != "auto"]
+    dialog.fill(shown)
+    try:
+        # The band radius only matters for the "band around the selection" source.
+        values = Gimp.ValueArray.new(1)
+        values.append(GObject.Value(GObject.TYPE_STRING, "selection-band"))
+        dialog.set_sensitive_if_in("band-radius", None, "trimap-source", values, True)
+    except Exception as exc:  # noqa: BLE001 - cosmetic; older bindings may lack it
+        print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
+    ok = dialog.run()
+    dialog.destroy()
+    return ok
 
+
+def restore_dialog_values(config) -> None:
+    """The user's last choices, even when that run failed (GIMP keeps only successful ones)."""
+    for name, value in logic.load_dialog_values().items():
+        try:
+            config.set_property(name, value)
+        except Exception:  # noqa: BLE001 - a stale or foreign value: keep GIMP's
+            pass
+
+
+def run(procedure, run_mode, image, drawables, config, run_data):
     plugin_config = logic.load_config(PLUGIN_DIR)
     log_file = logic.log_file_hint(plugin_config)
     try:
-        if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) \
-                or isinstance(drawables[0], Gimp.LayerMask) or drawables[0].is_group():
-            raise logic.make_error("not_a_layer", f"{len(drawables)} item(s) selected, or not a plain layer")
+        layer, source_override = resolve_source(image, drawables)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            restore_dialog_values(config)
+            if source_override:  # started from a trimap channel just painted on: rerun from it
+                config.set_property("trimap-source", source_override)
+            if not show_dialog(procedure, config):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+            logic.save_dialog_values({name: config.get_property(name) for name in logic.DIALOG_FIELDS})
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             raise logic.make_error("indexed", "the image is indexed")
-        note = matte(image, drawables[0], Settings(config), plugin_config)
+        settings = Settings(config)
+        if source_override and run_mode != Gimp.RunMode.INTERACTIVE:
+            settings.trimap_source = source_override
+        note = matte(image, layer, settings, plugin_config)
         if note:
             print(f"drip-matting: {note}", file=sys.stderr)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a traceback
@@ -406,9 +519,7 @@ class DripMatting(Gimp.PlugIn):
                            "Half-width of the unsure band around the selection edge", 1, 512,
                            protocol.DEFAULT_BAND_RADIUS, RW)
         p.add_choice_argument("engine", "_Engine", "Matting engine",
-                              _choice([("auto", "Auto (DRIP if installed, else classical)"),
-                                       ("drip", "DRIP (AI model)"), ("classical", "Classical (closed-form)")]),
-                              "auto", RW)
+                              _choice(logic.engine_choices(logic.drip_model_configured())), "auto", RW)
         p.add_choice_argument("outputs", "O_utput", "What to add to the image",
                               _choice([("foreground", "Foreground layer with alpha mask"),
                                        ("alpha", "Alpha layer (grey)"),
@@ -419,6 +530,9 @@ class DripMatting(Gimp.PlugIn):
         p.add_boolean_argument("keep-trimap", "_Keep trimap channel",
                                "Store the trimap as the \"Drip trimap\" channel, to paint on and rerun",
                                True, RW)
+        p.add_boolean_argument("keep-source-visible", "Keep _source visible",
+                               "Leave the source layer visible under the cut-out (it is hidden by default, "
+                               "in the same undo step, so the result shows)", False, RW)
         p.add_string_argument("server", "Ser_ver", "'auto' (find or start the local server) or host:port",
                               "auto", RW)
         return p

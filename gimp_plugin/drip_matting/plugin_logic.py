@@ -21,7 +21,13 @@ from drip_protocol import ProtocolError
 PROC_NAME = "plug-in-drip-matting"
 FG_LAYER = "Drip foreground"
 ALPHA_LAYER = "Drip alpha"
-TRIMAP_CHANNEL = "Drip trimap"
+TRIMAP_CHANNEL = "Drip trimap"   # each source layer has its own: "Drip trimap: <layer name>"
+# Parasite on every item the plug-in makes (result layers, trimap channel): the tattoo of the
+# source layer it belongs to, so a rerun from any of them finds its layer and its trimap.
+SOURCE_PARASITE = "drip-matting-source"
+# The trimap channel as the eye sees it when shown: magenta over background, half over unsure.
+TRIMAP_COLOR = (1.0, 0.0, 1.0)
+TRIMAP_OPACITY = 60.0
 CONFIG_NAME = "drip_matting.json"
 CLIENT_NAME = "drip-gimp/1"
 
@@ -46,9 +52,10 @@ OUTPUTS = {
 
 # Local errors, in the same shape as the server's (code + message + hint).
 LOCAL_HINTS = {
-    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel yet: run Drip Matting once with "
-                          "trimap source \"selection band\" (it stores the trimap), paint on the channel "
-                          "(white = object, grey = unsure, black = background), then rerun."),
+    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel for this layer yet: run Drip Matting once "
+                          "with trimap source \"selection band\" (it stores the trimap), paint on the channel "
+                          "(pure white = object, pure black = background, anything else = unsure), then rerun."),
+    "image_gone": "Nothing was changed. Open the image again (or undo the deletion) and rerun Drip Matting.",
     "not_a_layer": "Select exactly one RGB or grey layer (not a channel, layer mask or group) and try again.",
     "indexed": "Indexed images are not supported: use Image > Mode > RGB first.",
     "outside_layer": "The selection does not overlap the layer: select part of the active layer.",
@@ -56,6 +63,79 @@ LOCAL_HINTS = {
     "no_token": ("No token is known for that address: set DRIP_MATTING_TOKEN, or point "
                  "DRIP_MATTING_SERVER_FILE at that server's discovery file, or use server 'auto'."),
 }
+
+
+def trimap_channel_name(layer_name: str) -> str:
+    """The name of a source layer's own trimap channel (another layer's is never overwritten)."""
+    return f"{TRIMAP_CHANNEL}: {layer_name}"
+
+
+def source_parasite_data(tattoo: int) -> bytes:
+    return str(int(tattoo)).encode("ascii")
+
+
+def parse_source_parasite(data) -> int | None:
+    """The source layer's tattoo from a parasite's bytes, or None if they are not ours."""
+    try:
+        value = int(bytes(data).decode("ascii"))
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
+    return value if value > 0 else None
+
+
+def drip_model_configured(environ=None) -> bool:
+    """Whether the server's config names a DRIP model (the dialog says when none is installed).
+    Reads what drip_core.config reads: DRIP_MATTING_MODEL, else the config file's drip_model."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DRIP_MATTING_MODEL"):
+        return True
+    path = environ.get("DRIP_MATTING_CONFIG") or os.path.join(protocol.user_dir("config"), "config.json")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and bool(cfg.get("drip_model"))
+
+
+def engine_choices(drip_available: bool):
+    """(nick, label) of the engine choice; DRIP says so when no model is installed."""
+    drip = "DRIP (AI model)" if drip_available else "DRIP (no model installed)"
+    return [("auto", "Auto (DRIP if installed, else classical)"), ("drip", drip),
+            ("classical", "Classical (closed-form)")]
+
+
+# The dialog's fields, in order; the user's last values are kept in DIALOG_STATE.
+DIALOG_FIELDS = ("trimap-source", "band-radius", "engine", "outputs", "keep-trimap", "keep-source-visible",
+                 "server")
+DIALOG_STATE = "gimp-dialog.json"
+
+
+def dialog_state_file() -> str:
+    return os.path.join(protocol.state_dir(), DIALOG_STATE)
+
+
+def load_dialog_values(path: str | None = None) -> dict:
+    try:
+        with open(path or dialog_state_file(), "r", encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    return {k: v for k, v in values.items() if k in DIALOG_FIELDS and isinstance(v, (str, int, bool))}
+
+
+def save_dialog_values(values: dict, path: str | None = None) -> None:
+    """Best effort: losing the dialog's memory must never fail a run."""
+    path = path or dialog_state_file()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({k: v for k, v in values.items() if k in DIALOG_FIELDS}, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
 
 
 def make_error(code: str, message: str, log_file: str | None = None) -> ProtocolError:

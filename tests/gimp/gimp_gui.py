@@ -31,6 +31,7 @@ def sh(*args, timeout=30):
 
 def tree(img):
     return {"layers": [l.get_name() for l in img.get_layers()],
+            "visible": [l.get_visible() for l in img.get_layers()],
             "channels": [c.get_name() for c in img.get_channels()],
             "selection": list(Gimp.Selection.bounds(img))[1:]}
 

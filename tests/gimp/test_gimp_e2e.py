@@ -137,6 +137,11 @@ def layer_names(tree):
     return [l["name"] for l in tree["layers"]]
 
 
+def trimap_channels(tree):
+    """The layers that have a "Drip trimap: <layer>" channel, in the channel list's order."""
+    return [c.split(": ", 1)[1] for c in tree["channels"] if c.startswith("Drip trimap: ")]
+
+
 # ----------------------------------------------------------------------------------------
 
 def test_gimp_version(session):
@@ -152,7 +157,7 @@ def test_basic_layers_pixels_and_source_untouched(session):
     assert layer_names(d["tree_before"]) == ["Background"]
     fg = d["tree"]["layers"][0]
     assert fg["has_mask"] and not d["tree"]["layers"][1]["has_mask"]
-    assert d["tree"]["channels"] == ["Drip trimap"]
+    assert trimap_channels(d["tree"]) == ["Background"]
     assert d["src_crc_before"] == d["src_crc_after"], "the source layer was modified"
     check_alpha_against_cli(session, "basic", d)
 
@@ -196,7 +201,7 @@ def test_rerun_from_selection_reuses_the_drip_layers(session):
     d = scen(session, "rerun_selection")
     assert d["run"]["status"] == "success", d["run"]
     assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
-    assert d["tree"]["channels"] == ["Drip trimap"]
+    assert trimap_channels(d["tree"]) == ["Background"]
     assert d["ids_after"]["Background"] == d["ids_before"]["Background"]
     fg = d["tree"]["layers"][0]
     # ellipse (100, 60, 120x90) + band 6 + margin 32, clipped to the 400x248 layer
@@ -358,3 +363,37 @@ def test_progress_shows_the_servers_stages(session):
         assert stage in texts, f"no progress text with {stage!r}: {texts[:2000]}"
     if "drip" in session["_params"]:
         assert "loading model" in texts and "step " in texts, texts[-2000:]
+
+
+# ---------------------------------------------------------------------- the photographer's loop
+
+def test_the_refine_loop_never_trips(session):
+    """Two runs in a row from whatever is selected after the first (another band radius), then a
+    run started from the trimap channel the user just painted on."""
+    d = scen(session, "workflow_loop")
+    assert d["r1"]["status"] == "success", d["r1"]
+    assert d["after1"]["selected"] == ["Background"], "the source layer should be selected again after a run"
+    assert d["after1"]["visible"]["Background"] is False, "the source should be hidden so the cut-out shows"
+    assert d["after1"]["visible"]["Drip foreground"] is True
+    assert d["r2"]["status"] == "success", d["r2"]
+    assert d["after2"]["selected"] == ["Background"]
+    assert d["r3"]["status"] == "success", d["r3"]
+    assert d["after3"]["selected"] == ["Background"]
+
+
+def test_a_soft_brush_stroke_with_gaps_means_unsure(session):
+    """Grey 200 is not white: the stroke's pixels stay unknown and get real alpha values,
+    instead of being rounded to object (255) as before."""
+    d = scen(session, "workflow_loop")
+    assert d["stroke_pixels"] > 50
+    values = d["stroke_alpha"]
+    assert values != [255] and len(values) > 3, values
+
+
+def test_each_layer_has_its_own_trimap(session):
+    d = scen(session, "two_layers")
+    assert d["r1"]["status"] == "success" and d["r2"]["status"] == "success", (d["r1"], d["r2"])
+    assert sorted(trimap_channels(d["tree"])) == ["First", "Second"]
+    assert d["crc_before"] is not None and d["crc_before"] == d["crc_after"], "the first layer's trimap was overwritten"
+    names = layer_names(d["tree"])
+    assert sum(n.startswith("Drip foreground") for n in names) == 2, names

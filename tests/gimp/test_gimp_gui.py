@@ -64,10 +64,11 @@ def test_one_ctrl_z_undoes_the_whole_run(gui):
     assert u["window"], "the image window was not found on the X display"
     assert u["run"]["status"] == "success", u["run"]
     assert u["after"]["layers"] == ["Drip foreground", "Drip alpha", "Background"]
-    assert u["after"]["channels"] == ["Drip trimap"]
+    assert u["after"]["visible"] == [True, True, False], "the source should be hidden so the cut-out shows"
+    assert u["after"]["channels"] == ["Drip trimap: Background"]
     assert u["after"]["selection"] != u["before"]["selection"], "outputs=all should have replaced the selection"
-    # One Ctrl+Z: layers, trimap channel and selection are all back to before the run
-    # (and not one step further: the test's own earlier steps are still done).
+    # One Ctrl+Z: layers, their visibility, trimap channel and selection are all back to
+    # before the run (and not one step further: the test's own earlier steps are still done).
     assert u["undone"] == u["before"], (u["before"], u["undone"])
 
 
@@ -81,7 +82,7 @@ def test_interactive_dialog_runs(gui):
     assert r["run"]["status"] == "success", r["run"]
     # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
     assert r["after"]["layers"] == ["Drip foreground", "Background"]
-    assert r["after"]["channels"] == ["Drip trimap"]
+    assert r["after"]["channels"] == ["Drip trimap: Background"]
 
 
 def test_drip_engine_without_a_model_is_a_message(gui):
