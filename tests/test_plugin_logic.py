@@ -345,3 +345,51 @@ def test_host_port_over_tls(server_factory, tmp_path):
     with pytest.raises(ProtocolError) as e:
         logic.connect(f"{host}:{port}", {}, environ=env)
     assert "Traceback" not in logic.user_message(e.value)
+
+
+# ---------------------------------------------------------------------------- refine loop
+
+def test_each_layer_has_its_own_trimap_channel_name():
+    assert logic.trimap_channel_name("Portrait") == "Drip trimap: Portrait"
+    assert logic.trimap_channel_name("a") != logic.trimap_channel_name("b")
+
+
+def test_source_parasite_round_trip():
+    data = logic.source_parasite_data(42)
+    assert logic.parse_source_parasite(data) == 42
+    assert logic.parse_source_parasite(list(data)) == 42     # GI may hand back a list of ints
+    for foreign in (b"", b"x", b"-3", b"0", None):
+        assert logic.parse_source_parasite(foreign) is None
+
+
+def test_the_dialog_says_when_no_drip_model_is_installed(tmp_path):
+    cfg = tmp_path / "config.json"
+    env = {"DRIP_MATTING_CONFIG": str(cfg)}
+    assert not logic.drip_model_configured(env)
+    cfg.write_text(json.dumps({"drip_model": "/models/drip"}))
+    assert logic.drip_model_configured(env)
+    assert logic.drip_model_configured({"DRIP_MATTING_MODEL": "/m"})
+    labels = dict(logic.engine_choices(False))
+    assert labels["drip"] == "DRIP (no model installed)" and dict(logic.engine_choices(True))["drip"] == "DRIP (AI model)"
+    assert [nick for nick, _ in logic.engine_choices(True)] == ["auto", "drip", "classical"]
+    assert set(nick for nick, _ in logic.engine_choices(True)) == set(drip_protocol.ENGINES)
+
+
+def test_dialog_values_survive_a_failed_run(tmp_path):
+    path = str(tmp_path / "state" / "dialog.json")
+    assert logic.load_dialog_values(path) == {}
+    logic.save_dialog_values({"band-radius": 40, "engine": "classical", "keep-trimap": False, "junk": 1}, path)
+    assert logic.load_dialog_values(path) == {"band-radius": 40, "engine": "classical", "keep-trimap": False}
+    (tmp_path / "state" / "dialog.json").write_text("[1, 2]")
+    assert logic.load_dialog_values(path) == {}
+    logic.save_dialog_values({"band-radius": 3}, str(tmp_path / "missing-dir-is-made" / "d.json"))
+
+
+def test_painted_trimaps_know_only_pure_white_and_black():
+    import numpy as np
+
+    from drip_core.trimap import from_painted
+    channel = np.array([[0, 1, 64, 128, 200, 254, 255]], np.uint8)
+    np.testing.assert_array_equal(from_painted(channel), [[0, 128, 128, 128, 128, 128, 255]])
+    deep = np.array([[0, 65535, 65000, 30000]], np.uint16)
+    np.testing.assert_array_equal(from_painted(deep), [[0, 255, 128, 128]])
