@@ -150,10 +150,11 @@ def test_build_job_is_a_valid_protocol_job():
 
 def test_argument_names_match_the_plugin_registration():
     src = (PLUGIN_DIR / "drip_matting.py").read_text()
-    for name in ("trimap-source", "band-radius", "engine", "outputs", "keep-trimap", "server"):
-        assert f'"{name}"' in src
-    for nick in list(logic.TRIMAP_SOURCES) + list(logic.ENGINES) + list(logic.OUTPUTS):
+    for name in logic.DIALOG_FIELDS:
+        assert f'"{name}"' in src, name
+    for nick in list(logic.TRIMAP_SOURCES) + list(logic.OUTPUTS):
         assert f'"{nick}"' in src, nick
+    assert "logic.engine_choices(" in src  # the engine nicks come from there (checked in its own test)
     assert "logic.PROC_NAME" in src and logic.PROC_NAME == "plug-in-drip-matting"
 
 

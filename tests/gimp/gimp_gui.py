@@ -78,14 +78,16 @@ def run_plugin(img, layer, mode=Gimp.RunMode.NONINTERACTIVE, **args):
             and res.length() > 1 else None}
 
 
-def image_window(timeout=20):
-    """The X window of the image display: "[name]-1.0 (RGB ...) – GIMP", "*" first when dirty."""
+def image_window(timeout=20, image=None):
+    """The X window of the image display: "[name]-1.0 (RGB ...) – GIMP", "*" first when dirty
+    (of ``image`` when given: its id is the number before the display's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rc, out = sh("xdotool", "search", "--name", ".")
         for wid in out.split():
             rc2, name = sh("xdotool", "getwindowname", wid)
-            if rc2 == 0 and name.lstrip("*").startswith("[") and name.rstrip().endswith("GIMP"):
+            if rc2 == 0 and name.lstrip("*").startswith("[") and name.rstrip().endswith("GIMP") and \
+                    (image is None or f"-{image.get_id()}." in name):
                 return wid
         time.sleep(0.5)
     return None
@@ -212,11 +214,42 @@ def error_dialog():
     save()
 
 
+def closed_mid_run():
+    """The image is closed (Ctrl+W, as a person does) while the plug-in waits for the server:
+    one polite message, no GIMP error cascade, no traceback."""
+    img, layer = load(P.get("slow_width", 1600))
+    select_mask(img)
+    img.clean_all()  # closes without a "save changes?" question
+    disp = Gimp.Display.new(img)
+    settle(2)
+    win = image_window(image=img)
+    log = os.path.join(os.path.dirname(OUT), "server.log")
+    seen = open(log).read().count(" accepted: ") if os.path.exists(log) else 0
+    # close it once the server has the job (the plug-in is then waiting for the result)
+    helper = (f"for i in $(seq 1 300); do [ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
+              f"&& break; sleep 0.1; done; sleep 0.3; xdotool windowfocus --sync {win}; "
+              "xdotool key --clearmodifiers ctrl+w")
+    before = windows()
+    h = subprocess.Popen(["sh", "-c", helper])
+    r = run_plugin(img, layer, mode=Gimp.RunMode.WITH_LAST_VALS)
+    h.wait(60)
+    settle(3)
+    new = [w for w in windows() if w not in before]
+    for wid, name in new:
+        sh("xdotool", "windowfocus", "--sync", wid)
+        sh("xdotool", "key", "Return")
+    settle(1)
+    RESULTS["closed_mid_run"] = {"run": r, "window_found": bool(win), "new_windows": [n for _, n in new],
+                                 "image_valid": img.is_valid()}
+    save()
+
+
 try:
     error_dialog()
     model_missing()
     img, disp = undo_test()
     interactive_run(disp)
+    closed_mid_run()
 except Exception:
     RESULTS["exception"] = traceback.format_exc()
     save()

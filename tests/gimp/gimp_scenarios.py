@@ -240,6 +240,70 @@ def rerun_selection():
             "ids_after": {l.get_name(): l.get_id() for l in img.get_layers()}}
 
 
+# The photographer's loop: new images, run while the host server is up (later scenarios stop it).
+def selected_names(img):
+    return [d.get_name() for d in img.get_selected_drawables()]
+
+
+def visibility(img):
+    return {l.get_name(): l.get_visible() for l in img.get_layers()}
+
+
+@scenario
+def workflow_loop():
+    """The photographer's loop through the PDB, each run started from whatever is selected
+    after the previous one (as Filters > Drip Matting does): another band radius; then a
+    soft, gappy brush stroke painted on the trimap channel and a run started from that channel."""
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    r1 = run_plugin(img, layer, **COMMON)
+    after1 = {"selected": selected_names(img), "visible": visibility(img)}
+    r2 = run_plugin(img, img.get_selected_drawables()[0], **dict(COMMON, **{"band-radius": 14}))
+    d = {"r1": r1, "after1": after1, "r2": r2, "after2": {"selected": selected_names(img)}}
+    ch = trimap_of(img, layer)
+    fg = find(img, "Drip foreground")
+    ok, fx, fy = fg.get_offsets()
+    w, h = fg.get_width(), fg.get_height()
+    tri = bytearray(get(ch, (fx, fy, w, h), "Y' u8"))
+    # a soft stroke: grey 200 over unknown pixels in the middle rows of the region, every
+    # other row left as it was (the gaps of a sparse brush)
+    stroke = []
+    for j in range(h // 2 - 12, h // 2 + 12, 2):
+        for i in range(w):
+            if tri[j * w + i] == 128:
+                tri[j * w + i] = 200
+                stroke.append(j * w + i)
+    buf = ch.get_buffer()
+    buf.set(R(fx, fy, w, h), "Y' u8", bytes(tri))
+    buf.flush()
+    img.set_selected_channels([ch])  # the user just painted on it
+    r3 = run_plugin(img, ch, **COMMON)  # trimap source left at "selection band": the channel wins
+    mask = get(fg.get_mask(), (0, 0, w, h), native(fg.get_mask(), "u8"))
+    d.update(r3=r3, stroke_alpha=sorted(set(mask[k] for k in stroke)), stroke_pixels=len(stroke),
+             after3={"selected": selected_names(img), "tree": tree(img)})
+    return d
+
+
+@scenario
+def two_layers():
+    """Each source layer has its own trimap channel and result layers: a run on the second layer
+    leaves the first one's untouched."""
+    img, first = load_photo(P.get("width"))
+    first.set_name("First")
+    second = first.copy()
+    img.insert_layer(second, None, 0)
+    second.set_name("Second")
+    select_mask(img, P["mask"])
+    r1 = run_plugin(img, first, **COMMON)
+    t1 = trimap_of(img, first)
+    crc1 = crc(get(t1, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if t1 else None
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
+    r2 = run_plugin(img, second, **COMMON)
+    t1b = trimap_of(img, first)
+    return {"r1": r1, "r2": r2, "tree": tree(img), "crc_before": crc1,
+            "crc_after": crc(get(t1b, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if t1b else None}
+
+
 @scenario
 def offsets_alpha():
     img, layer = load_photo(P.get("width"))
@@ -457,69 +521,6 @@ def spawn():
     finally:
         with open(cfg_path, "w") as f:
             f.write(original)
-
-
-def selected_names(img):
-    return [d.get_name() for d in img.get_selected_drawables()]
-
-
-def visibility(img):
-    return {l.get_name(): l.get_visible() for l in img.get_layers()}
-
-
-@scenario
-def workflow_loop():
-    """The photographer's loop through the PDB, each run started from whatever is selected
-    after the previous one (as Filters > Drip Matting does): another band radius; then a
-    soft, gappy brush stroke painted on the trimap channel and a run started from that channel."""
-    img, layer = load_photo(P.get("width"))
-    select_mask(img, P["mask"])
-    r1 = run_plugin(img, layer, **COMMON)
-    after1 = {"selected": selected_names(img), "visible": visibility(img)}
-    r2 = run_plugin(img, img.get_selected_drawables()[0], **dict(COMMON, **{"band-radius": 14}))
-    d = {"r1": r1, "after1": after1, "r2": r2, "after2": {"selected": selected_names(img)}}
-    ch = trimap_of(img, layer)
-    fg = find(img, "Drip foreground")
-    ok, fx, fy = fg.get_offsets()
-    w, h = fg.get_width(), fg.get_height()
-    tri = bytearray(get(ch, (fx, fy, w, h), "Y' u8"))
-    # a soft stroke: grey 200 over unknown pixels in the middle rows of the region, every
-    # other row left as it was (the gaps of a sparse brush)
-    stroke = []
-    for j in range(h // 2 - 12, h // 2 + 12, 2):
-        for i in range(w):
-            if tri[j * w + i] == 128:
-                tri[j * w + i] = 200
-                stroke.append(j * w + i)
-    buf = ch.get_buffer()
-    buf.set(R(fx, fy, w, h), "Y' u8", bytes(tri))
-    buf.flush()
-    img.set_selected_channels([ch])  # the user just painted on it
-    r3 = run_plugin(img, ch, **COMMON)  # trimap source left at "selection band": the channel wins
-    mask = get(fg.get_mask(), (0, 0, w, h), native(fg.get_mask(), "u8"))
-    d.update(r3=r3, stroke_alpha=sorted(set(mask[k] for k in stroke)), stroke_pixels=len(stroke),
-             after3={"selected": selected_names(img), "tree": tree(img)})
-    return d
-
-
-@scenario
-def two_layers():
-    """Each source layer has its own trimap channel and result layers: a run on the second layer
-    leaves the first one's untouched."""
-    img, first = load_photo(P.get("width"))
-    first.set_name("First")
-    second = first.copy()
-    img.insert_layer(second, None, 0)
-    second.set_name("Second")
-    select_mask(img, P["mask"])
-    r1 = run_plugin(img, first, **COMMON)
-    t1 = trimap_of(img, first)
-    crc1 = crc(get(t1, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if t1 else None
-    img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
-    r2 = run_plugin(img, second, **COMMON)
-    t1b = trimap_of(img, first)
-    return {"r1": r1, "r2": r2, "tree": tree(img), "crc_before": crc1,
-            "crc_after": crc(get(t1b, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if t1b else None}
 
 
 print("DRIP-GIMP-SCENARIOS-DONE", json.dumps({k: v.get("run", {}).get("status") if isinstance(v, dict) else None

@@ -100,3 +100,14 @@ def test_a_failure_from_the_menu_is_one_friendly_message(gui):
     # the run ends as cancelled since nothing was changed.
     assert e["run"]["status"] == "cancel", e["run"]
     assert len(e["new_windows"]) == 1, e["new_windows"]
+
+
+def test_closing_the_image_mid_run_is_one_message(gui):
+    c = gui.get("closed_mid_run")
+    assert c is not None, "the scenario did not run"
+    assert c["window_found"] and not c["image_valid"], c
+    # cancelled, with the plug-in's own message as the only new window: no "Calling error ...
+    # invalid ID" cascade, no "Too many error messages!"
+    assert c["run"]["status"] == "cancel", c["run"]
+    assert len(c["new_windows"]) == 1, c["new_windows"]
+    assert "Traceback" not in gui["_output"]
