@@ -70,10 +70,11 @@ def outputs(out: Path) -> dict:
 
 
 def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
+    """Each Ray instance's timed batches alternate with local batches (local, Ray, local, Ray ...):
+    on a shared machine the load drifts, and pairs measured side by side see the same load."""
     import ray
-    results = {}
+    results = {"local": [], "ray1": [], "ray2": [], "pairs1": [], "pairs2": []}
     timed(batch_args(warm, work / "warm-local"))  # imports, engine construction
-    results["local"] = [timed(batch_args(data, work / f"local-{r}")) for r in range(repeat)]
     for cpus in (1, 2):
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
@@ -82,10 +83,14 @@ def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
         try:
             # drip-matte joins the instance this process started (ray_runner.connect reuses it)
             warm_s = timed(batch_args(warm, work / f"warm-ray{cpus}") + ["--ray"])
-            runs = [timed(batch_args(data, work / f"ray{cpus}-{r}") + ["--ray"]) for r in range(repeat)]
+            for r in range(repeat):
+                local = timed(batch_args(data, work / f"local{cpus}-{r}"))
+                on_ray = timed(batch_args(data, work / f"ray{cpus}-{r}") + ["--ray"])
+                results["local"].append(local)
+                results[f"ray{cpus}"].append(on_ray)
+                results[f"pairs{cpus}"].append(on_ray / local)
         finally:
             ray.shutdown()
-        results[f"ray{cpus}"] = runs
         results[f"ray{cpus}_start_s"] = round(start, 2)
         results[f"ray{cpus}_warmup_s"] = round(warm_s, 2)
     return results
@@ -122,25 +127,29 @@ def main() -> None:
         res = warm_runs(data, warm, work, args.repeat)
         cold = cold_runs(data, work) if args.cold else None
         load_after = os.getloadavg()
-        reference = outputs(work / "local-0")
+        reference = outputs(work / "local1-0")
         identical = all(outputs(work / f"{m}-{r}") == reference
-                        for m in ("local", "ray1", "ray2") for r in range(args.repeat))
+                        for m in ("local1", "local2", "ray1", "ray2") for r in range(args.repeat))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     n = args.images
     per_image = {m: float(np.median(res[m])) / n for m in ("local", "ray1", "ray2")}
-    overhead = per_image["ray1"] / per_image["local"] - 1
-    speedup = per_image["ray1"] / per_image["ray2"]
+    # paired: each Ray batch against the local batch run just before it
+    overhead = float(np.median(res["pairs1"])) - 1
+    speedup = float(np.median(res["pairs1"])) / float(np.median(res["pairs2"]))
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, Ray {__import__('ray').__version__}")
-    print(f"{n} generated scenes {width}x{height}, classical engine, median of {args.repeat} batch(es); "
+    print(f"{n} generated scenes {width}x{height}, classical engine, medians of {args.repeat} batches per Ray mode "
+          f"({2 * args.repeat} local, alternating with them); "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{'mode':<18}{'images/s':>10}{'s/image':>10}")
     for m, label in (("local", "local batch"), ("ray1", "Ray, 1 CPU"), ("ray2", "Ray, 2 CPUs")):
         print(f"{label:<18}{1 / per_image[m]:>10.2f}{per_image[m]:>10.3f}")
-    print(f"Ray overhead per image vs local (1 CPU): {overhead * 100:+.1f} %  (target <= +15 %)")
-    print(f"Ray 2 CPUs vs 1 CPU: {speedup:.2f}x  (target > 1)")
+    print(f"Ray overhead per image vs local (1 CPU), median of paired batches: {overhead * 100:+.1f} %  "
+          f"(target <= +15 %); pairs: {', '.join(f'{x:.3f}' for x in res['pairs1'])}")
+    print(f"Ray 2 CPUs vs 1 CPU, each relative to its paired local batches: {speedup:.2f}x  (target > 1); "
+          f"raw medians: {per_image['ray1'] / per_image['ray2']:.2f}x")
     print(f"Ray start-up: {res['ray1_start_s']} s (1 CPU), {res['ray2_start_s']} s (2 CPUs); first batch of 4 "
           f"(workers starting): {res['ray1_warmup_s']} s / {res['ray2_warmup_s']} s")
     print(f"outputs byte-identical across modes: {'yes' if identical else 'NO'}")
