@@ -23,7 +23,7 @@ from PIL import Image
 
 from conftest import REPO
 
-from drip_core.cluster import atomic, jobs as batch, storage
+from drip_core.cluster import atomic, jobs as batch
 from drip_core.cluster.report import Report
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
