@@ -56,10 +56,40 @@ def batch_args(data: Path, out: Path) -> list[str]:
             "--engine", "classical", "--quiet"]
 
 
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its living descendants (the local Ray
+    instance's GCS, raylet and workers are ours). Linux /proc; unlike wall time, hardly
+    changed by other people's processes on a shared machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    mine, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return sum(cpu.get(pid, 0.0) for pid in mine)
+
+
+CPU = {}  # output folder -> CPU seconds that batch cost
+
+
 def timed(argv: list[str]) -> float:
-    t0 = time.perf_counter()
+    c0, t0 = tree_cpu_seconds(), time.perf_counter()
     rc = drip_matte(argv)
     seconds = time.perf_counter() - t0
+    CPU[argv[argv.index("--output-dir") + 1]] = tree_cpu_seconds() - c0
     if rc != 0:
         raise SystemExit(f"drip-matte {' '.join(argv)} exited with {rc}")
     return seconds
@@ -89,6 +119,8 @@ def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
                 results["local"].append(local)
                 results[f"ray{cpus}"].append(on_ray)
                 results[f"pairs{cpus}"].append(on_ray / local)
+                results.setdefault("cpu_local", []).append(CPU[str(work / f"local{cpus}-{r}")])
+                results.setdefault(f"cpu_ray{cpus}", []).append(CPU[str(work / f"ray{cpus}-{r}")])
         finally:
             ray.shutdown()
         results[f"ray{cpus}_start_s"] = round(start, 2)
@@ -150,6 +182,10 @@ def main() -> None:
           f"(target <= +15 %); pairs: {', '.join(f'{x:.3f}' for x in res['pairs1'])}")
     print(f"Ray 2 CPUs vs 1 CPU, each relative to its paired local batches: {speedup:.2f}x  (target > 1); "
           f"raw medians: {per_image['ray1'] / per_image['ray2']:.2f}x")
+    cpu = {m: float(np.median(res[f"cpu_{m}"])) / n for m in ("local", "ray1", "ray2")}
+    print("CPU seconds per image (this process and its descendants, i.e. the Ray instance): "
+          + ", ".join(f"{m} {v:.3f}" for m, v in cpu.items())
+          + f"; Ray 1 CPU vs local: {(cpu['ray1'] / cpu['local'] - 1) * 100:+.1f} %")
     print(f"Ray start-up: {res['ray1_start_s']} s (1 CPU), {res['ray2_start_s']} s (2 CPUs); first batch of 4 "
           f"(workers starting): {res['ray1_warmup_s']} s / {res['ray2_warmup_s']} s")
     print(f"outputs byte-identical across modes: {'yes' if identical else 'NO'}")
@@ -160,7 +196,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({
             "images": n, "size": [width, height], "repeat": args.repeat, "seconds": res,
             "images_per_second": {m: 1 / v for m, v in per_image.items()}, "overhead": overhead,
-            "speedup_2_vs_1": speedup, "identical": identical, "cold_seconds": cold,
+            "speedup_2_vs_1": speedup, "cpu_seconds_per_image": cpu, "identical": identical, "cold_seconds": cold,
             "load": [load_before, load_after]}, indent=2))
 
 
