@@ -108,12 +108,12 @@ def run(jobs: list[Job], report, progress, *, engine: str, drip_model: str | Non
         actor_path, model = uses_actors(engine, drip_model)
         info = {"address": address or "local", "cpus": n_cpus, "gpus": n_gpus,
                 "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+        report.settings["ray"] = info
+        announce(f"Ray: {info['nodes']} node(s), {n_cpus} CPU(s), {n_gpus} GPU(s); {len(jobs)} image(s) to matte")
         if actor_path:
             info.update(_run_actors(ray, jobs, report, progress, engine, model, n_cpus, n_gpus, actors))
         else:
             info.update(_run_tasks(ray, jobs, report, progress, engine, n_cpus))
-        report.settings["ray"] = info
-        announce(f"Ray: {info['workers']} on {info['nodes']} node(s), {n_cpus} CPU(s), {n_gpus} GPU(s)")
     finally:
         if owned:
             ray.shutdown()
