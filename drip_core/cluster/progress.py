@@ -11,10 +11,11 @@ class BatchProgress:
         self.done = 0
         self.failed = 0
         self.skipped = skipped
-        # disable=None: tqdm turns itself off when stderr is not a terminal (logs stay readable;
-        # failures and the summary line are still printed).
+        # Drawn on a terminal only, so logs stay readable (failures and the summary line are
+        # printed either way).
+        tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         self.bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True,
-                        disable=True if quiet else None, smoothing=0.1)
+                        disable=quiet or not tty, smoothing=0.1)
         self._postfix()
 
     def _postfix(self) -> None:
@@ -31,6 +32,11 @@ class BatchProgress:
             self.write(f"drip-matte: {result['image']}: {result['message']}")
         self._postfix()
         self.bar.update(1)
+
+    def restart_clock(self) -> None:
+        """Rates and ETA from now on (called once Ray is up: its start-up is not matting time)."""
+        if self.bar.n == 0:
+            self.bar.reset()
 
     def write(self, line: str) -> None:
         # failures are printed even with --quiet, as the batch always did; above the bar
