@@ -159,6 +159,22 @@ def test_uri_paths_through_pyarrow(tmp_path):
     assert batch.run_job(bad)["code"] == "bad_image"
 
 
+def test_each_failure_has_its_code(tmp_path):
+    scenes = write_scenes(tmp_path, 1)
+    image = np.asarray(Image.open(scenes / "in" / "img00.png"))
+    masks = {"all.png": np.full(image.shape[:2], 255, np.uint8), "none.png": np.zeros(image.shape[:2], np.uint8)}
+    for name, mask in masks.items():
+        shutil.copy(scenes / "in" / "img00.png", scenes / "in" / name)
+        Image.fromarray(mask).save(scenes / "mask" / name)
+    shutil.copy(scenes / "in" / "img00.png", scenes / "in" / "orphan.png")
+    jobs = {j.name: j for j in batch.make_jobs(str(scenes / "in"), str(scenes / "mask"), "mask", 4,
+                                                 str(tmp_path / "out"))}
+    codes = {name: batch.run_job(job).get("code") for name, job in jobs.items()}
+    assert codes == {"all.png": "no_unknown", "none.png": "empty_selection", "orphan.png": "missing_trimap",
+                     "img00.png": None}
+    assert sorted(p.name for p in (tmp_path / "out" / "alpha").iterdir()) == ["img00.png"]
+
+
 def test_report_counts_each_image_once(tmp_path):
     rep = Report(str(tmp_path), mode="ray", engine="classical", total=3, skipped=["c.png"])
     rep.add({"image": "a.png", "status": "done", "seconds": 0.1})
