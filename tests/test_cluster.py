@@ -211,6 +211,41 @@ def test_ray_batch_is_byte_identical_to_the_local_batch(cluster, scenes, local_r
 
 
 @needs_ray
+def test_ray_client_address(cluster, scenes, local_reference, tmp_path):
+    """--ray ray://HOST:PORT: through a Ray Client server in front of the same instance."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "ray.util.client.server", "--address", cluster, "--host",
+                               "127.0.0.1", "--port", str(port), "--mode", "proxy"], cwd=REPO,
+                              env=dict(os.environ, PYTHONPATH=_pythonpath()), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the Ray Client server did not start"
+                time.sleep(0.3)
+        out = tmp_path / "out"
+        r = drip_matte("--input-dir", scenes / "in", "--trimap-dir", scenes / "tri", "--output-dir", out,
+                       "--engine", "classical", "--ray", f"ray://127.0.0.1:{port}")
+        assert r.returncode == 0, r.stderr
+        assert outputs(out) == outputs(local_reference)
+        assert report(out)["ray"]["address"] == f"ray://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@needs_ray
 def test_masks_with_failures_then_a_rerun_recomputes_exactly_what_was_deleted(cluster, scenes, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(scenes / "in", data / "in")
