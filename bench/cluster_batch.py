@@ -7,8 +7,10 @@ mode mattes the same folder with the classical engine through drip-matte's own c
 (``drip_core.cli.main``), into a fresh output folder, and the outputs are compared byte for byte.
 
 * warm: what a long catalogue sees per image. The local batch runs after a warm-up batch in
-  this process (imports, engine built); each Ray mode gets a fresh local instance
-  (``--ray-cpus`` 1 or 2), a warm-up batch starts its workers, then the timed batch runs.
+  this process (imports, engine built), held to one core (CPU affinity); each Ray mode gets a
+  fresh local instance (``--ray-cpus`` 1 or 2; the 1-CPU instance is started on one core), a
+  warm-up batch starts its workers, then the timed batches run. The local batch on both cores
+  is timed too, for reference.
   Ray overhead = (Ray 1 CPU seconds per image) / (local seconds per image) - 1.
 * cold (--cold): ``drip-matte`` as a user runs it, a new process each time, Ray started and
   stopped inside it: the fixed start-up cost that a small batch pays once.
@@ -83,6 +85,18 @@ def tree_cpu_seconds() -> float:
 
 
 CPU = {}  # output folder -> CPU seconds that batch cost
+ALL_CORES = sorted(os.sched_getaffinity(0))
+
+
+def pin(cores) -> None:
+    """Run every thread of this process on ``cores`` (processes started later inherit it):
+    the classical engine's BLAS/numba use a second core when there is one, so the
+    "local batch with 1 CPU" and "Ray with 1 CPU" must be held to one core for real."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # a thread that just ended
+            pass
 
 
 def timed(argv: list[str]) -> float:
@@ -101,11 +115,13 @@ def outputs(out: Path) -> dict:
 
 def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
     """Each Ray instance's timed batches alternate with local batches (local, Ray, local, Ray ...):
-    on a shared machine the load drifts, and pairs measured side by side see the same load."""
+    on a shared machine the load drifts, and pairs measured side by side see the same load.
+    The local batch runs on one core; the 1-CPU Ray instance is started on that core too."""
     import ray
-    results = {"local": [], "ray1": [], "ray2": [], "pairs1": [], "pairs2": []}
+    results = {"local": [], "ray1": [], "ray2": [], "pairs1": [], "pairs2": [], "local_all_cores": []}
     timed(batch_args(warm, work / "warm-local"))  # imports, engine construction
     for cpus in (1, 2):
+        pin(ALL_CORES[:cpus])
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                  logging_level="WARNING")
@@ -114,15 +130,21 @@ def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
             # drip-matte joins the instance this process started (ray_runner.connect reuses it)
             warm_s = timed(batch_args(warm, work / f"warm-ray{cpus}") + ["--ray"])
             for r in range(repeat):
+                pin(ALL_CORES[:1])
                 local = timed(batch_args(data, work / f"local{cpus}-{r}"))
+                pin(ALL_CORES[:cpus])
                 on_ray = timed(batch_args(data, work / f"ray{cpus}-{r}") + ["--ray"])
                 results["local"].append(local)
                 results[f"ray{cpus}"].append(on_ray)
                 results[f"pairs{cpus}"].append(on_ray / local)
                 results.setdefault("cpu_local", []).append(CPU[str(work / f"local{cpus}-{r}")])
                 results.setdefault(f"cpu_ray{cpus}", []).append(CPU[str(work / f"ray{cpus}-{r}")])
+            if cpus == 2:  # for reference: today's local batch when it may use both cores
+                pin(ALL_CORES)
+                results["local_all_cores"] = [timed(batch_args(data, work / f"local-all-{r}")) for r in range(repeat)]
         finally:
             ray.shutdown()
+            pin(ALL_CORES)
         results[f"ray{cpus}_start_s"] = round(start, 2)
         results[f"ray{cpus}_warmup_s"] = round(warm_s, 2)
     return results
@@ -161,7 +183,7 @@ def main() -> None:
         load_after = os.getloadavg()
         reference = outputs(work / "local1-0")
         identical = all(outputs(work / f"{m}-{r}") == reference
-                        for m in ("local1", "local2", "ray1", "ray2") for r in range(args.repeat))
+                        for m in ("local1", "local2", "ray1", "ray2", "local-all") for r in range(args.repeat))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -176,7 +198,9 @@ def main() -> None:
           f"({2 * args.repeat} local, alternating with them); "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{'mode':<18}{'images/s':>10}{'s/image':>10}")
-    for m, label in (("local", "local batch"), ("ray1", "Ray, 1 CPU"), ("ray2", "Ray, 2 CPUs")):
+    per_image["local_all_cores"] = float(np.median(res["local_all_cores"])) / n
+    for m, label in (("local", "local, 1 core"), ("ray1", "Ray, 1 CPU"), ("ray2", "Ray, 2 CPUs"),
+                     ("local_all_cores", "local, 2 cores")):
         print(f"{label:<18}{1 / per_image[m]:>10.2f}{per_image[m]:>10.3f}")
     print(f"Ray overhead per image vs local (1 CPU), median of paired batches: {overhead * 100:+.1f} %  "
           f"(target <= +15 %); pairs: {', '.join(f'{x:.3f}' for x in res['pairs1'])}")
