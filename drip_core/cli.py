@@ -326,4 +326,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m drip_core.cli`: run the package's copy of this module, whose UserError is the
+    # one drip_core.cluster (which imports drip_core.cli) raises, so main() catches it.
+    from drip_core.cli import main as _main
+    sys.exit(_main())
