@@ -54,7 +54,7 @@ case "$cmd" in
         exec "$VENV/bin/drip-matte" --demo "${1:-demo-out}"
         ;;
     test)
-        setup "drip,gui,dev,bench"
+        setup "drip,gui,dev,bench,cluster"
         if [ "${DRIP_GIMP_TESTS:-auto}" != "0" ] && [ -x tests/gimp/build_roots.sh ]; then
             # Real GIMP 3.0 and 3.2 in cached Debian chroots (needs root and Debian's registry).
             tests/gimp/build_roots.sh || echo "dev.sh: GIMP roots not built; the GIMP tests will say why they skip" >&2
@@ -67,7 +67,7 @@ case "$cmd" in
         exit "$rc"
         ;;
     setup)
-        setup "drip,gui,dev,bench"
+        setup "drip,gui,dev,bench,cluster"
         ;;
     *)
         sed -n '2,6p' "$0"

@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from drip_protocol import ENGINES, ProtocolError
+from drip_protocol import DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -33,7 +32,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rgba", help="write the cut-out (foreground + alpha) here")
     p.add_argument("--input-dir", help="batch mode: folder of photos")
     p.add_argument("--trimap-dir", help="batch mode: folder of trimaps with the same file names")
-    p.add_argument("--output-dir", help="batch mode: writes alpha/ and foreground/ here")
+    p.add_argument("--mask-dir", help="batch mode, instead of --trimap-dir: folder of selection masks (white = "
+                                      "selected) with the same file names, turned into trimaps with --band-radius")
+    p.add_argument("--band-radius", type=int, default=DEFAULT_BAND_RADIUS,
+                   help="with --mask-dir: half-width in pixels of the unsure band around each mask's edge "
+                        f"(the GIMP plug-in's rule and default: {DEFAULT_BAND_RADIUS})")
+    p.add_argument("--output-dir", help="batch mode: writes alpha/ and foreground/ here (and report.json)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="batch mode on Ray (needs the 'cluster' extra): alone, a local Ray instance on this "
+                        "machine; 'auto' joins the cluster named by RAY_ADDRESS; ray://HOST:PORT uses Ray Client. "
+                        "Reruns skip images whose outputs are complete")
+    p.add_argument("--ray-cpus", type=int, help="with --ray alone: CPUs for the local Ray instance (default: all)")
+    p.add_argument("--ray-actors", type=int,
+                   help="with --ray and DRIP: model-holding actors (default: one per GPU; CPU-only clusters: "
+                        "one per 4 CPUs)")
     p.add_argument("--server", default="none",
                    help="none = run in this process (default); auto = use or start a local server; HOST:PORT")
     p.add_argument("--token", help="token for --server HOST:PORT (default: from the discovery file)")
@@ -167,39 +179,57 @@ def write_outputs(alpha_path, fg_path, rgba_path, fg, alpha) -> None:
 
 
 def run_batch(args, runner: Runner) -> int:
-    if not (args.trimap_dir and args.output_dir):
-        raise UserError("batch mode needs --input-dir, --trimap-dir and --output-dir")
-    inputs = sorted(p for p in Path(args.input_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-        if Path(args.input_dir).is_dir() else None
-    if inputs is None:
-        raise UserError(f"not a folder: {args.input_dir}")
-    if not inputs:
-        raise UserError(f"no images in {args.input_dir}")
-    if not Path(args.trimap_dir).is_dir():
-        raise UserError(f"not a folder: {args.trimap_dir}")
-    out = Path(args.output_dir)
-    failures = 0
-    start = time.perf_counter()
-    for i, path in enumerate(inputs, 1):
-        trimap_path = Path(args.trimap_dir) / path.name
-        name = path.with_suffix(".png").name
-        bar = ProgressLine(args.quiet, prefix=f"[{i}/{len(inputs)}] {path.name} ")
-        try:
-            if not trimap_path.exists():
-                raise UserError(f"no trimap {trimap_path}")
-            image = read_image(str(path))
-            trimap = read_trimap(str(trimap_path), image.shape)
-            fg, alpha = runner.matte(image, trimap, bar)
-            bar.done()
-            write_outputs(str(out / "alpha" / name), str(out / "foreground" / name), None, fg, alpha)
-        except (UserError, ProtocolError) as exc:
-            bar.done()
-            failures += 1
-            print(f"drip-matte: {path.name}: {_message(exc)}", file=sys.stderr)
+    from .cluster import atomic, jobs as batch
+    from .cluster.progress import BatchProgress
+    from .cluster.report import Report
+    if not args.output_dir or bool(args.trimap_dir) == bool(args.mask_dir):
+        raise UserError("batch mode needs --input-dir, one of --trimap-dir or --mask-dir, and --output-dir")
+    if args.band_radius < 0:
+        raise UserError(f"--band-radius must be 0 or more, not {args.band_radius}")
+    guide_dir, kind = (args.trimap_dir, "trimap") if args.trimap_dir else (args.mask_dir, "mask")
+    jobs = batch.make_jobs(args.input_dir, guide_dir, kind, args.band_radius, args.output_dir)
+    # The local batch recomputes everything, as it always has; a Ray run skips complete outputs.
+    plan = batch.plan(jobs, skip_complete=bool(args.ray))
+    settings = {"input_dir": args.input_dir, f"{kind}_dir": guide_dir}
+    if kind == "mask":
+        settings["band_radius"] = args.band_radius
+    report = Report(args.output_dir, mode="ray" if args.ray else "local", engine=args.engine, total=plan.total,
+                    skipped=plan.skipped, settings=settings)
+    progress = BatchProgress(len(plan.jobs) + len(plan.clashes), quiet=args.quiet, skipped=len(plan.skipped))
+    try:
+        for name, message in plan.clashes:
+            result = batch.failure(name, "name_clash", message)
+            report.add(result)
+            progress.update(result)
+        if args.ray:
+            from .cluster import ray_runner
+            ray_runner.run(plan.jobs, report, progress, engine=args.engine, drip_model=args.drip_model,
+                           address=None if args.ray == "local" else args.ray, cpus=args.ray_cpus,
+                           actors=args.ray_actors, announce=progress.write if not args.quiet else lambda _: None)
+        else:
+            for job in plan.jobs:
+                result = _local_job(job, runner)
+                report.add(result)
+                progress.update(result)
+    finally:
+        progress.close()
+        report.write()
+    for sub in batch.OUTPUT_KINDS:  # temporary files of writers that were killed
+        atomic.remove_stale_temps(os.path.join(args.output_dir, sub))
     if not args.quiet:
-        print(f"drip-matte: {len(inputs) - failures}/{len(inputs)} images matted in "
-              f"{time.perf_counter() - start:.1f} s -> {out}", file=sys.stderr)
-    return 1 if failures else 0
+        print(f"drip-matte: {report.summary()}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _local_job(job, runner: Runner) -> dict:
+    from .cluster import jobs as batch
+    try:
+        image, trimap = batch.load_inputs(job)
+        fg, alpha = runner.matte(image, trimap, None)
+        batch.write_matte(job, fg, alpha)
+        return {"image": job.name, "status": "done"}
+    except (UserError, ProtocolError) as exc:
+        return batch.failure(job.name, getattr(exc, "code", "bad_request"), _message(exc))
 
 
 def run_demo(args, runner: Runner) -> None:
@@ -235,6 +265,8 @@ def main(argv=None) -> int:
     try:
         if sum(modes) != 1:
             raise UserError("give one of: IMAGE --trimap T, --input-dir ..., or --demo OUTDIR (see --help)")
+        if args.ray and (not args.input_dir or args.server != "none"):
+            raise UserError("--ray is for batch mode (--input-dir) and runs the engines on the cluster, not --server")
         runner = Runner(args)
         if args.demo:
             run_demo(args, runner)
@@ -261,4 +293,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m drip_core.cli`: run the package's copy of this module, whose UserError is the
+    # one drip_core.cluster (which imports drip_core.cli) raises, so main() catches it.
+    from drip_core.cli import main as _main
+    sys.exit(_main())

@@ -6,6 +6,7 @@ reach the engine and come back unchanged.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -53,11 +54,10 @@ def write(path: str, pixels: np.ndarray) -> None:
             photometric = "rgb" if pixels.ndim == 3 and pixels.shape[2] >= 3 else "minisblack"
             extra = {"extrasamples": ["unassalpha"]} if pixels.ndim == 3 and pixels.shape[2] == 4 else {}
             tifffile.imwrite(path, pixels, photometric=photometric, **extra)
-        elif pixels.dtype == np.uint8:
-            from PIL import Image
-            Image.fromarray(pixels).save(path)
         else:
-            _write_png16(path, pixels)
+            data = encode_png(pixels)
+            with open(path, "wb") as f:
+                f.write(data)
     except (OSError, ValueError) as exc:
         raise ImageFileError(f"cannot write {path}: {exc}") from None
 
@@ -121,15 +121,20 @@ def _read_png16(path: str) -> np.ndarray:
     return arr.reshape(height, width, planes)
 
 
-def _write_png16(path: str, pixels: np.ndarray) -> None:
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes: 8-bit through Pillow, deeper through pypng at 16 bits (float is rounded)."""
+    buf = io.BytesIO()
+    if pixels.dtype == np.uint8:
+        from PIL import Image
+        Image.fromarray(pixels).save(buf, format="PNG")
+        return buf.getvalue()
     import png
     if pixels.dtype != np.uint16:
         pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 65535.0).astype(np.uint16)
     planes = 1 if pixels.ndim == 2 else pixels.shape[2]
     h, w = pixels.shape[:2]
-    writer = png.Writer(w, h, bitdepth=16, greyscale=planes <= 2, alpha=planes in (2, 4))
-    with open(path, "wb") as f:
-        writer.write(f, pixels.reshape(h, w * planes))
+    png.Writer(w, h, bitdepth=16, greyscale=planes <= 2, alpha=planes in (2, 4)).write(buf, pixels.reshape(h, w * planes))
+    return buf.getvalue()
 
 
 def _check_size(path: str, width: int, height: int) -> None:

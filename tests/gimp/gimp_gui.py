@@ -217,7 +217,7 @@ def error_dialog():
 def closed_mid_run():
     """The image is closed (Ctrl+W, as a person does) while the plug-in waits for the server:
     one polite message, no GIMP error cascade, no traceback."""
-    img, layer = load(P.get("slow_width", 1600))
+    img, layer = load(P.get("slow_width", 3200))  # a job of a few seconds: time to close the image
     select_mask(img)
     img.clean_all()  # closes without a "save changes?" question
     disp = Gimp.Display.new(img)
@@ -226,12 +226,16 @@ def closed_mid_run():
     log = os.path.join(os.path.dirname(OUT), "server.log")
     seen = open(log).read().count(" accepted: ") if os.path.exists(log) else 0
     # close it once the server has the job (the plug-in is then waiting for the result)
+    trace = os.path.join(OUT, "closer.txt")
     helper = (f"for i in $(seq 1 300); do [ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
-              f"&& break; sleep 0.1; done; sleep 0.3; xdotool windowfocus --sync {win}; "
-              "xdotool key --clearmodifiers ctrl+w")
+              f"&& break; sleep 0.1; done; echo accepted $i $(date +%s.%N) >> {trace}; "
+              f"xdotool windowfocus --sync {win}; xdotool key --clearmodifiers ctrl+w; "
+              f"echo closed $? $(date +%s.%N) >> {trace}")
     before = windows()
     h = subprocess.Popen(["sh", "-c", helper])
+    t0 = time.time()
     r = run_plugin(img, layer, mode=Gimp.RunMode.WITH_LAST_VALS)
+    t1 = time.time()
     h.wait(60)
     settle(3)
     new = [w for w in windows() if w not in before]
@@ -240,7 +244,8 @@ def closed_mid_run():
         sh("xdotool", "key", "Return")
     settle(1)
     RESULTS["closed_mid_run"] = {"run": r, "window_found": bool(win), "new_windows": [n for _, n in new],
-                                 "image_valid": img.is_valid()}
+                                 "image_valid": img.is_valid(), "run_span": [t0, t1], "log": log, "seen": seen,
+                                 "closer": open(trace).read() if os.path.exists(trace) else None}
     save()
 
 

@@ -108,6 +108,6 @@ def test_closing_the_image_mid_run_is_one_message(gui):
     assert c["window_found"] and not c["image_valid"], c
     # cancelled, with the plug-in's own message as the only new window: no "Calling error ...
     # invalid ID" cascade, no "Too many error messages!"
-    assert c["run"]["status"] == "cancel", c["run"]
+    assert c["run"]["status"] == "cancel", c
     assert len(c["new_windows"]) == 1, c["new_windows"]
     assert "Traceback" not in gui["_output"]
