@@ -46,8 +46,9 @@ class MatteActor:
     def describe(self) -> dict:
         if self.engine is None:
             return {"error": self.error}
-        info = self.engine.describe()
-        return {k: info[k] for k in ("name", "device", "model") if k in info}
+        info = {"name": self.engine.name, "device": getattr(self.engine, "device", "cpu"),
+                "model": getattr(self.engine, "model_path", None)}
+        return {k: v for k, v in info.items() if v is not None}
 
     def run(self, jobs: list) -> list:
         if self.engine is None:
