@@ -59,3 +59,36 @@ def test_laplacian_loss_ignores_a_constant_offset_and_sees_the_finest_band():
     # loss = 2**0 * d / 5
     checker = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 2.0 - 1.0).double()
     assert float(laplacian_loss(gt + 0.1 * checker, gt)) == pytest.approx(0.1 / 5, rel=1e-9)
+
+
+# ------------------------------------------------------------- multi-resolution noise
+def test_noise_levels_follow_algorithm_1_for_a_non_square_latent():
+    from drip_core.drip.noise import level_weights, pyramid_sizes
+
+    # level 0 is full size; the loop stops only when *both* sides are 1
+    assert pyramid_sizes(64, 16, [2.0] * 10) == [(64, 16), (32, 8), (16, 4), (8, 2), (4, 1), (2, 1), (1, 1)]
+    assert pyramid_sizes(32, 48, [3.0] * 10) == [(32, 48), (10, 16), (3, 5), (1, 1)]
+    assert len(pyramid_sizes(4096, 4096, [2.0] * 10)) == 10  # at most 10 levels
+    w = level_weights(torch.tensor([500, 1000]), 7)
+    torch.testing.assert_close(w[0], 0.5 * 0.9 ** torch.arange(7, dtype=torch.float32))
+    torch.testing.assert_close(w[1], 0.9 ** torch.arange(7, dtype=torch.float32))
+
+
+def test_noise_is_the_weighted_level_sum_over_its_global_std():
+    import torch.nn.functional as F
+
+    from drip_core.drip.noise import multi_res_noise
+
+    shape, t = (2, 4, 64, 16), torch.tensor([999, 0])
+    got = multi_res_noise(shape, t, ratios=[2.0] * 10, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    want = torch.randn(shape, generator=g)
+    sizes = [(64, 16), (32, 8), (16, 4), (8, 2), (4, 1), (2, 1), (1, 1)]
+    for i, size in enumerate(sizes):
+        low = F.interpolate(torch.randn((2, 4, *size), generator=g), size=(64, 16), mode="nearest")
+        want = want + low * (t.float() / 1000 * 0.9 ** i).view(2, 1, 1, 1)
+    want = want / want.std()
+    torch.testing.assert_close(got, want)
+    assert float(got.std()) == pytest.approx(1.0, abs=1e-5)
+    # one std for the batch: the t = 0 sample (plain white noise) ends up below the t = 999 one
+    assert float(got[1].std()) < 0.8 < float(got[0].std())

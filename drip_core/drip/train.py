@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-embedding-lr-mult", type=float, default=1.0,
                    help="learning-rate multiplier for the new switcher projection (GeoWizard uses 10)")
     p.add_argument("--noise-discount", type=float, default=0.9, help="multi-resolution noise discount")
-    p.add_argument("--noise-levels", type=int, default=10, help="multi-resolution noise levels (1 = plain Gaussian)")
+    p.add_argument("--noise-levels", type=int, default=10, help="multi-resolution noise levels, full size included (1 = plain Gaussian)")
     return p
 
 
