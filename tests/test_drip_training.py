@@ -92,3 +92,42 @@ def test_noise_is_the_weighted_level_sum_over_its_global_std():
     assert float(got.std()) == pytest.approx(1.0, abs=1e-5)
     # one std for the batch: the t = 0 sample (plain white noise) ends up below the t = 999 one
     assert float(got[1].std()) < 0.8 < float(got[0].std())
+
+
+# --------------------------------------------------------------- foreground padding
+def _literal_padding(fg, alpha, iterations, size=13):
+    """Algorithm 2 as printed: full 2-D 13x13 Gaussian (outer product), border replicated,
+    written back where alpha == 0."""
+    from scipy import ndimage
+
+    from drip_core.drip.fg_padding import gaussian_kernel1d
+
+    k = gaussian_kernel1d(size).astype(np.float64)
+    k2 = np.outer(k, k)
+    x = fg.astype(np.float64).copy()
+    hole = alpha <= 0
+    for _ in range(iterations):
+        blurred = np.stack([ndimage.correlate(x[..., ch], k2, mode="nearest") for ch in range(3)], axis=2)
+        x[hole] = blurred[hole]
+    return x
+
+
+def test_fast_foreground_padding_equals_algorithm_2():
+    from drip_core.drip.fg_padding import gaussian_kernel1d, pad_foreground, pad_foreground_torch
+
+    k = gaussian_kernel1d(13)
+    assert k.sum() == pytest.approx(1.0, abs=1e-6) and k[6] == pytest.approx(0.1737, abs=1e-3)  # sigma 2.3
+    rng = np.random.default_rng(1)
+    fg = rng.random((45, 70, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:45, :70]
+    alpha = ((yy - 20) ** 2 + (xx - 40) ** 2 < 15 ** 2).astype(np.float32) * 0.7
+    alpha[:, :3] = 0.4  # object touching the border on one side, holes touching the others
+    want = _literal_padding(fg, alpha, 20)
+    fast = pad_foreground(fg, alpha, iterations=20)
+    assert fast.dtype == np.float32 and fast.shape == fg.shape
+    assert np.abs(fast - want).max() < 1e-5  # requirement: within 1/255
+    assert np.abs(pad_foreground_torch(fg, alpha, 20) - want).max() < 1e-5
+    assert np.array_equal(fast[alpha > 0], fg[alpha > 0])
+    # nothing to pad: the input comes back
+    assert pad_foreground(fg, np.ones((45, 70), np.float32)) is fg
+    assert pad_foreground(fg, alpha, iterations=0) is fg
