@@ -131,3 +131,21 @@ def test_fast_foreground_padding_equals_algorithm_2():
     # nothing to pad: the input comes back
     assert pad_foreground(fg, np.ones((45, 70), np.float32)) is fg
     assert pad_foreground(fg, alpha, iterations=0) is fg
+
+
+# ------------------------------------------------------------------------ optimiser
+def test_optimiser_default_is_the_papers_adam():
+    from drip_core.drip.train import build_parser
+    from drip_core.drip.train_decoder import build_parser as build_decoder_parser
+    from drip_core.drip.training import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    base = ["--model", "m", "--data", "d", "--output", "o"]
+    for parser in (build_parser(), build_decoder_parser()):
+        opt = make_optimizer(parser.parse_args(base), params)
+        assert type(opt) is torch.optim.Adam and opt.param_groups[0]["weight_decay"] == 0.0
+    assert build_parser().parse_args(base).lr == 1e-5  # paper: Adam, lr 1e-5
+    opt = make_optimizer(build_parser().parse_args(base + ["--optimizer", "adamw"]), params)
+    assert type(opt) is torch.optim.AdamW and opt.param_groups[0]["weight_decay"] == 1e-2
+    opt = make_optimizer(build_parser().parse_args(base + ["--optimizer", "adamw", "--weight-decay", "0.1"]), params)
+    assert opt.param_groups[0]["weight_decay"] == 0.1

@@ -22,7 +22,7 @@ import time
 import torch
 
 from .training import (MetricsLog, Runtime, add_common_args, export_model, load_checkpoint, log, lr_lambda,
-                       make_loader, resolve_resume, save_checkpoint, setup_logging, validate)
+                       make_loader, make_optimizer, resolve_resume, save_checkpoint, setup_logging, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +60,8 @@ def train(args) -> dict:
 
     switcher = [p for n, p in unet.named_parameters() if n.startswith("class_embedding.")]
     rest = [p for n, p in unet.named_parameters() if not n.startswith("class_embedding.")]
-    optimizer = torch.optim.AdamW([{"params": rest, "lr": args.lr},
-                                   {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}],
-                                  lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(args, [{"params": rest, "lr": args.lr},
+                                      {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}])
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args.warmup_steps))
 
     step = 0

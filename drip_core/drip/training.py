@@ -34,7 +34,10 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
     p.add_argument("--batch-size", type=int, default=2, help="samples per device per micro-step")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
     p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw"),
+                   help="adam (the paper's choice) or adamw (GeoWizard's)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="default: 0 for adam, 1e-2 for adamw")
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
                    help="auto: bf16 autocast on CUDA, none elsewhere")
@@ -207,6 +210,14 @@ def load_checkpoint(path: str, module: torch.nn.Module, optimizer, lr_sched) -> 
             pass  # different GPU count: keep the fresh CUDA RNG
     with open(os.path.join(path, "state.json"), "r", encoding="utf-8") as f:
         return json.load(f)
+
+
+def make_optimizer(args, param_groups) -> torch.optim.Optimizer:
+    """The paper trains with Adam (no weight decay); AdamW with decay 1e-2 is GeoWizard's choice."""
+    if args.optimizer == "adamw":
+        wd = 1e-2 if args.weight_decay is None else args.weight_decay
+        return torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=wd)
+    return torch.optim.Adam(param_groups, lr=args.lr, weight_decay=args.weight_decay or 0.0)
 
 
 def lr_lambda(warmup: int):
