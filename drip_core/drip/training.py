@@ -52,7 +52,8 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--val-limit", type=int, default=20, help="validation images used")
     p.add_argument("--val-steps", type=int, default=10, help="denoising steps at validation")
-    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this")
+    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this (0: full resolution; "
+                   "drip-eval --layout comp1k gives the full benchmark figures)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -261,7 +262,7 @@ def validate(pipe, args, generator_seed: int = 0) -> dict:
     t0 = time.time()
     for name, image, tri, alpha in vs:
         h, w = tri.shape
-        scale = min(1.0, args.val_max_side / max(h, w))
+        scale = min(1.0, args.val_max_side / max(h, w)) if args.val_max_side > 0 else 1.0
         if scale < 1.0:  # keeps validation affordable; SAD is then on the downscaled image
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
