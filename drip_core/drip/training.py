@@ -30,6 +30,8 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
     p.add_argument("--crop-size", type=int, default=512)
     p.add_argument("--fg-pad-iterations", type=int, default=64, help="foreground padding blur passes (paper: 64)")
     p.add_argument("--jitter", type=float, default=1.0, help="photometric jitter strength (0 = off)")
+    p.add_argument("--trimap-erosion", type=int, nargs=2, default=(1, 29), metavar=("MIN", "MAX"),
+                   help="training trimaps: known regions eroded by a random radius in MIN..MAX px (ViTMatte: 1 29)")
     p.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=2, help="samples per device per micro-step")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
@@ -122,7 +124,7 @@ def make_loader(args, runtime: Runtime):
 
     ds = CompositionDataset(args.data, args.crop_size, fg_dir=args.fg_dir, alpha_dir=args.alpha_dir,
                             bg_dir=args.bg_dir, bg_per_fg=args.bg_per_fg, jitter=args.jitter,
-                            fg_pad_iterations=args.fg_pad_iterations)
+                            fg_pad_iterations=args.fg_pad_iterations, trimap_px=tuple(args.trimap_erosion))
     sampler = None
     if runtime.world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(ds, runtime.world, runtime.rank, shuffle=True,
