@@ -115,7 +115,7 @@ def test_cli_comp1k(comp1k, tmp_path, capsys, monkeypatch):
     import drip_core.engines as engines
     from drip_core.eval.__main__ import main
 
-    monkeypatch.setattr(engines, "get_engine", lambda name: HalfEngine())
+    monkeypatch.setattr(engines, "get_engine", lambda name, **kw: HalfEngine())
     out = tmp_path / "r.json"
     assert main(["--layout", "comp1k", str(comp1k), "--json", str(out)]) == 0
     text = capsys.readouterr().out

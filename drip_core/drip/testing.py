@@ -207,16 +207,16 @@ def fit_tiny_vae(sd2_path: str, data_root: str, steps: int = 300, batch: int = 8
             loss.backward()
             opt.step()
             sched.step()
-            first = float(loss) if first is None else first
+            first = float(loss.detach()) if first is None else first
             step += 1
             if step >= steps:
                 break
     vae.eval()
     with torch.no_grad():
-        z = torch.cat([vae.encode(x).latent_dist.mode() for _ in range(1)])
+        z = vae.encode(x).latent_dist.mode()  # the last batch: composites, trimaps, fg, alpha
     vae.register_to_config(scaling_factor=float(1.0 / z.std()))
     vae.save_pretrained(os.path.join(sd2_path, "vae"), safe_serialization=True)
-    return {"vae_loss_first": first, "vae_loss_last": float(loss), "scaling_factor": vae.config.scaling_factor}
+    return {"vae_loss_first": first, "vae_loss_last": float(loss.detach()), "scaling_factor": vae.config.scaling_factor}
 
 
 def score_model(model_dir: str, samples, steps: int = 10, seed: int = 0) -> dict:

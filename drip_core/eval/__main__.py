@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="dataset folder")
     ap.add_argument("--layout", default="alphamatting", choices=LAYOUTS)
     ap.add_argument("--engine", default="classical", help="engine name (classical, drip, auto)")
+    ap.add_argument("--drip-model", help="DRIP model folder (default: the configured one)")
     ap.add_argument("--trimap", default="Trimap1", choices=[*TRIMAPS, "all"], help="alphamatting layout only")
     ap.add_argument("--fg-variant", default="drip", choices=FG_VARIANTS, help="foreground error protocol")
     ap.add_argument("--json", metavar="OUT.json", help="write per-image and mean figures here")
@@ -42,7 +43,7 @@ def run(args) -> list[dict]:
     layouts = [open_layout(args.layout, data, s) for s in sets]
     if not layouts[0].names():
         raise DatasetError(f"no images found in {data}")
-    engine = get_engine(args.engine)
+    engine = get_engine(args.engine, drip_model=args.drip_model) if args.drip_model else get_engine(args.engine)
     runs = []
     for label, layout in zip(sets, layouts):
         width = max([8, *(len(n) for n in layout.names()[:args.limit or None])])
