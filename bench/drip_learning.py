@@ -3,7 +3,7 @@
 model, CPU, a few minutes.
 
     python bench/drip_learning.py [--stage1-steps 300] [--stage2-steps 150] [--vae-steps 300]
-                                  [--work DIR] [--json OUT.json]
+                                  [--vae-batch 8] [--threads 1] [--work DIR] [--json OUT.json]
 
 Steps (drip_core.drip.testing.learning_check): write 8 synthetic foregrounds (soft ellipses over
 smooth colour fields) and 4 smooth backgrounds in the Composition-1k layout; make_tiny_sd2; fit
@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stage1-steps", type=int, default=300)
     ap.add_argument("--stage2-steps", type=int, default=150)
     ap.add_argument("--vae-steps", type=int, default=300)
+    ap.add_argument("--vae-batch", type=int, default=8, help="foregrounds per VAE step (x4 images)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--work", help="keep the run here (default: a temporary folder)")
     ap.add_argument("--json", help="write the figures here")
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     log = lambda msg: print(f"[{time.time() - t0:7.1f} s] {msg}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         fig = learning_check(args.work or tmp, stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps,
-                             vae_steps=args.vae_steps, log=log)
+                             vae_steps=args.vae_steps, vae_batch=args.vae_batch, log=log)
     fig["cpu_seconds"] = round(time.process_time() - c0, 1)
     fig["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
     u, s1, s2 = fig["untrained"], fig["stage1"], fig["stage2"]

@@ -237,7 +237,8 @@ def score_model(model_dir: str, samples, steps: int = 10, seed: int = 0) -> dict
 
 
 def learning_check(work: str, *, stage1_steps: int = 300, stage2_steps: int = 150, batch: int = 4,
-                   vae_steps: int = 300, lr: float = 1e-3, decoder_lr: float = 1e-3, log=print) -> dict:
+                   vae_steps: int = 300, vae_batch: int = 8, lr: float = 1e-3, decoder_lr: float = 1e-3,
+                   log=print) -> dict:
     """The 'training learns' experiment: tiny SD2 (VAE fitted first) -> drip-convert ->
     drip-train -> drip-train-decoder on synthetic composites; returns SAD / foreground figures
     of the untrained, stage-1 and stage-2 models on those composites."""
@@ -249,7 +250,7 @@ def learning_check(work: str, *, stage1_steps: int = 300, stage2_steps: int = 15
     t0 = time.time()
     data = synthetic_composites(os.path.join(work, "data"))
     sd2 = make_tiny_sd2(os.path.join(work, "sd2"))
-    fig = {"vae": fit_tiny_vae(sd2, data, steps=vae_steps)}
+    fig = {"vae": fit_tiny_vae(sd2, data, steps=vae_steps, batch=vae_batch)}
     fig["vae"]["seconds"] = round(time.time() - t0, 1)
     log(f"VAE fitted: loss {fig['vae']['vae_loss_first']:.4f} -> {fig['vae']['vae_loss_last']:.4f} "
         f"({fig['vae']['seconds']} s)")
