@@ -22,9 +22,10 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
+
+from .fg_padding import pad_foreground
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -43,30 +44,6 @@ def load_rgb(path: str) -> np.ndarray:
 
 def load_gray(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-
-
-def gaussian_kernel1d(size: int = 13) -> torch.Tensor:
-    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for sigma=0
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return k / k.sum()
-
-
-def pad_foreground(fg: np.ndarray, alpha: np.ndarray, iterations: int = 64, kernel: int = 13) -> np.ndarray:
-    """Paper Alg. 2: blur repeatedly, write the blur back only where alpha == 0."""
-    if iterations <= 0 or not (alpha <= 0).any():
-        return fg
-    k = gaussian_kernel1d(kernel)
-    kx = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
-    ky = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
-    x = torch.from_numpy(np.ascontiguousarray(fg.transpose(2, 0, 1)))[None]
-    hole = torch.from_numpy(alpha <= 0)[None, None].expand_as(x)
-    r = kernel // 2
-    for _ in range(iterations):
-        b = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kx, groups=3)
-        b = F.conv2d(F.pad(b, (0, 0, r, r), mode="replicate"), ky, groups=3)
-        x = torch.where(hole, b, x)
-    return x[0].numpy().transpose(1, 2, 0)
 
 
 def trimap_from_alpha(alpha: np.ndarray, rng: np.random.Generator, min_px: int = 1, max_px: int = 29) -> np.ndarray:

@@ -9,7 +9,8 @@ Definitions after ViTMatte's criterion:
   separate L1   L1 on the unknown region + L1 on the known region, each normalised by its own
                 pixel count (so a thin unknown band is not drowned by the known area);
   L2            mean squared error over the image;
-  Laplacian     L1 between 5-level Laplacian pyramids, level i weighted 2**i;
+  Laplacian     sum over the 5 band-pass levels of 2**i * L1(level i), divided by 5, no
+                low-pass residual (the definition of ViTMatte, GCA and MG-Matting);
   gradient      L1 between Sobel gradients on the unknown region + 0.01 * |grad pred|.
 For the foreground the same terms are weighted by the ground-truth alpha > 0 (the colour of
 fully transparent pixels is irrelevant).
@@ -45,28 +46,39 @@ def _gauss_kernel(channels: int, device, dtype) -> torch.Tensor:
     return k.expand(channels, 1, 5, 5).contiguous()
 
 
-def _laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+def _blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), k, groups=x.shape[1])
+
+
+def _expand(x: torch.Tensor, size, k: torch.Tensor) -> torch.Tensor:
+    """Burt-Adelson expand: zeros between the samples, then the 5x5 Gaussian times 4 (the
+    zeros carry a quarter of the weight), cropped to ``size`` for odd sizes."""
+    b, c, h, w = x.shape
+    up = x.new_zeros(b, c, 2 * h, 2 * w)
+    up[:, :, ::2, ::2] = x
+    return _blur(up, 4 * k)[:, :, :size[0], :size[1]]
+
+
+def laplacian_bands(x: torch.Tensor, levels: int = 5) -> list[torch.Tensor]:
+    """The band-pass levels of a Laplacian pyramid, finest first; the low-pass residual is
+    not returned (the matting Laplacian loss ignores it: L1 already covers coarse error)."""
     k = _gauss_kernel(x.shape[1], x.device, x.dtype)
-    pyramid, cur = [], x
+    bands, cur = [], x
     for _ in range(levels):
-        blurred = F.conv2d(F.pad(cur, (2, 2, 2, 2), mode="reflect"), k, groups=x.shape[1])
-        down = blurred[:, :, ::2, ::2]
-        up = F.interpolate(down, size=cur.shape[-2:], mode="bilinear", align_corners=False)
-        pyramid.append(cur - up)
-        cur = down
-        if min(cur.shape[-2:]) < 3:
+        if min(cur.shape[-2:]) < 3:  # reflect padding by 2 needs 3 pixels
             break
-    pyramid.append(cur)
-    return pyramid
+        down = _blur(cur, k)[:, :, ::2, ::2]
+        bands.append(cur - _expand(down, cur.shape[-2:], k))
+        cur = down
+    return bands
 
 
 def laplacian_loss(pred, gt, levels: int = 5, weight=None):
+    """sum_i 2**i * mean|band_i(pred) - band_i(gt)| / levels (ViTMatte / GCA / MG-Matting)."""
     if weight is not None:
         pred, gt = pred * weight, gt * weight
-    loss = 0.0
-    for i, (a, b) in enumerate(zip(_laplacian_pyramid(pred, levels), _laplacian_pyramid(gt, levels))):
-        loss = loss + (2 ** i) * (a - b).abs().mean()
-    return loss
+    pairs = zip(laplacian_bands(pred, levels), laplacian_bands(gt, levels))
+    return sum((2 ** i) * (a - b).abs().mean() for i, (a, b) in enumerate(pairs)) / levels
 
 
 def _sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ import time
 import torch
 
 from .training import (MetricsLog, Runtime, add_common_args, export_model, load_checkpoint, log, lr_lambda,
-                       make_loader, resolve_resume, save_checkpoint, setup_logging, validate)
+                       make_loader, make_optimizer, resolve_resume, save_checkpoint, setup_logging, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-embedding-lr-mult", type=float, default=1.0,
                    help="learning-rate multiplier for the new switcher projection (GeoWizard uses 10)")
     p.add_argument("--noise-discount", type=float, default=0.9, help="multi-resolution noise discount")
-    p.add_argument("--noise-levels", type=int, default=10, help="multi-resolution noise levels (1 = plain Gaussian)")
+    p.add_argument("--noise-levels", type=int, default=10, help="multi-resolution noise levels, full size included (1 = plain Gaussian)")
     return p
 
 
@@ -60,9 +60,8 @@ def train(args) -> dict:
 
     switcher = [p for n, p in unet.named_parameters() if n.startswith("class_embedding.")]
     rest = [p for n, p in unet.named_parameters() if not n.startswith("class_embedding.")]
-    optimizer = torch.optim.AdamW([{"params": rest, "lr": args.lr},
-                                   {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}],
-                                  lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(args, [{"params": rest, "lr": args.lr},
+                                      {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}])
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args.warmup_steps))
 
     step = 0

@@ -21,7 +21,7 @@ import time
 import torch
 
 from .training import (MetricsLog, Runtime, add_common_args, export_model, load_checkpoint, log, lr_lambda,
-                       make_loader, resolve_resume, save_checkpoint, setup_logging, validate)
+                       make_loader, make_optimizer, resolve_resume, save_checkpoint, setup_logging, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def train_decoder(args) -> dict:
     model = decoder
     if rt.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(decoder, device_ids=[rt.device] if rt.device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(args, decoder.parameters())
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args.warmup_steps))
     step = 0
     resume = resolve_resume(args)

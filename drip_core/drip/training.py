@@ -30,11 +30,16 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
     p.add_argument("--crop-size", type=int, default=512)
     p.add_argument("--fg-pad-iterations", type=int, default=64, help="foreground padding blur passes (paper: 64)")
     p.add_argument("--jitter", type=float, default=1.0, help="photometric jitter strength (0 = off)")
+    p.add_argument("--trimap-erosion", type=int, nargs=2, default=(1, 29), metavar=("MIN", "MAX"),
+                   help="training trimaps: known regions eroded by a random radius in MIN..MAX px (ViTMatte: 1 29)")
     p.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=2, help="samples per device per micro-step")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
     p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw"),
+                   help="adam (the paper's choice) or adamw (GeoWizard's)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="default: 0 for adam, 1e-2 for adamw")
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
                    help="auto: bf16 autocast on CUDA, none elsewhere")
@@ -49,7 +54,8 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--val-limit", type=int, default=20, help="validation images used")
     p.add_argument("--val-steps", type=int, default=10, help="denoising steps at validation")
-    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this")
+    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this (0: full resolution; "
+                   "drip-eval --layout comp1k gives the full benchmark figures)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -118,7 +124,7 @@ def make_loader(args, runtime: Runtime):
 
     ds = CompositionDataset(args.data, args.crop_size, fg_dir=args.fg_dir, alpha_dir=args.alpha_dir,
                             bg_dir=args.bg_dir, bg_per_fg=args.bg_per_fg, jitter=args.jitter,
-                            fg_pad_iterations=args.fg_pad_iterations)
+                            fg_pad_iterations=args.fg_pad_iterations, trimap_px=tuple(args.trimap_erosion))
     sampler = None
     if runtime.world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(ds, runtime.world, runtime.rank, shuffle=True,
@@ -209,6 +215,14 @@ def load_checkpoint(path: str, module: torch.nn.Module, optimizer, lr_sched) -> 
         return json.load(f)
 
 
+def make_optimizer(args, param_groups) -> torch.optim.Optimizer:
+    """The paper trains with Adam (no weight decay); AdamW with decay 1e-2 is GeoWizard's choice."""
+    if args.optimizer == "adamw":
+        wd = 1e-2 if args.weight_decay is None else args.weight_decay
+        return torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=wd)
+    return torch.optim.Adam(param_groups, lr=args.lr, weight_decay=args.weight_decay or 0.0)
+
+
 def lr_lambda(warmup: int):
     return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
@@ -250,7 +264,7 @@ def validate(pipe, args, generator_seed: int = 0) -> dict:
     t0 = time.time()
     for name, image, tri, alpha in vs:
         h, w = tri.shape
-        scale = min(1.0, args.val_max_side / max(h, w))
+        scale = min(1.0, args.val_max_side / max(h, w)) if args.val_max_side > 0 else 1.0
         if scale < 1.0:  # keeps validation affordable; SAD is then on the downscaled image
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))

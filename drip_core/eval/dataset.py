@@ -21,6 +21,7 @@ class Sample:
     image: np.ndarray   # uint8 HxWx3
     trimap: np.ndarray  # uint8 HxW in {0, 128, 255}
     gt: np.ndarray      # uint8 HxW alpha
+    fg: np.ndarray | None = None  # uint8 HxWx3 ground-truth foreground, where the dataset has one
 
 
 def default_data_dir() -> Path | None:
@@ -60,6 +61,9 @@ def load_sample(root: str | Path, name: str, trimap: str = "Trimap1") -> Sample:
     gt = np.asarray(Image.open(paths[2]).convert("L"))
     if not (image.shape[:2] == tri.shape == gt.shape):
         raise DatasetError(f"{name}: image, trimap and ground truth differ in size")
-    # some trimaps are not exactly {0,128,255}: snap to the nearest class
-    tri = np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
-    return Sample(name, image, tri, gt)
+    return Sample(name, image, snap_trimap(tri), gt)
+
+
+def snap_trimap(tri: np.ndarray) -> np.ndarray:
+    """Some trimaps are not exactly {0,128,255} (resampled or JPEG'd): snap to the nearest class."""
+    return np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)

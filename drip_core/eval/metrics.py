@@ -176,30 +176,45 @@ class ForegroundErrors:
         return {"sad": self.sad, "mse": self.mse}
 
 
+def _foreground_region(variant: str, a: np.ndarray, trimap) -> np.ndarray:
+    if variant == "germer":
+        return (a > 0) & (a < 1)
+    if variant in ("unknown", "drip"):
+        if trimap is None:
+            raise ValueError(f"the '{variant}' variant needs the trimap")
+        unknown = np.asarray(trimap) == UNKNOWN
+        return unknown & (a > 0) if variant == "drip" else unknown
+    if variant == "drip-all":
+        return a > 0
+    raise ValueError(f"unknown foreground-error variant '{variant}' (one of {', '.join(FG_VARIANTS)})")
+
+
+FG_VARIANTS = ("drip", "drip-all", "unknown", "germer")
+
+
 def foreground_errors(pred_fg, gt_fg, gt_alpha, trimap=None, variant: str = "germer") -> ForegroundErrors:
     """Alpha-weighted foreground colour errors; colours and alpha as floats in [0, 1].
 
+    variant "drip": DRIP's protocol (after FBA), the errors of alpha_gt * F on the unknown
+        region where alpha_gt > 0: SAD = sum alpha_gt |F - F_gt| over pixels and channels / 1000,
+        MSE = sum (alpha_gt (F - F_gt))^2 / (3 * pixels).
+    variant "drip-all": the same on every pixel with alpha_gt > 0 (no trimap).
     variant "germer": region 0 < alpha_gt < 1, as Germer et al. / pymatting's
-        foreground-estimation-evaluation (only where the foreground is actually mixed).
-    variant "unknown": region trimap == 128, alpha_gt-weighted (pixels with alpha_gt = 0
-        count in the mean but add nothing), the FBA/DRIP-style unknown-region protocol.
+        foreground-estimation-evaluation (only where the foreground is actually mixed);
+        MSE there weighs the squared error by alpha_gt (not alpha_gt squared).
+    variant "unknown": region trimap == 128, alpha_gt-weighted as "germer" (pixels with
+        alpha_gt = 0 count in the mean but add nothing), BackgroundMattingV2's benchmark style.
     """
     f = np.asarray(pred_fg, dtype=np.float64)
     fg = np.asarray(gt_fg, dtype=np.float64)
     a = np.asarray(gt_alpha, dtype=np.float64)
     if f.shape != fg.shape or f.shape[:2] != a.shape or f.ndim != 3:
         raise ValueError("pred_fg / gt_fg must be HxWx3 and gt_alpha HxW of the same size")
-    if variant == "germer":
-        region = (a > 0) & (a < 1)
-    elif variant == "unknown":
-        if trimap is None:
-            raise ValueError("the 'unknown' variant needs the trimap")
-        region = np.asarray(trimap) == UNKNOWN
-    else:
-        raise ValueError(f"unknown foreground-error variant '{variant}' (germer or unknown)")
+    region = _foreground_region(variant, a, trimap)
     n = int(region.sum())
     if n == 0:
         return ForegroundErrors(0.0, 0.0)
     w = a[region][:, None]
     d = f[region] - fg[region]
-    return ForegroundErrors(float((w * np.abs(d)).sum() / 1000.0), float((w * d * d).sum() / (3 * n)))
+    sq = (w * d) ** 2 if variant.startswith("drip") else w * d * d
+    return ForegroundErrors(float((w * np.abs(d)).sum() / 1000.0), float(sq.sum() / (3 * n)))

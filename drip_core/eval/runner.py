@@ -1,4 +1,5 @@
-"""Run an engine over an alphamatting.com-style folder and score it with the DIM metrics."""
+"""Run an engine over a benchmark folder and score it with the DIM metrics (full resolution,
+unknown region) and, where the dataset has ground-truth foregrounds, the foreground error."""
 from __future__ import annotations
 
 import time
@@ -7,50 +8,78 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import TRIMAPS, load_sample, sample_names
-from .metrics import alpha_errors, to_uint8
+from .dataset import TRIMAPS
+from .layouts import AlphamattingLayout
+from .metrics import alpha_errors, foreground_errors, to_uint8
 
 COLUMNS = ("sad", "mse", "grad", "conn", "seconds")
+FG_COLUMNS = ("fg_sad", "fg_mse")
 
 
 @dataclass
 class RunResult:
     engine: str
     trimap: str
-    rows: list[dict] = field(default_factory=list)  # one per image: name + COLUMNS
+    rows: list[dict] = field(default_factory=list)  # one per image: name + COLUMNS (+ FG_COLUMNS)
 
     def mean(self) -> dict:
-        return {k: float(np.mean([r[k] for r in self.rows])) if self.rows else float("nan") for k in COLUMNS}
+        keys = [k for k in COLUMNS + FG_COLUMNS if self.rows and all(k in r for r in self.rows)]
+        if not self.rows:
+            return {k: float("nan") for k in COLUMNS}
+        return {k: float(np.mean([r[k] for r in self.rows])) for k in keys}
 
     def as_dict(self) -> dict:
         return {"engine": self.engine, "trimap": self.trimap, "images": self.rows, "mean": self.mean()}
 
 
-def evaluate(data: str | Path, engine, trimap: str = "Trimap1", limit: int | None = None,
-             on_row=None) -> RunResult:
-    """Matte every image with ``engine`` (an Engine instance); alpha is quantised to uint8 first."""
-    names = sample_names(data)[:limit] if limit else sample_names(data)
-    result = RunResult(getattr(engine, "name", str(engine)), trimap)
+def score(sample, matte, fg_variant: str = "drip") -> dict:
+    """Metrics of one matte; alpha and foreground are quantised to uint8 first, as saved PNGs."""
+    row = alpha_errors(to_uint8(matte.alpha), sample.gt, sample.trimap).as_dict()
+    if sample.fg is not None:
+        pred_fg = to_uint8(matte.foreground) / 255.0
+        e = foreground_errors(pred_fg, sample.fg / 255.0, sample.gt / 255.0, sample.trimap, variant=fg_variant)
+        row.update(fg_sad=e.sad, fg_mse=e.mse)
+    return row
+
+
+def evaluate_layout(layout, engine, limit: int | None = None, on_row=None, fg_variant: str = "drip",
+                    label: str = "") -> RunResult:
+    """Matte every image of ``layout`` (see layouts.py) with ``engine`` (an Engine instance)."""
+    names = layout.names()[:limit] if limit else layout.names()
+    result = RunResult(getattr(engine, "name", str(engine)), label)
     for name in names:
-        s = load_sample(data, name, trimap)
+        s = layout.load(name)
         t0 = time.perf_counter()
         matte = engine.matte(s.image, s.trimap)
         seconds = time.perf_counter() - t0
-        e = alpha_errors(to_uint8(matte.alpha), s.gt, s.trimap)
-        row = {"name": name, **e.as_dict(), "seconds": seconds}
+        row = {"name": name, **score(s, matte, fg_variant), "seconds": seconds}
         result.rows.append(row)
         if on_row:
             on_row(row)
     return result
 
 
+def evaluate(data: str | Path, engine, trimap: str = "Trimap1", limit: int | None = None,
+             on_row=None) -> RunResult:
+    """The alphamatting.com layout with one trimap set."""
+    return evaluate_layout(AlphamattingLayout(data, trimap), engine, limit, on_row, label=trimap)
+
+
 def trimap_list(choice: str) -> list[str]:
     return list(TRIMAPS) if choice == "all" else [choice]
 
 
-def format_row(row: dict) -> str:
-    return (f"{row['name']:<8} {row['sad']:9.3f} {row['mse'] * 1e3:10.3f} {row['grad']:9.3f} "
+def format_row(row: dict, width: int = 8) -> str:
+    text = (f"{row['name']:<{width}} {row['sad']:9.3f} {row['mse'] * 1e3:10.3f} {row['grad']:9.3f} "
             f"{row['conn']:9.3f} {row['seconds']:8.3f}")
+    if "fg_sad" in row:
+        text += f" {row['fg_sad']:9.3f} {row['fg_mse'] * 1e3:10.3f}"
+    return text
 
 
-HEADER = f"{'image':<8} {'SAD':>9} {'MSEx1e3':>10} {'Grad':>9} {'Conn':>9} {'seconds':>8}"
+def header(width: int = 8, foreground: bool = False) -> str:
+    text = f"{'image':<{width}} {'SAD':>9} {'MSEx1e3':>10} {'Grad':>9} {'Conn':>9} {'seconds':>8}"
+    return text + (f" {'fgSAD':>9} {'fgMSEx1e3':>10}" if foreground else "")
+
+
+HEADER = header()
