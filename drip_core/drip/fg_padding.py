@@ -3,8 +3,7 @@ Gaussian (OpenCV's sigma for sigma = 0), writing the blur back only where alpha 
 object's colours continue smoothly into the transparent area.
 
 The data loader runs this on every crop, on one CPU thread per worker, so it must be cheap.
-The fast path is a numba kernel (numba is already installed with pymatting, a core
-dependency) that keeps the separable blur row by row in cache, folds the symmetric kernel
+The fast path is a numba kernel (numba comes with the 'drip' extra) that keeps the separable blur row by row in cache, folds the symmetric kernel
 (7 multiplies instead of 13), skips rows with nothing to update and writes only hole pixels.
 Without numba the torch reference below is used. Both pad the image border by replication.
 """
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 
 try:
     from numba import njit
-except ImportError:  # pragma: no cover - numba comes with pymatting
+except ImportError:  # pragma: no cover - numba comes with the 'drip' extra
     njit = None
 
 

@@ -229,7 +229,11 @@ def closed_mid_run():
     seen = open(log).read().count(" accepted: ") if os.path.exists(log) else 0
     trace = os.path.join(OUT, "closer.txt")
     helper = (f"xdotool windowfocus --sync {win}; sleep 0.5; xdotool key slash; sleep 1.5; "
-              "xdotool type --delay 50 'Drip Matting'; sleep 1.5; xdotool key Return; sleep 3; "
+              "s=$(xdotool search --onlyvisible --name 'Search Actions' | head -1); "
+              "[ -n \"$s\" ] && xdotool windowfocus --sync $s; "
+              "xdotool type --delay 50 'Drip Matting'; sleep 1.5; "
+              f"import -window root {OUT}/shot-search.png; xdotool key Return; sleep 3; "
+              f"import -window root {OUT}/shot-search2.png; "
               "xdotool key Return; "
               f"for i in $(seq 1 300); do [ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
               f"&& break; sleep 0.1; done; echo accepted $i >> {trace}; "

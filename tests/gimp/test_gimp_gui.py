@@ -46,7 +46,7 @@ def save_screenshots(res, folder: Path, version: str):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     out = Path(res["_out"])
-    for name in ("dialog", "result", "error"):
+    for name in ("dialog", "result", "error", "search", "search2"):
         png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
         if not png.exists():
             continue
