@@ -234,7 +234,8 @@ def closed_mid_run():
               "xdotool type --delay 50 'Drip Matting'; sleep 1.5; "
               f"import -window root {OUT}/shot-search.png; xdotool key Return; sleep 3; "
               f"import -window root {OUT}/shot-search2.png; "
-              "xdotool key Return; "
+              "d=$(xdotool search --onlyvisible --name '^Drip Matting$' | head -1); "
+              "[ -n \"$d\" ] && xdotool windowfocus --sync $d; xdotool key Return; "
               f"for i in $(seq 1 300); do [ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
               f"&& break; sleep 0.1; done; echo accepted $i >> {trace}; "
               f"xdotool windowfocus --sync {win}; xdotool key --clearmodifiers ctrl+w; echo closed $? >> {trace}")
