@@ -37,10 +37,11 @@ K_FG = 7
 K_BG = 7
 SPATIAL = 10.0   # weight of the normalised pixel coordinates in the feature space
 LLE_REG = 1e-10  # regulariser of the LLE Gram matrix
-BAND = 32        # known pixels this close (Chebyshev distance) to an unknown pixel are searched
-GROUP_PX = 2     # unknown pixels in one GROUP_PX x GROUP_PX block whose colours agree within
-GROUP_COLOUR = 6 / 255  # GROUP_COLOUR share one neighbour search (their weights stay their own)
-SEARCH_EPS = 0.5  # approximate k-d tree search: neighbours within (1 + eps) of the true distances
+BAND = 32        # known pixels this close (Chebyshev distance) to an unknown pixel are searched ...
+STRIDE = 2       # ... on every STRIDE-th row and column (a quarter of them: 4x smaller trees)
+SEARCH_EPS = 1.0  # approximate k-d tree search: neighbours within (1 + eps) of the true distances
+GROUP_PX = 1     # > 1: unknown pixels in one GROUP_PX x GROUP_PX block whose colours agree
+GROUP_COLOUR = 0.0  # within GROUP_COLOUR share one neighbour search (off by default)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Flow:
     eta: np.ndarray        # (n,) confidence
     fg: np.ndarray         # (n, 3) weighted mean colour of the foreground neighbours
     bg: np.ndarray         # (n, 3) weighted mean colour of the background neighbours
+    nf: np.ndarray         # (n, K_F) flat indices of the foreground neighbours
+    nb: np.ndarray         # (n, K_B) flat indices of the background neighbours
 
 
 def near_unknown(unknown: np.ndarray, band: int) -> np.ndarray:
@@ -113,16 +116,15 @@ def colour_key(colours: np.ndarray, step: float, extra: np.ndarray | None = None
 
 def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_bg: int = K_BG,
                      band: int = BAND, spatial: float = SPATIAL, reg: float = LLE_REG,
-                     group_px: int = GROUP_PX, group_colour: float = GROUP_COLOUR,
-                     search_eps: float = SEARCH_EPS) -> Flow | None:
+                     stride: int = STRIDE, search_eps: float = SEARCH_EPS,
+                     group_px: int = GROUP_PX, group_colour: float = GROUP_COLOUR) -> Flow | None:
     """The K-to-U flow of every unknown pixel of the crop (``image`` float in [0, 1],
     ``trimap`` uint8 0 / 128 / 255), or None when foreground or background is missing."""
     image = np.asarray(image, dtype=np.float64)
     unknown = trimap == 128
     near = near_unknown(unknown, band)
     u_idx = np.flatnonzero(unknown)
-    f_idx = np.flatnonzero((trimap == 255) & near)
-    b_idx = np.flatnonzero((trimap == 0) & near)
+    f_idx, b_idx = (_sampled((trimap == v) & near, stride) for v in (255, 0))
     if u_idx.size == 0 or f_idx.size == 0 or b_idx.size == 0:
         return None
     kf, kb = min(k_fg, f_idx.size), min(k_bg, b_idx.size)
@@ -147,4 +149,15 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     # side sum to about zero or below)
     fg = np.where(sf[:, None] > 0.05, mix_f / np.where(sf > 0.05, sf, 1.0)[:, None], colours[:, :kf].mean(axis=1))
     bg = np.where(sb[:, None] > 0.05, mix_b / np.where(sb > 0.05, sb, 1.0)[:, None], colours[:, kf:].mean(axis=1))
-    return Flow(u_idx, sf, eta, np.clip(fg, 0.0, 1.0), np.clip(bg, 0.0, 1.0))
+    return Flow(u_idx, sf, eta, np.clip(fg, 0.0, 1.0), np.clip(bg, 0.0, 1.0), nf, nb)
+
+
+def _sampled(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Flat indices of ``mask``'s pixels on every stride-th row and column (all of them when
+    that leaves fewer than 8: tiny crops)."""
+    if stride > 1:
+        sub = np.zeros_like(mask)
+        sub[::stride, ::stride] = mask[::stride, ::stride]
+        if np.count_nonzero(sub) >= 8:
+            return np.flatnonzero(sub)
+    return np.flatnonzero(mask)

@@ -89,6 +89,29 @@ def min_distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int =
     return u_idx, out[0], out[1]
 
 
+def neighbour_distances(image: np.ndarray, idx: np.ndarray, nf: np.ndarray, nb: np.ndarray,
+                        reg: float = COV_REG):
+    """(d_fg, d_bg): smallest Bhattacharyya distance from the patches of the flat pixels ``idx``
+    to those of their given foreground / background neighbours (nf, nb: (n, k) flat indices,
+    e.g. information_flow's K-to-U neighbours, so that no second search is needed)."""
+    mu_u, cov_u = patch_gaussians(image, idx, reg)
+    out = []
+    for nbr in (nf, nb):
+        uniq, inv = np.unique(nbr, return_inverse=True)
+        mu_k, cov_k = patch_gaussians(image, uniq, reg)
+        inv = inv.reshape(nbr.shape)
+        out.append(bhattacharyya(mu_u[:, None, :], cov_u[:, None, :], mu_k[inv], cov_k[inv]).min(axis=1))
+    return out[0], out[1]
+
+
+def decide(d_fg: np.ndarray, d_bg: np.ndarray, near: float = NEAR, far: float = FAR) -> np.ndarray:
+    """int8 per pixel: 1 trimmed to foreground, 0 to background, -1 left unknown."""
+    label = np.full(d_fg.shape, -1, np.int8)
+    label[(d_fg < near) & (d_bg > far)] = 1
+    label[(d_bg < near) & (d_fg > far)] = 0
+    return label
+
+
 def trim(image: np.ndarray, trimap: np.ndarray, near: float = NEAR, far: float = FAR, k: int = K,
          band: int = BAND, reg: float = COV_REG) -> np.ndarray:
     """The trimap with the unknown pixels that patch-based trimming decides set to 0 / 255
@@ -97,7 +120,8 @@ def trim(image: np.ndarray, trimap: np.ndarray, near: float = NEAR, far: float =
     if not (trimap == 128).any():
         return out
     idx, d_fg, d_bg = min_distances(image, trimap, k, band, reg)
+    label = decide(d_fg, d_bg, near, far)
     flat = out.reshape(-1)
-    flat[idx[(d_fg < near) & (d_bg > far)]] = 255
-    flat[idx[(d_bg < near) & (d_fg > far)]] = 0
+    flat[idx[label == 1]] = 255
+    flat[idx[label == 0]] = 0
     return out
