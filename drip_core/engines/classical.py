@@ -14,7 +14,7 @@ import numpy as np
 from .base import Engine, EngineError, Matte
 from .closed_form import closed_form_alpha
 from .foreground import estimate_foreground
-from .priors import SIGMA, alpha_priors
+from .priors import SIGMA, alpha_priors, foreground_prior
 
 MARGIN = 16  # known pixels around the unknown region: colour context for the foreground
 
@@ -62,7 +62,8 @@ class ClassicalEngine(Engine):
         t0 = time.perf_counter()
         progress(0.7, "foreground", "foreground estimation")
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
-                                     report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"))
+                                     report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"),
+                                     prior=foreground_prior(img, priors.flow))
         stats["foreground"] = time.perf_counter() - t0
         self.last_stats = stats
         check_cancel()

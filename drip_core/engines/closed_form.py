@@ -168,6 +168,10 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
                                  stats)[:h, :w]
     unknown = trimap == 128
     known_alpha = (trimap == 255).astype(np.float64)
+    if not unknown.any():  # e.g. trimming decided every pixel
+        if stats is not None:
+            stats["iterations"] = 0
+        return known_alpha
     rows, idx = unknown_rows_stencil(image, unknown, eps)
     A, b = dirichlet_system(rows, idx, unknown.shape, known_alpha)
     x0 = np.full(idx.size, 0.5)

@@ -152,6 +152,19 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     return Flow(u_idx, sf, eta, np.clip(fg, 0.0, 1.0), np.clip(bg, 0.0, 1.0), nf, nb)
 
 
+def mixture_residual(image: np.ndarray, flow: Flow, floor: float = 0.02) -> np.ndarray:
+    """Per unknown pixel, how far its colour c lies from the line between its flows' foreground
+    and background colours, relative to their distance (Chuang et al.'s / Wang and Cohen's
+    distance ratio):  |c - (a F + (1 - a) B)| / (|F - B| + floor),  a = clip(alpha_hat).
+    Small for a true mix of the two; large for a colour neither side explains (a flag in the
+    unknown region whose colours appear in no known region), where alpha_hat is an
+    extrapolation and should not be trusted."""
+    c = np.asarray(image, dtype=np.float64).reshape(-1, 3)[flow.idx]
+    a = np.clip(flow.alpha_hat, 0.0, 1.0)[:, None]
+    miss = np.linalg.norm(c - (a * flow.fg + (1 - a) * flow.bg), axis=1)
+    return miss / (np.linalg.norm(flow.fg - flow.bg, axis=1) + floor)
+
+
 def _sampled(mask: np.ndarray, stride: int) -> np.ndarray:
     """Flat indices of ``mask``'s pixels on every stride-th row and column (all of them when
     that leaves fewer than 8: tiny crops)."""
