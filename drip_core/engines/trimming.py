@@ -29,6 +29,8 @@ CANDIDATES = 16         # ... for this many nearest known means, among which eac
 SEARCH_EPS = 1.0        # approximate k-d tree search (0: exact; 1: 1 % of the decisions change, 2-3x faster)
 DEDUP = True
 STRIDE = 1              # > 1: known patches on every STRIDE-th row and column only
+RADIUS = 0.05           # search radius in mean colour; known patches farther away count as infinitely far
+FAR_MU = 0.0            # guard: trimmed only when the other side's nearest mean colour is farther than this
 
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -69,6 +71,11 @@ def bhattacharyya(mu1, cov1, mu2, cov2):
 
 
 def min_distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int = BAND, reg: float = COV_REG):
+    """See _distances (without the mean-colour distances)."""
+    return _distances(image, trimap, k, band, reg)[:3]
+
+
+def _distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int = BAND, reg: float = COV_REG):
     """(idx, d_fg, d_bg): for each unknown pixel (flat index), the smallest Bhattacharyya
     distance to the k known-foreground / -background patches nearest in mean colour
     (inf where a side has no known pixel near the unknown region).  Unknown patches whose
@@ -78,11 +85,12 @@ def min_distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int =
     u_idx = np.flatnonzero(unknown)
     mu_u, cov_u = patch_gaussians(image, u_idx, reg)
     key = colour_key(mu_u, GROUP_COLOUR) if GROUP_COLOUR > 0 else None
-    out = []
+    out, gap = [], []
     for value in (255, 0):
         k_idx = _sampled((trimap == value) & near, STRIDE)
         if k_idx.size == 0:
             out.append(np.full(u_idx.size, np.inf))
+            gap.append(np.full(u_idx.size, np.inf))
             continue
         mu_k, cov_k = patch_gaussians(image, k_idx, reg)
         if DEDUP:
@@ -95,17 +103,25 @@ def min_distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int =
             keep = order[np.r_[True, key_k[order][1:] != key_k[order][:-1]]]
             mu_k, cov_k, k_idx = mu_k[keep], cov_k[keep], k_idx[keep]
         kk = min(k, k_idx.size)
-        kc = min(max(CANDIDATES, kk), k_idx.size)
-        cand = grouped_query(cKDTree(mu_k), mu_u, kc, key, SEARCH_EPS)
-        if kc > kk:  # each unknown patch's own K nearest among its group's candidates
+        if key is None:
+            # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
+            # radius saves the long searches of pixels whose colour that side lacks
+            dmu, nb = cKDTree(mu_k).query(mu_u, k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS)
+            nb, dmu = nb.reshape(-1, kk), dmu.reshape(-1, kk)
+        else:
+            kc = min(max(CANDIDATES, kk), k_idx.size)
+            cand = grouped_query(cKDTree(mu_k), mu_u, kc, key, SEARCH_EPS)
             d2 = ((mu_k[cand] - mu_u[:, None, :]) ** 2).sum(axis=2)
             pick = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
             nb = np.take_along_axis(cand, pick, axis=1)
-        else:
-            nb = cand
+            dmu = np.sqrt(np.take_along_axis(d2, pick, axis=1))
+        missing = nb >= k_idx.size  # nothing within RADIUS: infinitely far
+        nb = np.where(missing, 0, nb)
         dist = bhattacharyya(mu_u[:, None, :], cov_u[:, None, :], mu_k[nb], cov_k[nb])
+        dist[missing] = np.inf
         out.append(dist.min(axis=1))
-    return u_idx, out[0], out[1]
+        gap.append(dmu.min(axis=1))
+    return u_idx, out[0], out[1], gap[0], gap[1]
 
 
 def neighbour_distances(image: np.ndarray, idx: np.ndarray, nf: np.ndarray, nb: np.ndarray,
@@ -138,8 +154,12 @@ def trim(image: np.ndarray, trimap: np.ndarray, near: float = NEAR, far: float =
     out = trimap.copy()
     if not (trimap == 128).any():
         return out
-    idx, d_fg, d_bg = min_distances(image, trimap, k, band, reg)
+    idx, d_fg, d_bg, g_fg, g_bg = _distances(image, trimap, k, band, reg)
     label = decide(d_fg, d_bg, near, far)
+    # colour-ambiguity guard: the other side's nearest mean colour must also be FAR_MU away
+    # (with tiny patch covariances D_other > far holds for almost any colour offset)
+    label[(label == 1) & (g_bg <= FAR_MU)] = -1
+    label[(label == 0) & (g_fg <= FAR_MU)] = -1
     flat = out.reshape(-1)
     flat[idx[label == 1]] = 255
     flat[idx[label == 0]] = 0
