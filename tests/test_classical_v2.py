@@ -185,3 +185,12 @@ def test_engine_runs_v2_and_reports_stages():
     stats = engine.last_stats
     assert not stats["transparent"]
     assert stats["trimmed"] > 0 and stats["iterations"] >= 0 and "flow" in stats and "solve" in stats
+
+
+def test_trimming_kept_only_where_the_flow_agrees():
+    img, tri = _trim_scene()
+    img[12:, 13:15], img[12:, 15:17] = F, B
+    assert alpha_priors(img, tri).trimmed > 0
+    # agreement within 0 is impossible: every decision is dropped, the trimap stays as given
+    none = alpha_priors(img, tri, agree_within=0.0)
+    assert none.trimmed == 0 and none.trimap is tri and none.weight is not None
