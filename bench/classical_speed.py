@@ -3,7 +3,10 @@
     .venv/bin/python bench/classical_speed.py [--data DIR] [--limit N] [--json OUT.json]
 
 For Trimap1 and Trimap2 of the alphamatting.com low-res set: per-image seconds and SAD of
-  * ours, warm (engine already used once in this process),
+  * ours, warm (engine already used once in this process), with CG iterations and seconds
+    per stage (transparency check, trimming, K-to-U flow, solve, foreground),
+  * "v1": the engine as it was before issue 11 (plain closed form, eps 1e-7), in the same run,
+    for the per-image SAD deltas (--no-v1 skips it),
   * ours, cold: the first matte() in a fresh process (import time reported separately),
   * pymatting closed-form on the full image (estimate_alpha_cf + estimate_foreground_ml),
     warm (its numba functions compiled beforehand), plus its cold first call.
@@ -12,7 +15,9 @@ The load average is printed too: other processes on the machine inflate every ti
 Foreground quality (unless --no-foreground) on synthetic composites with exact ground truth:
 I = a F + (1 - a) B, F = photo i, B = photo i+1 (resized), a = GT alpha of photo i; errors are
 alpha-weighted over 0 < a < 1 (Germer et al.), for F = I (naive), pymatting's
-estimate_foreground_ml and ours, all given the GT alpha.
+estimate_foreground_ml and ours, all given the GT alpha; "ours + K-to-U colours" also gets the
+K-to-U flows' colours as a prior (trimap from the GT alpha: 0 / 1 known, the rest unknown),
+as the engine does.
 """
 from __future__ import annotations
 
@@ -85,10 +90,11 @@ def pymatting_matte(image, trimap):
     return alpha
 
 
-def run(methods: dict, samples) -> dict:
+def run(methods: dict, samples, stats=None) -> dict:
     """Each image through every method in turn (interleaved, so a load spike from other
-    processes hits all methods alike); wall and CPU seconds and SAD per image."""
-    out = {k: {"seconds": [], "cpu_seconds": [], "sad": []} for k in methods}
+    processes hits all methods alike); wall and CPU seconds and SAD per image.
+    ``stats``: {method: callable returning that method's stats of its last image}."""
+    out = {k: {"seconds": [], "cpu_seconds": [], "sad": [], "stats": []} for k in methods}
     for s in samples:
         for key, method in methods.items():
             c0, t0 = time.process_time(), time.perf_counter()
@@ -97,6 +103,8 @@ def run(methods: dict, samples) -> dict:
             out[key]["cpu_seconds"].append(time.process_time() - c0)
             pred = to_uint8(np.where(s.trimap == 128, alpha, s.trimap / 255.0))
             out[key]["sad"].append(sad(pred, s.gt, s.trimap))
+            if stats and key in stats:
+                out[key]["stats"].append(stats[key]())
     for r in out.values():
         for k in ("seconds", "cpu_seconds", "sad"):
             r["mean_" + k] = float(np.mean(r[k]))
@@ -109,8 +117,15 @@ def foreground_quality(data, names) -> dict:
     from drip_core.engines.foreground import _resize_nearest, estimate_foreground
     from drip_core.eval.metrics import foreground_errors
 
+    from drip_core.engines.information_flow import known_to_unknown
+    from drip_core.engines.priors import foreground_prior
+
+    def ours_flow(image, a):
+        trimap = np.where(a >= 1, 255, np.where(a <= 0, 0, 128)).astype(np.uint8)
+        return estimate_foreground(image, a, prior=foreground_prior(image, known_to_unknown(image, trimap)))
+
     methods = {"naive (F = I)": lambda image, a: image, "pymatting estimate_foreground_ml": estimate_foreground_ml,
-               "ours": estimate_foreground}
+               "ours": estimate_foreground, "ours + K-to-U colours": ours_flow}
     rows = {k: [] for k in methods}
     estimate_foreground_ml(np.random.rand(8, 8, 3), np.random.rand(8, 8))  # compile outside the timings
     for i, name in enumerate(names):
@@ -137,6 +152,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-speed", action="store_true", help="skip the speed / SAD part")
     ap.add_argument("--no-foreground", action="store_true", help="skip the foreground-quality part")
     ap.add_argument("--no-gegl", action="store_true", help="skip the live GEGL matting-global baseline")
+    ap.add_argument("--no-v1", action="store_true", help="skip the pre-issue-11 engine (per-image deltas)")
     args = ap.parse_args(argv)
     if not args.data:
         print("no data: pass --data (alphamatting.com low-res folder)", file=sys.stderr)
@@ -171,23 +187,33 @@ def main(argv=None) -> int:
     def ours(image, trimap):
         return engine.matte(image, trimap).alpha
 
+    class V1(ClassicalEngine):  # the engine before issue 11: plain closed form, eps 1e-7
+        eps, sigma, trim = 1e-7, 0.0, False
+
+    v1 = V1()
+
     methods = {"ours": ours}
+    if not args.no_v1:
+        methods["v1"] = lambda image, trimap: v1.matte(image, trimap).alpha
     if not args.no_pymatting:
         methods["pymatting_cf"] = pymatting_matte
     for trimap in ("Trimap1", "Trimap2"):
         samples = [load_sample(args.data, n, trimap) for n in names]
-        results["trimaps"][trimap] = run(methods, samples)
+        results["trimaps"][trimap] = run(methods, samples, {"ours": lambda: dict(engine.last_stats)})
+        _per_image(trimap, names, results["trimaps"][trimap])
 
     print(f"{'':10}{'method':<28}{'s/image':>9}{'CPU s':>8}{'SAD':>8}")
     for trimap, entry in results["trimaps"].items():
-        for key, label in (("ours", "ours (warm)"), ("pymatting_cf", "pymatting cf (full image)")):
+        for key, label in (("ours", "ours (warm)"), ("v1", "v1 (before issue 11)"),
+                           ("pymatting_cf", "pymatting cf (full image)")):
             if key in entry:
                 r = entry[key]
                 print(f"{trimap:<10}{label:<28}{r['mean_seconds']:9.3f}{r['mean_cpu_seconds']:8.3f}{r['mean_sad']:8.3f}")
         if "pymatting_cf" in entry:
             wall = entry["pymatting_cf"]["mean_seconds"] / entry["ours"]["mean_seconds"]
             cpu = entry["pymatting_cf"]["mean_cpu_seconds"] / entry["ours"]["mean_cpu_seconds"]
-            print(f"{trimap:<10}{'speed-up vs pymatting':<28}{wall:8.2f}x{cpu:7.2f}x")
+            print(f"{trimap:<10}{'speed-up vs pymatting':<28}{wall:8.2f}x{cpu:7.2f}x"
+                  f"   (ours / pymatting time: {1 / wall:.2f} wall, {1 / cpu:.2f} CPU)")
     for key, label in (("ours_cold", "ours"), ("pymatting_cold", "pymatting cf, numba cache filled"),
                        ("pymatting_cold_empty_cache", "pymatting cf, numba cache empty")):
         if key in results:
@@ -213,6 +239,35 @@ def main(argv=None) -> int:
     else:
         print(f"GEGL matting-global live baseline: {gegl_why}; reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
     return _finish(args, results)
+
+
+STAGES = ("transparency", "trim", "flow", "solve", "foreground")
+
+
+def _per_image(trimap, names, entry) -> None:
+    """Per-image SAD of ours against v1 (flagging losses over 1.0), then CG iterations and
+    seconds per stage of ours."""
+    ours = entry["ours"]
+    print(f"{trimap}: per image (SAD ours, SAD v1, delta; iterations; trimmed px; seconds per stage)")
+    for i, name in enumerate(names):
+        st = ours["stats"][i]
+        line = f"  {name}  {ours['sad'][i]:7.3f}"
+        if "v1" in entry:
+            d = ours["sad"][i] - entry["v1"]["sad"][i]
+            line += f" {entry['v1']['sad'][i]:7.3f} {d:+7.3f}{' !' if d > 1.0 else '  '}"
+        line += f"  it {st.get('iterations', 0):3d}  trim {st.get('trimmed', 0):6d}"
+        line += "".join(f"  {k} {st.get(k, 0.0):.3f}" for k in STAGES)
+        line += "  (transparent: plain closed form)" if st.get("transparent") else ""
+        print(line)
+    mean = {k: float(np.mean([st.get(k, 0.0) for st in ours["stats"]])) for k in STAGES + ("iterations",)}
+    ours["mean_stats"] = mean
+    print(f"  mean: it {mean['iterations']:.1f}" + "".join(f"  {k} {mean[k]:.3f} s" for k in STAGES))
+    if "v1" in entry:
+        d = np.array(ours["sad"]) - np.array(entry["v1"]["sad"])
+        entry["delta_vs_v1"] = {"mean": float(d.mean()), "worst": float(d.max()), "worst_image": names[int(d.argmax())],
+                                "over_1": [names[i] for i in np.flatnonzero(d > 1.0)]}
+        print(f"  delta vs v1: mean {d.mean():+.3f}, worst {d.max():+.3f} ({names[int(d.argmax())]}), "
+              f"losses over 1.0: {entry['delta_vs_v1']['over_1'] or 'none'}")
 
 
 def _finish(args, results) -> int:

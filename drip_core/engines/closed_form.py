@@ -144,11 +144,16 @@ def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], 
 
 
 def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, tol: float = 1e-4,
-                      check_cancel=None, report=None) -> np.ndarray:
-    """Alpha (float64 H x W) minimising a^T L a with the trimap's known pixels held fixed.
+                      check_cancel=None, report=None, prior_weight: np.ndarray | None = None,
+                      prior_alpha: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
+    """Alpha (float64 H x W) minimising a^T L a + sum_p prior_weight_p (a_p - prior_alpha_p)^2
+    with the trimap's known pixels held fixed.
 
     ``image`` is float in [0, 1]; ``trimap`` uint8 {0, 128, 255} with some known pixel.
-    ``report(fraction)`` follows the solver's progress."""
+    ``prior_weight`` / ``prior_alpha`` (H x W, optional) add a data term: a diagonal and a
+    right-hand side, nothing else changes (e.g. information_flow's K-to-U term).
+    ``report(fraction)`` follows the solver's progress; ``stats`` (a dict) receives the
+    CG iteration count."""
     from .multigrid import MultigridSolver
 
     h, w = trimap.shape
@@ -156,11 +161,27 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         ph, pw = max(0, 3 - h), max(0, 3 - w)
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
         trimap = np.pad(trimap, ((0, ph), (0, pw)), mode="edge")
-        return closed_form_alpha(image, trimap, eps, tol, check_cancel, report)[:h, :w]
+        if prior_weight is not None:  # padded pixels carry no prior: they are copies
+            prior_weight = np.pad(prior_weight, ((0, ph), (0, pw)))
+            prior_alpha = np.pad(prior_alpha, ((0, ph), (0, pw)))
+        return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
+                                 stats)[:h, :w]
     unknown = trimap == 128
     known_alpha = (trimap == 255).astype(np.float64)
+    if not unknown.any():  # e.g. trimming decided every pixel
+        if stats is not None:
+            stats["iterations"] = 0
+        return known_alpha
     rows, idx = unknown_rows_stencil(image, unknown, eps)
     A, b = dirichlet_system(rows, idx, unknown.shape, known_alpha)
+    x0 = np.full(idx.size, 0.5)
+    if prior_weight is not None:
+        pw = np.asarray(prior_weight, dtype=np.float64).reshape(-1)[idx]
+        pa = np.asarray(prior_alpha, dtype=np.float64).reshape(-1)[idx]
+        A = (A + sp.diags(pw, format="csr")).tocsr()
+        A.sort_indices()
+        b = b + pw * pa
+        x0 = np.where(pw > 0, np.clip(pa, 0.0, 1.0), 0.5)
     if check_cancel:
         check_cancel()
     ys, xs = np.divmod(idx, w)
@@ -170,8 +191,9 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     if report:
         report(0.3)
     max_iter = 200
-    x = solver.solve(A, b, np.full(idx.size, 0.5), tol=tol, max_iter=max_iter, check_cancel=check_cancel,
-                     report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 20))) if report else None)
+    x = solver.solve(A, b, x0, tol=tol, max_iter=max_iter, check_cancel=check_cancel,
+                     report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 20))) if report else None,
+                     stats=stats)
     if not np.isfinite(x).all():
         raise FloatingPointError("the closed-form solve did not converge")
     alpha = known_alpha.ravel()

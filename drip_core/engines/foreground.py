@@ -71,7 +71,7 @@ DIRECTIONS = ("up", "down", "left", "right")
 RED_BLACK = ((0, 0), (1, 1), (0, 1), (1, 0))  # (0,0) and (1,1) never touch, nor (0,1) and (1,0)
 
 
-def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_cancel):
+def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_cancel, prior=None):
     """Red-black Gauss-Seidel sweeps on fb = [F | B] (H x W x 6); returns the new fb.
 
     The level is split into its four parity sub-grids so each half-sweep touches only the
@@ -91,9 +91,15 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_
     m00 = a * a + wsum
     m01 = a * a1
     m11 = a1 * a1 + wsum
+    if prior is not None:  # data term p (|F - F^|^2 + |B - B^|^2): a diagonal and a right-hand side
+        target, p = prior
+        m00 = m00 + p
+        m11 = m11 + p
     det = np.maximum(m00 * m11 - m01 * m01, 1e-12)
     inv = np.stack([m11 / det, -m01 / det, m00 / det], axis=2)
     data = np.concatenate([a[..., None] * image, a1[..., None] * image], axis=2)
+    if prior is not None:
+        data += p[..., None] * target
 
     h2, w2 = (h + 1) // 2, (w + 1) // 2
     F = _split(fb, h2, w2)
@@ -127,10 +133,12 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, check_
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
                         gradient_weight: float = 1.0, small_size: int = 32, small_iterations: int = 10,
-                        big_iterations: int = 2, check_cancel=None, report=None):
+                        big_iterations: int = 2, check_cancel=None, report=None, prior=None):
     """Foreground colours (H x W x 3 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``.
 
-    ``report(fraction)`` is called after each pyramid level (work grows ~4x per level)."""
+    ``report(fraction)`` is called after each pyramid level (work grows ~4x per level).
+    ``prior`` = (target H x W x 6 = [F^ | B^], weight H x W), optional: adds
+    weight (|F - F^|^2 + |B - B^|^2) per pixel (e.g. the K-to-U neighbours' colours)."""
     image = np.asarray(image, dtype=np.float32)
     alpha = np.asarray(alpha, dtype=np.float32)
     h0, w0 = alpha.shape
@@ -147,8 +155,12 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
         else:
             fb = _resize_nearest(fb, h, w)
         iterations = small_iterations if max(h, w) <= small_size else big_iterations
+        lvl_prior = None
+        if prior is not None:
+            lvl_prior = (_resize_nearest(np.asarray(prior[0], np.float32), h, w),
+                         _resize_nearest(np.asarray(prior[1], np.float32), h, w))
         fb = _relax(img, a, fb, iterations, np.float32(regularization), np.float32(gradient_weight),
-                    check_cancel)
+                    check_cancel, lvl_prior)
         if report is not None:
             report(4.0 ** (level - levels))
     return fb[..., :3]  # the background estimate (fb[..., 3:]) only serves the relaxation

@@ -150,8 +150,10 @@ class MultigridSolver:
         lv.sweep(x, b, lv.groups[::-1])
         return x
 
-    def solve(self, A, b, x0=None, tol: float = 1e-4, max_iter: int = 200, check_cancel=None, report=None):
-        """x with |b - A x| <= tol |b|; ``report(i, max_iter)`` and cancel checks every 2 iterations."""
+    def solve(self, A, b, x0=None, tol: float = 1e-4, max_iter: int = 200, check_cancel=None, report=None,
+              stats: dict | None = None):
+        """x with |b - A x| <= tol |b|; ``report(i, max_iter)`` and cancel checks every 2 iterations;
+        ``stats["iterations"]`` receives the number of CG iterations."""
         x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64)
         nb = _norm(b)
         if nb == 0:
@@ -160,9 +162,11 @@ class MultigridSolver:
         z = self.precondition(r)
         p = z.copy()
         rz = _dot(r, z)
+        done = 0
         for i in range(max_iter):
             if _norm(r) <= tol * nb:
                 break
+            done = i + 1
             Ap = A @ p
             curvature = _dot(p, Ap)
             if not curvature > 0.0:  # breakdown (rounding on a nearly singular system): keep x
@@ -180,4 +184,6 @@ class MultigridSolver:
                     check_cancel()
                 if report is not None:
                     report(i, max_iter)
+        if stats is not None:
+            stats["iterations"] = done
         return x

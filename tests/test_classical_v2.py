@@ -1,0 +1,196 @@
+"""Classical engine v2 terms (issue 11), each against a small hand-checked case:
+K-to-U information flow (LLE weights), patch-based trimming (Bhattacharyya), the
+transparency check and the closed-form solver's extra data term."""
+import numpy as np
+import pytest
+
+from drip_core.engines import get_engine
+from drip_core.engines.closed_form import closed_form_alpha
+from drip_core.engines.information_flow import known_to_unknown, lle_weights
+from drip_core.engines.priors import alpha_priors
+from drip_core.engines.transparency import is_transparent, mix_fit, transparency_score
+from drip_core.engines.trimming import bhattacharyya, decide, neighbour_distances, patch_gaussians, trim
+
+F = np.array([0.9, 0.3, 0.2])
+B = np.array([0.1, 0.4, 0.8])
+
+
+def _strip(h=12, w=20, mix=0.3):
+    """Left: known foreground F; right: known background B; the middle columns unknown,
+    coloured mix F + (1 - mix) B exactly."""
+    img = np.empty((h, w, 3))
+    img[:, : w // 2 - 2] = F
+    img[:, w // 2 - 2: w // 2 + 2] = mix * F + (1 - mix) * B
+    img[:, w // 2 + 2:] = B
+    tri = np.full((h, w), 128, np.uint8)
+    tri[:, : w // 2 - 2] = 255
+    tri[:, w // 2 + 2:] = 0
+    return img, tri
+
+
+# --- K-to-U: LLE weights ---------------------------------------------------------------
+
+def test_lle_weights_reproduce_an_exact_mix():
+    # 7 foreground neighbours of colour F, 7 background of colour B, the pixel 0.3 F + 0.7 B:
+    # the min-norm affine weights are 0.3 / 7 on each F and 0.7 / 7 on each B
+    centre = (0.3 * F + 0.7 * B)[None]
+    nbrs = np.concatenate([np.tile(F, (7, 1)), np.tile(B, (7, 1))])[None]
+    w = lle_weights(centre, nbrs)
+    np.testing.assert_allclose(w[0, :7], 0.3 / 7, atol=1e-9)
+    np.testing.assert_allclose(w[0, 7:], 0.7 / 7, atol=1e-9)
+    np.testing.assert_allclose((w[..., None] * nbrs).sum(axis=1), centre, atol=1e-9)
+
+
+def test_lle_weights_general_neighbours_sum_to_one_and_reconstruct():
+    rng = np.random.default_rng(0)
+    nbrs = rng.random((50, 14, 3))
+    coef = rng.dirichlet(np.ones(14), 50)           # the centres are inside the neighbours' hull
+    centre = np.einsum("nk,nki->ni", coef, nbrs)
+    w = lle_weights(centre, nbrs)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.einsum("nk,nki->ni", w, nbrs), centre, atol=1e-6)
+
+
+def test_lle_weights_flat_neighbourhood_are_uniform():
+    w = lle_weights(F[None], np.tile(F, (1, 14, 1)))
+    np.testing.assert_allclose(w, 1 / 14)
+
+
+def test_known_to_unknown_alpha_hat_and_confidence():
+    img, tri = _strip(mix=0.3)
+    flow = known_to_unknown(img, tri)
+    assert flow.idx.size == (tri == 128).sum()
+    np.testing.assert_allclose(flow.alpha_hat, 0.3, atol=1e-6)
+    # eta = |sum_F w c - sum_B w c|^2 / 3 = |0.3 F - 0.7 B|^2 / 3
+    np.testing.assert_allclose(flow.eta, ((0.3 * F - 0.7 * B) ** 2).sum() / 3, atol=1e-6)
+    np.testing.assert_allclose(flow.fg, np.broadcast_to(F, flow.fg.shape), atol=1e-6)
+    np.testing.assert_allclose(flow.bg, np.broadcast_to(B, flow.bg.shape), atol=1e-6)
+    assert np.isin(tri.flat[flow.nf], [255]).all() and np.isin(tri.flat[flow.nb], [0]).all()
+
+
+def test_known_to_unknown_needs_both_sides():
+    img, tri = _strip()
+    tri[tri == 255] = 128
+    assert known_to_unknown(img, tri) is None
+
+
+# --- closed form with the extra data term -------------------------------------------------
+
+def test_prior_term_pulls_alpha_to_its_target():
+    img, tri = _strip(mix=0.3)
+    weight = np.where(tri == 128, 1e6, 0.0)
+    alpha = closed_form_alpha(img, tri, 1e-8, 1e-6, prior_weight=weight, prior_alpha=np.full(tri.shape, 0.3))
+    np.testing.assert_allclose(alpha[tri == 128], 0.3, atol=1e-4)
+    # zero weight: the plain closed form
+    plain = closed_form_alpha(img, tri, 1e-8, 1e-6)
+    zero = closed_form_alpha(img, tri, 1e-8, 1e-6, prior_weight=np.zeros(tri.shape), prior_alpha=np.ones(tri.shape))
+    np.testing.assert_allclose(zero, plain, atol=1e-6)
+
+
+def test_prior_on_tiny_images():
+    img = np.random.default_rng(3).random((2, 5, 3))
+    tri = np.full((2, 5), 128, np.uint8)
+    tri[:, 0], tri[:, -1] = 0, 255
+    stats = {}
+    a = closed_form_alpha(img, tri, 1e-8, 1e-3, prior_weight=np.full((2, 5), 0.1),
+                          prior_alpha=np.full((2, 5), 0.5), stats=stats)
+    assert a.shape == (2, 5) and np.isfinite(a).all() and "iterations" in stats
+
+
+# --- patch-based trimming -----------------------------------------------------------------
+
+def test_bhattacharyya_hand_values():
+    cov = np.array([0.01, 0, 0, 0.01, 0, 0.01])
+    assert bhattacharyya(F, cov, F, cov) == pytest.approx(0.0, abs=1e-12)
+    # equal covariances s^2 I: D = |d|^2 / (8 s^2)
+    d = np.array([0.1, 0.0, 0.0])
+    assert bhattacharyya(F, cov, F + d, cov) == pytest.approx(0.01 / (8 * 0.01))
+    # equal means, covariances s1^2 I and s2^2 I: D = 3/2 ln((s1^2 + s2^2) / (2 s1 s2))
+    cov2 = cov * 4
+    assert bhattacharyya(F, cov, F, cov2) == pytest.approx(1.5 * np.log(0.05 / (2 * 0.01 * 2)))
+
+
+def test_patch_gaussians_flat_and_edge():
+    img = np.zeros((3, 3, 3))
+    img[:, 2] = 1.0  # one column of 1s in the 3x3 patch around the centre
+    mu, cov = patch_gaussians(img, np.array([4]), reg=0.0)
+    np.testing.assert_allclose(mu[0], 1 / 3)
+    np.testing.assert_allclose(cov[0], 2 / 9)  # every channel pair: E[xy] - E[x]E[y] = 1/3 - 1/9
+    mu, cov = patch_gaussians(np.full((4, 4, 3), 0.5), np.array([0, 5]))
+    np.testing.assert_allclose(mu, 0.5)
+    np.testing.assert_allclose(cov, [[1e-8, 0, 0, 1e-8, 0, 1e-8]] * 2)
+
+
+def _trim_scene():
+    """The unknown strip of _strip, holding a 5x5 block of the flat foreground colour."""
+    img, tri = _strip(h=20, w=30, mix=0.5)
+    img[5:10, 13:18] = F          # inside the unknown strip (columns 13..16) and beyond
+    tri[5:10, 13:17] = 128
+    return img, tri
+
+
+def test_trimming_marks_a_pixel_inside_a_flat_known_coloured_patch():
+    img, tri = _trim_scene()
+    out = trim(img, tri)
+    assert out[7, 14] == 255 and out[7, 15] == 255   # whole 3x3 patch flat F: D_F = 0, D_B huge
+    assert out[15, 14] == 128 and out[15, 15] == 128  # the 50 % mix matches neither side
+    assert (out[tri != 128] == tri[tri != 128]).all()
+
+
+def test_trimming_on_the_flow_neighbours_agrees():
+    img, tri = _trim_scene()
+    flow = known_to_unknown(img, tri)
+    label = decide(*neighbour_distances(img, flow.idx, flow.nf, flow.nb))
+    got = dict(zip(flow.idx.tolist(), label.tolist()))
+    w = tri.shape[1]
+    assert got[7 * w + 14] == 1 and got[7 * w + 15] == 1
+    assert got[15 * w + 14] == -1
+
+
+def test_decide_thresholds():
+    d_f = np.array([0.1, 0.1, 2.0, 0.5])
+    d_b = np.array([2.0, 0.5, 0.1, 2.0])
+    np.testing.assert_array_equal(decide(d_f, d_b), [1, -1, 0, -1])
+
+
+# --- transparency check -------------------------------------------------------------------
+
+def test_mix_fit_hand_values():
+    h_f, h_b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    beta, score = mix_fit(np.array([0.25, 0.75, 0]), h_f, h_b)
+    assert beta == pytest.approx(0.25) and score == pytest.approx(0.0)
+    beta, score = mix_fit(np.array([0, 0, 1.0]), h_f, h_b)  # a colour neither side has
+    assert score == pytest.approx(1.0)
+
+
+def test_transparency_check_and_fallback():
+    # opaque: the unknown pixels are pure F or pure B colours
+    img, tri = _strip()
+    img[:, 8:10], img[:, 10:12] = F, B
+    assert transparency_score(img, tri) < 0.05 and not is_transparent(img, tri)
+    # veil: every unknown pixel is a mix, a colour neither known side has
+    img, tri = _strip(mix=0.5)
+    assert transparency_score(img, tri) > 0.95 and is_transparent(img, tri)
+    priors = alpha_priors(img, tri)
+    assert priors.transparent and priors.weight is None and priors.trimap is tri
+
+
+def test_engine_runs_v2_and_reports_stages():
+    img, tri = _trim_scene()
+    img[12:, 13:15], img[12:, 15:17] = F, B  # mostly opaque colours: the transparency check passes
+    engine = get_engine("classical")
+    matte = engine.matte((img * 255).round().astype(np.uint8), tri)
+    assert np.isfinite(matte.alpha).all()
+    assert matte.alpha[7, 14] == 1.0  # trimmed to foreground
+    stats = engine.last_stats
+    assert not stats["transparent"]
+    assert stats["trimmed"] > 0 and stats["iterations"] >= 0 and "flow" in stats and "solve" in stats
+
+
+def test_trimming_kept_only_where_the_flow_agrees():
+    img, tri = _trim_scene()
+    img[12:, 13:15], img[12:, 15:17] = F, B
+    assert alpha_priors(img, tri).trimmed > 0
+    # agreement within 0 is impossible: every decision is dropped, the trimap stays as given
+    none = alpha_priors(img, tri, agree_within=0.0)
+    assert none.trimmed == 0 and none.trimap is tri and none.weight is not None
