@@ -1,0 +1,275 @@
+"""Smart band: a trimap from a rough selection whose unknown band adapts to the edge.
+
+A fixed band around a lasso is too narrow where hair or foliage sticks out, too wide where the
+edge is crisp, and it trusts the selection's interior blindly (sky between strands stays
+opaque).  Here the band follows the image instead:
+
+1. Scale.  Every length is a fraction of the object's scale s = sqrt(selected area), so an
+   800-px photo and its 25-MP original get the same trimap (up to resampling).  Large layers are
+   analysed at a reduced working resolution (s about WORK_SCALE px) and the trimap is
+   upsampled, so the cost follows the band's area at that resolution.
+2. Zone.  Only pixels within ``reach * s`` of the selection edge are examined (inside and
+   outside); farther inside is foreground, farther outside background.
+3. Colour models.  Local colour likelihoods of "inside" and "outside" are Parzen estimates on a
+   coarse spatial grid x a 16^3 RGB histogram, both smoothed (so the models vary slowly across
+   the image: the sky behind the head is not the grass behind the feet).  Samples come from the
+   zone minus the lasso's uncertainty band.  The selection is a noisy label: like GrabCut, the
+   samples are relabelled by their own posterior and the models re-estimated (a few rounds),
+   so background seen through the selection's holes stops counting as foreground.
+4. Labels.  p = P(foreground | colour, place).  Inside the selection, clearly background-
+   coloured pixels become background candidates, ambiguous ones unknown; outside, anything
+   foreground-like becomes unknown (strands and wisps the lasso did not trace) but never
+   definite foreground.  A band of ``base * s`` around the lasso is always unknown (the user's
+   hand is not precise).
+5. Trimap.  Definite foreground / background are the candidates eroded by a small margin, so
+   every change of label (a strand, a hole, a crisp edge) gets an unknown rim; where labels
+   alternate densely (hair, fur) the erosion leaves one wide unknown region.  The result always
+   holds some foreground and some background when the selection has both an inside and an
+   outside (the classical engine needs both).
+
+``trimap_from_selection(image, selection, band_radius)`` is the entry point for the rest of the
+code: an int gives today's fixed band (drip_core.trimap.from_selection), "auto" this smart band.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from .engines.base import EngineError
+from .roi import mask_bbox
+from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, _as_mask, _check_shape, from_selection
+
+WORK_SCALE = 600.0   # object scale (px) at which the analysis runs; larger layers are reduced
+BINS = 16            # colour histogram bins per channel
+
+
+@dataclass(frozen=True)
+class Params:
+    base: float = 0.012        # always-unknown half-band around the lasso / s
+    base_min: float = 3.0      # ... at least this many working pixels
+    reach: float = 0.15        # examined zone each side of the edge / s
+    cell: float = 0.06         # colour-model grid cell / s
+    cell_sigma: float = 1.0    # spatial smoothing of the models, in cells
+    colour_sigma: float = 0.7  # colour smoothing of the models, in bins
+    rounds: int = 3            # relabelling rounds
+    relabel_in: float = 0.5    # inside samples count as foreground while p >= this
+    relabel_out: float = 0.9   # outside samples count as foreground once p >= this
+    fg_in: float = 0.6         # inside: foreground candidate when p >= this
+    bg_in: float = 0.25        # inside: background candidate when p < this
+    fg_out: float = 0.9        # outside: foreground candidate when p >= this
+    bg_out: float = 0.5        # outside: background candidate when p < this
+    erode: float = 0.006       # definite regions are candidates eroded by this / s
+    erode_min: float = 2.0     # ... at least this many working pixels
+    busy_sigma: float = 0.02   # window of the label-boundary density / s
+    busy: float = 0.1          # boundary density above which the area is hair-like: unknown
+    out_reach: float = 0.04    # outside, foreground-like areas farther than this / s (and not
+                               # hair-like) are background objects of a similar colour
+
+
+DEFAULT = Params()
+
+
+# -- public API -------------------------------------------------------------------------------
+
+def trimap_from_selection(image, selection, band_radius="auto", shape=None) -> np.ndarray:
+    """The trimap for a selection: ``band_radius`` an int -> fixed band, "auto" -> smart band."""
+    if isinstance(band_radius, str):
+        if band_radius.strip().lower() != "auto":
+            raise EngineError("bad_trimap", f"band radius must be a non-negative integer or 'auto', "
+                                            f"got {band_radius!r}")
+        return smart_trimap(image, selection, shape=shape)
+    return from_selection(selection, band_radius, shape)
+
+
+def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.ndarray:
+    """Trimap (uint8 0 / 128 / 255) from an image (float HxWx3 in [0, 1], or uint8) and a selection
+    mask (>= 128 selected, as drip_core.trimap.from_selection)."""
+    sel = _as_mask(selection, "selection")
+    _check_shape(sel, shape)
+    img = _as_image(image)
+    if img.shape[:2] != sel.shape:
+        raise EngineError("bad_trimap", f"the selection is {sel.shape[1]}x{sel.shape[0]} but the image is "
+                                        f"{img.shape[1]}x{img.shape[0]}")
+    inside = sel >= 128
+    if not inside.any():
+        raise EngineError("empty_selection", "the selection is empty")
+    if inside.all():
+        return np.full(sel.shape, FOREGROUND, np.uint8)  # no edge: as from_selection
+
+    h, w = inside.shape
+    s = float(np.sqrt(inside.sum()))
+    f = max(1, int(s // WORK_SCALE))          # integer reduction factor
+    sw = s / f                                 # object scale at the working resolution
+    reach = params.reach * sw
+    margin = int(np.ceil(reach + 2)) * f
+    rows, cols = mask_bbox(inside, margin)
+    crop_in = inside[rows, cols]
+    # everything selected in the box (selection filling the image with a margin-less edge)
+    small_img = _reduce(img[rows, cols], f)
+    small_in = _reduce(crop_in.astype(np.float32), f) >= 0.5
+    if not small_in.any() or small_in.all():
+        small_tri = None
+    else:
+        small_tri = _analyse(small_img, small_in, sw, params)
+    trimap = np.zeros((h, w), np.uint8)
+    if small_tri is None:   # the reduction erased the edge (a tiny selection): no analysis
+        sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
+    else:
+        sub = _expand(small_tri, f, crop_in.shape)
+        # the reduced selection can differ from the true one by a pixel or so: keep definite labels
+        # on their side of the real selection edge
+        sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
+    trimap[rows, cols] = sub
+    return _ensure_both(trimap, inside)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _as_image(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] < 3 or img.size == 0:
+        raise EngineError("bad_image", f"image must be HxWx3, got shape {img.shape}")
+    img = img[:, :, :3]
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    if not np.issubdtype(img.dtype, np.floating):
+        raise EngineError("bad_image", f"image must be float in [0, 1], uint8 or uint16, got {img.dtype}")
+    return img
+
+
+def _reduce(a: np.ndarray, f: int) -> np.ndarray:
+    """Block mean by an integer factor (edges padded by replication)."""
+    if f == 1:
+        return np.asarray(a, np.float32)
+    h, w = a.shape[:2]
+    ph, pw = (-h) % f, (-w) % f
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+    H, W = a.shape[0] // f, a.shape[1] // f
+    out = a.reshape(H, f, W, f, *a.shape[2:]).astype(np.float32, copy=False).mean(axis=(1, 3))
+    return out
+
+
+def _expand(t: np.ndarray, f: int, shape) -> np.ndarray:
+    if f == 1:
+        return t.copy()
+    return np.repeat(np.repeat(t, f, axis=0), f, axis=1)[:shape[0], :shape[1]]
+
+
+def _ensure_both(trimap: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Some definite foreground and background whenever the selection has an inside and an outside."""
+    if not (trimap == FOREGROUND).any():
+        d = ndimage.distance_transform_edt(inside)
+        trimap[(d >= max(1.0, 0.5 * d.max())) & inside] = FOREGROUND
+    if not (trimap == BACKGROUND).any():
+        d = ndimage.distance_transform_edt(~inside)
+        trimap[(d >= max(1.0, 0.5 * d.max())) & ~inside] = BACKGROUND
+    return trimap
+
+
+def _colour_bins(img: np.ndarray) -> np.ndarray:
+    q = np.clip((img * BINS).astype(np.int32), 0, BINS - 1)
+    return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+
+
+class _LocalColourModel:
+    """p(colour | class, place) as smoothed histograms on a spatial grid x RGB bins."""
+
+    def __init__(self, shape, cell: float):
+        self.cell = max(2.0, cell)
+        self.gy = int(np.ceil(shape[0] / self.cell)) + 1
+        self.gx = int(np.ceil(shape[1] / self.cell)) + 1
+
+    def fit(self, ys, xs, bins, weights, cell_sigma, colour_sigma) -> np.ndarray:
+        # bilinear splat of each sample onto the 4 nearest cell centres
+        fy, fx = ys / self.cell, xs / self.cell
+        y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+        wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
+        n = BINS ** 3
+        hist = np.zeros(self.gy * self.gx * n, np.float32)
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+            idx = ((np.minimum(y0 + dy, self.gy - 1) * self.gx + np.minimum(x0 + dx, self.gx - 1)) * n + bins)
+            hist += np.bincount(idx, weights * ww, minlength=hist.size).astype(np.float32)
+        hist = hist.reshape(self.gy, self.gx, BINS, BINS, BINS)
+        hist = ndimage.gaussian_filter(hist, (cell_sigma, cell_sigma, colour_sigma, colour_sigma, colour_sigma),
+                                       mode="constant", truncate=2.5)
+        total = hist.sum(axis=(2, 3, 4), keepdims=True)
+        return hist.reshape(self.gy, self.gx, n), total.reshape(self.gy, self.gx)
+
+    def lookup(self, model, ys, xs, bins) -> np.ndarray:
+        hist, total = model
+        fy, fx = ys / self.cell, xs / self.cell
+        y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+        wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
+        num = np.zeros(ys.shape, np.float32)
+        den = np.zeros(ys.shape, np.float32)
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+            cy, cx = np.minimum(y0 + dy, self.gy - 1), np.minimum(x0 + dx, self.gx - 1)
+            num += ww * hist[cy, cx, bins]
+            den += ww * total[cy, cx]
+        return num, den
+
+
+def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.ndarray:
+    """The trimap at the working resolution."""
+    d_in = ndimage.distance_transform_edt(inside)
+    d_out = ndimage.distance_transform_edt(~inside)
+    dist = np.where(inside, d_in, d_out)          # distance to the selection edge (>= 1 on both sides)
+    base = max(p.base_min, p.base * sw)
+    reach = max(base + 2.0, p.reach * sw)
+    zone = dist <= reach
+    ys, xs = np.nonzero(zone)
+    zin = inside[ys, xs]
+    zdist = dist[ys, xs]
+    bins = _colour_bins(img[ys, xs])
+    model = _LocalColourModel(inside.shape, p.cell * sw)
+
+    # samples: the zone minus the lasso's own uncertainty band; labels start as the selection
+    sample = zdist > base
+    label = zin.astype(np.float32)                 # 1 = foreground
+    prob = label
+    for _ in range(max(1, p.rounds)):
+        wf = np.where(sample, label, 0.0).astype(np.float32)
+        wb = np.where(sample, 1.0 - label, 0.0).astype(np.float32)
+        mf = model.fit(ys, xs, bins, wf, p.cell_sigma, p.colour_sigma)
+        mb = model.fit(ys, xs, bins, wb, p.cell_sigma, p.colour_sigma)
+        nf, df = model.lookup(mf, ys, xs, bins)
+        nb, db = model.lookup(mb, ys, xs, bins)
+        # class likelihoods; a floor (a fraction of a uniform density) keeps unseen colours neutral
+        eps = 1e-3 / BINS ** 3
+        lf = nf / np.maximum(df, 1e-12) + eps
+        lb = nb / np.maximum(db, 1e-12) + eps
+        prob = lf / (lf + lb)
+        # relabel the samples by their posterior, with the selection as a prior
+        label = np.where(zin, prob >= p.relabel_in, prob >= p.relabel_out).astype(np.float32)
+
+    h, w = inside.shape
+    P = np.where(inside, 1.0, 0.0).astype(np.float32)
+    P[ys, xs] = prob
+    fg_cand = np.where(inside, P >= p.fg_in, P >= p.fg_out)
+    bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out)
+    # hair-like areas: the foreground / background labels change often (strands, holes, fur)
+    lab = P >= 0.5
+    edge = np.zeros_like(lab)
+    edge[1:] |= lab[1:] != lab[:-1]
+    edge[:-1] |= lab[1:] != lab[:-1]
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[:, :-1] |= lab[:, 1:] != lab[:, :-1]
+    busy = ndimage.gaussian_filter(edge.astype(np.float32), max(1.0, p.busy_sigma * sw)) > p.busy
+    far_out = ~inside & (dist > max(base, p.out_reach * sw)) & ~busy
+    bg_cand |= far_out
+    fg_cand &= ~far_out
+    bandm = (dist <= base) | busy
+    fg_cand &= ~bandm
+    bg_cand &= ~bandm
+    e = max(p.erode_min, p.erode * sw)
+    fg_def = ndimage.distance_transform_edt(fg_cand) > e
+    bg_def = ndimage.distance_transform_edt(bg_cand) > e
+    tri = np.full((h, w), UNKNOWN, np.uint8)
+    tri[fg_def] = FOREGROUND
+    tri[bg_def] = BACKGROUND
+    return tri
