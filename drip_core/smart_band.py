@@ -51,20 +51,28 @@ class Params:
     base_min: float = 3.0      # ... at least this many working pixels
     reach: float = 0.15        # examined zone each side of the edge / s
     cell: float = 0.06         # colour-model grid cell / s
-    cell_sigma: float = 1.0    # spatial smoothing of the models, in cells
+    cell_sigma: float = 1.0    # spatial smoothing of the background model, in cells
+    fg_sigma: float = 1.0      # ... of the foreground model (broader: holes in the selection
+                               # must not teach it the background's colours)
     colour_sigma: float = 0.7  # colour smoothing of the models, in bins
     rounds: int = 3            # relabelling rounds
-    relabel_in: float = 0.5    # inside samples count as foreground while p >= this
-    relabel_out: float = 0.9   # outside samples count as foreground once p >= this
+    relabel_in: float = 0.25   # inside samples count as foreground while p >= this
+    relabel_out: float = 0.6   # outside samples count as foreground once p >= this
     fg_in: float = 0.6         # inside: foreground candidate when p >= this
     bg_in: float = 0.25        # inside: background candidate when p < this
-    fg_out: float = 0.9        # outside: foreground candidate when p >= this
-    bg_out: float = 0.5        # outside: background candidate when p < this
-    erode: float = 0.006       # definite regions are candidates eroded by this / s
+    fg_out: float = 2.0        # outside: foreground candidate when p >= this
+    bg_out: float = 0.6        # outside: background candidate when p < this
+    smooth_p: float = 0.0      # Gaussian smoothing of the posterior map before thresholds (px)
+    erode: float = 0.012       # definite regions are candidates eroded by this / s
     erode_min: float = 2.0     # ... at least this many working pixels
     busy_sigma: float = 0.02   # window of the label-boundary density / s
-    busy: float = 0.1          # boundary density above which the area is hair-like: unknown
-    out_reach: float = 0.04    # outside, foreground-like areas farther than this / s (and not
+    busy: float = 9.0         # boundary density above which the area is hair-like: unknown
+    hair_extra: float = 0.0    # extra unknown half-band where the edge is hair-like / s
+    hair_lo: float = 0.25      # normalised fine texture at which the band starts to widen
+    hair_hi: float = 0.45      # ... and at which it is widest
+    hair_sigma: float = 0.03   # smoothing of the hair measure along the edge / s
+    work_scale: float = WORK_SCALE  # object scale (px) of the analysis
+    out_reach: float = 9.0     # outside, foreground-like areas farther than this / s (and not
                                # hair-like) are background objects of a similar colour
 
 
@@ -100,7 +108,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
 
     h, w = inside.shape
     s = float(np.sqrt(inside.sum()))
-    f = max(1, int(s // WORK_SCALE))          # integer reduction factor
+    f = max(1, int(s // params.work_scale))          # integer reduction factor
     sw = s / f                                 # object scale at the working resolution
     reach = params.reach * sw
     margin = int(np.ceil(reach + 2)) * f
@@ -214,6 +222,22 @@ class _LocalColourModel:
         return num, den
 
 
+def _hairiness(img: np.ndarray, dist: np.ndarray, base: float, sw: float, p: Params) -> np.ndarray:
+    """0 (crisp edge) .. 1 (hair, fur): fine-scale texture across the selection edge, relative to
+    the local contrast (a crisp step has high contrast but little fine texture; strands have both),
+    averaged near the edge and smoothed along it."""
+    lum = img.mean(axis=2)
+    hp = lum - ndimage.gaussian_filter(lum, 1.0)
+    fine = ndimage.gaussian_filter(hp * hp, 4.0)
+    mean = ndimage.gaussian_filter(lum, 6.0)
+    contrast = ndimage.gaussian_filter(lum * lum, 6.0) - mean * mean
+    ratio = np.sqrt(fine / (np.maximum(contrast, 0.0) + 1e-4))
+    near = (dist <= 2.0 * base).astype(np.float32)
+    sig = max(1.0, p.hair_sigma * sw)
+    along = ndimage.gaussian_filter(ratio * near, sig) / np.maximum(ndimage.gaussian_filter(near, sig), 1e-6)
+    return np.clip((along - p.hair_lo) / max(p.hair_hi - p.hair_lo, 1e-6), 0.0, 1.0)
+
+
 def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.ndarray:
     """The trimap at the working resolution."""
     d_in = ndimage.distance_transform_edt(inside)
@@ -235,7 +259,7 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     for _ in range(max(1, p.rounds)):
         wf = np.where(sample, label, 0.0).astype(np.float32)
         wb = np.where(sample, 1.0 - label, 0.0).astype(np.float32)
-        mf = model.fit(ys, xs, bins, wf, p.cell_sigma, p.colour_sigma)
+        mf = model.fit(ys, xs, bins, wf, p.fg_sigma, p.colour_sigma)
         mb = model.fit(ys, xs, bins, wb, p.cell_sigma, p.colour_sigma)
         nf, df = model.lookup(mf, ys, xs, bins)
         nb, db = model.lookup(mb, ys, xs, bins)
@@ -250,6 +274,10 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     h, w = inside.shape
     P = np.where(inside, 1.0, 0.0).astype(np.float32)
     P[ys, xs] = prob
+    if p.smooth_p > 0:
+        P = ndimage.gaussian_filter(P, p.smooth_p)
+    # inside: foreground where clearly foreground-coloured, a background candidate where clearly
+    # background-coloured, unknown between; outside the same with thresholds leaning to background
     fg_cand = np.where(inside, P >= p.fg_in, P >= p.fg_out)
     bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out)
     # hair-like areas: the foreground / background labels change often (strands, holes, fur)
@@ -263,7 +291,7 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     far_out = ~inside & (dist > max(base, p.out_reach * sw)) & ~busy
     bg_cand |= far_out
     fg_cand &= ~far_out
-    bandm = (dist <= base) | busy
+    bandm = (dist <= base + p.hair_extra * sw * _hairiness(img, dist, base, sw, p)) | busy
     fg_cand &= ~bandm
     bg_cand &= ~bandm
     e = max(p.erode_min, p.erode * sw)
