@@ -1,31 +1,32 @@
 """Smart band: a trimap from a rough selection whose unknown band adapts to the edge.
 
-A fixed band around a lasso is too narrow where hair or foliage sticks out, too wide where the
-edge is crisp, and it trusts the selection's interior blindly (sky between strands stays
-opaque).  Here the band follows the image instead:
+A fixed band around a lasso is too narrow where hair or foliage sticks out, and it trusts the
+selection's interior blindly (sky between strands, the gap between two figures stay opaque).
+Here the band follows the image:
 
 1. Scale.  Every length is a fraction of the object's scale s = sqrt(selected area), so an
    800-px photo and its 25-MP original get the same trimap (up to resampling).  Large layers are
-   analysed at a reduced working resolution (s about WORK_SCALE px) and the trimap is
-   upsampled, so the cost follows the band's area at that resolution.
-2. Zone.  Only pixels within ``reach * s`` of the selection edge are examined (inside and
-   outside); farther inside is foreground, farther outside background.
-3. Colour models.  Local colour likelihoods of "inside" and "outside" are Parzen estimates on a
-   coarse spatial grid x a 16^3 RGB histogram, both smoothed (so the models vary slowly across
-   the image: the sky behind the head is not the grass behind the feet).  Samples come from the
-   zone minus the lasso's uncertainty band.  The selection is a noisy label: like GrabCut, the
-   samples are relabelled by their own posterior and the models re-estimated (a few rounds),
-   so background seen through the selection's holes stops counting as foreground.
-4. Labels.  p = P(foreground | colour, place).  Inside the selection, clearly background-
-   coloured pixels become background candidates, ambiguous ones unknown; outside, anything
-   foreground-like becomes unknown (strands and wisps the lasso did not trace) but never
-   definite foreground.  A band of ``base * s`` around the lasso is always unknown (the user's
-   hand is not precise).
-5. Trimap.  Definite foreground / background are the candidates eroded by a small margin, so
-   every change of label (a strand, a hole, a crisp edge) gets an unknown rim; where labels
-   alternate densely (hair, fur) the erosion leaves one wide unknown region.  The result always
-   holds some foreground and some background when the selection has both an inside and an
-   outside (the classical engine needs both).
+   analysed at a reduced working resolution (s about ``work_scale`` px, block means) and the
+   trimap is upsampled; the analysis covers the selection's box widened by the zone.
+2. Zone.  Only pixels within ``reach * s`` of the selection edge are examined, inside and
+   outside; farther inside is foreground, farther outside background.
+3. Colour models.  p(colour | inside, place) and p(colour | outside, place) are Parzen estimates:
+   a coarse spatial grid (cells of ``cell * s``) x a 16^3 RGB histogram, smoothed in space and
+   colour, so the models vary across the image (the sky behind the head is not the grass behind
+   the feet).  Samples: the zone minus the lasso's uncertainty band.  The selection is a noisy
+   label, so, as in GrabCut, the samples are relabelled by their posterior p = P(foreground |
+   colour, place) and the models re-estimated (``rounds``): background seen through holes in the
+   selection stops counting as foreground, strands outside it stop counting as background.
+4. Labels.  Inside the selection: foreground where p is high, a background candidate (a hole)
+   where p is low, unknown between.  Outside: background where p is low; foreground-like pixels
+   (hair the lasso did not trace) become unknown, never definite foreground.  A band of
+   ``base * s`` around the lasso is always unknown (the user's hand is not precise).
+5. Trimap.  Definite foreground / background are the candidates eroded by ``erode * s``, so
+   every change of label (a strand, a hole, the edge itself) gets an unknown rim; where labels
+   alternate densely (hair, fur, foliage) the erosion leaves one wide unknown region, where the
+   edge is crisp the band stays narrow.  The result always holds some foreground and some
+   background when the selection has both an inside and an outside (the classical engine needs
+   both).
 
 ``trimap_from_selection(image, selection, band_radius)`` is the entry point for the rest of the
 code: an int gives today's fixed band (drip_core.trimap.from_selection), "auto" this smart band.
@@ -47,33 +48,22 @@ BINS = 16            # colour histogram bins per channel
 
 @dataclass(frozen=True)
 class Params:
-    base: float = 0.012        # always-unknown half-band around the lasso / s
+    """Every length is a fraction of the object scale s (sqrt of the selected area)."""
+    base: float = 0.012        # always-unknown half-band around the lasso
     base_min: float = 3.0      # ... at least this many working pixels
-    reach: float = 0.15        # examined zone each side of the edge / s
-    cell: float = 0.06         # colour-model grid cell / s
-    cell_sigma: float = 1.0    # spatial smoothing of the background model, in cells
-    fg_sigma: float = 1.0      # ... of the foreground model (broader: holes in the selection
-                               # must not teach it the background's colours)
-    colour_sigma: float = 0.7  # colour smoothing of the models, in bins
+    reach: float = 0.15        # examined zone each side of the edge
+    cell: float = 0.1          # colour-model grid cell
+    cell_sigma: float = 1.0    # spatial smoothing of the colour models, in cells
+    colour_sigma: float = 0.7  # colour smoothing of the colour models, in bins
     rounds: int = 3            # relabelling rounds
     relabel_in: float = 0.25   # inside samples count as foreground while p >= this
     relabel_out: float = 0.6   # outside samples count as foreground once p >= this
     fg_in: float = 0.6         # inside: foreground candidate when p >= this
-    bg_in: float = 0.25        # inside: background candidate when p < this
-    fg_out: float = 2.0        # outside: foreground candidate when p >= this
-    bg_out: float = 0.6        # outside: background candidate when p < this
-    smooth_p: float = 0.0      # Gaussian smoothing of the posterior map before thresholds (px)
-    erode: float = 0.012       # definite regions are candidates eroded by this / s
+    bg_in: float = 0.25        # inside: background candidate when p < this (a hole)
+    bg_out: float = 0.6        # outside: background candidate when p < this; else unknown
+    erode: float = 0.012       # definite regions are the candidates eroded by this
     erode_min: float = 2.0     # ... at least this many working pixels
-    busy_sigma: float = 0.02   # window of the label-boundary density / s
-    busy: float = 9.0         # boundary density above which the area is hair-like: unknown
-    hair_extra: float = 0.0    # extra unknown half-band where the edge is hair-like / s
-    hair_lo: float = 0.25      # normalised fine texture at which the band starts to widen
-    hair_hi: float = 0.45      # ... and at which it is widest
-    hair_sigma: float = 0.03   # smoothing of the hair measure along the edge / s
     work_scale: float = WORK_SCALE  # object scale (px) of the analysis
-    out_reach: float = 9.0     # outside, foreground-like areas farther than this / s (and not
-                               # hair-like) are background objects of a similar colour
 
 
 DEFAULT = Params()
@@ -184,11 +174,20 @@ def _colour_bins(img: np.ndarray) -> np.ndarray:
     return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
 
 
+def _binomial(sigma: float) -> np.ndarray:
+    """The binomial kernel whose variance is closest to sigma^2 (a short Gaussian)."""
+    n = max(1, int(round(4.0 * sigma * sigma)))
+    k = np.array([1.0])
+    for _ in range(n):
+        k = np.convolve(k, [0.5, 0.5])
+    return k.astype(np.float32)
+
+
 class _LocalColourModel:
     """p(colour | class, place) as smoothed histograms on a spatial grid x RGB bins."""
 
     def __init__(self, shape, cell: float):
-        self.cell = max(2.0, cell)
+        self.cell = max(8.0, cell)
         self.gy = int(np.ceil(shape[0] / self.cell)) + 1
         self.gx = int(np.ceil(shape[1] / self.cell)) + 1
 
@@ -203,8 +202,8 @@ class _LocalColourModel:
             idx = ((np.minimum(y0 + dy, self.gy - 1) * self.gx + np.minimum(x0 + dx, self.gx - 1)) * n + bins)
             hist += np.bincount(idx, weights * ww, minlength=hist.size).astype(np.float32)
         hist = hist.reshape(self.gy, self.gx, BINS, BINS, BINS)
-        hist = ndimage.gaussian_filter(hist, (cell_sigma, cell_sigma, colour_sigma, colour_sigma, colour_sigma),
-                                       mode="constant", truncate=2.5)
+        for axis, sigma in enumerate((cell_sigma, cell_sigma, colour_sigma, colour_sigma, colour_sigma)):
+            hist = ndimage.correlate1d(hist, _binomial(sigma), axis=axis, mode="constant")
         total = hist.sum(axis=(2, 3, 4), keepdims=True)
         return hist.reshape(self.gy, self.gx, n), total.reshape(self.gy, self.gx)
 
@@ -220,22 +219,6 @@ class _LocalColourModel:
             num += ww * hist[cy, cx, bins]
             den += ww * total[cy, cx]
         return num, den
-
-
-def _hairiness(img: np.ndarray, dist: np.ndarray, base: float, sw: float, p: Params) -> np.ndarray:
-    """0 (crisp edge) .. 1 (hair, fur): fine-scale texture across the selection edge, relative to
-    the local contrast (a crisp step has high contrast but little fine texture; strands have both),
-    averaged near the edge and smoothed along it."""
-    lum = img.mean(axis=2)
-    hp = lum - ndimage.gaussian_filter(lum, 1.0)
-    fine = ndimage.gaussian_filter(hp * hp, 4.0)
-    mean = ndimage.gaussian_filter(lum, 6.0)
-    contrast = ndimage.gaussian_filter(lum * lum, 6.0) - mean * mean
-    ratio = np.sqrt(fine / (np.maximum(contrast, 0.0) + 1e-4))
-    near = (dist <= 2.0 * base).astype(np.float32)
-    sig = max(1.0, p.hair_sigma * sw)
-    along = ndimage.gaussian_filter(ratio * near, sig) / np.maximum(ndimage.gaussian_filter(near, sig), 1e-6)
-    return np.clip((along - p.hair_lo) / max(p.hair_hi - p.hair_lo, 1e-6), 0.0, 1.0)
 
 
 def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.ndarray:
@@ -259,7 +242,7 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     for _ in range(max(1, p.rounds)):
         wf = np.where(sample, label, 0.0).astype(np.float32)
         wb = np.where(sample, 1.0 - label, 0.0).astype(np.float32)
-        mf = model.fit(ys, xs, bins, wf, p.fg_sigma, p.colour_sigma)
+        mf = model.fit(ys, xs, bins, wf, p.cell_sigma, p.colour_sigma)
         mb = model.fit(ys, xs, bins, wb, p.cell_sigma, p.colour_sigma)
         nf, df = model.lookup(mf, ys, xs, bins)
         nb, db = model.lookup(mb, ys, xs, bins)
@@ -274,26 +257,14 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     h, w = inside.shape
     P = np.where(inside, 1.0, 0.0).astype(np.float32)
     P[ys, xs] = prob
-    if p.smooth_p > 0:
-        P = ndimage.gaussian_filter(P, p.smooth_p)
-    # inside: foreground where clearly foreground-coloured, a background candidate where clearly
-    # background-coloured, unknown between; outside the same with thresholds leaning to background
-    fg_cand = np.where(inside, P >= p.fg_in, P >= p.fg_out)
+    # inside: foreground where clearly foreground-coloured, a background candidate (a hole in
+    # the object) where clearly background-coloured, unknown between; outside: background unless
+    # foreground-like (strands the lasso missed), which is unknown, never definite foreground
+    fg_cand = inside & (P >= p.fg_in)
     bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out)
-    # hair-like areas: the foreground / background labels change often (strands, holes, fur)
-    lab = P >= 0.5
-    edge = np.zeros_like(lab)
-    edge[1:] |= lab[1:] != lab[:-1]
-    edge[:-1] |= lab[1:] != lab[:-1]
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    edge[:, :-1] |= lab[:, 1:] != lab[:, :-1]
-    busy = ndimage.gaussian_filter(edge.astype(np.float32), max(1.0, p.busy_sigma * sw)) > p.busy
-    far_out = ~inside & (dist > max(base, p.out_reach * sw)) & ~busy
-    bg_cand |= far_out
-    fg_cand &= ~far_out
-    bandm = (dist <= base + p.hair_extra * sw * _hairiness(img, dist, base, sw, p)) | busy
-    fg_cand &= ~bandm
-    bg_cand &= ~bandm
+    band = dist <= base                            # the lasso's own uncertainty
+    fg_cand &= ~band
+    bg_cand &= ~band
     e = max(p.erode_min, p.erode * sw)
     fg_def = ndimage.distance_transform_edt(fg_cand) > e
     bg_def = ndimage.distance_transform_edt(bg_cand) > e
