@@ -106,7 +106,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     crop_in = inside[rows, cols]
     # everything selected in the box (selection filling the image with a margin-less edge)
     small_img = _reduce(img[rows, cols], f)
-    small_in = _reduce(crop_in.astype(np.float32), f) >= 0.5
+    small_in = _reduce(crop_in.view(np.uint8), f) >= 0.5
     if not small_in.any() or small_in.all():
         small_tri = None
     else:
@@ -140,15 +140,28 @@ def _as_image(image) -> np.ndarray:
 
 
 def _reduce(a: np.ndarray, f: int) -> np.ndarray:
-    """Block mean by an integer factor (edges padded by replication)."""
+    """Block mean by an integer factor; the last row / column of blocks may be narrower.
+
+    Summed as f strided slices per axis: each pass reads whole rows, which is several times
+    faster than a reduction over a reshaped (non-contiguous) block axis on a 25-MP layer."""
     if f == 1:
         return np.asarray(a, np.float32)
     h, w = a.shape[:2]
-    ph, pw = (-h) % f, (-w) % f
-    if ph or pw:
-        a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
-    H, W = a.shape[0] // f, a.shape[1] // f
-    out = a.reshape(H, f, W, f, *a.shape[2:]).astype(np.float32, copy=False).mean(axis=(1, 3))
+    hn, wn = -(-h // f), -(-w // f)
+    rows = np.zeros((hn, w) + a.shape[2:], np.float32)
+    for dy in range(f):
+        part = a[dy::f]
+        rows[:part.shape[0]] += part
+    out = np.zeros((hn, wn) + a.shape[2:], np.float32)
+    for dx in range(f):
+        part = rows[:, dx::f]
+        out[:, :part.shape[1]] += part
+    ny = np.minimum(np.arange(0, h, f) + f, h) - np.arange(0, h, f)
+    nx = np.minimum(np.arange(0, w, f) + f, w) - np.arange(0, w, f)
+    count = (ny[:, None] * nx[None, :]).astype(np.float32)
+    if out.ndim == 3:
+        count = count[:, :, None]
+    out /= count
     return out
 
 
