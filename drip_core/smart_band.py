@@ -58,8 +58,8 @@ class Params:
     rounds: int = 3            # relabelling rounds
     relabel_in: float = 0.25   # inside samples count as foreground while p >= this
     relabel_out: float = 0.6   # outside samples count as foreground once p >= this
-    fg_in: float = 0.6         # inside: foreground candidate when p >= this
-    bg_in: float = 0.25        # inside: background candidate when p < this (a hole)
+    fg_in: float = 0.45        # inside: foreground candidate when p >= this
+    bg_in: float = 0.3         # inside: background candidate when p < this (a hole)
     bg_out: float = 0.6        # outside: background candidate when p < this; else unknown
     erode: float = 0.012       # definite regions are the candidates eroded by this
     erode_min: float = 2.0     # ... at least this many working pixels
