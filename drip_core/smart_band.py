@@ -33,7 +33,7 @@ code: an int gives today's fixed band (drip_core.trimap.from_selection), "auto" 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -104,7 +104,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     margin = int(np.ceil(reach + 2)) * f
     rows, cols = mask_bbox(inside, margin)
     crop_in = inside[rows, cols]
-    # everything selected in the box (selection filling the image with a margin-less edge)
+    # the analysis runs on the selection's box widened by the zone, reduced by f
     small_img = _reduce(img[rows, cols], f)
     small_in = _reduce(crop_in.view(np.uint8), f) >= 0.5
     if not small_in.any() or small_in.all():
@@ -112,7 +112,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     else:
         small_tri = _analyse(small_img, small_in, sw, params)
     trimap = np.zeros((h, w), np.uint8)
-    if small_tri is None:   # the reduction erased the edge (a tiny selection): no analysis
+    if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
         sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
     else:
         sub = _expand(small_tri, f, crop_in.shape)
