@@ -1,0 +1,197 @@
+"""Rough-selection benchmark (issue 12): the trimap a user can make from a lasso, scored.
+
+    PYTHONPATH=. python bench/rough_selection.py [--seeds 3] [--methods band12 smart expert]
+                                                 [--images GT04 GT24] [--time-large]
+
+For each of the 27 alphamatting.com low-res photos and each seed, a lasso-like rough selection
+is simulated from the ground-truth alpha (see ``rough_selection``): the alpha > 0.5 region with
+its holes filled, thin structures (hair, strands) opened away, the outline smoothed at a scale
+relative to the object (a lasso does not follow every bump), then shifted in or out by a few
+pixels (a global shift plus a slowly varying one along the outline), holes filled again.
+The GT is used only to make the selection; the trimap methods see the photo and the selection.
+
+Methods (trimap -> classical engine -> whole-image alpha SAD / 1000, drip_core.eval.metrics):
+  bare     the selection itself as the alpha (no matting)
+  band12   today's default: drip_core.trimap.from_selection(selection, 12)
+  band40   the same with a 40-px band
+  smart    drip_core.smart_band.smart_trimap(image, selection)  (band radius "auto")
+  expert   the data set's Trimap1 and Trimap2 (independent of the selection; reference)
+
+Prints a per-image table (mean over seeds), mean / median over the photos, and for ``smart`` the
+number of photos where it is worse than band12.  ``--time-large`` also times smart_trimap on one
+photo upscaled to ~25 megapixels (trimap only, no matting).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  # noqa: E402
+from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
+
+METHODS = ("bare", "band12", "band40", "smart", "expert1", "expert2")
+
+
+# -- the simulated user ---------------------------------------------------------------------
+
+def rough_selection(gt: np.ndarray, seed: int, smooth: float = 0.025, thin: float = 0.012,
+                    shift_px: float = 6.0) -> np.ndarray:
+    """A lasso-like selection (uint8 0/255) simulated from a GT alpha (uint8).
+
+    ``smooth`` and ``thin`` are fractions of the object's scale s = sqrt(area of alpha > 0.5):
+    the outline's smoothing sigma and the radius of the opening that drops strands.  The
+    shift is a random global offset in [-shift_px, shift_px] plus a low-frequency field (std
+    shift_px / 2, clipped to +-shift_px), positive = the selection grows outwards.
+    """
+    rng = np.random.default_rng(seed)
+    obj = ndimage.binary_fill_holes(gt >= 128)
+    s = float(np.sqrt(obj.sum()))
+    r = max(1, int(round(thin * s)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = yy * yy + xx * xx <= r * r
+    opened = ndimage.binary_opening(obj, disk)
+    # keep the parts a user would circle: components of at least 1% of the object
+    lab, n = ndimage.label(opened)
+    if n:
+        sizes = ndimage.sum(opened, lab, np.arange(1, n + 1))
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = sizes >= 0.01 * obj.sum()
+        opened = keep[lab]
+    sdf = ndimage.distance_transform_edt(opened) - ndimage.distance_transform_edt(~opened)
+    sdf = ndimage.gaussian_filter(sdf, smooth * s)
+    h, w = gt.shape
+    noise = ndimage.gaussian_filter(rng.standard_normal((h, w)), 0.15 * s)
+    noise *= 0.5 * shift_px / max(noise.std(), 1e-9)
+    offset = rng.uniform(-shift_px, shift_px) + np.clip(noise, -shift_px, shift_px)
+    sel = ndimage.binary_fill_holes(sdf + offset > 0)
+    return sel.astype(np.uint8) * 255
+
+
+# -- trimap methods and the engine ------------------------------------------------------------
+
+def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str, data) -> np.ndarray | None:
+    from drip_core.trimap import from_selection
+    if method == "band12":
+        return from_selection(selection, 12)
+    if method == "band40":
+        return from_selection(selection, 40)
+    if method == "smart":
+        from drip_core.smart_band import smart_trimap
+        return smart_trimap(image.astype(np.float32) / 255.0, selection)
+    if method in ("expert1", "expert2"):
+        return load_sample(data, name, "Trimap" + method[-1]).trimap
+    return None  # bare
+
+
+def run_engine(image_uint8: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """The one place the engine is called: uint8 image + trimap -> float alpha HxW.
+
+    (The engine interface is being changed to take float32 crops: adapt only this function.)"""
+    from drip_core.engines import get_engine
+    return get_engine("classical").matte(image_uint8, trimap).alpha
+
+
+def whole_image_sad(alpha: np.ndarray, gt: np.ndarray) -> float:
+    return sad(to_uint8(alpha), gt, np.full(gt.shape, 128, np.uint8))
+
+
+def score(method: str, image, selection, gt, name, data, cache: dict) -> tuple[float, float]:
+    """(SAD, seconds for the trimap)."""
+    if method.startswith("expert") and (name, method) in cache:
+        return cache[name, method], 0.0
+    if method == "bare":
+        return whole_image_sad(selection / 255.0, gt), 0.0
+    t0 = time.perf_counter()
+    tri = trimap_for(method, image, selection, name, data)
+    seconds = time.perf_counter() - t0
+    try:
+        alpha = run_engine(image, tri)
+    except Exception as exc:  # an engine refusal (no FG / BG): the user gets nothing better than the selection
+        print(f"  {name} {method}: engine failed ({exc}); scored as the bare selection", file=sys.stderr)
+        alpha = selection / 255.0
+    value = whole_image_sad(alpha, gt)
+    if method.startswith("expert"):
+        cache[name, method] = value
+    return value, seconds
+
+
+def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
+    from PIL import Image
+
+    from drip_core.smart_band import smart_trimap
+    s = load_sample(data, name)
+    h, w = s.gt.shape
+    k = np.sqrt(megapixels * 1e6 / (h * w))
+    W, H = int(round(w * k)), int(round(h * k))
+    image = np.asarray(Image.fromarray(s.image).resize((W, H), Image.BILINEAR)).astype(np.float32) / 255.0
+    gt = np.asarray(Image.fromarray(s.gt).resize((W, H), Image.BILINEAR))
+    sel = rough_selection(np.asarray(Image.fromarray(s.gt).resize((w, h))), 0)
+    sel = np.asarray(Image.fromarray(sel).resize((W, H), Image.NEAREST))
+    del gt
+    for _ in range(2):
+        t0 = time.perf_counter()
+        tri = smart_trimap(image, sel)
+        dt = time.perf_counter() - t0
+        print(f"large layer: {name} upscaled to {W}x{H} ({W * H / 1e6:.1f} MP): smart_trimap {dt:.2f} s, "
+              f"unknown {np.mean(tri == 128) * 100:.1f} % of the layer  (load {os.getloadavg()[0]:.2f})")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=default_data_dir())
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--methods", nargs="+", default=["bare", "band12", "smart", "expert1", "expert2"],
+                    choices=METHODS)
+    ap.add_argument("--images", nargs="+", help="only these photos (e.g. GT04 GT24)")
+    ap.add_argument("--smooth", type=float, default=0.025, help="outline smoothing sigma / object scale")
+    ap.add_argument("--thin", type=float, default=0.012, help="strand-removing opening radius / object scale")
+    ap.add_argument("--shift", type=float, default=6.0, help="in/out shift amplitude, px")
+    ap.add_argument("--time-large", action="store_true", help="also time smart_trimap on a ~25-MP upscale")
+    ap.add_argument("--time-only", action="store_true", help="only the large-layer timing")
+    args = ap.parse_args(argv)
+    if args.data is None:
+        print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
+        return 2
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, nproc {os.cpu_count()}")
+    if not args.time_only:
+        names = args.images or sample_names(args.data)
+        methods = args.methods
+        cache: dict = {}
+        table = {m: [] for m in methods}
+        tri_seconds = {m: [] for m in methods}
+        print(f"{'image':<6}" + "".join(f"{m:>9}" for m in methods))
+        for name in names:
+            smp = load_sample(args.data, name)
+            per = {m: [] for m in methods}
+            for seed in range(args.seeds):
+                sel = rough_selection(smp.gt, 1000 * seed + (int(name[2:]) if name[2:].isdigit() else 0),
+                                      args.smooth, args.thin, args.shift)
+                for m in methods:
+                    v, t = score(m, smp.image, sel, smp.gt, name, args.data, cache)
+                    per[m].append(v)
+                    tri_seconds[m].append(t)
+            for m in methods:
+                table[m].append(float(np.mean(per[m])))
+            print(f"{name:<6}" + "".join(f"{table[m][-1]:9.2f}" for m in methods), flush=True)
+        print(f"{'mean':<6}" + "".join(f"{np.mean(table[m]):9.2f}" for m in methods))
+        print(f"{'median':<6}" + "".join(f"{np.median(table[m]):9.2f}" for m in methods))
+        print(f"{'trim s':<6}" + "".join(f"{np.mean(tri_seconds[m]):9.3f}" for m in methods))
+        if "smart" in methods and "band12" in methods:
+            worse = [n for n, a, b in zip(names, table["smart"], table["band12"]) if a > b]
+            print(f"smart worse than band12 on {len(worse)} of {len(names)} photos: {' '.join(worse)}")
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.time_large or args.time_only:
+        time_large(args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Smart band: a trimap from a rough selection whose unknown band adapts to the edge.
+
+A fixed band around a lasso is too narrow where hair or foliage sticks out, and it trusts the
+selection's interior blindly (sky between strands, the gap between two figures stay opaque).
+Here the band follows the image:
+
+1. Scale.  Every length is a fraction of the object's scale s = sqrt(selected area), so an
+   800-px photo and its 25-MP original get the same trimap (up to resampling).  Large layers are
+   analysed at a reduced working resolution (s about ``work_scale`` px, block means) and the
+   trimap is upsampled; the analysis covers the selection's box widened by the zone.
+2. Zone.  Only pixels within ``reach * s`` of the selection edge are examined, inside and
+   outside; farther inside is foreground, farther outside background.
+3. Colour models.  p(colour | inside, place) and p(colour | outside, place) are Parzen estimates:
+   a coarse spatial grid (cells of ``cell * s``) x a 16^3 RGB histogram, smoothed in space and
+   colour, so the models vary across the image (the sky behind the head is not the grass behind
+   the feet).  Samples: the zone minus the lasso's uncertainty band.  The selection is a noisy
+   label, so, as in GrabCut, the samples are relabelled by their posterior p = P(foreground |
+   colour, place) and the models re-estimated (``rounds``): background seen through holes in the
+   selection stops counting as foreground, strands outside it stop counting as background.
+4. Labels.  Inside the selection: foreground where p is high, a background candidate (a hole)
+   where p is low, unknown between.  Outside: background where p is low; foreground-like pixels
+   (hair the lasso did not trace) become unknown, never definite foreground.  A band of
+   ``base * s`` around the lasso is always unknown (the user's hand is not precise).
+5. Trimap.  Definite foreground / background are the candidates eroded by ``erode * s``, so
+   every change of label (a strand, a hole, the edge itself) gets an unknown rim; where labels
+   alternate densely (hair, fur, foliage) the erosion leaves one wide unknown region, where the
+   edge is crisp the band stays narrow.  The result always holds some foreground and some
+   background when the selection has both an inside and an outside (the classical engine needs
+   both).
+
+``trimap_from_selection(image, selection, band_radius)`` is the entry point for the rest of the
+code: an int gives today's fixed band (drip_core.trimap.from_selection), "auto" this smart band.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .engines.base import EngineError
+from .roi import mask_bbox
+from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, _as_mask, _check_shape, from_selection
+
+WORK_SCALE = 600.0   # object scale (px) at which the analysis runs; larger layers are reduced
+BINS = 16            # colour histogram bins per channel
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every length is a fraction of the object scale s (sqrt of the selected area)."""
+    base: float = 0.012        # always-unknown half-band around the lasso
+    base_min: float = 3.0      # ... at least this many working pixels
+    reach: float = 0.15        # examined zone each side of the edge
+    cell: float = 0.1          # colour-model grid cell
+    cell_sigma: float = 1.0    # spatial smoothing of the colour models, in cells
+    colour_sigma: float = 0.7  # colour smoothing of the colour models, in bins
+    rounds: int = 3            # relabelling rounds
+    relabel_in: float = 0.25   # inside samples count as foreground while p >= this
+    relabel_out: float = 0.6   # outside samples count as foreground once p >= this
+    fg_in: float = 0.45        # inside: foreground candidate when p >= this
+    bg_in: float = 0.3         # inside: background candidate when p < this (a hole)
+    bg_out: float = 0.6        # outside: background candidate when p < this; else unknown
+    erode: float = 0.012       # definite regions are the candidates eroded by this
+    erode_min: float = 2.0     # ... at least this many working pixels
+    work_scale: float = WORK_SCALE  # object scale (px) of the analysis
+
+
+DEFAULT = Params()
+
+
+# -- public API -------------------------------------------------------------------------------
+
+def trimap_from_selection(image, selection, band_radius="auto", shape=None) -> np.ndarray:
+    """The trimap for a selection: ``band_radius`` an int -> fixed band, "auto" -> smart band."""
+    if isinstance(band_radius, str):
+        if band_radius.strip().lower() != "auto":
+            raise EngineError("bad_trimap", f"band radius must be a non-negative integer or 'auto', "
+                                            f"got {band_radius!r}")
+        return smart_trimap(image, selection, shape=shape)
+    return from_selection(selection, band_radius, shape)
+
+
+def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.ndarray:
+    """Trimap (uint8 0 / 128 / 255) from an image (float HxWx3 in [0, 1], or uint8) and a selection
+    mask (>= 128 selected, as drip_core.trimap.from_selection)."""
+    sel = _as_mask(selection, "selection")
+    _check_shape(sel, shape)
+    img = _as_image(image)
+    if img.shape[:2] != sel.shape:
+        raise EngineError("bad_trimap", f"the selection is {sel.shape[1]}x{sel.shape[0]} but the image is "
+                                        f"{img.shape[1]}x{img.shape[0]}")
+    inside = sel >= 128
+    if not inside.any():
+        raise EngineError("empty_selection", "the selection is empty")
+    if inside.all():
+        return np.full(sel.shape, FOREGROUND, np.uint8)  # no edge: as from_selection
+
+    h, w = inside.shape
+    s = float(np.sqrt(inside.sum()))
+    f = max(1, int(s // params.work_scale))          # integer reduction factor
+    sw = s / f                                 # object scale at the working resolution
+    reach = params.reach * sw
+    margin = int(np.ceil(reach + 2)) * f
+    rows, cols = mask_bbox(inside, margin)
+    crop_in = inside[rows, cols]
+    # the analysis runs on the selection's box widened by the zone, reduced by f
+    small_img = _reduce(img[rows, cols], f)
+    small_in = _reduce(crop_in.view(np.uint8), f) >= 0.5
+    if not small_in.any() or small_in.all():
+        small_tri = None
+    else:
+        small_tri = _analyse(small_img, small_in, sw, params)
+    trimap = np.zeros((h, w), np.uint8)
+    if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
+        sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
+    else:
+        sub = _expand(small_tri, f, crop_in.shape)
+        # the reduced selection can differ from the true one by a pixel or so: keep definite labels
+        # on their side of the real selection edge
+        sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
+    trimap[rows, cols] = sub
+    return _ensure_both(trimap, inside)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _as_image(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] < 3 or img.size == 0:
+        raise EngineError("bad_image", f"image must be HxWx3, got shape {img.shape}")
+    img = img[:, :, :3]
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    if not np.issubdtype(img.dtype, np.floating):
+        raise EngineError("bad_image", f"image must be float in [0, 1], uint8 or uint16, got {img.dtype}")
+    return img
+
+
+def _reduce(a: np.ndarray, f: int) -> np.ndarray:
+    """Block mean by an integer factor; the last row / column of blocks may be narrower.
+
+    Summed as f strided slices per axis: each pass reads whole rows, which is several times
+    faster than a reduction over a reshaped (non-contiguous) block axis on a 25-MP layer."""
+    if f == 1:
+        return np.asarray(a, np.float32)
+    h, w = a.shape[:2]
+    hn, wn = -(-h // f), -(-w // f)
+    rows = np.zeros((hn, w) + a.shape[2:], np.float32)
+    for dy in range(f):
+        part = a[dy::f]
+        rows[:part.shape[0]] += part
+    out = np.zeros((hn, wn) + a.shape[2:], np.float32)
+    for dx in range(f):
+        part = rows[:, dx::f]
+        out[:, :part.shape[1]] += part
+    ny = np.minimum(np.arange(0, h, f) + f, h) - np.arange(0, h, f)
+    nx = np.minimum(np.arange(0, w, f) + f, w) - np.arange(0, w, f)
+    count = (ny[:, None] * nx[None, :]).astype(np.float32)
+    if out.ndim == 3:
+        count = count[:, :, None]
+    out /= count
+    return out
+
+
+def _expand(t: np.ndarray, f: int, shape) -> np.ndarray:
+    if f == 1:
+        return t.copy()
+    return np.repeat(np.repeat(t, f, axis=0), f, axis=1)[:shape[0], :shape[1]]
+
+
+def _ensure_both(trimap: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Some definite foreground and background whenever the selection has an inside and an outside."""
+    if not (trimap == FOREGROUND).any():
+        d = ndimage.distance_transform_edt(inside)
+        trimap[(d >= max(1.0, 0.5 * d.max())) & inside] = FOREGROUND
+    if not (trimap == BACKGROUND).any():
+        d = ndimage.distance_transform_edt(~inside)
+        trimap[(d >= max(1.0, 0.5 * d.max())) & ~inside] = BACKGROUND
+    return trimap
+
+
+def _colour_bins(img: np.ndarray) -> np.ndarray:
+    q = np.clip((img * BINS).astype(np.int32), 0, BINS - 1)
+    return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+
+
+def _binomial(sigma: float) -> np.ndarray:
+    """The binomial kernel whose variance is closest to sigma^2 (a short Gaussian)."""
+    n = max(1, int(round(4.0 * sigma * sigma)))
+    k = np.array([1.0])
+    for _ in range(n):
+        k = np.convolve(k, [0.5, 0.5])
+    return k.astype(np.float32)
+
+
+class _LocalColourModel:
+    """p(colour | class, place) as smoothed histograms on a spatial grid x RGB bins."""
+
+    def __init__(self, shape, cell: float):
+        self.cell = max(8.0, cell)
+        self.gy = int(np.ceil(shape[0] / self.cell)) + 1
+        self.gx = int(np.ceil(shape[1] / self.cell)) + 1
+
+    def fit(self, ys, xs, bins, weights, cell_sigma, colour_sigma) -> np.ndarray:
+        # bilinear splat of each sample onto the 4 nearest cell centres
+        fy, fx = ys / self.cell, xs / self.cell
+        y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+        wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
+        n = BINS ** 3
+        hist = np.zeros(self.gy * self.gx * n, np.float32)
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+            idx = ((np.minimum(y0 + dy, self.gy - 1) * self.gx + np.minimum(x0 + dx, self.gx - 1)) * n + bins)
+            hist += np.bincount(idx, weights * ww, minlength=hist.size).astype(np.float32)
+        hist = hist.reshape(self.gy, self.gx, BINS, BINS, BINS)
+        for axis, sigma in enumerate((cell_sigma, cell_sigma, colour_sigma, colour_sigma, colour_sigma)):
+            hist = ndimage.correlate1d(hist, _binomial(sigma), axis=axis, mode="constant")
+        total = hist.sum(axis=(2, 3, 4), keepdims=True)
+        return hist.reshape(self.gy, self.gx, n), total.reshape(self.gy, self.gx)
+
+    def lookup(self, model, ys, xs, bins) -> np.ndarray:
+        hist, total = model
+        fy, fx = ys / self.cell, xs / self.cell
+        y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+        wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
+        num = np.zeros(ys.shape, np.float32)
+        den = np.zeros(ys.shape, np.float32)
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+            cy, cx = np.minimum(y0 + dy, self.gy - 1), np.minimum(x0 + dx, self.gx - 1)
+            num += ww * hist[cy, cx, bins]
+            den += ww * total[cy, cx]
+        return num, den
+
+
+def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.ndarray:
+    """The trimap at the working resolution."""
+    d_in = ndimage.distance_transform_edt(inside)
+    d_out = ndimage.distance_transform_edt(~inside)
+    dist = np.where(inside, d_in, d_out)          # distance to the selection edge (>= 1 on both sides)
+    base = max(p.base_min, p.base * sw)
+    reach = max(base + 2.0, p.reach * sw)
+    zone = dist <= reach
+    ys, xs = np.nonzero(zone)
+    zin = inside[ys, xs]
+    zdist = dist[ys, xs]
+    bins = _colour_bins(img[ys, xs])
+    model = _LocalColourModel(inside.shape, p.cell * sw)
+
+    # samples: the zone minus the lasso's own uncertainty band; labels start as the selection
+    sample = zdist > base
+    label = zin.astype(np.float32)                 # 1 = foreground
+    prob = label
+    for _ in range(max(1, p.rounds)):
+        wf = np.where(sample, label, 0.0).astype(np.float32)
+        wb = np.where(sample, 1.0 - label, 0.0).astype(np.float32)
+        mf = model.fit(ys, xs, bins, wf, p.cell_sigma, p.colour_sigma)
+        mb = model.fit(ys, xs, bins, wb, p.cell_sigma, p.colour_sigma)
+        nf, df = model.lookup(mf, ys, xs, bins)
+        nb, db = model.lookup(mb, ys, xs, bins)
+        # class likelihoods; a floor (a fraction of a uniform density) keeps unseen colours neutral
+        eps = 1e-3 / BINS ** 3
+        lf = nf / np.maximum(df, 1e-12) + eps
+        lb = nb / np.maximum(db, 1e-12) + eps
+        prob = lf / (lf + lb)
+        # relabel the samples by their posterior, with the selection as a prior
+        label = np.where(zin, prob >= p.relabel_in, prob >= p.relabel_out).astype(np.float32)
+
+    h, w = inside.shape
+    P = np.where(inside, 1.0, 0.0).astype(np.float32)
+    P[ys, xs] = prob
+    # inside: foreground where clearly foreground-coloured, a background candidate (a hole in
+    # the object) where clearly background-coloured, unknown between; outside: background unless
+    # foreground-like (strands the lasso missed), which is unknown, never definite foreground
+    fg_cand = inside & (P >= p.fg_in)
+    bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out)
+    band = dist <= base                            # the lasso's own uncertainty
+    fg_cand &= ~band
+    bg_cand &= ~band
+    e = max(p.erode_min, p.erode * sw)
+    fg_def = ndimage.distance_transform_edt(fg_cand) > e
+    bg_def = ndimage.distance_transform_edt(bg_cand) > e
+    tri = np.full((h, w), UNKNOWN, np.uint8)
+    tri[fg_def] = FOREGROUND
+    tri[bg_def] = BACKGROUND
+    return tri

@@ -1,0 +1,141 @@
+"""Smart band (issue 12): a trimap from a rough selection that adapts to the edge."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drip_core.engines.base import EngineError
+from drip_core.smart_band import DEFAULT, smart_trimap, trimap_from_selection
+from drip_core.trimap import from_selection
+
+BLUE = (0.15, 0.25, 0.8)
+ORANGE = (0.95, 0.55, 0.1)
+
+
+def _scene(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = BLUE
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    return img
+
+
+def _disk(h, w, cy, cx, r):
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def _finish(img):
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def test_crisp_disk_gets_a_narrow_band_and_correct_labels():
+    h = w = 160
+    img = _scene(h, w)
+    obj = _disk(h, w, 80, 80, 50)
+    img[obj] = ORANGE
+    img = _finish(img)
+    sel = _disk(h, w, 81, 79, 53).astype(np.uint8) * 255   # a lasso a few px outside, off-centre
+    tri = smart_trimap(img, sel)
+    assert tri.dtype == np.uint8 and set(np.unique(tri)) <= {0, 128, 255}
+    assert not (tri[~obj] == 255).any()                     # no definite foreground outside the disk
+    assert not (tri[obj] == 0).any()                        # no definite background inside it
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - 80, xx - 80)
+    assert (tri[np.abs(r - 50) < 1] == 128).all()           # the true edge is unknown
+    assert r[tri == 128].max() < 53 + 12 and r[tri == 128].min() > 53 - 12   # within band 12
+    fixed = from_selection(sel, 12)
+    assert (tri == 128).sum() < 0.7 * (fixed == 128).sum()  # narrower than today's default band
+
+
+def _hairy(h=200, w=200):
+    """Orange block (rows >= 100) with 1-px strands every 4 px rising to row 80; blue between."""
+    img = _scene(h, w, 1)
+    obj = np.zeros((h, w), bool)
+    obj[100:, 10:190] = True
+    obj[80:100, 10:190:4] = True
+    img[obj] = ORANGE
+    return _finish(img), obj
+
+
+def test_hairy_edge_gets_a_wide_band_and_background_between_strands_is_not_foreground():
+    img, obj = _hairy()
+    sel = np.zeros(obj.shape, np.uint8)
+    sel[84:, 5:195] = 255          # the lasso cuts the strands' tips and squares the sides off
+    tri = smart_trimap(img, sel)
+    between = np.zeros(obj.shape, bool)
+    between[86:100, 12:188:4] = True      # blue columns between strands, inside the selection
+    assert not (between & obj).any()
+    assert (tri[between] != 255).all()
+    # the strands' tips above the lasso are not forced to background
+    assert (tri[80:84][obj[80:84]] == 128).mean() > 0.8
+    # the band is wider than on a crisp edge: unknown from the tips to below the strands' roots
+    col = tri[:, 100]
+    unknown_rows = np.nonzero(col == 128)[0]
+    assert unknown_rows.min() <= 80 and unknown_rows.max() >= 100
+    assert (tri == 255).any() and (tri == 0).any()
+    # the solid block stays foreground
+    assert (tri[130:, 30:170] == 255).mean() > 0.9
+
+
+def test_always_some_foreground_and_background():
+    img = _scene(64, 64)
+    img = _finish(img)
+    tiny = np.zeros((64, 64), np.uint8)
+    tiny[30:33, 30:33] = 255
+    tri = smart_trimap(img, tiny)
+    assert (tri == 255).any() and (tri == 0).any()
+    almost = np.full((64, 64), 255, np.uint8)
+    almost[:2] = 0
+    tri = smart_trimap(img, almost)
+    assert (tri == 255).any() and (tri == 0).any()
+    one = np.zeros((64, 64), np.uint8)
+    one[5, 60] = 255
+    tri = smart_trimap(img, one)
+    assert tri[5, 60] == 255 and (tri == 0).any()
+
+
+def test_empty_and_full_selections_as_from_selection():
+    img = _finish(_scene(32, 40))
+    with pytest.raises(EngineError) as exc:
+        smart_trimap(img, np.zeros((32, 40), np.uint8))
+    assert exc.value.code == "empty_selection"
+    full = np.full((32, 40), 255, np.uint8)
+    assert (smart_trimap(img, full) == from_selection(full, 12)).all()
+
+
+def test_band_radius_dispatch_and_input_checks():
+    img = _finish(_scene(48, 48))
+    sel = _disk(48, 48, 24, 24, 12).astype(np.uint8) * 255
+    assert (trimap_from_selection(img, sel, 5) == from_selection(sel, 5)).all()
+    assert (trimap_from_selection(img, sel, "auto") == smart_trimap(img, sel)).all()
+    img8 = (img * 255).astype(np.uint8)
+    assert (trimap_from_selection(img8, sel, "auto") == smart_trimap(img8 / np.float32(255), sel)).all()
+    for bad in ("wide", -1, 2.5):
+        with pytest.raises(EngineError):
+            trimap_from_selection(img, sel, bad)
+    with pytest.raises(EngineError):
+        smart_trimap(img, sel[:40])
+    with pytest.raises(EngineError):
+        smart_trimap(img[..., 0], sel)
+    # bool and float selections are read as drip_core.trimap reads them
+    assert (smart_trimap(img, sel > 0) == smart_trimap(img, sel)).all()
+    assert (smart_trimap(img, sel / 255.0) == smart_trimap(img, sel)).all()
+
+
+def test_large_layers_are_analysed_at_a_reduced_resolution():
+    # a small work scale exercises the reduction path on a small image
+    from dataclasses import replace
+    h = w = 240
+    img = _scene(h, w)
+    obj = _disk(h, w, 120, 120, 80)
+    img[obj] = ORANGE
+    img = _finish(img)
+    sel = _disk(h, w, 121, 119, 84).astype(np.uint8) * 255
+    tri = smart_trimap(img, sel, params=replace(DEFAULT, work_scale=40.0))
+    assert tri.shape == (h, w)
+    assert not (tri[~obj] == 255).any() and not (tri[obj] == 0).any()
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - 120, xx - 120)
+    assert (tri[np.abs(r - 80) < 1] == 128).all()
+    assert (tri == 255).any() and (tri == 0).any()
