@@ -8,13 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
-from drip_protocol import DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
+from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 class UserError(Exception):
     """Something the user can fix; printed as one line."""
+
+
+def band_radius(text: str):
+    """--band-radius: 'auto' or a whole number of pixels (0 or more)."""
+    if text.strip().lower() == AUTO_BAND:
+        return AUTO_BAND
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not 'auto' or a whole number of pixels") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or 0 or more, not {value}")
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "black = background, grey = unknown).")
     p.add_argument("image", nargs="?", help="input photo")
     p.add_argument("--trimap", help="trimap image of the same size")
+    p.add_argument("--mask", help="instead of --trimap: a selection mask (white = selected), turned into a "
+                                  "trimap with --band-radius, exactly as the GIMP plug-in does")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto = DRIP when a model is configured, else classical (default)")
     p.add_argument("--drip-model", help="DRIP model folder (default: from the user config)")
@@ -34,9 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trimap-dir", help="batch mode: folder of trimaps with the same file names")
     p.add_argument("--mask-dir", help="batch mode, instead of --trimap-dir: folder of selection masks (white = "
                                       "selected) with the same file names, turned into trimaps with --band-radius")
-    p.add_argument("--band-radius", type=int, default=DEFAULT_BAND_RADIUS,
-                   help="with --mask-dir: half-width in pixels of the unsure band around each mask's edge "
-                        f"(the GIMP plug-in's rule and default: {DEFAULT_BAND_RADIUS})")
+    p.add_argument("--band-radius", type=band_radius, default=DEFAULT_BAND_RADIUS,
+                   help="with --mask / --mask-dir: 'auto' (default, as in the GIMP plug-in: a smart band, wide "
+                        "over hair and mixed colours, narrow on crisp edges) or the half-width in pixels of a "
+                        "fixed unsure band around the mask's edge")
     p.add_argument("--output-dir", help="batch mode: writes alpha/ and foreground/ here (and report.json)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="batch mode on Ray (needs the 'cluster' extra): alone, a local Ray instance on this "
@@ -76,6 +92,16 @@ def read_trimap(path: str, shape) -> np.ndarray:
     if grey.shape != tuple(shape[:2]):
         raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} but the image is {shape[1]}x{shape[0]}")
     return trimaps.from_painted(grey)
+
+
+def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
+    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimap.build)."""
+    from . import trimap as trimaps
+    grey = read_image(path)[..., 0]
+    if grey.shape != image.shape[:2]:
+        raise UserError(f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
+                        f"{image.shape[1]}x{image.shape[0]}")
+    return trimaps.build("selection_band", grey, band, image.shape, image)
 
 
 def write_image(path: str, array: np.ndarray) -> None:
@@ -157,12 +183,15 @@ class Runner:
 
 
 def run_single(args, runner: Runner) -> None:
-    if not args.trimap:
-        raise UserError("a trimap is needed: --trimap TRIMAP.png")
+    if bool(args.trimap) == bool(args.mask):
+        raise UserError("a trimap is needed: --trimap TRIMAP.png (or a selection: --mask MASK.png)")
     if not (args.alpha or args.foreground or args.rgba):
         raise UserError("say where to write the result: --alpha, --foreground and/or --rgba")
     image = read_image(args.image)
-    trimap = read_trimap(args.trimap, image.shape)
+    if args.mask:
+        trimap = read_mask_as_trimap(args.mask, image, args.band_radius)
+    else:
+        trimap = read_trimap(args.trimap, image.shape)
     bar = ProgressLine(args.quiet)
     fg, alpha = runner.matte(image, trimap, bar)
     bar.done()
@@ -184,8 +213,6 @@ def run_batch(args, runner: Runner) -> int:
     from .cluster.report import Report
     if not args.output_dir or bool(args.trimap_dir) == bool(args.mask_dir):
         raise UserError("batch mode needs --input-dir, one of --trimap-dir or --mask-dir, and --output-dir")
-    if args.band_radius < 0:
-        raise UserError(f"--band-radius must be 0 or more, not {args.band_radius}")
     guide_dir, kind = (args.trimap_dir, "trimap") if args.trimap_dir else (args.mask_dir, "mask")
     jobs = batch.make_jobs(args.input_dir, guide_dir, kind, args.band_radius, args.output_dir)
     # The local batch recomputes everything, as it always has; a Ray run skips complete outputs.

@@ -32,7 +32,7 @@ class Client:
         self.close()
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, engine: str = "auto", progress=None, *,
-              trimap_source: str = "trimap", band_radius: int = DEFAULT_BAND_RADIUS, want_trimap: bool = False,
+              trimap_source: str = "trimap", band_radius=DEFAULT_BAND_RADIUS, want_trimap: bool = False,
               return_info: bool = False):
         """Matte ``image`` (H x W x 3, or x 4 whose alpha is ignored; uint8, uint16 or float32) with
         ``trimap`` (uint8 or uint16 H x W).

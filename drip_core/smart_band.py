@@ -28,8 +28,8 @@ Here the band follows the image:
    background when the selection has both an inside and an outside (the classical engine needs
    both).
 
-``trimap_from_selection(image, selection, band_radius)`` is the entry point for the rest of the
-code: an int gives today's fixed band (drip_core.trimap.from_selection), "auto" this smart band.
+``drip_core.trimap.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
+the code (an int there gives the fixed band of drip_core.trimap.from_selection).
 """
 from __future__ import annotations
 
@@ -38,8 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .engines.base import EngineError
-from .roi import mask_bbox
+from drip_protocol import AUTO_BAND_REACH
+
+from .errors import EngineError
+from .region import mask_bbox
 from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, _as_mask, _check_shape, from_selection
 
 WORK_SCALE = 600.0   # object scale (px) at which the analysis runs; larger layers are reduced
@@ -51,7 +53,7 @@ class Params:
     """Every length is a fraction of the object scale s (sqrt of the selected area)."""
     base: float = 0.012        # always-unknown half-band around the lasso
     base_min: float = 3.0      # ... at least this many working pixels
-    reach: float = 0.15        # examined zone each side of the edge
+    reach: float = AUTO_BAND_REACH  # examined zone each side of the edge (the plug-in reads that far)
     cell: float = 0.1          # colour-model grid cell
     cell_sigma: float = 1.0    # spatial smoothing of the colour models, in cells
     colour_sigma: float = 0.7  # colour smoothing of the colour models, in bins
@@ -70,16 +72,6 @@ DEFAULT = Params()
 
 
 # -- public API -------------------------------------------------------------------------------
-
-def trimap_from_selection(image, selection, band_radius="auto", shape=None) -> np.ndarray:
-    """The trimap for a selection: ``band_radius`` an int -> fixed band, "auto" -> smart band."""
-    if isinstance(band_radius, str):
-        if band_radius.strip().lower() != "auto":
-            raise EngineError("bad_trimap", f"band radius must be a non-negative integer or 'auto', "
-                                            f"got {band_radius!r}")
-        return smart_trimap(image, selection, shape=shape)
-    return from_selection(selection, band_radius, shape)
-
 
 def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.ndarray:
     """Trimap (uint8 0 / 128 / 255) from an image (float HxWx3 in [0, 1], or uint8) and a selection

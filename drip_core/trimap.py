@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from drip_protocol import DEFAULT_BAND_RADIUS
+from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS
 
 from .errors import EngineError
 
@@ -117,9 +117,15 @@ def from_painted(channel, shape=None) -> np.ndarray:
     return trimap
 
 
-def build(source: str, mask, band_radius: int = DEFAULT_BAND_RADIUS, shape=None) -> np.ndarray:
-    """Dispatch on the protocol's ``trimap_source`` names."""
+def build(source: str, mask, band_radius=DEFAULT_BAND_RADIUS, shape=None, image=None) -> np.ndarray:
+    """Dispatch on the protocol's ``trimap_source`` names; for a selection band, ``band_radius``
+    is a number of pixels or "auto" (the smart band, which needs the ``image``)."""
     if source == "selection_band":
+        if band_radius == AUTO_BAND:
+            if image is None:
+                raise EngineError("bad_request", "the smart band needs the image")
+            from .smart_band import smart_trimap  # scipy-heavy: loaded when used
+            return smart_trimap(image, mask, shape=shape)
         return from_selection(mask, band_radius, shape)
     if source == "feathered":
         return from_feathered(mask, shape)

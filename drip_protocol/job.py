@@ -30,9 +30,16 @@ RESULT_DEPTHS = {8: ("rgb8", "y8"), 16: ("rgb16", "y16"), 32: ("rgbf32", "yf32")
 TRIMAP_SOURCES = ("trimap", "selection_band", "feathered")
 # The engines a job may ask for; 'auto' leaves the choice to the server (see engines/registry.py).
 ENGINES = ("auto", "classical", "drip")
-# Half-width in pixels of the unknown band around a selection's edge, for every client.
-DEFAULT_BAND_RADIUS = 12
+# The unknown band around a selection's edge, for every client: "auto" = the smart band
+# (drip_core/smart_band.py: wide over hair and mixed colours, narrow on crisp edges), or a
+# half-width in pixels (a fixed band).
+AUTO_BAND = "auto"
+DEFAULT_BAND_RADIUS = AUTO_BAND
+FIXED_BAND_RADIUS = 12     # the plug-in's radius when the smart band is switched off
 MAX_BAND_RADIUS = 4096
+# How far from the selection's edge the smart band may look and reach, as a fraction of the
+# object's scale sqrt(selected area): the plug-in reads that much around the selection.
+AUTO_BAND_REACH = 0.15
 
 
 def _int_field(header: dict, name: str, lo: int, hi: int, default=None) -> int:
@@ -49,6 +56,12 @@ def _choice_field(header: dict, name: str, choices, default=None):
         raise ProtocolError("bad_request", f"field '{name}' must be one of {', '.join(map(str, choices))}, "
                                            f"got {v!r}")
     return v
+
+
+def _band_radius_field(header: dict):
+    if header.get("band_radius", DEFAULT_BAND_RADIUS) == AUTO_BAND:
+        return AUTO_BAND
+    return _int_field(header, "band_radius", 0, MAX_BAND_RADIUS)
 
 
 def buffer_size(fmt: str, width: int, height: int) -> int:
@@ -77,7 +90,7 @@ def validate_job(header: dict, max_pixels: int) -> dict:
         "image_format": _choice_field(header, "image_format", IMAGE_FORMATS),
         "mask_format": _choice_field(header, "mask_format", MASK_FORMATS, "y8"),
         "trimap_source": _choice_field(header, "trimap_source", TRIMAP_SOURCES, "trimap"),
-        "band_radius": _int_field(header, "band_radius", 0, MAX_BAND_RADIUS, DEFAULT_BAND_RADIUS),
+        "band_radius": _band_radius_field(header),
         "engine": _choice_field(header, "engine", ENGINES, "auto"),
         "result_depth": _choice_field(header, "result_depth", tuple(RESULT_DEPTHS), 8),
         "want_trimap": bool(header.get("want_trimap", False)),

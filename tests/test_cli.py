@@ -123,3 +123,23 @@ def test_demo(tmp_path):
         assert (tmp_path / "demo" / name).exists()
     sad = float(r.stdout.split("alpha SAD vs ground truth:")[1].split()[0])
     assert sad < 3.0  # the trimap's grey guess scores ~21: the engine really mattes
+
+
+def test_a_selection_mask_becomes_the_plug_ins_trimap(crop):
+    """--mask with the smart band (the default) and with a fixed band: the trimap the server builds
+    for the GIMP plug-in from the same selection, here in-process."""
+    from drip_core import trimap as trimaps
+    from drip_core.image_io import read_rgb
+    tmp, image, tri = crop
+    mask = np.where(tri >= 128, 255, 0).astype(np.uint8)   # a selection of the object
+    Image.fromarray(mask).save(tmp / "mask.png")
+    for band in ("auto", "6"):
+        r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", band, "--engine", "classical",
+                       "--alpha", tmp / f"a{band}.png")
+        assert r.returncode == 0, r.stderr
+        alpha = read_rgb(str(tmp / f"a{band}.png"))[..., 0]
+        expected = trimaps.build("selection_band", mask, band if band == "auto" else int(band), image=image)
+        assert (alpha[expected == 255] == 255).all() and (alpha[expected == 0] == 0).all()
+        assert 0 < ((alpha > 0) & (alpha < 255)).sum() <= (expected == 128).sum()
+    r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", "wide", "--alpha", tmp / "x.png")
+    assert r.returncode == 2 and "'wide' is not 'auto' or a whole number" in r.stderr

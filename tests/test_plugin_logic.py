@@ -394,3 +394,15 @@ def test_painted_trimaps_know_only_pure_white_and_black():
     np.testing.assert_array_equal(from_painted(channel), [[0, 128, 128, 128, 128, 128, 255]])
     deep = np.array([[0, 65535, 65000, 30000]], np.uint16)
     np.testing.assert_array_equal(from_painted(deep), [[0, 255, 128, 128]])
+
+
+def test_the_region_read_reaches_as_far_as_the_band():
+    bounds = (100, 100, 300, 200)  # a 200 x 100 selection
+    assert logic.band_reach(bounds, 12) == 12
+    reach = logic.band_reach(bounds, drip_protocol.AUTO_BAND)   # the smart band: a share of the object's size
+    assert reach == int(-(-drip_protocol.AUTO_BAND_REACH * (200 * 100) ** 0.5 // 1)) + 2
+    roi = logic.selection_roi(bounds, "auto", (0, 0), (1000, 1000))
+    assert roi == (100 - reach - logic.DEFAULT_MARGIN, 100 - reach - logic.DEFAULT_MARGIN,
+                   200 + 2 * (reach + logic.DEFAULT_MARGIN), 100 + 2 * (reach + logic.DEFAULT_MARGIN))
+    job = logic.build_job(40, 30, 8, "selection-band", "auto", "classical")
+    assert drip_protocol.validate_job(dict(job, type="job"), 10**6)["band_radius"] == "auto"

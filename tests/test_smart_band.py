@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drip_core.engines.base import EngineError
-from drip_core.smart_band import DEFAULT, smart_trimap, trimap_from_selection
+from drip_core.errors import EngineError
+from drip_core.smart_band import DEFAULT, smart_trimap
+from drip_core.trimap import build
 from drip_core.trimap import from_selection
 
 BLUE = (0.15, 0.25, 0.8)
@@ -107,13 +108,16 @@ def test_empty_and_full_selections_as_from_selection():
 def test_band_radius_dispatch_and_input_checks():
     img = _finish(_scene(48, 48))
     sel = _disk(48, 48, 24, 24, 12).astype(np.uint8) * 255
-    assert (trimap_from_selection(img, sel, 5) == from_selection(sel, 5)).all()
-    assert (trimap_from_selection(img, sel, "auto") == smart_trimap(img, sel)).all()
+    # the one dispatcher (drip_core.trimap.build): a number = fixed band, "auto" = smart band
+    assert (build("selection_band", sel, 5, image=img) == from_selection(sel, 5)).all()
+    assert (build("selection_band", sel, "auto", image=img) == smart_trimap(img, sel)).all()
     img8 = (img * 255).astype(np.uint8)
-    assert (trimap_from_selection(img8, sel, "auto") == smart_trimap(img8 / np.float32(255), sel)).all()
+    assert (build("selection_band", sel, "auto", image=img8) == smart_trimap(img8 / np.float32(255), sel)).all()
     for bad in ("wide", -1, 2.5):
         with pytest.raises(EngineError):
-            trimap_from_selection(img, sel, bad)
+            build("selection_band", sel, bad, image=img)
+    with pytest.raises(EngineError):
+        build("selection_band", sel, "auto")  # the smart band needs the image
     with pytest.raises(EngineError):
         smart_trimap(img, sel[:40])
     with pytest.raises(EngineError):

@@ -39,7 +39,7 @@ class Job:
     image: str         # path or URI of the photo
     guide: str         # path or URI of its trimap or selection mask
     guide_kind: str    # "trimap" or "mask"
-    band_radius: int   # for masks: half-width of the unknown band, in pixels
+    band_radius: object  # for masks: "auto" (smart band) or the half-width of a fixed band, in pixels
     output_dir: str
 
     @property
@@ -135,7 +135,7 @@ def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
         raise JobError("bad_trimap", f"the {job.guide_kind} {job.guide} is {grey.shape[1]}x{grey.shape[0]} "
                                      f"but the image is {image.shape[1]}x{image.shape[0]}")
     if job.guide_kind == "mask":
-        trimap = trimaps.from_selection(grey, job.band_radius, image.shape)
+        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image)
     else:
         trimap = trimaps.from_painted(grey)
     return image, trimap

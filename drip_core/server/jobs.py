@@ -98,7 +98,7 @@ class DeviceWorker:
         started = time.perf_counter()
         try:
             job.progress(0.0, "preparing", "building the trimap")
-            trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape)
+            trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape, job.image)
             name = spec["engine"]  # the server already put its default in place of a job's 'auto'
             job.progress(0.01, "loading model", f"loading the {name} engine")
             engine, note = resolve_engine(name, drip_model=self.drip_model)

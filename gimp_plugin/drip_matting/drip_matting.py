@@ -200,7 +200,9 @@ class Settings:
     def __init__(self, config):
         self.trimap_source = config.get_property("trimap-source")
         self.keep_source_visible = bool(config.get_property("keep-source-visible"))
-        self.band_radius = int(config.get_property("band-radius"))
+        # the smart band ("auto") unless the user switched it off for a fixed radius
+        self.band_radius = (protocol.AUTO_BAND if config.get_property("smart-band")
+                            else int(config.get_property("band-radius")))
         self.engine = config.get_property("engine")
         self.outputs = logic.OUTPUTS.get(config.get_property("outputs"), ("foreground",))
         self.keep_trimap = bool(config.get_property("keep-trimap"))
@@ -428,10 +430,14 @@ def show_dialog(procedure, config) -> bool:
     shown = [name for name in logic.DIALOG_FIELDS if name != "server" or config.get_property("server") != "auto"]
     dialog.fill(shown)
     try:
-        # The band radius only matters for the "band around the selection" source.
+        # The band only matters for the "band around the selection" source, and a fixed radius
+        # only when the smart band is off.
         values = Gimp.ValueArray.new(1)
         values.append(GObject.Value(GObject.TYPE_STRING, "selection-band"))
-        dialog.set_sensitive_if_in("band-radius", None, "trimap-source", values, True)
+        dialog.set_sensitive_if_in("smart-band", None, "trimap-source", values, True)
+        off = Gimp.ValueArray.new(1)
+        off.append(GObject.Value(GObject.TYPE_BOOLEAN, False))
+        dialog.set_sensitive_if_in("band-radius", None, "smart-band", off, True)
     except Exception as exc:  # noqa: BLE001 - cosmetic; older bindings may lack it
         print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
     ok = dialog.run()
@@ -515,9 +521,13 @@ class DripMatting(Gimp.PlugIn):
                                        ("feathered-selection", "Feathered selection (partial = unsure)"),
                                        ("trimap-channel", "\"Drip trimap\" channel (painted)")]),
                               "selection-band", RW)
+        p.add_boolean_argument("smart-band", "S_mart band (adapts to hair and fur)",
+                               "An unsure band that follows the image: wide where hair, fur or mixed colours "
+                               "cross the selection edge, narrow where the edge is crisp; off: a fixed band "
+                               "of Band radius pixels", True, RW)
         p.add_int_argument("band-radius", "_Band radius (px)",
-                           "Half-width of the unsure band around the selection edge", 1, 512,
-                           protocol.DEFAULT_BAND_RADIUS, RW)
+                           "Half-width of the unsure band around the selection edge when the smart band is off",
+                           1, 512, protocol.FIXED_BAND_RADIUS, RW)
         p.add_choice_argument("engine", "_Engine", "Matting engine",
                               _choice(logic.engine_choices(logic.drip_model_configured())), "auto", RW)
         p.add_choice_argument("outputs", "O_utput", "What to add to the image",

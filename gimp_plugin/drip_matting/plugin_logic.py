@@ -11,6 +11,7 @@ the installer copies it next to this file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import uuid
@@ -106,7 +107,7 @@ def engine_choices(drip_available: bool):
 
 
 # The dialog's fields, in order; the user's last values are kept in DIALOG_STATE.
-DIALOG_FIELDS = ("trimap-source", "band-radius", "engine", "outputs", "keep-trimap", "keep-source-visible",
+DIALOG_FIELDS = ("trimap-source", "smart-band", "band-radius", "engine", "outputs", "keep-trimap", "keep-source-visible",
                  "server")
 DIALOG_STATE = "gimp-dialog.json"
 
@@ -187,9 +188,19 @@ def roi_from_bounds(bounds, grow: int, layer_offsets, layer_size):
     return (rx1, ry1, rx2 - rx1, ry2 - ry1)
 
 
-def selection_roi(bounds, band_radius: int, layer_offsets, layer_size, margin: int = DEFAULT_MARGIN):
-    """The selection's bounds plus the band plus a margin, clipped to the layer."""
-    return roi_from_bounds(bounds, band_radius + margin, layer_offsets, layer_size)
+def band_reach(bounds, band_radius) -> int:
+    """How far the band may extend from the selection's edge: a fixed radius, or for the smart
+    band ("auto") AUTO_BAND_REACH x the object's scale (sqrt of the selection box's area, which
+    is at least the selected area's)."""
+    if band_radius == protocol.AUTO_BAND:
+        x1, y1, x2, y2 = bounds
+        return int(math.ceil(protocol.AUTO_BAND_REACH * math.sqrt(max(1, (x2 - x1) * (y2 - y1))))) + 2
+    return int(band_radius)
+
+
+def selection_roi(bounds, band_radius, layer_offsets, layer_size, margin: int = DEFAULT_MARGIN):
+    """The selection's bounds plus the band's reach plus a margin, clipped to the layer."""
+    return roi_from_bounds(bounds, band_reach(bounds, band_radius) + margin, layer_offsets, layer_size)
 
 
 def nonzero_bounds(data, width: int, height: int):
@@ -356,7 +367,8 @@ def build_job(roi_w: int, roi_h: int, result_depth: int, trimap_source_nick: str
     return {"id": uuid.uuid4().hex, "width": roi_w, "height": roi_h,
             "image_format": protocol.RESULT_DEPTHS[result_depth][0],
             "mask_format": "y8", "trimap_source": TRIMAP_SOURCES[trimap_source_nick],
-            "band_radius": int(band_radius), "engine": engine, "result_depth": result_depth,
+            "band_radius": band_radius if band_radius == protocol.AUTO_BAND else int(band_radius),
+            "engine": engine, "result_depth": result_depth,
             "want_trimap": bool(want_trimap)}
 
 

@@ -174,7 +174,8 @@ def scenario(fn):
         json.dump(RESULTS, f, indent=1)
 
 
-COMMON = {"engine": "classical", "band-radius": P.get("band", 8), "outputs": "foreground-and-alpha"}
+COMMON = {"engine": "classical", "smart-band": False, "band-radius": P.get("band", 8),
+          "outputs": "foreground-and-alpha"}
 STATE = {}
 
 
@@ -302,6 +303,17 @@ def two_layers():
     t1b = trimap_of(img, first)
     return {"r1": r1, "r2": r2, "tree": tree(img), "crc_before": crc1,
             "crc_after": crc(get(t1b, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if t1b else None}
+
+
+@scenario
+def smart_band_default():
+    """The defaults a photographer gets: the smart band ("auto") from a rough selection."""
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    r = run_plugin(img, layer, engine="classical", outputs="foreground-and-alpha")
+    d = dump_result("smart", img, layer, 8)
+    d.update(run=r)
+    return d
 
 
 @scenario

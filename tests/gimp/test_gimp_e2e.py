@@ -397,3 +397,15 @@ def test_each_layer_has_its_own_trimap(session):
     assert d["crc_before"] is not None and d["crc_before"] == d["crc_after"], "the first layer's trimap was overwritten"
     names = layer_names(d["tree"])
     assert sum(n.startswith("Drip foreground") for n in names) == 2, names
+
+
+def test_the_default_is_the_smart_band(session):
+    d = scen(session, "smart_band_default")
+    assert d["run"]["status"] == "success", d["run"]
+    x, y, w, h = d["roi_img"]
+    trimap = raw(session, d["trimap"], (h, w))
+    assert (trimap == 128).any() and (trimap == 255).any() and (trimap == 0).any()
+    # the region read around the selection reaches farther than a fixed 8-px band's would
+    basic = scen(session, "basic")
+    assert w * h > basic["roi_img"][2] * basic["roi_img"][3]
+    check_alpha_against_cli(session, "smart", d)
