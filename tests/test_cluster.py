@@ -322,8 +322,14 @@ def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_pat
         assert sorted(p.name for p in (out / kind).iterdir()) == names  # once each, no temporary files
     rep = report(out)
     assert rep["done_images"] == names and rep["failed"] == 0
-    # Ray really retried the killed task: a later attempt of it finished
-    attempts = list_tasks(filters=[("name", "=", killed.name)], timeout=10)
+    # Ray really retried the killed task: a later attempt of it shows up in the state API (task
+    # events reach it asynchronously, so give it a moment on a loaded machine)
+    deadline = time.monotonic() + 30
+    while True:
+        attempts = list_tasks(filters=[("name", "=", killed.name)], timeout=10)
+        if any(t.attempt_number > killed.attempt_number for t in attempts) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert any(t.attempt_number > killed.attempt_number for t in attempts), attempts
 
 
