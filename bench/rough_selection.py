@@ -92,9 +92,8 @@ def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str,
 
 
 def run_engine(image_uint8: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-    """The one place the engine is called: uint8 image + trimap -> float alpha HxW.
-
-    (The engine interface is being changed to take float32 crops: adapt only this function.)"""
+    """The one place the engine is called: uint8 image + trimap -> float alpha HxW (whole image,
+    through the engine's JobRegion, as the server does)."""
     from drip_core.engines import get_engine
     return get_engine("classical").matte(image_uint8, trimap).alpha
 

@@ -65,12 +65,17 @@ def write_discovery(path: str, record: dict) -> None:
     """Atomically write the record with mode 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    write_atomically(path, json.dumps(record, indent=2).encode("utf-8"), f"{path}.{os.getpid()}.tmp", 0o600)
+
+
+def write_atomically(path: str, data: bytes, tmp: str, mode: int = 0o644) -> None:
+    """Write ``data`` to ``tmp``, then rename it over ``path``: a reader sees the old file or the
+    new one, never half of one; a failure leaves no temporary file behind."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-        os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)  # the umask may have narrowed (or, for 0600, must not widen) it
         os.replace(tmp, path)
     except BaseException:
         try:

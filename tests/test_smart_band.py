@@ -30,13 +30,19 @@ def _finish(img):
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+def _orange_disk(size, radius, lasso_radius):
+    """(image, object mask, selection): an orange disk on the scene, and a lasso a few px
+    outside it, off-centre."""
+    img = _scene(size, size)
+    obj = _disk(size, size, size // 2, size // 2, radius)
+    img[obj] = ORANGE
+    sel = _disk(size, size, size // 2 + 1, size // 2 - 1, lasso_radius).astype(np.uint8) * 255
+    return _finish(img), obj, sel
+
+
 def test_crisp_disk_gets_a_narrow_band_and_correct_labels():
     h = w = 160
-    img = _scene(h, w)
-    obj = _disk(h, w, 80, 80, 50)
-    img[obj] = ORANGE
-    img = _finish(img)
-    sel = _disk(h, w, 81, 79, 53).astype(np.uint8) * 255   # a lasso a few px outside, off-centre
+    img, obj, sel = _orange_disk(160, 50, 53)
     tri = smart_trimap(img, sel)
     assert tri.dtype == np.uint8 and set(np.unique(tri)) <= {0, 128, 255}
     assert not (tri[~obj] == 255).any()                     # no definite foreground outside the disk
@@ -131,11 +137,7 @@ def test_large_layers_are_analysed_at_a_reduced_resolution():
     # a small work scale exercises the reduction path on a small image
     from dataclasses import replace
     h = w = 240
-    img = _scene(h, w)
-    obj = _disk(h, w, 120, 120, 80)
-    img[obj] = ORANGE
-    img = _finish(img)
-    sel = _disk(h, w, 121, 119, 84).astype(np.uint8) * 255
+    img, obj, sel = _orange_disk(240, 80, 84)
     tri = smart_trimap(img, sel, params=replace(DEFAULT, work_scale=40.0))
     assert tri.shape == (h, w)
     assert not (tri[~obj] == 255).any() and not (tri[obj] == 0).any()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import uuid
 
+from drip_protocol.discovery import write_atomically
+
 from . import storage
 
 TEMP_MARKER = ".drip-tmp-"
@@ -30,17 +32,7 @@ def write_bytes(path: str, data: bytes) -> None:
         _write_uri(path, data)
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, data, temp_name(path))
 
 
 def _write_uri(path: str, data: bytes) -> None:
