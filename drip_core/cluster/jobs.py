@@ -68,7 +68,7 @@ def list_inputs(input_dir: str) -> list[str]:
     return names
 
 
-def make_jobs(input_dir: str, guide_dir: str, guide_kind: str, band_radius: int, output_dir: str,
+def make_jobs(input_dir: str, guide_dir: str, guide_kind: str, band_radius, output_dir: str,
               names: list[str] | None = None) -> list[Job]:
     if not storage.is_dir(guide_dir):
         raise UserError(f"not a folder: {guide_dir}")
@@ -76,7 +76,7 @@ def make_jobs(input_dir: str, guide_dir: str, guide_kind: str, band_radius: int,
     # absolute: Ray workers need not share the driver's working directory
     input_dir, guide_dir, output_dir = (d if storage.is_uri(d) else os.path.abspath(d)
                                         for d in (input_dir, guide_dir, output_dir))
-    return [Job(n, storage.join(input_dir, n), storage.join(guide_dir, n), guide_kind, int(band_radius), output_dir)
+    return [Job(n, storage.join(input_dir, n), storage.join(guide_dir, n), guide_kind, band_radius, output_dir)
             for n in names]
 
 
