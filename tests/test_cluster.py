@@ -191,7 +191,9 @@ def test_batch_argument_errors(tmp_path):
     d = str(tmp_path)
     assert main(["--input-dir", d, "--trimap-dir", d, "--mask-dir", d, "--output-dir", d]) == 2
     assert main(["--input-dir", d, "--trimap-dir", d, "--output-dir", d, "--ray", "--server", "auto"]) == 2
-    assert main(["--input-dir", d, "--mask-dir", d, "--output-dir", d, "--band-radius", "-1"]) == 2
+    with pytest.raises(SystemExit) as bad_band:  # argparse refuses it, with a usage line
+        main(["--input-dir", d, "--mask-dir", d, "--output-dir", d, "--band-radius", "-1"])
+    assert bad_band.value.code == 2
     # as a user runs it (python -m): errors raised inside drip_core.cluster are one line, exit 2
     r = drip_matte("--input-dir", tmp_path / "absent", "--trimap-dir", d, "--output-dir", d, "--ray")
     assert r.returncode == 2 and r.stderr.strip().endswith(f"not a folder: {tmp_path / 'absent'}"), r.stderr
