@@ -296,8 +296,10 @@ def test_masks_with_failures_then_a_rerun_recomputes_exactly_what_was_deleted(cl
 @needs_ray
 def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_path):
     from ray.util.state import list_tasks
-    n = 10
-    data = write_scenes(tmp_path / "data", n, width=320, height=240, first_seed=100)  # ~1-2 s per image
+    n = 6
+    # a few seconds per image: long enough that a task the state API still lists as running is really
+    # running when its worker is killed (the API lags the workers by about a second)
+    data = write_scenes(tmp_path / "data", n, width=1200, height=900, first_seed=100)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=_pythonpath())
     proc = subprocess.Popen([sys.executable, "-m", "drip_core.cli", "--input-dir", data / "in", "--trimap-dir",
