@@ -107,10 +107,15 @@ def test_closing_the_image_mid_run_is_one_message(gui):
     assert c is not None, "the scenario did not run"
     assert c["window_found"] and c["closer"] and "closed 0" in c["closer"], c
     assert not c["image_valid"], c
-    # the job was cancelled, and the plug-in's own message is the only new window: no
-    # "Calling error ... invalid ID" cascade, no "Too many error messages!"
-    assert c["job_cancelled"] and not c["job_done"], c
     # (image windows of earlier steps may come to the front meanwhile: they are not messages)
     messages = [n for n in c["new_windows"] if not n.lstrip("*").startswith("[")]
-    assert messages == ["GIMP Message"], c["new_windows"]
+    if c["job_done"]:
+        # GIMP 3.0 keeps a closed image alive until the plug-in working on it returns: the run
+        # then finishes into it quietly, and nothing may complain
+        assert messages == [], c["new_windows"]
+    else:
+        # GIMP 3.2 deletes it at once: the job is cancelled, and the plug-in's own message is the
+        # only new window (no "Calling error ... invalid ID" cascade, no "Too many error messages!")
+        assert c["job_cancelled"], c
+        assert messages == ["GIMP Message"], c["new_windows"]
     assert "Traceback" not in gui["_output"]
