@@ -32,7 +32,7 @@ def depth_dtype(depth: int) -> np.dtype:
 
 def depth_of(array: np.ndarray) -> int:
     """The protocol depth of an array's samples (8, 16 or 32); the image format is f"rgb{...}"."""
-    depth = DEPTHS.get(array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype)
+    depth = DEPTHS.get(array.dtype.newbyteorder("<"))  # big-endian input is sent little-endian
     if depth is None:
         raise EngineError("bad_image", f"pixels must be uint8, uint16 or float32, not {array.dtype}")
     return depth

@@ -9,7 +9,7 @@ whatever the engine did there.
 
     region = JobRegion.around_unknown(image, trimap, engine.context_margin)
     crop = engine.run(region, progress, cancel)        # crop in, crop out
-    foreground, alpha = region.paste(crop, np.uint16)  # whole image, at the job's depth
+    foreground, alpha = region.paste(crop.foreground, crop.alpha, np.uint16)  # whole image, at the job's depth
 """
 from __future__ import annotations
 

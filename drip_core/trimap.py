@@ -13,8 +13,7 @@ from scipy import ndimage
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS
 
 from .errors import EngineError
-
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+from .region import BACKGROUND, FOREGROUND, UNKNOWN  # the trimap's three values, defined once
 
 
 def _as_mask(mask, name: str) -> np.ndarray:
