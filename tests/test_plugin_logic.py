@@ -406,3 +406,15 @@ def test_the_region_read_reaches_as_far_as_the_band():
                    200 + 2 * (reach + logic.DEFAULT_MARGIN), 100 + 2 * (reach + logic.DEFAULT_MARGIN))
     job = logic.build_job(40, 30, 8, "selection-band", "auto", "classical")
     assert drip_protocol.validate_job(dict(job, type="job"), 10**6)["band_radius"] == "auto"
+
+
+def test_the_dialogs_keyboard_shortcuts_are_unique():
+    """Each field's Alt+letter reaches that field: no mnemonic shared with another field or
+    with the buttons GIMP adds to a procedure dialog (a shared one only cycles the focus)."""
+    import re
+    source = (PLUGIN_DIR / "drip_matting.py").read_text()
+    labels = re.findall(r'add_\w+_argument\(\s*"[\w-]+",\s*"([^"]*)"', source)
+    assert len(labels) >= 8, labels
+    gimp_buttons = ["_Help", "_Reset", "_Cancel", "_OK", "_Load Saved Settings", "_Save Settings"]
+    keys = [re.search(r"_(\w)", label).group(1).lower() for label in labels + gimp_buttons]
+    assert len(keys) == len(set(keys)), sorted(zip(keys, labels + gimp_buttons))

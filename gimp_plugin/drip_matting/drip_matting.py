@@ -540,10 +540,10 @@ class DripMatting(Gimp.PlugIn):
         p.add_boolean_argument("keep-trimap", "_Keep trimap channel",
                                "Store the trimap as the \"Drip trimap\" channel, to paint on and rerun",
                                True, RW)
-        p.add_boolean_argument("keep-source-visible", "Keep _source visible",
+        p.add_boolean_argument("keep-source-visible", "Keep source _visible",
                                "Leave the source layer visible under the cut-out (it is hidden by default, "
                                "in the same undo step, so the result shows)", False, RW)
-        p.add_string_argument("server", "Ser_ver", "'auto' (find or start the local server) or host:port",
+        p.add_string_argument("server", "Server _address", "'auto' (find or start the local server) or host:port",
                               "auto", RW)
         return p
 

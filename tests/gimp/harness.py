@@ -461,12 +461,22 @@ exit $rc
 """
 
 
-def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300) -> dict:
-    """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/gimp_gui.py."""
+def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300, script: str = "gimp_gui.py",
+                files: dict | None = None) -> dict:
+    """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/``script``.
+
+    ``files`` (name -> host path) are copied into the session's folder and passed to the
+    script by name instead of the usual photo and rough mask."""
     root = root_dir(version)
     work, W = new_workdir(root, f"gui{version}")
     home = work / "home"
-    inputs = prepare_inputs(work, W, params.pop("photo_name", "GT01"))
+    if files is None:
+        inputs = prepare_inputs(work, W, params.pop("photo_name", "GT01"))
+    else:
+        inputs = {}
+        for name, src in files.items():
+            shutil.copyfile(src, work / Path(src).name)
+            inputs[name] = f"{W}/{Path(src).name}"
     sys.path.insert(0, str(REPO))
     from installer.plugin_files import plugin_config
     config = plugin_config(["/bin/false"], log_file=f"{W}/server.log",
@@ -476,7 +486,7 @@ def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 
     (profile / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n(show-tips no)\n")
     all_params = {"out_dir": f"{W}/out", **inputs, **params}
     (work / "params.json").write_text(json.dumps(all_params))
-    shutil.copyfile(REPO / "tests" / "gimp" / "gimp_gui.py", work / "gimp_gui.py")
+    shutil.copyfile(REPO / "tests" / "gimp" / script, work / "gimp_gui.py")
     (work / "runner.sh").write_text(GUI_RUNNER)
     env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
            "DRIP_MATTING_SERVER_FILE": f"{W}/server.json", "DISP": str(100 + os.getpid() % 800 + (2 if version == "3.2" else 0)),

@@ -8,6 +8,7 @@ DRIP_GIMP_SCREENSHOTS=DIR also writes cropped screenshots (dialog, result) into 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -119,3 +120,19 @@ def test_closing_the_image_mid_run_is_one_message(gui):
         assert c["job_cancelled"], c
         assert messages == ["GIMP Message"], c["new_windows"]
     assert "Traceback" not in gui["_output"]
+
+
+def test_a_failed_run_keeps_the_changed_settings(gui):
+    c = gui.get("changed_kept")
+    assert c is not None, "the scenario did not run"
+    assert c["changed"], "the dialog was not found"
+    assert c["failed"]["status"] != "success", c["failed"]
+    assert c["second"]["status"] == "success", c["second"]
+    # "Keep source visible", ticked before the failed run, still holds for the second one
+    layers = dict(zip(c["after"]["layers"], c["after"]["visible"]))
+    assert layers.get("Background") is True, c["after"]
+    assert "Drip foreground" in layers, c["after"]
+    # and so does "Smart band", unticked with it (the dialog's memory, in the user's state folder)
+    home = Path(gui["_out"]).parent / "home"
+    saved = [json.loads(p.read_text()) for p in home.rglob("gimp-dialog.json")]
+    assert saved and saved[0]["keep-source-visible"] is True and saved[0]["smart-band"] is False, saved
