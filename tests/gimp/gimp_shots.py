@@ -88,10 +88,13 @@ def shoot(img, tag):
     for l in img.get_layers():
         l.set_visible(l.get_name() == "Drip foreground")
     Gimp.Selection.none(img)
+    win = image_window()
+    if win:  # View > Zoom > Fit Image in Window
+        sh("xdotool", "windowfocus", "--sync", win)
+        sh("xdotool", "key", "--clearmodifiers", "shift+ctrl+j")
     sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
     settle(2)
     sh("import", "-window", "root", os.path.join(OUT, f"shot-{tag}.png"))
-    win = image_window()
     if win:
         with open(os.path.join(OUT, f"shot-{tag}.geom"), "w") as f:
             f.write(sh("xdotool", "getwindowgeometry", "--shell", win)[1])
