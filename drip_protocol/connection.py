@@ -7,7 +7,7 @@ import ssl
 from .discovery import pid_alive, read_discovery
 from .errors import ProtocolError
 from .framing import PROTOCOL_VERSION, payload_length, recv_frame, send_frame
-from .job import DEFAULT_MAX_PIXELS, result_sizes, validate_job
+from .job import DEFAULT_MAX_PIXELS, image_digest, result_sizes, validate_job
 
 
 class Connection:
@@ -52,6 +52,9 @@ class Connection:
         max_pixels = header.get("max_pixels", DEFAULT_MAX_PIXELS)
         self.max_pixels = max_pixels if type(max_pixels) is int and max_pixels > 0 else DEFAULT_MAX_PIXELS
         self.log_file = header.get("log_file") if isinstance(header.get("log_file"), str) else None
+        # The server keeps recent images (protocol 3): jobs then name theirs by digest first.
+        self.server_caches_images = header.get("image_cache") is True
+        self.image_sent: bool | None = None  # whether the last job had to send its pixels
 
     def close(self) -> None:
         try:
@@ -73,19 +76,37 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None) -> dict:
+    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True) -> dict:
         """Send one job and wait for its result.
 
         ``progress(fraction, stage, message)`` is called for every heartbeat; if it returns
         True the job is cancelled. Returns {"header", "foreground", "alpha", "trimap"}: the
         result header and raw buffers (rgb8/rgb16, y8/y16, and the trimap the server built,
         y8, when the job asked for it with ``want_trimap``).
+
+        When the server keeps recent images, the job first names its image by digest and sends
+        only the mask; if the server no longer holds it (a new image, an evicted entry, a
+        restarted server) the job is sent again with its pixels. ``image_sent`` says which.
         """
-        job = dict(job, type="job")
+        job = dict(job, type="job", image_cached=False)
+        job.pop("image_digest", None)
         checked = validate_job(job, self.max_pixels)
         if payload_length([image, mask]) != checked["payload_len"]:
             raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
-        send_frame(self.sock, job, [image, mask])
+        if use_cache and self.server_caches_images:
+            digest = image_digest(image, checked["image_format"], checked["width"], checked["height"])
+            try:
+                self.image_sent = False
+                return self._exchange(dict(job, image_digest=digest, image_cached=True), [mask], checked, progress)
+            except ProtocolError as exc:
+                if exc.code != "image_not_cached":
+                    raise
+        self.image_sent = True
+        return self._exchange(job, [image, mask], checked, progress)
+
+    def _exchange(self, job: dict, payload: list, checked: dict, progress) -> dict:
+        """Send the job frame, follow its progress, return its result (or raise its error)."""
+        send_frame(self.sock, job, payload)
         sizes = result_sizes(checked)
         total = sum(sizes)
         while True:

@@ -39,12 +39,14 @@ class AlphaPriors:
 
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
-                 agree_within: float = AGREE) -> AlphaPriors:
+                 agree_within: float = AGREE, transparent: bool | None = None) -> AlphaPriors:
+    """``transparent`` given: that decision instead of the check (a local re-solve keeps the whole job's)."""
     out = AlphaPriors(trimap)
     if sigma <= 0 and not trim:
         return out
     t0 = time.perf_counter()
-    out.transparent = transparency.transparency_score(image, trimap) > transparency_threshold
+    out.transparent = (transparency.transparency_score(image, trimap) > transparency_threshold
+                       if transparent is None else transparent)
     t1 = time.perf_counter()
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
