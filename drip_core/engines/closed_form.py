@@ -145,8 +145,7 @@ def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], 
 
 def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, tol: float = 1e-4,
                       check_cancel=None, report=None, prior_weight: np.ndarray | None = None,
-                      prior_alpha: np.ndarray | None = None, stats: dict | None = None,
-                      known_alpha: np.ndarray | None = None) -> np.ndarray:
+                      prior_alpha: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
     """Alpha (float64 H x W) minimising a^T L a + sum_p prior_weight_p (a_p - prior_alpha_p)^2
     with the trimap's known pixels held fixed.
 
@@ -154,9 +153,7 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     ``prior_weight`` / ``prior_alpha`` (H x W, optional) add a data term: a diagonal and a
     right-hand side, nothing else changes (e.g. information_flow's K-to-U term).
     ``report(fraction)`` follows the solver's progress; ``stats`` (a dict) receives the
-    CG iteration count.  ``known_alpha`` (H x W, optional) gives the known pixels' values
-    instead of the trimap's 0 / 1, and is the solver's starting point on the unknown ones:
-    a previous solution held fixed around a local re-solve (drip_core.engines.local_resolve)."""
+    CG iteration count."""
     from .multigrid import MultigridSolver
 
     h, w = trimap.shape
@@ -167,17 +164,10 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         if prior_weight is not None:  # padded pixels carry no prior: they are copies
             prior_weight = np.pad(prior_weight, ((0, ph), (0, pw)))
             prior_alpha = np.pad(prior_alpha, ((0, ph), (0, pw)))
-        if known_alpha is not None:
-            known_alpha = np.pad(known_alpha, ((0, ph), (0, pw)), mode="edge")
         return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
-                                 stats, known_alpha)[:h, :w]
+                                 stats)[:h, :w]
     unknown = trimap == 128
-    start = None
-    if known_alpha is None:
-        known_alpha = (trimap == 255).astype(np.float64)
-    else:  # fractional boundary values; the unknown pixels' values are the starting point
-        start = np.asarray(known_alpha, dtype=np.float64)
-        known_alpha = np.where(unknown, 0.0, start)
+    known_alpha = (trimap == 255).astype(np.float64)
     if not unknown.any():  # e.g. trimming decided every pixel
         if stats is not None:
             stats["iterations"] = 0
@@ -192,8 +182,6 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         A.sort_indices()
         b = b + pw * pa
         x0 = np.where(pw > 0, np.clip(pa, 0.0, 1.0), 0.5)
-    if start is not None:
-        x0 = start.reshape(-1)[idx]
     if check_cancel:
         check_cancel()
     ys, xs = np.divmod(idx, w)
