@@ -65,6 +65,15 @@ def _digest_field(header: dict):
     return v
 
 
+def _result_id_field(header: dict):
+    v = header.get("base_result")
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 0 < len(v) <= 64 or v.strip("0123456789abcdef"):
+        raise ProtocolError("bad_request", "field 'base_result' must be a result id (at most 64 lowercase hex digits)")
+    return v
+
+
 def _int_field(header: dict, name: str, lo: int, hi: int, default=None) -> int:
     v = header.get(name, default)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -119,6 +128,7 @@ def validate_job(header: dict, max_pixels: int) -> dict:
         "want_trimap": bool(header.get("want_trimap", False)),
         "image_digest": _digest_field(header),
         "image_cached": header.get("image_cached", False) is True,
+        "base_result": _result_id_field(header),
     }
     if job["image_cached"] and job["image_digest"] is None:
         raise ProtocolError("bad_request", "a job with 'image_cached' must name its 'image_digest'")
@@ -140,9 +150,20 @@ def max_job_payload(max_pixels: int) -> int:
     return max_pixels * (12 + 2)
 
 
-def result_sizes(job: dict) -> tuple[int, int, int]:
-    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job."""
-    w, h = job["width"], job["height"]
+def result_sizes(job: dict, patch=None) -> tuple[int, int, int]:
+    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job, or in
+    a result that is a ``patch`` (x, y, w, h) of the job's previous result."""
+    w, h = (job["width"], job["height"]) if patch is None else patch[2:]
     rgb, grey = RESULT_DEPTHS[job["result_depth"]]
     return (buffer_size(rgb, w, h), buffer_size(grey, w, h),
             buffer_size("y8", w, h) if job["want_trimap"] else 0)
+
+
+def check_patch(value, width: int, height: int) -> tuple[int, int, int, int]:
+    """A result's ``patch`` field: [x, y, w, h] inside the job's width x height."""
+    if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int and v >= 0 for v in value)):
+        raise ProtocolError("bad_frame", "a result's 'patch' must be [x, y, w, h]")
+    x, y, w, h = value
+    if x + w > width or y + h > height:
+        raise ProtocolError("bad_frame", f"the result's patch {value} is outside the {width}x{height} image")
+    return x, y, w, h

@@ -159,3 +159,39 @@ def test_a_job_naming_an_unknown_digest_gets_image_not_cached_and_the_connection
         assert header["type"] == "error" and header["code"] == "image_not_cached" and header["id"] == "j1"
         _, alpha, info, sent = run(c, image, tri)
     assert sent and info["rerun"] == "full"
+
+
+def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server):
+    """A brush edit across the band: the rerun sends no pixels, re-solves a box around the edit,
+    keeps the previous result bit for bit elsewhere, and stays close to a full solve of the
+    edited trimap (the v2 engine's K-to-U flow is not local, so a full solve moves a little
+    everywhere; bench/refine_rerun.py prints the same figures on 27 megapixels)."""
+    from drip_core.engines.local_resolve import REACH
+    from drip_core.engines.registry import get_engine
+    image, tri = small_case()
+    ys, xs = np.nonzero(tri == 128)
+    cy, cx = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    yy, xx = np.ogrid[:tri.shape[0], :tri.shape[1]]
+    edited = tri.copy()
+    edited[(yy - cy) ** 2 + (xx - cx) ** 2 <= 15 ** 2] = 255
+    with connect(str(server.discovery), spawn=False) as c:
+        _, before, _, _ = run(c, image, tri)
+        fg_after, after, info, sent = run(c, image, edited)
+    assert not sent and info["rerun"] == "local"
+    x, y, w, h = info["patch"]        # only the re-solved rectangle came back ...
+    assert 0 < w * h < tri.size / 2
+    with connect(str(server.discovery), spawn=False) as fresh:  # ... and a client holding nothing gets all of it
+        fg_full, alpha_full, info_full, _ = run(fresh, image, edited)
+    assert "patch" not in info_full and info_full["rerun"] == "unchanged"
+    assert np.array_equal(fg_full, fg_after) and np.array_equal(alpha_full, after)
+    box = np.zeros(tri.shape, bool)
+    box[max(cy - 15 - REACH, 0):cy + 16 + REACH, max(cx - 15 - REACH, 0):cx + 16 + REACH] = True
+    assert np.array_equal(after[~box], before[~box])          # reused as it was
+    assert (after[edited == 255] == 255).all()
+    full = get_engine("classical").matte(image, edited, dtype=np.uint8).alpha.astype(int)
+    diff = np.abs(after.astype(int) - full)
+    assert diff.mean() <= 1.0, diff.mean()                     # the issue's mean bound, over the layer
+    # near the edit the rerun moved most of the way from the previous result to the full solve
+    # (not all of it: the full solve's K-to-U flow and trimming search the whole region)
+    moved = np.abs(before.astype(int) - full)[box].mean()
+    assert diff[box].mean() <= 0.5 * moved, (diff[box].mean(), moved)

@@ -112,7 +112,8 @@ job_fields = st.fixed_dictionaries(
               "result_depth": st.sampled_from((8, 16, 8.0, 16.0, True, 12)) | junk,
               "want_trimap": junk, "options": junk | json_values,
               "image_digest": st.text(alphabet="0123456789abcdefABCDEF", min_size=60, max_size=66) | junk,
-              "image_cached": st.booleans() | junk})
+              "image_cached": st.booleans() | junk,
+              "base_result": st.text(alphabet="0123456789abcdef", max_size=70) | junk})
 
 
 @settings(max_examples=1500, deadline=None, database=None)
@@ -232,8 +233,9 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
 
 server_headers = st.fixed_dictionaries(
     {"type": st.sampled_from(["progress", "accepted", "error", "result", "welcome", "pong", "weird"])},
-    optional={k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
-                                "max_pixels")})
+    optional={**{k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
+                                   "max_pixels", "result_id")},
+              "patch": junk | st.lists(st.integers(min_value=-1, max_value=6), min_size=3, max_size=5)})
 server_streams = st.lists(st.one_of(server_headers.map(fuzzing.raw_frame), st.binary(max_size=40),
                                     st.tuples(server_headers, st.binary(max_size=200)).map(
                                         lambda t: fuzzing.raw_frame(t[0], t[1]))), max_size=5).map(b"".join)
@@ -243,6 +245,8 @@ def connection_on(sock, caches_images=False):
     conn = P.Connection.__new__(P.Connection)   # skip the handshake: the socket is already "connected"
     conn.sock, conn.host, conn.port, conn.max_pixels, conn.log_file = sock, "test", 0, P.DEFAULT_MAX_PIXELS, None
     conn.server_caches_images, conn.image_sent = caches_images, None
+    # it holds a previous result of the fuzzed job's image, so 'patch' results are applied to it
+    conn._held = (P.image_digest(bytes(48), "rgb8", 4, 4), (4, 4, 8, False), "ab", bytearray(range(64)))
     return conn
 
 

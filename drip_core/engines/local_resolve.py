@@ -61,7 +61,8 @@ def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
 
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
                     foreground: np.ndarray, alpha: np.ndarray, check_cancel=None, reach: int = REACH):
-    """(foreground, alpha, solution) of the edited trimap, or None when the edit is too large.
+    """(foreground, alpha, solution, box) of the edited trimap, or None when the edit is too large;
+    outside ``box`` the result is the previous one.
 
     ``image`` is the layer at its own depth, ``trimap`` the new one, ``foreground`` / ``alpha``
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
@@ -100,7 +101,7 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved = previous.alpha_in(box, np.float32)
     solved[_relative(inner, box)] = new_alpha[inner_in_crop]
     engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
-    return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent)
+    return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent), inner
 
 
 def _solve(img, trimap, start, priors, engine, check_cancel, stats) -> np.ndarray:

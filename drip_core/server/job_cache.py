@@ -10,8 +10,9 @@ one lock.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +26,7 @@ class LastResult:
     foreground: np.ndarray     # the whole-image result as sent
     alpha: np.ndarray
     solution: object = None    # engines.local_resolve.Solution (classical), else None
+    result_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # a client's 'base_result' names it
 
     @property
     def nbytes(self) -> int:

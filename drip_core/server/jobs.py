@@ -112,8 +112,9 @@ class DeviceWorker:
             region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)  # checks the trimap
             engine_start = time.perf_counter()
             rerun = self._rerun(job, engine, trimap)
+            changed = None  # the rectangle a rerun changed: all a client holding the previous result needs
             if rerun is not None:
-                foreground, alpha, last, how = rerun
+                foreground, alpha, last, how, changed = rerun
                 engine_name = engine.name
                 del region
             else:
@@ -129,16 +130,26 @@ class DeviceWorker:
                 del matte, region  # the crop's floats are not needed while the result is sent
             engine_seconds = time.perf_counter() - engine_start
             self._remember(job, last)
-            payload = [to_bytes(foreground), to_bytes(alpha)]
-            if spec["want_trimap"]:
-                payload.append(memoryview(trimap).cast("B"))
+            extra = {"result_id": last.result_id} if self.cache.enabled else {}
+            base = job.cached.last if job.cached is not None else None
+            if changed is not None and base is not None and spec["base_result"] == base.result_id:
+                rows, cols = changed
+                extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
+                payload = [to_bytes(np.ascontiguousarray(foreground[changed])),
+                           to_bytes(np.ascontiguousarray(alpha[changed]))]
+                if spec["want_trimap"]:
+                    payload.append(memoryview(np.ascontiguousarray(trimap[changed])).cast("B"))
+            else:
+                payload = [to_bytes(foreground), to_bytes(alpha)]
+                if spec["want_trimap"]:
+                    payload.append(memoryview(trimap).cast("B"))
             seconds = time.perf_counter() - started
             log.info("job %s done: %dx%d, %s, %s run, image %s, %.2f s", job.id, spec["width"], spec["height"], note,
                      how, "from the cache" if job.cached is not None else "sent", seconds)
             job.post({"type": "result", "id": job.id, "engine": engine_name, "note": note, "rerun": how,
                       "image_sent": job.cached is None,
                       "seconds": round(seconds, 3), "engine_seconds": round(engine_seconds, 3), "width": spec["width"], "height": spec["height"],
-                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"]}, payload)
+                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"], **extra}, payload)
         except Cancelled:
             log.info("job %s cancelled", job.id)
             job.post(ProtocolError("cancelled", "the job was cancelled").to_header(job.id))
@@ -170,12 +181,12 @@ class DeviceWorker:
             return None
         if previous.solution is None:  # not the classical engine: only an unchanged trimap is reused
             if np.array_equal(previous.trimap, trimap):
-                return previous.foreground, previous.alpha, previous, "unchanged"
+                return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
             return None
         from ..engines.local_resolve import changed_box, resolve_locally
         changed = changed_box(previous.solution, trimap)
         if changed is None:
-            return previous.foreground, previous.alpha, previous, "unchanged"
+            return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
 
         def check_cancel():
             if job.cancelled.is_set():
@@ -186,9 +197,9 @@ class DeviceWorker:
                               previous.alpha, check_cancel)
         if out is None:
             return None
-        foreground, alpha, solution = out
+        foreground, alpha, solution, box = out
         return foreground, alpha, LastResult(trimap, engine.name, spec["result_depth"], foreground, alpha,
-                                             solution), "local"
+                                             solution), "local", box
 
     def _remember(self, job: Job, last: LastResult) -> None:
         """Keep the image and this result for the next job on it (a no-op when the cache is off)."""
@@ -202,6 +213,9 @@ class DeviceWorker:
             entry = CachedImage(job.image, job.held_bytes or job.image.nbytes, last)
             digest = image_digest(job.image, spec["image_format"], spec["width"], spec["height"])
         self.cache.put(job.token, digest, entry)
+
+
+NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
 
 
 def _solution(engine, region: JobRegion, matte):
