@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache-mb", type=int, default=512)
     p.add_argument("--edits", default="grey,white,black")
     p.add_argument("--no-reference", action="store_true", help="skip the full solves (timings only)")
+    p.add_argument("--repeat", type=int, default=1, help="run the edits this many times (timings: median, max)")
     args = p.parse_args(argv)
 
     from drip_core.client import connect
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
                       f"{info['rerun']}, image sent: {client.connection.image_sent})")
                 edited = trimap.copy()
                 previous_full = alpha0.astype(np.float32) / 255
-                for name in args.edits.split(","):
+                for name in args.edits.split(",") * args.repeat:
                     edited = edited.copy()
                     edited[disc(edited.shape, centre)] = EDITS[name]
                     t = time.perf_counter()
@@ -134,6 +135,9 @@ def main(argv=None) -> int:
                         previous_full = ref
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+                times = sorted(r["end_to_end_s"] for r in rows)
+                print(f"reruns: {len(times)}, end to end median {times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s, "
+                      f"<= 1.0 s: {sum(t <= 1.0 for t in times)} of {len(times)}")
                 stats = client.connection.request({"type": "status"})
                 print(f"server: images received {stats['images_received']}, from the cache "
                       f"{stats['images_from_cache']}, cache {stats['image_cache']}")

@@ -131,7 +131,7 @@ class DeviceWorker:
             engine_seconds = time.perf_counter() - engine_start
             self._remember(job, last)
             extra = {"result_id": last.result_id} if self.cache.enabled else {}
-            base = job.cached.last if job.cached is not None else None
+            base = job.cached.last if self.cache.enabled and job.cached is not None else None
             if changed is not None and base is not None and spec["base_result"] == base.result_id:
                 rows, cols = changed
                 extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
@@ -174,10 +174,11 @@ class DeviceWorker:
 
         The same trimap gives the cached result at once; a local edit of a classical job's
         trimap re-solves only its neighbourhood (engines/local_resolve.py)."""
-        previous = job.cached.last if job.cached is not None else None
         spec = job.spec
-        if (previous is None or previous.engine != engine.name or previous.result_depth != spec["result_depth"]
-                or "fault" in spec.get("options", {})):
+        if not self.cache.enabled or "fault" in spec.get("options", {}):  # a fault test's job must reach the engine
+            return None
+        previous = job.cached.last if job.cached is not None else None
+        if previous is None or previous.engine != engine.name or previous.result_depth != spec["result_depth"]:
             return None
         if previous.solution is None:  # not the classical engine: only an unchanged trimap is reused
             if np.array_equal(previous.trimap, trimap):
