@@ -161,14 +161,18 @@ def test_a_job_naming_an_unknown_digest_gets_image_not_cached_and_the_connection
     assert sent and info["rerun"] == "full"
 
 
-def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server):
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     """A brush edit across the band: the rerun sends no pixels, re-solves a box around the edit,
     keeps the previous result bit for bit elsewhere, and stays close to a full solve of the
     edited trimap (the v2 engine's K-to-U flow is not local, so a full solve moves a little
     everywhere; bench/refine_rerun.py prints the same figures on 27 megapixels)."""
     from drip_core.engines.local_resolve import REACH
     from drip_core.engines.registry import get_engine
+    from drip_core.region import from_float, to_float
     image, tri = small_case()
+    image = from_float(to_float(image), dtype)      # the layer at 8, 16 bits or float: patches of every width
+    full_scale = 255 if dtype == np.uint8 else 65535 if dtype == np.uint16 else 1.0
     ys, xs = np.nonzero(tri == 128)
     cy, cx = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
     yy, xx = np.ogrid[:tri.shape[0], :tri.shape[1]]
@@ -187,11 +191,12 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server):
     box = np.zeros(tri.shape, bool)
     box[max(cy - 15 - REACH, 0):cy + 16 + REACH, max(cx - 15 - REACH, 0):cx + 16 + REACH] = True
     assert np.array_equal(after[~box], before[~box])          # reused as it was
-    assert (after[edited == 255] == 255).all()
-    full = get_engine("classical").matte(image, edited, dtype=np.uint8).alpha.astype(int)
-    diff = np.abs(after.astype(int) - full)
+    assert (after[edited == 255] == full_scale).all()
+    after, before = after * (255 / full_scale), before * (255 / full_scale)   # in 1/255
+    full = get_engine("classical").matte(image, edited, dtype=np.float32).alpha * 255
+    diff = np.abs(after - full)
     assert diff.mean() <= 1.0, diff.mean()                     # the issue's mean bound, over the layer
     # near the edit the rerun moved most of the way from the previous result to the full solve
     # (not all of it: the full solve's K-to-U flow and trimming search the whole region)
-    moved = np.abs(before.astype(int) - full)[box].mean()
+    moved = np.abs(before - full)[box].mean()
     assert diff[box].mean() <= 0.5 * moved, (diff[box].mean(), moved)
