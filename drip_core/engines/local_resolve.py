@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox
 from .closed_form import dirichlet_system, unknown_rows_stencil
 from .foreground import estimate_foreground
+from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
 
 REACH = 48       # px around the changed pixels that are solved again
@@ -81,7 +82,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     held[inner_in_crop] = False                    # outside inner: the previous solution
     start = previous.alpha_in(crop)                # boundary values and starting point
     if (tri[inner_in_crop] == UNKNOWN).any():
-        priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent)
+        # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
+        # has the whole region's (mean neighbourhoods 2x closer to a full solve's near the edit)
+        spatial = SPATIAL * (_area(crop) / _area(previous.box)) ** 0.5
+        priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent, spatial=spatial)
         solve_trimap = priors.trimap.copy()
         decided = ~held & (solve_trimap != UNKNOWN)
         start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1

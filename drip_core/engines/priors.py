@@ -39,8 +39,11 @@ class AlphaPriors:
 
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
-                 agree_within: float = AGREE, transparent: bool | None = None) -> AlphaPriors:
-    """``transparent`` given: that decision instead of the check (a local re-solve keeps the whole job's)."""
+                 agree_within: float = AGREE, transparent: bool | None = None,
+                 spatial: float = information_flow.SPATIAL) -> AlphaPriors:
+    """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
+    the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
+    decision and the weight that gives its crop the whole region's scale (local_resolve.py)."""
     out = AlphaPriors(trimap)
     if sigma <= 0 and not trim:
         return out
@@ -51,7 +54,7 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
         return out
-    flow = information_flow.known_to_unknown(image, trimap)
+    flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
     t2 = time.perf_counter()
     out.seconds["flow"] = t2 - t1
     if flow is None:  # no known foreground or background near the unknown region
