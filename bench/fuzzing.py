@@ -107,7 +107,7 @@ class FuzzInputs:
     JUNK_VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63, 10**30, -(10**30), 1.5, float("nan"), float("inf"),
                    "", "x", "ü" * 3, "\x00", [], [1, 2], {}, {"a": {"b": []}}, "rgb8", "y16", 8, 16, 65536]
     FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius", "engine",
-              "result_depth", "want_trimap", "options", "type")
+              "result_depth", "want_trimap", "options", "type", "image_digest", "image_cached")
 
     def __init__(self, seed: int, token: str, allow_shutdown: bool = True):
         self.rng = random.Random(seed)
@@ -126,8 +126,13 @@ class FuzzInputs:
                   "mask_format": mfmt, "trimap_source": r.choice(P.TRIMAP_SOURCES), "engine": "classical",
                   "band_radius": r.randint(0, 5), "want_trimap": r.random() < 0.3,
                   "result_depth": r.choice((8, 16))}
-        payload = r.randbytes(P.buffer_size(fmt, w, h) + P.buffer_size(mfmt, w, h))
-        return header, payload
+        image, mask = r.randbytes(P.buffer_size(fmt, w, h)), r.randbytes(P.buffer_size(mfmt, w, h))
+        if r.random() < 0.2:   # named by digest, mask only (protocol 3): the server may or may not hold it
+            digest = P.image_digest(image, fmt, w, h) if r.random() < 0.5 else r.randbytes(32).hex()
+            return dict(header, image_digest=digest, image_cached=True), mask
+        if r.random() < 0.2:
+            header["image_digest"] = r.randbytes(32).hex()   # announced but sent: the server ignores it
+        return header, image + mask
 
     def junk(self):
         r = self.rng
@@ -322,8 +327,8 @@ def parse_stream(data: bytes, max_pixels: int = P.DEFAULT_MAX_PIXELS) -> list:
             if header["type"] == "job":
                 job = P.validate_job(header, max_pixels)
                 assert 0 < job["width"] * job["height"] <= max_pixels
-                assert job["payload_len"] == P.buffer_size(job["image_format"], job["width"], job["height"]) + \
-                    P.buffer_size(job["mask_format"], job["width"], job["height"])
+                image_len = 0 if job["image_cached"] else P.buffer_size(job["image_format"], job["width"], job["height"])
+                assert job["payload_len"] == image_len + P.buffer_size(job["mask_format"], job["width"], job["height"])
             outcomes.append("ok")
             pos += 16 + hl + pl
         except P.ProtocolError as exc:

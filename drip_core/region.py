@@ -118,3 +118,18 @@ class JobRegion:
         fg[self.box][unknown] = from_float(foreground[unknown], dtype)
         out_alpha[self.box][unknown] = from_float(alpha[unknown], dtype)
         return fg, out_alpha
+
+    def paste_into(self, fg_out: np.ndarray, alpha_out: np.ndarray, foreground: np.ndarray, alpha: np.ndarray) -> None:
+        """Write the region's box of an existing whole-image result in place (a local re-solve):
+        the same rule as ``paste`` (known pixels from the image and trimap, unknown ones from
+        the engine), but only inside the box."""
+        dtype = alpha_out.dtype
+        if foreground.shape != (*self.shape, 3) or alpha.shape != self.shape:
+            raise EngineError("engine_failed", f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
+        image, trimap = self.image[self.box], self.trimap[self.box]
+        fg_box, alpha_box = fg_out[self.box], alpha_out[self.box]
+        fg_box[...] = image if image.dtype == dtype else from_float(to_float(image), dtype)
+        alpha_box[...] = (trimap == FOREGROUND) * dtype.type(SCALES[dtype])
+        unknown = trimap == UNKNOWN
+        fg_box[unknown] = from_float(foreground[unknown], dtype)
+        alpha_box[unknown] = from_float(alpha[unknown], dtype)

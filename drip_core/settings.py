@@ -17,6 +17,7 @@ the stdlib-only plug-in and protocol package read themselves).
 | DRIP_MATTING_TILED_VAE            | tiled_vae        | bool | no       | tiled VAE encode/decode (bounded memory)    |
 | DRIP_MATTING_VAE_TILE             | vae_tile         | int  | VAE's    | VAE tile size (px, >= 8)                    |
 | DRIP_MATTING_TEST_FAULTS          | test_faults      | bool | no       | jobs may inject faults (reliability tests)  |
+| DRIP_MATTING_CACHE_MB             | cache_mb         | int  | 512      | server's image cache, MB (0 = off)          |
 
 Booleans are 1/true/yes/on. A malformed value is an error that names the variable.
 """
@@ -47,6 +48,7 @@ class Settings:
     tiled_vae: bool = False
     vae_tile: int | None = None
     test_faults: bool = False
+    cache_mb: int = 512  # the server's image cache (server/job_cache.py); drip-server --cache-mb overrides it
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -63,7 +65,7 @@ class Settings:
 
 # Variable names that do not follow PREFIX + FIELD in upper case.
 _NAMES = {"drip_model": "MODEL", "config_file": "CONFIG"}
-_MINIMUM = {"max_side": 64, "bucket": 0, "vae_tile": 8}
+_MINIMUM = {"max_side": 64, "bucket": 0, "vae_tile": 8, "cache_mb": 0}
 
 
 def env_name(field: str) -> str:

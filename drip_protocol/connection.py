@@ -7,7 +7,7 @@ import ssl
 from .discovery import pid_alive, read_discovery
 from .errors import ProtocolError
 from .framing import PROTOCOL_VERSION, payload_length, recv_frame, send_frame
-from .job import DEFAULT_MAX_PIXELS, result_sizes, validate_job
+from .job import DEFAULT_MAX_PIXELS, check_patch, image_digest, result_sizes, validate_job
 
 
 class Connection:
@@ -52,6 +52,12 @@ class Connection:
         max_pixels = header.get("max_pixels", DEFAULT_MAX_PIXELS)
         self.max_pixels = max_pixels if type(max_pixels) is int and max_pixels > 0 else DEFAULT_MAX_PIXELS
         self.log_file = header.get("log_file") if isinstance(header.get("log_file"), str) else None
+        # The server keeps recent images (protocol 3): jobs then name theirs by digest first.
+        self.server_caches_images = header.get("image_cache") is True
+        self.image_sent: bool | None = None  # whether the last job had to send its pixels
+        # The last result on a cached image, (digest, job kind, result id, payload): a rerun on
+        # that image may then receive only the rectangle that changed (a result 'patch').
+        self._held: tuple | None = None
 
     def close(self) -> None:
         try:
@@ -73,19 +79,53 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None) -> dict:
+    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True) -> dict:
         """Send one job and wait for its result.
 
         ``progress(fraction, stage, message)`` is called for every heartbeat; if it returns
         True the job is cancelled. Returns {"header", "foreground", "alpha", "trimap"}: the
         result header and raw buffers (rgb8/rgb16, y8/y16, and the trimap the server built,
         y8, when the job asked for it with ``want_trimap``).
+
+        When the server keeps recent images, the job first names its image by digest and sends
+        only the mask; if the server no longer holds it (a new image, an evicted entry, a
+        restarted server) the job is sent again with its pixels. ``image_sent`` says which.
+        The connection keeps the last such result, so that a rerun on the same image receives
+        only the rectangle the server re-solved.
         """
-        job = dict(job, type="job")
+        job = dict(job, type="job", image_cached=False)
+        job.pop("image_digest", None)
         checked = validate_job(job, self.max_pixels)
         if payload_length([image, mask]) != checked["payload_len"]:
             raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
-        send_frame(self.sock, job, [image, mask])
+        if not (use_cache and self.server_caches_images):
+            self.image_sent = True
+            return self._exchange(job, [image, mask], checked, progress)
+        digest = image_digest(image, checked["image_format"], checked["width"], checked["height"])
+        kind = (checked["width"], checked["height"], checked["result_depth"], checked["want_trimap"])
+        base = self._held if self._held is not None and self._held[:2] == (digest, kind) else None
+        self._held = None
+        cached = dict(job, image_digest=digest, image_cached=True)
+        if base is not None:
+            cached["base_result"] = base[2]
+        try:
+            self.image_sent = False
+            out = self._exchange(cached, [mask], checked, progress, base[3] if base else None)
+        except ProtocolError as exc:
+            if exc.code != "image_not_cached":
+                raise
+            self.image_sent = True
+            out = self._exchange(job, [image, mask], checked, progress)
+        result_id = out["header"].get("result_id")
+        if isinstance(result_id, str):
+            self._held = (digest, kind, result_id, out["payload"])
+        return out
+
+    def _exchange(self, job: dict, payload: list, checked: dict, progress, base=None) -> dict:
+        """Send the job frame, follow its progress, return its result (or raise its error).
+
+        ``base``: the payload of the result ``job['base_result']`` names, which a patch updates."""
+        send_frame(self.sock, job, payload)
         sizes = result_sizes(checked)
         total = sum(sizes)
         while True:
@@ -100,19 +140,46 @@ class Connection:
                     pos = int(_number(header.get("position"), 0, 1 << 30))
                     progress(0.0, "queued", f"waiting for {pos} job(s) ahead" if pos else "starting")
             elif kind == "result":
+                if "patch" in header:
+                    if base is None:
+                        raise ProtocolError("bad_frame", "a result patch for a job that holds no previous result")
+                    rect = check_patch(header["patch"], checked["width"], checked["height"])
+                    payload = _apply_patch(base, payload, rect, checked["width"], checked["height"], sizes,
+                                           result_sizes(checked, rect))
                 if len(payload) != total:
                     raise ProtocolError("bad_frame", "result payload has the wrong size")
                 fg_end = sizes[0]
                 alpha_end = fg_end + sizes[1]
                 view = memoryview(payload)  # slices without copying a large result
                 return {"header": header, "foreground": view[:fg_end], "alpha": view[fg_end:alpha_end],
-                        "trimap": view[alpha_end:] if checked["want_trimap"] else None}
+                        "trimap": view[alpha_end:] if checked["want_trimap"] else None, "payload": payload}
             elif kind == "error":
                 err = ProtocolError.from_header(header)
                 err.log_file = err.log_file or self.log_file
                 raise err
             else:
                 raise ProtocolError("bad_frame", f"unexpected message '{kind}' during a job")
+
+def _apply_patch(base, patch: bytearray, rect, width: int, height: int, sizes, patch_sizes) -> bytearray:
+    """A copy of the previous result's payload with the patch's rectangle written into each plane
+    (foreground, alpha, trimap). The previous payload is not modified: the caller may still hold
+    arrays that view it."""
+    if len(patch) != sum(patch_sizes) or len(base) != sum(sizes):
+        raise ProtocolError("bad_frame", "result patch payload has the wrong size")
+    x, y, w, h = rect
+    out = bytearray(base)
+    dst, src = memoryview(out), memoryview(patch)
+    start = src_start = 0
+    for size, psize in zip(sizes, patch_sizes):
+        pixel = size // (width * height)   # bytes per pixel of this plane
+        row = w * pixel
+        for r in range(h if row else 0):
+            at = start + ((y + r) * width + x) * pixel
+            dst[at:at + row] = src[src_start + r * row:src_start + (r + 1) * row]
+        start += size
+        src_start += psize
+    return out
+
 
 def _number(value, lo, hi):
     """A number from a server's message, clamped to lo..hi (lo for anything that is not one)."""

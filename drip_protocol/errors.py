@@ -19,6 +19,7 @@ ERROR_HINTS = {
     "out_of_memory": "Out of memory: select a smaller region, close other GPU programs, or use the classical engine.",
     "cancelled": "The job was cancelled.",
     "engine_failed": "The engine failed on this image; the server log has the details.",
+    "image_not_cached": "The server no longer holds this image; the client sends its pixels again (no action needed).",
     "busy": "The server's queue is full; try again in a moment.",
     "no_server": "No Drip server is running and none could be started: run the installer again, or start `drip-server` by hand.",
     "tls_failed": "The server's TLS certificate could not be verified: give its certificate (drip-matte --tls-ca CERT), or check host and port.",

@@ -15,7 +15,8 @@ import struct
 from .errors import ProtocolError
 
 # Version 2: RGB-only images (the layer's alpha stays in GIMP) and float32 pixels.
-PROTOCOL_VERSION = 2
+# Version 3: jobs may name their image by digest and leave its pixels out (the image cache).
+PROTOCOL_VERSION = 3
 MAGIC = b"DRP1"
 
 PREFIX = struct.Struct(">4sIQ")

@@ -6,6 +6,7 @@ at ``result_depth`` (8, 16 or 32 = float).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 from .errors import ProtocolError
@@ -40,6 +41,37 @@ MAX_BAND_RADIUS = 4096
 # How far from the selection's edge the smart band may look and reach, as a fraction of the
 # object's scale sqrt(selected area): the plug-in reads that much around the selection.
 AUTO_BAND_REACH = 0.15
+
+
+# A job may name its image by digest and leave the pixels out (``image_cached``): the server
+# takes them from its cache of this token's recent images, or answers ``image_not_cached``
+# and the client sends the job again with the pixels (docs/protocol.md, "Image cache").
+DIGEST_CHARS = 64  # sha256, lowercase hex
+
+
+def image_digest(image, image_format: str, width: int, height: int) -> str:
+    """The digest a job names its image by: sha256 of its size, format and bytes."""
+    h = hashlib.sha256(f"{image_format}:{width}x{height}:".encode("ascii"))
+    h.update(image)
+    return h.hexdigest()
+
+
+def _digest_field(header: dict):
+    v = header.get("image_digest")
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) != DIGEST_CHARS or v.strip("0123456789abcdef"):
+        raise ProtocolError("bad_request", f"field 'image_digest' must be {DIGEST_CHARS} lowercase hex digits")
+    return v
+
+
+def _result_id_field(header: dict):
+    v = header.get("base_result")
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 0 < len(v) <= 64 or v.strip("0123456789abcdef"):
+        raise ProtocolError("bad_request", "field 'base_result' must be a result id (at most 64 lowercase hex digits)")
+    return v
 
 
 def _int_field(header: dict, name: str, lo: int, hi: int, default=None) -> int:
@@ -94,7 +126,12 @@ def validate_job(header: dict, max_pixels: int) -> dict:
         "engine": _choice_field(header, "engine", ENGINES, "auto"),
         "result_depth": _choice_field(header, "result_depth", tuple(RESULT_DEPTHS), 8),
         "want_trimap": bool(header.get("want_trimap", False)),
+        "image_digest": _digest_field(header),
+        "image_cached": header.get("image_cached", False) is True,
+        "base_result": _result_id_field(header),
     }
+    if job["image_cached"] and job["image_digest"] is None:
+        raise ProtocolError("bad_request", "a job with 'image_cached' must name its 'image_digest'")
     options = header.get("options", {})
     try:
         small = isinstance(options, dict) and len(json.dumps(options)) <= 4096
@@ -103,8 +140,8 @@ def validate_job(header: dict, max_pixels: int) -> dict:
     if not small:
         raise ProtocolError("bad_request", "field 'options' must be a small JSON object")
     job["options"] = options
-    job["payload_len"] = (buffer_size(job["image_format"], width, height)
-                          + buffer_size(job["mask_format"], width, height))
+    image_len = 0 if job["image_cached"] else buffer_size(job["image_format"], width, height)
+    job["payload_len"] = image_len + buffer_size(job["mask_format"], width, height)
     return job
 
 
@@ -113,9 +150,20 @@ def max_job_payload(max_pixels: int) -> int:
     return max_pixels * (12 + 2)
 
 
-def result_sizes(job: dict) -> tuple[int, int, int]:
-    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job."""
-    w, h = job["width"], job["height"]
+def result_sizes(job: dict, patch=None) -> tuple[int, int, int]:
+    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job, or in
+    a result that is a ``patch`` (x, y, w, h) of the job's previous result."""
+    w, h = (job["width"], job["height"]) if patch is None else patch[2:]
     rgb, grey = RESULT_DEPTHS[job["result_depth"]]
     return (buffer_size(rgb, w, h), buffer_size(grey, w, h),
             buffer_size("y8", w, h) if job["want_trimap"] else 0)
+
+
+def check_patch(value, width: int, height: int) -> tuple[int, int, int, int]:
+    """A result's ``patch`` field: [x, y, w, h] inside the job's width x height."""
+    if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int and v >= 0 for v in value)):
+        raise ProtocolError("bad_frame", "a result's 'patch' must be [x, y, w, h]")
+    x, y, w, h = value
+    if x + w > width or y + h > height:
+        raise ProtocolError("bad_frame", f"the result's patch {value} is outside the {width}x{height} image")
+    return x, y, w, h

@@ -110,7 +110,10 @@ job_fields = st.fixed_dictionaries(
               "band_radius": st.integers(min_value=-5, max_value=5000) | junk,
               "engine": st.sampled_from(P.ENGINES) | junk,
               "result_depth": st.sampled_from((8, 16, 8.0, 16.0, True, 12)) | junk,
-              "want_trimap": junk, "options": junk | json_values})
+              "want_trimap": junk, "options": junk | json_values,
+              "image_digest": st.text(alphabet="0123456789abcdefABCDEF", min_size=60, max_size=66) | junk,
+              "image_cached": st.booleans() | junk,
+              "base_result": st.text(alphabet="0123456789abcdef", max_size=70) | junk})
 
 
 @settings(max_examples=1500, deadline=None, database=None)
@@ -127,6 +130,11 @@ def test_validate_job_never_crashes_and_never_exceeds_the_pixel_limit(header, ma
     assert job["result_depth"] in (8, 16) and type(job["result_depth"]) is int
     assert job["payload_len"] <= P.max_job_payload(max_pixels)
     assert isinstance(job["id"], str) and 0 < len(job["id"]) <= 128
+    mask_len = P.buffer_size(job["mask_format"], w, h)
+    if job["image_cached"]:   # only the mask travels, and the image is named by a well-formed digest
+        assert job["payload_len"] == mask_len and len(job["image_digest"]) == P.DIGEST_CHARS
+    else:
+        assert job["payload_len"] == mask_len + P.buffer_size(job["image_format"], w, h)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -225,22 +233,33 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
 
 server_headers = st.fixed_dictionaries(
     {"type": st.sampled_from(["progress", "accepted", "error", "result", "welcome", "pong", "weird"])},
-    optional={k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
-                                "max_pixels")})
+    optional={**{k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
+                                   "max_pixels", "result_id")},
+              "patch": junk | st.lists(st.integers(min_value=-1, max_value=6), min_size=3, max_size=5)})
 server_streams = st.lists(st.one_of(server_headers.map(fuzzing.raw_frame), st.binary(max_size=40),
                                     st.tuples(server_headers, st.binary(max_size=200)).map(
                                         lambda t: fuzzing.raw_frame(t[0], t[1]))), max_size=5).map(b"".join)
 
 
-def connection_on(sock):
+def connection_on(sock, caches_images=False):
     conn = P.Connection.__new__(P.Connection)   # skip the handshake: the socket is already "connected"
     conn.sock, conn.host, conn.port, conn.max_pixels, conn.log_file = sock, "test", 0, P.DEFAULT_MAX_PIXELS, None
+    conn.server_caches_images, conn.image_sent = caches_images, None
+    # it holds a previous result of the fuzzed job's image, so 'patch' results are applied to it
+    conn._held = (P.image_digest(bytes(48), "rgb8", 4, 4), (4, 4, 8, False), "ab", bytearray(range(64)))
     return conn
 
 
+# a server with an image cache may first answer that it lacks the image: the client then
+# sends the job again with its pixels, and must survive whatever follows
+not_cached = fuzzing.raw_frame({"type": "error", "code": "image_not_cached", "message": "gone", "id": "j"})
+
+
 @settings(max_examples=400, deadline=None, database=None)
-@given(server_streams)
-def test_client_run_job_survives_any_server_reply(stream):
+@given(server_streams, st.sampled_from(("no cache", "cache", "cache, miss first")))
+def test_client_run_job_survives_any_server_reply(stream, cache):
+    if cache == "cache, miss first":
+        stream = not_cached + stream
     a, b = socket.socketpair()
     a.settimeout(5)
     try:
@@ -248,7 +267,8 @@ def test_client_run_job_survives_any_server_reply(stream):
         b.shutdown(socket.SHUT_WR)
         job = {"id": "j", "width": 4, "height": 4, "image_format": "rgb8", "mask_format": "y8"}
         try:
-            out = connection_on(a).run_job(job, bytes(48), bytes(16), progress=lambda *args: None)
+            out = connection_on(a, cache != "no cache").run_job(job, bytes(48), bytes(16),
+                                                                progress=lambda *args: None)
         except P.ProtocolError as exc:
             exc.user_text()    # must be printable too
         else:

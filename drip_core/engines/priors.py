@@ -39,17 +39,22 @@ class AlphaPriors:
 
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
-                 agree_within: float = AGREE) -> AlphaPriors:
+                 agree_within: float = AGREE, transparent: bool | None = None,
+                 spatial: float = information_flow.SPATIAL) -> AlphaPriors:
+    """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
+    the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
+    decision and the weight that gives its crop the whole region's scale (local_resolve.py)."""
     out = AlphaPriors(trimap)
     if sigma <= 0 and not trim:
         return out
     t0 = time.perf_counter()
-    out.transparent = transparency.transparency_score(image, trimap) > transparency_threshold
+    out.transparent = (transparency.transparency_score(image, trimap) > transparency_threshold
+                       if transparent is None else transparent)
     t1 = time.perf_counter()
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
         return out
-    flow = information_flow.known_to_unknown(image, trimap)
+    flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
     t2 = time.perf_counter()
     out.seconds["flow"] = t2 - t1
     if flow is None:  # no known foreground or background near the unknown region

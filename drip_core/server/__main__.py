@@ -25,6 +25,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels")
     p.add_argument("--max-queue", type=int, default=64,
                    help="jobs that may wait per device queue; more are refused with 'busy' (default: 64)")
+    p.add_argument("--cache-mb", type=int, default=None,
+                   help="memory for recent jobs' images and results, so reruns send only the mask and re-solve "
+                        "only what changed (default: DRIP_MATTING_CACHE_MB or 512; 0 = off)")
     p.add_argument("--tls-cert", default=None, help="TLS certificate (required for non-loopback hosts)")
     p.add_argument("--tls-key", default=None, help="TLS private key")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without TLS")
@@ -65,6 +68,7 @@ def main(argv=None) -> int:
         host=args.host, port=args.port, discovery_file=os.path.abspath(args.discovery_file or default_discovery_file()),
         log_file=os.path.abspath(args.log_file or default_log_file()), engine=args.engine,
         drip_model=args.drip_model, idle_timeout=args.idle_timeout, max_pixels=args.max_pixels, max_queue=args.max_queue,
+        cache_mb=args.cache_mb,
         tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure)
     setup_logging(options.log_file, args.verbose)
     try:

@@ -16,6 +16,8 @@ from ..config import configured_drip_model
 from ..engines.registry import available_engines, intended_engine
 from drip_protocol import (PREFIX, PROTOCOL_VERSION, DEFAULT_MAX_PIXELS, ProtocolError, check_token, decode_header,
                         encode_frame, max_job_payload, parse_prefix, read_discovery, validate_job, write_discovery)
+from ..settings import settings
+from .job_cache import JobCache
 from .jobs import DeviceWorker, Job
 from .single_instance import InstanceLock
 
@@ -41,6 +43,7 @@ class ServerOptions:
     insecure: bool = False
     token: str | None = None         # for tests; normally generated
     max_queue: int = 64              # jobs waiting per device queue; more get 'busy' (bounds memory)
+    cache_mb: int | None = None      # the image cache's size; None: DRIP_MATTING_CACHE_MB or its default; 0: off
 
 
 def is_loopback(host: str) -> bool:
@@ -66,6 +69,9 @@ class DripServer:
         self._tasks: list[asyncio.Task] = []
         self._lock = InstanceLock(options.discovery_file + ".lock")
         self.ssl_context = self._make_ssl_context()
+        cache_mb = options.cache_mb if options.cache_mb is not None else settings().cache_mb
+        self.cache = JobCache(cache_mb << 20)
+        self.images_received = self.images_from_cache = 0  # how jobs got their pixels (tests, benchmarks)
 
     def _make_ssl_context(self) -> ssl.SSLContext | None:
         o = self.opts
@@ -92,7 +98,7 @@ class DripServer:
         self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port, limit=1 << 16, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         for name in ("cpu", "accelerator"):
-            worker = DeviceWorker(name, self.drip_model, self.opts.log_file)
+            worker = DeviceWorker(name, self.drip_model, self.opts.log_file, self.cache)
             self.workers[name] = worker
             self._tasks.append(loop.create_task(worker.run()))
         if self.opts.idle_timeout > 0:
@@ -193,12 +199,14 @@ class DripServer:
             if not check_token(self.token, header.get("token")):
                 log.warning("rejected a connection with a wrong or missing token")
                 raise ProtocolError("auth_failed", "wrong or missing token")
+            token = header["token"]
             if header.get("proto") != PROTOCOL_VERSION:
                 raise ProtocolError("version_mismatch", f"client speaks protocol {header.get('proto')!r}, "
                                                         f"this server speaks {PROTOCOL_VERSION}")
             await send({"type": "welcome", "proto": PROTOCOL_VERSION, "server_version": __version__,
                         "engines": available_engines(self.drip_model), "default_engine": self.opts.engine,
-                        "max_pixels": self.opts.max_pixels, "log_file": self.opts.log_file, "pid": os.getpid()})
+                        "max_pixels": self.opts.max_pixels, "log_file": self.opts.log_file, "pid": os.getpid(),
+                        "image_cache": self.cache.enabled})
             while True:
                 try:
                     header, payload = await self._read_frame(reader, None, allow_job=True)
@@ -212,9 +220,9 @@ class DripServer:
                                    .to_header(header["id"]))
                         continue
                     try:
-                        current, pump = await self._start_job(header, payload, send)
+                        current, pump = await self._start_job(header, payload, send, token)
                     except ProtocolError as exc:
-                        if exc.code != "busy":
+                        if exc.code not in ("busy", "image_not_cached"):
                             raise
                         await send(exc.to_header(header["id"]))  # the connection stays usable
                 elif kind == "cancel":
@@ -225,7 +233,8 @@ class DripServer:
                 elif kind == "status":
                     await send({"type": "status", "queues": {n: w.position() for n, w in self.workers.items()},
                                 "jobs_done": sum(w.jobs_done for w in self.workers.values()),
-                                "connections": self.connections})
+                                "connections": self.connections, "images_received": self.images_received,
+                                "images_from_cache": self.images_from_cache, "image_cache": self.cache.stats()})
                 elif kind == "shutdown":
                     await send({"type": "bye"})
                     self.stop()
@@ -267,7 +276,7 @@ class DripServer:
         except Exception:  # noqa: BLE001 - the peer may be gone already
             pass
 
-    async def _start_job(self, spec: dict, payload: bytes, send):
+    async def _start_job(self, spec: dict, payload: bytes, send, token: str = ""):
         if spec["engine"] == "auto":  # the job leaves the choice to the server's --engine
             spec = dict(spec, engine=self.opts.engine)
         worker = self._worker_for(spec["engine"])
@@ -277,13 +286,24 @@ class DripServer:
         w, h = spec["width"], spec["height"]
         mask_len = w * h * (2 if spec["mask_format"] == "y16" else 1)
         view = memoryview(payload)  # no copies of a large layer
-        image = to_array(view[:-mask_len], spec["image_format"], w, h)
         mask = to_array(view[-mask_len:], spec["mask_format"], w, h)
-        job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop())
+        if spec["image_cached"]:  # the job named its image by digest: take it from the cache
+            cached = self.cache.get(token, spec["image_digest"]) if self.cache.enabled else None
+            if cached is None:
+                log.info("job %s: image %s… not cached; the client will send it", spec["id"], spec["image_digest"][:12])
+                raise ProtocolError("image_not_cached", "the server does not hold this image (any more)")
+            job = Job(spec=spec, image=cached.image, mask=mask, loop=asyncio.get_running_loop(), token=token,
+                      cached=cached)
+            self.images_from_cache += 1
+        else:
+            image = to_array(view[:-mask_len], spec["image_format"], w, h)
+            job = Job(spec=spec, image=image, mask=mask, loop=asyncio.get_running_loop(), token=token,
+                      held_bytes=len(payload))
+            self.images_received += 1
         ahead = worker.submit(job)
         # logged before any await, so the log's order of acceptances is the queue's order
-        log.info("job %s accepted: %dx%d %s, %s, queue %s position %d", job.id, w, h, spec["image_format"],
-                 spec["trimap_source"], worker.name, ahead)
+        log.info("job %s accepted: %dx%d %s, %s, image %s, queue %s position %d", job.id, w, h, spec["image_format"],
+                 spec["trimap_source"], "from the cache" if job.cached is not None else "sent", worker.name, ahead)
         try:
             await send({"type": "accepted", "id": job.id, "position": ahead, "queue": worker.name})
         except BaseException:

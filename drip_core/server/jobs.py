@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drip_protocol import ProtocolError
+from drip_protocol import ProtocolError, image_digest
 
 from .. import trimap as trimaps
 from ..buffers import depth_dtype, to_bytes
@@ -21,6 +21,7 @@ from ..engines import resolve_engine
 from ..errors import Cancelled, is_out_of_memory
 from ..region import JobRegion
 from ..settings import settings
+from .job_cache import CachedImage, JobCache, LastResult
 
 log = logging.getLogger("drip.server")
 
@@ -33,10 +34,14 @@ class Job:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    token: str = ""                    # the connection's token: the cache's namespace
+    cached: CachedImage | None = None  # the cache entry the image came from (None: it was sent)
+    held_bytes: int = 0                # bytes the image keeps alive (the received payload)
 
     def release(self) -> None:
         """Drop the pixels once the job can no longer run (finished, failed or cancelled)."""
         self.image = self.mask = None
+        self.cached = None
 
     @property
     def id(self) -> str:
@@ -54,8 +59,9 @@ class Job:
 class DeviceWorker:
     """One queue per device: jobs run strictly one at a time, in arrival order."""
 
-    def __init__(self, name: str, drip_model: str | None, log_file: str | None):
+    def __init__(self, name: str, drip_model: str | None, log_file: str | None, cache: JobCache | None = None):
         self.name = name
+        self.cache = cache if cache is not None else JobCache(0)
         self.drip_model = drip_model
         self.log_file = log_file
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -103,24 +109,47 @@ class DeviceWorker:
             job.progress(0.01, "loading model", f"loading the {name} engine")
             engine, note = resolve_engine(name, drip_model=self.drip_model)
             job.progress(0.02, "starting", note)
-            region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)
+            region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)  # checks the trimap
             engine_start = time.perf_counter()
-            _injected_fault(spec)
-            matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
+            rerun = self._rerun(job, engine, trimap)
+            changed = None  # the rectangle a rerun changed: all a client holding the previous result needs
+            if rerun is not None:
+                foreground, alpha, last, how, changed = rerun
+                engine_name = engine.name
+                del region
+            else:
+                how = "full"
+                _injected_fault(spec)
+                matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
+                if job.cancelled.is_set():
+                    raise Cancelled()
+                foreground, alpha = region.paste(matte.foreground, matte.alpha, depth_dtype(spec["result_depth"]))
+                engine_name = matte.engine or engine.name
+                last = LastResult(trimap, engine_name, spec["result_depth"], foreground, alpha,
+                                  _solution(engine, region, matte))
+                del matte, region  # the crop's floats are not needed while the result is sent
             engine_seconds = time.perf_counter() - engine_start
-            if job.cancelled.is_set():
-                raise Cancelled()
-            foreground, alpha = region.paste(matte.foreground, matte.alpha, depth_dtype(spec["result_depth"]))
-            engine_name = matte.engine or engine.name
-            del matte, region  # the crop's floats are not needed while the result is sent
-            payload = [to_bytes(foreground), to_bytes(alpha)]
-            if spec["want_trimap"]:
-                payload.append(memoryview(trimap).cast("B"))
+            self._remember(job, last)
+            extra = {"result_id": last.result_id} if self.cache.enabled else {}
+            base = job.cached.last if self.cache.enabled and job.cached is not None else None
+            if changed is not None and base is not None and spec["base_result"] == base.result_id:
+                rows, cols = changed
+                extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
+                payload = [to_bytes(np.ascontiguousarray(foreground[changed])),
+                           to_bytes(np.ascontiguousarray(alpha[changed]))]
+                if spec["want_trimap"]:
+                    payload.append(memoryview(np.ascontiguousarray(trimap[changed])).cast("B"))
+            else:
+                payload = [to_bytes(foreground), to_bytes(alpha)]
+                if spec["want_trimap"]:
+                    payload.append(memoryview(trimap).cast("B"))
             seconds = time.perf_counter() - started
-            log.info("job %s done: %dx%d, %s, %.2f s", job.id, spec["width"], spec["height"], note, seconds)
-            job.post({"type": "result", "id": job.id, "engine": engine_name, "note": note,
+            log.info("job %s done: %dx%d, %s, %s run, image %s, %.2f s", job.id, spec["width"], spec["height"], note,
+                     how, "from the cache" if job.cached is not None else "sent", seconds)
+            job.post({"type": "result", "id": job.id, "engine": engine_name, "note": note, "rerun": how,
+                      "image_sent": job.cached is None,
                       "seconds": round(seconds, 3), "engine_seconds": round(engine_seconds, 3), "width": spec["width"], "height": spec["height"],
-                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"]}, payload)
+                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"], **extra}, payload)
         except Cancelled:
             log.info("job %s cancelled", job.id)
             job.post(ProtocolError("cancelled", "the job was cancelled").to_header(job.id))
@@ -139,6 +168,63 @@ class DeviceWorker:
                 err = ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
                                     log_file=self.log_file)
             job.post(err.to_header(job.id))
+
+    def _rerun(self, job: Job, engine, trimap: np.ndarray):
+        """(foreground, alpha, last, how) reusing the image's last result, or None for a full run.
+
+        The same trimap gives the cached result at once; a local edit of a classical job's
+        trimap re-solves only its neighbourhood (engines/local_resolve.py)."""
+        spec = job.spec
+        if not self.cache.enabled or "fault" in spec.get("options", {}):  # a fault test's job must reach the engine
+            return None
+        previous = job.cached.last if job.cached is not None else None
+        if previous is None or previous.engine != engine.name or previous.result_depth != spec["result_depth"]:
+            return None
+        if previous.solution is None:  # not the classical engine: only an unchanged trimap is reused
+            if np.array_equal(previous.trimap, trimap):
+                return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
+            return None
+        from ..engines.local_resolve import changed_box, resolve_locally
+        changed = changed_box(previous.solution, trimap)
+        if changed is None:
+            return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
+
+        def check_cancel():
+            if job.cancelled.is_set():
+                raise Cancelled()
+
+        job.progress(0.05, "alpha", "re-solving the edited part")
+        out = resolve_locally(engine, job.image, trimap, previous.solution, changed, previous.foreground,
+                              previous.alpha, check_cancel)
+        if out is None:
+            return None
+        foreground, alpha, solution, box = out
+        return foreground, alpha, LastResult(trimap, engine.name, spec["result_depth"], foreground, alpha,
+                                             solution), "local", box
+
+    def _remember(self, job: Job, last: LastResult) -> None:
+        """Keep the image and this result for the next job on it (a no-op when the cache is off)."""
+        if not self.cache.enabled:
+            return
+        spec = job.spec
+        if job.cached is not None:
+            entry = CachedImage(job.cached.image, job.cached.held_bytes, last)
+            digest = spec["image_digest"]
+        else:
+            entry = CachedImage(job.image, job.held_bytes or job.image.nbytes, last)
+            digest = image_digest(job.image, spec["image_format"], spec["width"], spec["height"])
+        self.cache.put(job.token, digest, entry)
+
+
+NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
+
+
+def _solution(engine, region: JobRegion, matte):
+    """What a local re-solve of the next job needs (classical jobs only)."""
+    if engine.name != "classical" or matte.engine != "classical":
+        return None
+    from ..engines.local_resolve import Solution
+    return Solution(region.trimap, region.box, matte.alpha, bool(engine.last_stats.get("transparent", False)))
 
 
 # Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,

@@ -354,7 +354,8 @@ def matte(image, layer, s, config):
             progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
             return False
 
-        progress(0.05, f"Drip Matting: sending {w}x{h} pixels")
+        # only the mask travels when the server still holds these pixels (protocol 3: Connection.run_job)
+        progress(0.05, f"Drip Matting: sending the {w}x{h} job")
         try:
             result = conn.run_job(job, pixels, mask, on_progress)
         except ProtocolError as exc:
