@@ -17,6 +17,7 @@ The weights give an alpha estimate and a confidence
 (eta is large when the flows come from clearly different foreground and background
 colours), and the energy term  sum_p sigma eta_p (alpha_p - alpha_hat_p)^2  adds only a
 diagonal sigma eta and a right-hand side sigma eta alpha_hat to the closed-form system.
+(The engine weights the term by its own per-pixel confidence instead of eta: priors.confidence.)
 
 The same weights give a foreground / background colour estimate for each unknown pixel
 (the weighted means of its foreground and background neighbours), which the foreground

@@ -82,8 +82,8 @@ def confidence(image: np.ndarray, flow: information_flow.Flow, tau: float = TAU)
     (alpha_hat is ill-determined where they are alike: hair in front of similar colours) and
     R the mixture residual (information_flow.mixture_residual: the pixel is no mix of them).
     Measured against Aksoy et al.'s eta = |sum_F w c - sum_B w c|^2 / 3 (27 photos, SAD
-    T1 / T2): eta 3.80 / 5.10, sep 3.78 / 4.84, sep^2 3.77 / 4.81, and GT08's loss to the plain
-    closed form +1.8 -> +0.8 (sep^2)."""
+    T1 / T2, each at its best sigma): eta 3.81 / 5.02, sep 3.78 / 4.86, sep^2 3.78 / 4.78, and
+    GT08's loss to the plain closed form (Trimap1) +1.7 -> +0.8 (docs/benchmarks.md, v2)."""
     sep = ((flow.fg - flow.bg) ** 2).sum(axis=1) / 3.0
     conf = sep ** 2
     if tau > 0:

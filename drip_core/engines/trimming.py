@@ -9,8 +9,9 @@ patches by mean colour are compared with its own patch by the Bhattacharyya dist
 
 The pixel is marked foreground when its closest foreground patch is close
 (min D_F < near) and its closest background patch is far (min D_B > far), and
-background in the mirrored case.  Only the unknown pixels and the known pixels within
-``band`` of them are fitted and searched.
+background in the mirrored case.  Only the known pixels within ``band`` of the unknown region
+are searched, and only for the unknown pixels whose decision is still open (``trim``'s
+may_be_fg / may_be_bg; the own side first, the other side only where the own side is near).
 """
 from __future__ import annotations
 
