@@ -7,9 +7,9 @@ import pytest
 from drip_core.engines import get_engine
 from drip_core.engines.closed_form import closed_form_alpha
 from drip_core.engines.information_flow import known_to_unknown, lle_weights
-from drip_core.engines.priors import alpha_priors
+from drip_core.engines.priors import alpha_priors, confidence
 from drip_core.engines.transparency import is_transparent, mix_fit, transparency_score
-from drip_core.engines.trimming import bhattacharyya, decide, neighbour_distances, patch_gaussians, trim
+from drip_core.engines.trimming import KnownPatches, bhattacharyya, decide, neighbour_distances, patch_gaussians, trim
 
 F = np.array([0.9, 0.3, 0.2])
 B = np.array([0.1, 0.4, 0.8])
@@ -66,6 +66,27 @@ def test_known_to_unknown_alpha_hat_and_confidence():
     np.testing.assert_allclose(flow.fg, np.broadcast_to(F, flow.fg.shape), atol=1e-6)
     np.testing.assert_allclose(flow.bg, np.broadcast_to(B, flow.bg.shape), atol=1e-6)
     assert np.isin(tri.flat[flow.nf], [255]).all() and np.isin(tri.flat[flow.nb], [0]).all()
+
+
+def test_grouped_searches_keep_each_pixels_own_weights():
+    # 2x2 blocks share one neighbour search, but alpha_hat follows each pixel's own colour
+    img, tri = _strip(mix=0.3)
+    img[::2, 8:12] = 0.6 * F + 0.4 * B
+    flow = known_to_unknown(img, tri, group_px=2)
+    ys = flow.idx // tri.shape[1]
+    np.testing.assert_allclose(flow.alpha_hat[ys % 2 == 0], 0.6, atol=1e-6)
+    np.testing.assert_allclose(flow.alpha_hat[ys % 2 == 1], 0.3, atol=1e-6)
+
+
+def test_confidence_follows_the_flows_colour_separation():
+    img, tri = _strip(mix=0.3)
+    flow = known_to_unknown(img, tri)
+    sep = ((F - B) ** 2).sum() / 3
+    # an exact mix of F and B: no mixture residual, confidence sep^2
+    np.testing.assert_allclose(confidence(img, flow), sep ** 2, rtol=1e-6)
+    # foreground and background alike (hair before similar colours): alpha_hat is not trusted
+    flow.bg = flow.fg.copy()
+    np.testing.assert_allclose(confidence(img, flow, tau=0.0), 0.0)
 
 
 def test_known_to_unknown_needs_both_sides():
@@ -135,6 +156,39 @@ def test_trimming_marks_a_pixel_inside_a_flat_known_coloured_patch():
     assert out[7, 14] == 255 and out[7, 15] == 255   # whole 3x3 patch flat F: D_F = 0, D_B huge
     assert out[15, 14] == 128 and out[15, 15] == 128  # the 50 % mix matches neither side
     assert (out[tri != 128] == tri[tri != 128]).all()
+
+
+def test_patch_gaussians_of_every_pixel_match_the_chosen_ones():
+    img = np.random.default_rng(1).random((7, 9, 3))
+    mu_all, cov_all = patch_gaussians(img)
+    idx = np.array([0, 8, 31, 62])
+    mu, cov = patch_gaussians(img, idx)
+    np.testing.assert_allclose(mu_all[idx], mu)
+    # by hand: pixel 31 (row 3, column 4) is interior, its patch rows 2..4, columns 3..5
+    patch = img[2:5, 3:6].reshape(-1, 3)
+    np.testing.assert_allclose(mu[2], patch.mean(axis=0))
+    np.testing.assert_allclose(cov[2, 1], np.mean(patch[:, 0] * patch[:, 1]) - patch[:, 0].mean() * patch[:, 1].mean())
+
+
+def test_known_patches_nothing_within_the_radius_is_infinitely_far():
+    mu, cov = patch_gaussians(np.full((4, 4, 3), 0.5))
+    side = KnownPatches(mu, cov, np.ones((4, 4), bool))
+    d = side.min_distance(np.array([[0.5, 0.5, 0.5], [0.9, 0.5, 0.5]]), cov[:2])
+    assert d[0] == pytest.approx(0.0, abs=1e-9) and d[1] == np.inf
+    empty = KnownPatches(mu, cov, np.zeros((4, 4), bool))
+    assert np.isinf(empty.min_distance(mu[:2], cov[:2])).all()
+
+
+def test_trimming_restricted_to_open_decisions_equals_filtering_afterwards():
+    img, tri = _trim_scene()
+    img[12:, 13:15], img[12:, 15:17] = 0.95 * F, 1.05 * B
+    full = trim(img, tri)
+    rng = np.random.default_rng(2)
+    may_fg, may_bg = rng.random(tri.shape) < 0.5, rng.random(tri.shape) < 0.5
+    restricted = trim(img, tri, may_fg, may_bg)
+    expected = np.where(((full == 255) & may_fg) | ((full == 0) & may_bg), full, tri)
+    np.testing.assert_array_equal(restricted, expected)
+    assert (full != tri).sum() > (restricted != tri).sum() > 0
 
 
 def test_trimming_on_the_flow_neighbours_agrees():

@@ -9,45 +9,45 @@ patches by mean colour are compared with its own patch by the Bhattacharyya dist
 
 The pixel is marked foreground when its closest foreground patch is close
 (min D_F < near) and its closest background patch is far (min D_B > far), and
-background in the mirrored case.  Only the unknown pixels and the known pixels within
-``band`` of them are fitted and searched.
+background in the mirrored case.  Only the known pixels within ``band`` of the unknown region
+are searched, and only for the unknown pixels whose decision is still open (``trim``'s
+may_be_fg / may_be_bg; the own side first, the other side only where the own side is near).
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
-from .information_flow import _sampled, colour_key, grouped_query, near_unknown
+from .information_flow import near_unknown
 
 K = 5            # nearest known patches (by mean colour) compared on each side
 NEAR = 0.25      # min D on the own side below this ...
 FAR = 0.9        # ... and min D on the other side above this: trimmed
 COV_REG = 1e-8   # added to every patch covariance
-BAND = 16               # known patches this close to the unknown region are searched
-GROUP_COLOUR = 0.0      # > 0: unknown patches with mean colours in one cell this wide share one search ...
-CANDIDATES = 16         # ... for this many nearest known means, among which each keeps its own K nearest
-SEARCH_EPS = 1.0        # approximate k-d tree search (0: exact; 1: 1 % of the decisions change, 2-3x faster)
-DEDUP = True
-STRIDE = 1              # > 1: known patches on every STRIDE-th row and column only
-RADIUS = 0.05           # search radius in mean colour; known patches farther away count as infinitely far
-FAR_MU = 0.0            # guard: trimmed only when the other side's nearest mean colour is farther than this
+BAND = 16        # known patches this close to the unknown region are searched
+SEARCH_EPS = 1.0  # approximate k-d tree search (0: exact; 1: ~2 % of the decisions change, 2-3x faster)
+RADIUS = 0.05    # search radius in mean colour; known patches farther away count as infinitely far (< 0.1 % change)
+WORKERS = -1     # k-d searches on every core
 
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
+def patch_gaussians(image: np.ndarray, idx: np.ndarray | None = None, reg: float = COV_REG):
     """(mu (n, 3), cov (n, 6) as [xx, xy, xz, yy, yz, zz]) of the 3x3 patches centred on the
-    flat pixels ``idx`` of ``image`` (H x W x 3, float); borders are replicated."""
+    flat pixels ``idx`` of ``image`` (H x W x 3, float; every pixel when idx is None); borders
+    are replicated.  Box-filtered moments: cov = E[x y] - E[x] E[y] over the patch."""
+    image = np.asarray(image, dtype=np.float64)
     h, w = image.shape[:2]
-    pad = np.pad(np.asarray(image, dtype=np.float64), ((1, 1), (1, 1), (0, 0)), mode="edge").reshape(-1, 3)
-    ys, xs = np.divmod(idx, w)
-    centre = (ys + 1) * (w + 2) + xs + 1
-    pix = np.stack([pad[centre + dy * (w + 2) + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)
-    mu = pix.mean(axis=1)
-    d = pix - mu[:, None, :]
-    cov = np.stack([(d[..., i] * d[..., j]).mean(axis=1) for i, j in _PAIRS], axis=1)
+    mean = uniform_filter(image, size=(3, 3, 1), mode="nearest").reshape(-1, 3)
+    cov = np.empty((h * w, 6))
+    for k, (i, j) in enumerate(_PAIRS):
+        cov[:, k] = uniform_filter(image[..., i] * image[..., j], size=3, mode="nearest").reshape(-1)
+        cov[:, k] -= mean[:, i] * mean[:, j]
     cov[:, [0, 3, 5]] += reg
-    return mu, cov
+    if idx is None:
+        return mean, cov
+    return mean[idx], cov[idx]
 
 
 def _det(c):
@@ -70,58 +70,42 @@ def bhattacharyya(mu1, cov1, mu2, cov2):
     return quad / 8.0 + 0.5 * (np.log(det) - 0.5 * (np.log(_det(cov1)) + np.log(_det(cov2))))
 
 
-def min_distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int = BAND, reg: float = COV_REG):
-    """See _distances (without the mean-colour distances)."""
-    return _distances(image, trimap, k, band, reg)[:3]
+class KnownPatches:
+    """The 3x3-patch Gaussians of one side's known pixels, searchable by mean colour."""
 
-
-def _distances(image: np.ndarray, trimap: np.ndarray, k: int = K, band: int = BAND, reg: float = COV_REG):
-    """(idx, d_fg, d_bg): for each unknown pixel (flat index), the smallest Bhattacharyya
-    distance to the k known-foreground / -background patches nearest in mean colour
-    (inf where a side has no known pixel near the unknown region).  Unknown patches whose
-    mean colours agree within GROUP_COLOUR share one search (their distances stay their own)."""
-    unknown = trimap == 128
-    near = near_unknown(unknown, band)
-    u_idx = np.flatnonzero(unknown)
-    mu_u, cov_u = patch_gaussians(image, u_idx, reg)
-    key = colour_key(mu_u, GROUP_COLOUR) if GROUP_COLOUR > 0 else None
-    out, gap = [], []
-    for value in (255, 0):
-        k_idx = _sampled((trimap == value) & near, STRIDE)
-        if k_idx.size == 0:
-            out.append(np.full(u_idx.size, np.inf))
-            gap.append(np.full(u_idx.size, np.inf))
-            continue
-        mu_k, cov_k = patch_gaussians(image, k_idx, reg)
-        if DEDUP:
+    def __init__(self, mu: np.ndarray, cov: np.ndarray, mask: np.ndarray):
+        """mu, cov: every pixel's patch Gaussian (patch_gaussians); mask: the side's pixels."""
+        idx = np.flatnonzero(mask)
+        self.mu, self.cov = mu[idx], cov[idx]
+        if idx.size:
             # identical means (flat or saturated areas) would pile up in k-d tree leaves that
             # cannot be split and make every search near them slow: keep one patch per mean
             # (the smallest covariance: the one most likely to decide)
-            q = np.round(mu_k * (255 * 9)).astype(np.int64)
-            key_k = (q[:, 0] * 2304 + q[:, 1]) * 2304 + q[:, 2]
-            order = np.lexsort((_det(cov_k), key_k))
-            keep = order[np.r_[True, key_k[order][1:] != key_k[order][:-1]]]
-            mu_k, cov_k, k_idx = mu_k[keep], cov_k[keep], k_idx[keep]
-        kk = min(k, k_idx.size)
-        if key is None:
-            # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
-            # radius saves the long searches of pixels whose colour that side lacks
-            dmu, nb = cKDTree(mu_k).query(mu_u, k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS)
-            nb, dmu = nb.reshape(-1, kk), dmu.reshape(-1, kk)
-        else:
-            kc = min(max(CANDIDATES, kk), k_idx.size)
-            cand = grouped_query(cKDTree(mu_k), mu_u, kc, key, SEARCH_EPS)
-            d2 = ((mu_k[cand] - mu_u[:, None, :]) ** 2).sum(axis=2)
-            pick = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
-            nb = np.take_along_axis(cand, pick, axis=1)
-            dmu = np.sqrt(np.take_along_axis(d2, pick, axis=1))
-        missing = nb >= k_idx.size  # nothing within RADIUS: infinitely far
+            q = np.round(self.mu * (255 * 9)).astype(np.int64)
+            key = (q[:, 0] * 2304 + q[:, 1]) * 2304 + q[:, 2]
+            order = np.lexsort((_det(self.cov), key))
+            keep = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+            self.mu, self.cov = self.mu[keep], self.cov[keep]
+        self._tree = None
+
+    def min_distance(self, mu: np.ndarray, cov: np.ndarray, k: int = K) -> np.ndarray:
+        """Per query patch, the smallest Bhattacharyya distance to the k known patches nearest
+        in mean colour (inf where none lies within RADIUS, or the side has no patch)."""
+        n = self.mu.shape[0]
+        if n == 0 or mu.shape[0] == 0:
+            return np.full(mu.shape[0], np.inf)
+        if self._tree is None:
+            self._tree = cKDTree(self.mu)
+        kk = min(k, n)
+        # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
+        # radius saves the long searches of pixels whose colour this side lacks
+        _, nb = self._tree.query(mu, k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS, workers=WORKERS)
+        nb = nb.reshape(-1, kk)
+        missing = nb >= n
         nb = np.where(missing, 0, nb)
-        dist = bhattacharyya(mu_u[:, None, :], cov_u[:, None, :], mu_k[nb], cov_k[nb])
+        dist = bhattacharyya(mu[:, None, :], cov[:, None, :], self.mu[nb], self.cov[nb])
         dist[missing] = np.inf
-        out.append(dist.min(axis=1))
-        gap.append(dmu.min(axis=1))
-    return u_idx, out[0], out[1], gap[0], gap[1]
+        return dist.min(axis=1)
 
 
 def neighbour_distances(image: np.ndarray, idx: np.ndarray, nf: np.ndarray, nb: np.ndarray,
@@ -147,20 +131,29 @@ def decide(d_fg: np.ndarray, d_bg: np.ndarray, near: float = NEAR, far: float = 
     return label
 
 
-def trim(image: np.ndarray, trimap: np.ndarray, near: float = NEAR, far: float = FAR, k: int = K,
+def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray | None = None,
+         may_be_bg: np.ndarray | None = None, near: float = NEAR, far: float = FAR, k: int = K,
          band: int = BAND, reg: float = COV_REG) -> np.ndarray:
     """The trimap with the unknown pixels that patch-based trimming decides set to 0 / 255
-    (``image`` float in [0, 1], ``trimap`` uint8 0 / 128 / 255; returns a new array)."""
+    (``image`` float in [0, 1], ``trimap`` uint8 0 / 128 / 255; returns a new array).
+    ``may_be_fg`` / ``may_be_bg`` (bool H x W, optional): only those pixels may become
+    foreground / background (the engine passes where the K-to-U alpha agrees): each side is
+    searched only for the pixels whose decision is still open, the same decisions as
+    trimming every pixel and dropping the others afterwards, at a fraction of the cost."""
     out = trimap.copy()
-    if not (trimap == 128).any():
+    unknown = trimap == 128
+    if not unknown.any():
         return out
-    idx, d_fg, d_bg, g_fg, g_bg = _distances(image, trimap, k, band, reg)
-    label = decide(d_fg, d_bg, near, far)
-    # colour-ambiguity guard: the other side's nearest mean colour must also be FAR_MU away
-    # (with tiny patch covariances D_other > far holds for almost any colour offset)
-    label[(label == 1) & (g_bg <= FAR_MU)] = -1
-    label[(label == 0) & (g_fg <= FAR_MU)] = -1
-    flat = out.reshape(-1)
-    flat[idx[label == 1]] = 255
-    flat[idx[label == 0]] = 0
+    near_region = near_unknown(unknown, band)
+    mu_all, cov_all = patch_gaussians(image, None, reg)
+    known = {v: KnownPatches(mu_all, cov_all, (trimap == v) & near_region) for v in (255, 0)}
+    may = {255: may_be_fg, 0: may_be_bg}
+    for own, other in ((255, 0), (0, 255)):
+        idx = np.flatnonzero(unknown if may[own] is None else unknown & may[own])
+        mu, cov = mu_all[idx], cov_all[idx]
+        # own side first (min D_own < near); the other side only for the pixels that pass it
+        close = known[own].min_distance(mu, cov, k) < near
+        idx, mu, cov = idx[close], mu[close], cov[close]
+        far_enough = known[other].min_distance(mu, cov, k) > far
+        out.reshape(-1)[idx[far_enough]] = own
     return out
