@@ -52,9 +52,11 @@ class ClassicalEngine(Engine):
         check_cancel()
         t0 = time.perf_counter()
         progress(0.7, "foreground", "foreground estimation")
+        # only the unknown pixels' foreground is pasted: estimated there (plus context), written
+        # into the crop itself, which nothing reads afterwards
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
                                      report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"),
-                                     prior=foreground_prior(img, priors.flow))
+                                     prior=foreground_prior(img, priors.flow), where=trimap == 128, out=img)
         stats["foreground"] = time.perf_counter() - t0
         self.last_stats = stats
         return Matte(fg_roi.astype(np.float32, copy=False), alpha_roi.astype(np.float32, copy=False), self.name)
