@@ -39,10 +39,12 @@ def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
     """(mu (n, 3), cov (n, 6) as [xx, xy, xz, yy, yz, zz]) of the 3x3 patches centred on the
     flat pixels ``idx`` of ``image`` (H x W x 3, float); borders are replicated."""
     h, w = image.shape[:2]
-    pad = np.pad(np.asarray(image, dtype=np.float64), ((1, 1), (1, 1), (0, 0)), mode="edge").reshape(-1, 3)
+    flat = np.asarray(image).reshape(-1, 3)
     ys, xs = np.divmod(idx, w)
-    centre = (ys + 1) * (w + 2) + xs + 1
-    pix = np.stack([pad[centre + dy * (w + 2) + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)
+    # replicated borders by clamped coordinates (no padded, double-precision copy of the crop)
+    rows = [np.clip(ys + d, 0, h - 1) * w for d in (-1, 0, 1)]
+    cols = [np.clip(xs + d, 0, w - 1) for d in (-1, 0, 1)]
+    pix = np.stack([flat[r + c] for r in rows for c in cols], axis=1).astype(np.float64)
     mu = pix.mean(axis=1)
     d = pix - mu[:, None, :]
     cov = np.stack([(d[..., i] * d[..., j]).mean(axis=1) for i, j in _PAIRS], axis=1)
