@@ -1,6 +1,7 @@
 """A 27-megapixel photo: our classical engine against GIMP's GEGL matting-global, in one run.
 
-    sudo .venv/bin/python bench/large_photo.py [--bands 30 80] [--no-gegl] [--no-cli] [--cache DIR]
+    sudo .venv/bin/python bench/large_photo.py [--bands 30 80] [--baseline-rev REV] [--one-worker]
+                                               [--no-gegl] [--no-cli] [--cache DIR]
 
 The case (issue 13): alphamatting GT05 and its ground-truth alpha upscaled bicubically to
 6000 x 4500; trimap = the upscaled alpha > 0.5, eroded / dilated by BAND px (Euclidean disc),
@@ -8,8 +9,10 @@ the rest of the image known. Written once to --cache as PNGs (8-bit).
 
 Each engine runs in a child process of its own, so its peak RSS is its own:
   * ours: `ClassicalEngine.matte` on the decoded image (engine seconds; the child's peak RSS
-    includes the decoded image and trimap) and, for the first band, the whole `drip-matte`
-    command (read PNGs, matte, write the alpha PNG) as a user runs it;
+    includes the decoded image and trimap); with --one-worker also with its tiles solved by one
+    thread (do both cores pay?); with --baseline-rev also an older revision's engine ("today");
+    for the first band, the whole `drip-matte` command (read PNGs, matte, write the alpha and
+    RGBA PNGs) as a user runs it;
   * GEGL matting-global in the GIMP 3.0 chroot (tests/gimp/build_roots.sh), as
     bench/gegl_baseline.py runs it (load, matting, save in one graph; needs root).
 Printed per band: seconds, peak RSS, whole-image alpha SAD (/1000) against the upscaled GT,
@@ -45,6 +48,9 @@ from drip_core.image_io import read_rgb
 from drip_core.trimap import from_painted
 from drip_core.engines.classical import ClassicalEngine
 from drip_core.image_io import write
+if len(sys.argv) > 4:  # tiles solved by this many threads (where the tree tiles at all)
+    from drip_core.engines import tiling
+    tiling.WORKERS = int(sys.argv[4])
 image = read_rgb(sys.argv[1])
 trimap = from_painted(read_rgb(sys.argv[2])[..., 0])
 engine = ClassicalEngine()
@@ -92,11 +98,26 @@ def whole_sad(alpha_path: Path, gt: np.ndarray) -> float:
     return float(np.abs(alpha - gt).sum() / 255.0 / 1000.0)
 
 
-def run_measured(argv: list[str], env=None) -> tuple[float, float, str]:
+def run_engine(tree: Path, case: Path, band: int, out_png: Path, workers: int | None = None):
+    """(engine seconds, peak RSS MB, stats) of ENGINE_CHILD with ``tree`` on PYTHONPATH."""
+    argv = [sys.executable, "-c", ENGINE_CHILD, str(case / "image.png"), str(case / f"trimap{band}.png"), str(out_png)]
+    # cwd = the tree: `python -c` puts the working folder first on sys.path
+    _, peak, text = run_measured(argv + ([str(workers)] if workers else []), env={"PYTHONPATH": str(tree)}, cwd=tree)
+    result = json.loads(text.strip().splitlines()[-1])
+    return result["seconds"], peak, result["stats"]
+
+
+def engine_line(label: str, seconds: float, peak: float, sad: float, stats: dict) -> str:
+    stages = " ".join(f"{k} {v:.1f}" for k, v in stats.items() if isinstance(v, float))
+    return (f"  {label:18}{seconds:7.1f} s  peak RSS {peak:6.0f} MB  SAD {sad:7.1f}   [{stages}; "
+            f"CG iterations {stats.get('iterations', '?')}]")
+
+
+def run_measured(argv: list[str], env=None, cwd: Path = REPO) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MB of that process alone (the kernel's accounting of the reaped
     child), stdout)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -134,6 +155,8 @@ def main() -> int:
     p.add_argument("--no-gegl", action="store_true")
     p.add_argument("--no-cli", action="store_true", help="skip the whole drip-matte command run")
     p.add_argument("--root", type=Path, default=None, help="GIMP 3.0 chroot (default: gegl_baseline's)")
+    p.add_argument("--baseline-rev", help="also run the engine of this git revision (git archive into a temp folder)")
+    p.add_argument("--one-worker", action="store_true", help="also run ours with the tiles solved by one thread")
     p.add_argument("--gegl-child", nargs=3, metavar=("CASE", "BAND", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     import gegl_baseline
@@ -154,18 +177,27 @@ def main() -> int:
     print(f"{PHOTO} upscaled to {SIZE[0]}x{SIZE[1]} ({SIZE[0] * SIZE[1] / 1e6:.0f} MP); load average {load0[0]:.2f} "
           f"on {os.cpu_count()} cores at start")
     out = Path(tempfile.mkdtemp(prefix="large-out-"))
+    baseline = None
     try:
+        if args.baseline_rev:
+            baseline = out / "baseline"
+            baseline.mkdir()
+            archive = subprocess.run(["git", "archive", args.baseline_rev], cwd=REPO, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
         for band in args.bands:
             trimap_path = case / f"trimap{band}.png"
             unknown = int((np.array(Image.open(trimap_path)) == 128).sum())
             print(f"\nband {band} px: {unknown / 1e6:.2f} M unknown pixels")
-            wall, peak, text = run_measured([sys.executable, "-c", ENGINE_CHILD, str(case / "image.png"),
-                                             str(trimap_path), str(out / f"ours{band}.png")])
-            ours = json.loads(text.strip().splitlines()[-1])
-            stages = " ".join(f"{k} {v:.1f}" for k, v in ours["stats"].items() if isinstance(v, float))
-            print(f"  ours (engine)     {ours['seconds']:7.1f} s  peak RSS {peak:6.0f} MB  "
-                  f"SAD {whole_sad(out / f'ours{band}.png', gt):7.1f}   [{stages}; "
-                  f"CG iterations {ours['stats'].get('iterations', '?')}]")
+            seconds, peak, stats = run_engine(REPO, case, band, out / f"ours{band}.png")
+            print(engine_line("ours (engine)", seconds, peak, whole_sad(out / f"ours{band}.png", gt), stats))
+            ours = {"seconds": seconds}
+            if args.one_worker:
+                s1, p1, st1 = run_engine(REPO, case, band, out / f"one{band}.png", workers=1)
+                print(engine_line("ours, 1 thread", s1, p1, whole_sad(out / f"one{band}.png", gt), st1))
+            if baseline:
+                s0, p0, st0 = run_engine(baseline, case, band, out / f"base{band}.png")
+                print(engine_line(f"{args.baseline_rev[:10]} (before)", s0, p0,
+                                  whole_sad(out / f"base{band}.png", gt), st0))
             if not args.no_cli and band == args.bands[0]:
                 wall, peak, _ = run_measured([sys.executable, "-m", "drip_core.cli", str(case / "image.png"),
                                               "--trimap", str(trimap_path), "--engine", "classical",
