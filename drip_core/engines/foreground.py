@@ -12,10 +12,10 @@ compiled loop and converges like the original sequential sweep.
 Only where the foreground is wanted (``where``: the unknown pixels) is it estimated: once
 a level is large enough that the wanted pixels plus CONTEXT pixels around them are a small
 part of it, that level relaxes just those pixels, stored as a list (flat indices, their four
-neighbours' positions in the list, per-pixel coefficients), with the
-ring of pixels around them held at the coarser level's values. So the finest levels cost
-what the unknown band costs, not its bounding box, and no level-sized colour array is made.
-Known opaque pixels need no solve (F = I there).
+neighbours' positions in the list, per-pixel coefficients), with the ring of pixels around
+them held at the coarser level's values. So the finest levels cost what the unknown band
+costs, not its bounding box, and no level-sized colour array is made. Known opaque pixels
+need no solve (F = I there).
 """
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import maximum_filter
 
-CONTEXT = 8          # pixels (at each level's scale) relaxed around the wanted ones
+# pixels (at each level's scale) relaxed around the wanted ones: more than the 4 px that two
+# red-black sweeps carry the fixed ring's values, so the wanted pixels get the whole-crop values
+CONTEXT = 8
 SPARSE_FRACTION = 0.5  # a level is relaxed as a pixel list when that list is below this share of it
 SPARSE_MIN = 128 * 128  # ... and the level is at least this large (small levels: dense is faster)
 
