@@ -27,8 +27,9 @@ TILED_ABOVE = 6_000_000  # crops larger than this (pixels) are solved in tiles
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
-def tile_boxes(unknown: np.ndarray, tile: int = TILE) -> list[tuple[slice, slice]]:
-    """Core boxes of the tile grid that hold unknown pixels."""
+def tile_boxes(unknown: np.ndarray, tile: int | None = None) -> list[tuple[slice, slice]]:
+    """Core boxes of the tile grid (TILE unless given) that hold unknown pixels."""
+    tile = tile or TILE
     h, w = unknown.shape
     ys, xs = np.arange(0, h, tile), np.arange(0, w, tile)
     occupied = np.logical_or.reduceat(np.logical_or.reduceat(unknown, ys, axis=0), xs, axis=1)
@@ -36,8 +37,10 @@ def tile_boxes(unknown: np.ndarray, tile: int = TILE) -> list[tuple[slice, slice
             for i, j in zip(*np.nonzero(occupied))]
 
 
-def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int = MARGIN) -> tuple[slice, slice]:
-    """The core widened by ``margin`` (doubled until it holds known foreground and background)."""
+def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | None = None) -> tuple[slice, slice]:
+    """The core widened by ``margin`` (MARGIN unless given; doubled until it holds known foreground
+    and background)."""
+    margin = margin or MARGIN
     h, w = trimap.shape
     while True:
         box = (slice(max(core[0].start - margin, 0), min(core[0].stop + margin, h)),
@@ -49,7 +52,7 @@ def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int = MAR
         margin *= 2
 
 
-def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel, workers: int = WORKERS):
+def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel, workers: int | None = None):
     """Runs ``solve(image_tile, trimap_tile, report, check_cancel) -> (alpha, foreground)`` on each
     tile (a copy of the tile's image with its context; alpha float H x W, foreground H x W x 3)
     and returns (flat indices, alpha values, foreground colours) of the crop's unknown pixels.
@@ -85,7 +88,7 @@ def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_ca
                 fg[ys + oy, xs + ox].astype(np.float32))
 
     results = [None] * len(boxes)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers or WORKERS) as pool:
         pending = {pool.submit(one, i): i for i in range(len(boxes))}
         try:
             while pending:
