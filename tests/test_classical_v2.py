@@ -160,7 +160,7 @@ def test_trimming_marks_a_pixel_inside_a_flat_known_coloured_patch():
 
 def test_patch_gaussians_of_every_pixel_match_the_chosen_ones():
     img = np.random.default_rng(1).random((7, 9, 3))
-    mu_all, cov_all = patch_gaussians(img)
+    mu_all, cov_all = patch_gaussians(img, np.arange(img.shape[0] * img.shape[1]))
     idx = np.array([0, 8, 31, 62])
     mu, cov = patch_gaussians(img, idx)
     np.testing.assert_allclose(mu_all[idx], mu)
@@ -171,7 +171,7 @@ def test_patch_gaussians_of_every_pixel_match_the_chosen_ones():
 
 
 def test_known_patches_nothing_within_the_radius_is_infinitely_far():
-    mu, cov = patch_gaussians(np.full((4, 4, 3), 0.5))
+    mu, cov = patch_gaussians(np.full((4, 4, 3), 0.5), np.arange(16))
     side = KnownPatches(mu, cov, np.ones((4, 4), bool))
     d = side.min_distance(np.array([[0.5, 0.5, 0.5], [0.9, 0.5, 0.5]]), cov[:2])
     assert d[0] == pytest.approx(0.0, abs=1e-9) and d[1] == np.inf
@@ -248,3 +248,16 @@ def test_trimming_kept_only_where_the_flow_agrees():
     # agreement within 0 is impossible: every decision is dropped, the trimap stays as given
     none = alpha_priors(img, tri, agree_within=0.0)
     assert none.trimmed == 0 and none.trimap is tri and none.weight is not None
+
+
+def test_patch_gaussians_by_slabs_match_one_slab(monkeypatch):
+    """The moments are box-filtered a slab of rows at a time (memory follows the slab): slab
+    edges, unsorted and repeated indices give the same values as one slab for the whole image."""
+    from drip_core.engines import trimming
+    img = np.random.default_rng(2).random((23, 11, 3)).astype(np.float32)
+    idx = np.array([200, 0, 252, 11, 12, 120, 0, 98])
+    whole = patch_gaussians(img, idx)
+    monkeypatch.setattr(trimming, "CHUNK_PIXELS", 22)  # 2 rows per slab
+    slabs = patch_gaussians(img, idx)
+    np.testing.assert_allclose(slabs[0], whole[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(slabs[1], whole[1], rtol=0, atol=1e-12)

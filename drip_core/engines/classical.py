@@ -7,6 +7,7 @@ pixels' box plus ``context_margin`` known pixels of colour context for the foreg
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -15,6 +16,8 @@ from .base import Engine, EngineError, Matte
 from .closed_form import closed_form_alpha
 from .foreground import estimate_foreground
 from .priors import SIGMA, alpha_priors, foreground_prior
+from .tiling import needs_tiles, solve_tiled
+from .transparency import THRESHOLD, transparency_score
 
 class ClassicalEngine(Engine):
     name = "classical"
@@ -35,9 +38,17 @@ class ClassicalEngine(Engine):
                                             f"classical engine needs some {missing} pixels to propagate from",
                               hint=f"Use a smaller band radius (the band may cover the whole selection), or paint "
                                    f"{colour} on the trimap where {where}.")
-        img = image  # the region's float32 crop; closed_form takes only its windows to double precision
+        if needs_tiles(trimap.shape):
+            return self._matte_tiled(image, trimap, progress, check_cancel)
+        alpha_roi, fg_roi, self.last_stats = self._solve(image, trimap, progress, check_cancel)
+        return Matte(fg_roi, alpha_roi, self.name)
+
+    def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None):
+        """(alpha, foreground, stats) of a crop (``img`` float32, overwritten with the foreground);
+        ``transparent``: the transparency decision when already made (tiles share the crop's)."""
         progress(0.02, "alpha", "information flow and trimming")
-        priors = alpha_priors(img, trimap, self.sigma, self.trim)
+        threshold = {None: THRESHOLD, True: -np.inf, False: np.inf}[transparent]
+        priors = alpha_priors(img, trimap, self.sigma, self.trim, transparency_threshold=threshold)
         stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed)
         check_cancel()
         progress(0.2, "alpha", "closed-form alpha")
@@ -52,9 +63,33 @@ class ClassicalEngine(Engine):
         check_cancel()
         t0 = time.perf_counter()
         progress(0.7, "foreground", "foreground estimation")
+        # only the unknown pixels' foreground is pasted: estimated there (plus context), written
+        # into the crop itself, which nothing reads afterwards
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
                                      report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"),
-                                     prior=foreground_prior(img, priors.flow))
+                                     prior=foreground_prior(img, priors.flow), where=trimap == 128, out=img)
         stats["foreground"] = time.perf_counter() - t0
-        self.last_stats = stats
-        return Matte(fg_roi.astype(np.float32, copy=False), alpha_roi.astype(np.float32, copy=False), self.name)
+        return alpha_roi.astype(np.float32, copy=False), fg_roi, stats
+
+    def _matte_tiled(self, img, trimap, progress, check_cancel) -> Matte:
+        """A large crop in tiles (tiling.py), two at a time; one transparency decision for all."""
+        progress(0.01, "alpha", "transparency check")
+        transparent = (self.sigma > 0 or self.trim) and transparency_score(img, trimap) > THRESHOLD
+        totals: dict = {}
+        lock = threading.Lock()
+
+        def solve(image, tri, report, cancelled):
+            alpha, fg, stats = self._solve(image, tri, lambda f, *a: report(f), cancelled, transparent)
+            with lock:  # seconds summed over tiles (thread time, not wall time)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0) + v
+            return alpha, fg
+
+        idx, alpha_u, fg_u = solve_tiled(img, trimap, solve,
+                                         lambda f: progress(0.02 + 0.98 * f, "alpha", "alpha and foreground, in tiles"),
+                                         check_cancel)
+        alpha = (trimap == 255).astype(np.float32)
+        alpha.reshape(-1)[idx] = alpha_u
+        img.reshape(-1, 3)[idx] = fg_u  # the crop becomes the foreground (known pixels: their own colour)
+        self.last_stats = totals
+        return Matte(img, alpha, self.name)

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
 WINDOW = [(dy, dx) for dy in range(-1, 2) for dx in range(-1, 2)]
+CHUNK = 1 << 17  # windows built at a time (bounds the double-precision temporaries)
 
 
 def _inv3_sym(a, b, c, d, e, f):
@@ -66,25 +67,34 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
     """(rows[n_u, 25], idx): the Laplacian rows of the unknown pixels only, as stencil values
     (rows[r, k] = L[idx[r], idx[r] + OFFSETS[k]]).
 
-    Only windows that contain an unknown pixel are visited, so the cost follows the size
-    of the unknown region, not of its bounding box (only the pixels of those windows are
-    taken to double precision).  Windows must lie inside the image."""
+    Only windows that contain an unknown pixel are visited, CHUNK windows at a time, so the
+    cost and the memory follow the size of the unknown region, not of its bounding box (only
+    the pixels of those windows are taken to double precision; of the image's size only bool
+    masks and an int32 table).  Windows must lie inside the image."""
     h, w = unknown.shape
-    n = h * w
     idx = np.flatnonzero(unknown)
     nu = idx.size
     if h < 3 or w < 3:
         return np.zeros((nu, 25)), idx
-    # pixels that are not unknown scatter into a spare row nu, dropped at the end
-    pos = np.full(n, nu, dtype=np.int64)
-    pos[idx] = np.arange(nu)
-    rows = np.zeros((25, nu + 1))
+    # pixels that are not unknown scatter into a spare row nu, dropped at the end (an int32
+    # lookup table: 4 bytes a pixel, much faster than searching idx)
+    pos = np.full(h * w, nu, dtype=np.int32)
+    pos[idx] = np.arange(nu, dtype=np.int32)
+    rows = np.zeros((25, nu + 1))  # planes: each (i, j) pair below writes one plane nearly in order
     # window centres: interior pixels with an unknown pixel in their 3x3 neighbourhood
     near = np.zeros((h, w), bool)
     for dy, dx in WINDOW:
         near[1:-1, 1:-1] |= unknown[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
     centres = np.flatnonzero(near)
-    flat = np.asarray(image).reshape(n, 3)
+    del near
+    flat = np.asarray(image).reshape(h * w, 3)
+    for start in range(0, centres.size, CHUNK):
+        _add_windows(rows, flat, centres[start:start + CHUNK], pos, w, eps)
+    return rows[:, :nu].T, idx  # a view: no transposed copy
+
+
+def _add_windows(rows, flat, centres, pos, w, eps):
+    """Adds the 3x3 windows centred on the flat pixels ``centres`` to ``rows`` (see above)."""
     woff = [dy * w + dx for dy, dx in WINDOW]
     pix = [flat[centres + o].astype(np.float64) for o in woff]
     mean = sum(pix) / 9.0
@@ -117,22 +127,28 @@ def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e
             rows[index[dy, dx], row_of[i]] += val
             if i != j:  # the symmetric entry, in the row of pixel j
                 rows[index[-dy, -dx], row_of[j]] += val
-    return np.ascontiguousarray(rows[:, :nu].T), idx
 
 
 def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], known_alpha: np.ndarray):
-    """(A, b): A = L_uu (canonical CSR, SPD), b = -L_uk a_k, for the unknown pixels ``idx``."""
+    """(A, b): A = L_uu (canonical CSR, SPD), b = -L_uk a_k, for the unknown pixels ``idx``
+    (``known_alpha``: H x W, the known pixels' alpha, 0 on unknown ones; a bool mask will do)."""
     h, w = shape
     n = h * w
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[idx] = np.arange(idx.size)
-    flat_off = np.array([dy * w + dx for dy, dx in OFFSETS])
-    cols = idx[:, None] + flat_off[None, :]
-    np.clip(cols, 0, n - 1, out=cols)
-    # neighbours past an edge (or wrapped into another row) have weight exactly 0, and
-    # known_alpha is 0 on unknown pixels: b needs no masking
-    b = -(rows * known_alpha.reshape(n)[cols]).sum(axis=1)
-    col_pos = pos[cols]
+    known = known_alpha.reshape(n)
+    # an int32 lookup table (4 bytes a pixel) is much faster than searching idx for 25 n_u columns
+    pos = np.full(n, -1, dtype=np.int32)
+    pos[idx] = np.arange(idx.size, dtype=np.int32)
+    planes = rows.T  # (25, n_u): contiguous when rows came from unknown_rows_stencil
+    b = np.zeros(idx.size)
+    col_pos = np.empty((idx.size, len(OFFSETS)), np.int32)
+    for k, (dy, dx) in enumerate(OFFSETS):
+        # neighbours past an edge (or wrapped into another row) have weight exactly 0, and
+        # known_alpha is 0 on unknown pixels: b needs no masking
+        cols = np.clip(idx + (dy * w + dx), 0, n - 1)
+        b -= planes[k] * known[cols]
+        col_pos[:, k] = pos[cols]
+    del pos
+    rows = np.ascontiguousarray(rows)  # row-major, as CSR stores it
     keep = (col_pos >= 0) & (rows != 0)
     # OFFSETS ascend in flat order, so each row's columns come out sorted: canonical CSR
     indptr = np.zeros(idx.size + 1, dtype=np.int64)
@@ -146,7 +162,7 @@ def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], 
 def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, tol: float = 1e-4,
                       check_cancel=None, report=None, prior_weight: np.ndarray | None = None,
                       prior_alpha: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
-    """Alpha (float64 H x W) minimising a^T L a + sum_p prior_weight_p (a_p - prior_alpha_p)^2
+    """Alpha (float32 H x W) minimising a^T L a + sum_p prior_weight_p (a_p - prior_alpha_p)^2
     with the trimap's known pixels held fixed.
 
     ``image`` is float in [0, 1]; ``trimap`` uint8 {0, 128, 255} with some known pixel.
@@ -167,13 +183,14 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
                                  stats)[:h, :w]
     unknown = trimap == 128
-    known_alpha = (trimap == 255).astype(np.float64)
+    known_fg = trimap == 255  # the known alpha, as a mask: no image-sized float array
     if not unknown.any():  # e.g. trimming decided every pixel
         if stats is not None:
             stats["iterations"] = 0
-        return known_alpha
+        return known_fg.astype(np.float32)
     rows, idx = unknown_rows_stencil(image, unknown, eps)
-    A, b = dirichlet_system(rows, idx, unknown.shape, known_alpha)
+    A, b = dirichlet_system(rows, idx, unknown.shape, known_fg)
+    del rows
     x0 = np.full(idx.size, 0.5)
     if prior_weight is not None:
         pw = np.asarray(prior_weight, dtype=np.float64).reshape(-1)[idx]
@@ -196,6 +213,6 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
                      stats=stats)
     if not np.isfinite(x).all():
         raise FloatingPointError("the closed-form solve did not converge")
-    alpha = known_alpha.ravel()
-    alpha[idx] = np.clip(x, 0.0, 1.0)
-    return alpha.reshape(h, w)
+    alpha = known_fg.astype(np.float32)
+    alpha.reshape(-1)[idx] = np.clip(x, 0.0, 1.0)
+    return alpha

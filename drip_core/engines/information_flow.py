@@ -127,7 +127,7 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
                      group_px: int = GROUP_PX, group_colour: float = GROUP_COLOUR) -> Flow | None:
     """The K-to-U flow of every unknown pixel of the crop (``image`` float in [0, 1],
     ``trimap`` uint8 0 / 128 / 255), or None when foreground or background is missing."""
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)  # taken to double precision pixel by pixel as gathered (no crop-sized copy)
     unknown = trimap == 128
     near = near_unknown(unknown, band)
     u_idx = np.flatnonzero(unknown)
@@ -145,7 +145,7 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     nf = f_idx[grouped_query(cKDTree(features(image, f_idx, spatial)), fu, kf, key, search_eps)]
     nb = b_idx[grouped_query(cKDTree(features(image, b_idx, spatial)), fu, kb, key, search_eps)]
     flat = image.reshape(-1, 3)
-    colours = flat[np.concatenate([nf, nb], axis=1)]  # (n, kf + kb, 3)
+    colours = flat[np.concatenate([nf, nb], axis=1)].astype(np.float64)  # (n, kf + kb, 3)
     w = lle_weights(fu[:, :3], colours, reg)
     wf, wb = w[:, :kf], w[:, kf:]
     sf, sb = wf.sum(axis=1), wb.sum(axis=1)
@@ -166,7 +166,7 @@ def mixture_residual(image: np.ndarray, flow: Flow, floor: float = 0.02) -> np.n
     Small for a true mix of the two; large for a colour neither side explains (a flag in the
     unknown region whose colours appear in no known region), where alpha_hat is an
     extrapolation and should not be trusted."""
-    c = np.asarray(image, dtype=np.float64).reshape(-1, 3)[flow.idx]
+    c = np.asarray(image).reshape(-1, 3)[flow.idx].astype(np.float64)
     a = np.clip(flow.alpha_hat, 0.0, 1.0)[:, None]
     miss = np.linalg.norm(c - (a * flow.fg + (1 - a) * flow.bg), axis=1)
     return miss / (np.linalg.norm(flow.fg - flow.bg, axis=1) + floor)

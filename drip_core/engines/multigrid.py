@@ -87,19 +87,25 @@ def _orthonormalise(B: np.ndarray):
 
 class _Level:
     def __init__(self, A, colour, dtype):
-        # the V-cycle is only a preconditioner: single precision halves its memory traffic
-        self.A = A.astype(dtype)
+        # the V-cycle is only a preconditioner: single precision halves its memory traffic.
+        # A is kept only as its colour groups' rows (together they are A: no second copy)
         inv_diag = (1.0 / A.diagonal()).astype(dtype)
         self.groups = []
         for c in np.unique(colour):
             g = np.flatnonzero(colour == c)
-            self.groups.append((g, self.A[g], inv_diag[g]))
+            self.groups.append((g, A[g].astype(dtype), inv_diag[g]))
         self.P = self.R = None
 
     @staticmethod
     def sweep(x, b, groups):
         for g, Ag, dinv in groups:
             x[g] += (b[g] - Ag @ x) * dinv
+
+    def residual(self, x, b):
+        r = np.empty_like(b)
+        for g, Ag, _ in self.groups:
+            r[g] = b[g] - Ag @ x
+        return r
 
 
 def _dot(a, b) -> float:
@@ -137,7 +143,7 @@ class MultigridSolver:
         self.coarse = sla.splu(sp.csc_matrix(A))
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
-        dtype = self.levels[0].A.dtype if self.levels else r.dtype
+        dtype = self.levels[0].groups[0][1].dtype if self.levels else r.dtype
         return self.vcycle(r.astype(dtype)).astype(np.float64)
 
     def vcycle(self, b: np.ndarray, k: int = 0) -> np.ndarray:
@@ -146,7 +152,7 @@ class MultigridSolver:
         lv = self.levels[k]
         x = np.zeros_like(b)
         lv.sweep(x, b, lv.groups)
-        x += lv.P @ self.vcycle(lv.R @ (b - lv.A @ x), k + 1)
+        x += lv.P @ self.vcycle(lv.R @ lv.residual(x, b), k + 1)
         lv.sweep(x, b, lv.groups[::-1])
         return x
 

@@ -99,14 +99,9 @@ def confidence(image: np.ndarray, flow: information_flow.Flow, tau: float = TAU)
 def foreground_prior(image: np.ndarray, flow: information_flow.Flow | None, weight: float = FG_PRIOR):
     """``prior`` for foreground.estimate_foreground: the K-to-U flows' foreground and background
     colours (their weighted neighbour means) as targets for the unknown pixels, with a constant
-    weight; None without a flow."""
+    weight; None without a flow. Only the flow's pixels are listed (no crop-sized arrays)."""
+    from .foreground import PixelPrior
     if flow is None or weight <= 0:
         return None
-    h, w = image.shape[:2]
-    target = np.concatenate([image, image], axis=2).astype(np.float32)
-    t = target.reshape(-1, 6)
-    t[flow.idx, :3] = flow.fg
-    t[flow.idx, 3:] = flow.bg
-    wgt = np.zeros((h, w), np.float32)
-    wgt.flat[flow.idx] = weight
-    return target, wgt
+    target = np.concatenate([flow.fg, flow.bg], axis=1).astype(np.float32)
+    return PixelPrior(flow.idx, target, np.full(flow.idx.size, weight, np.float32))

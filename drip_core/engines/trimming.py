@@ -33,21 +33,36 @@ WORKERS = -1     # k-d searches on every core
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def patch_gaussians(image: np.ndarray, idx: np.ndarray | None = None, reg: float = COV_REG):
+CHUNK_PIXELS = 1 << 20  # patch moments are box-filtered a slab of rows of about this many pixels at a time
+
+
+def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
     """(mu (n, 3), cov (n, 6) as [xx, xy, xz, yy, yz, zz]) of the 3x3 patches centred on the
-    flat pixels ``idx`` of ``image`` (H x W x 3, float; every pixel when idx is None); borders
-    are replicated.  Box-filtered moments: cov = E[x y] - E[x] E[y] over the patch."""
-    image = np.asarray(image, dtype=np.float64)
+    flat pixels ``idx`` of ``image`` (H x W x 3, float); borders are replicated.
+    Box-filtered moments, cov = E[x y] - E[x] E[y] over the patch, in double precision (the
+    covariances are ~1e-8 where the image is flat), one slab of rows at a time and only in the
+    slabs that hold a pixel of ``idx``: memory follows the slab, not the crop."""
     h, w = image.shape[:2]
-    mean = uniform_filter(image, size=(3, 3, 1), mode="nearest").reshape(-1, 3)
-    cov = np.empty((h * w, 6))
-    for k, (i, j) in enumerate(_PAIRS):
-        cov[:, k] = uniform_filter(image[..., i] * image[..., j], size=3, mode="nearest").reshape(-1)
-        cov[:, k] -= mean[:, i] * mean[:, j]
+    idx = np.asarray(idx, dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    rows_of = idx[order] // w
+    mu = np.empty((idx.size, 3))
+    cov = np.empty((idx.size, 6))
+    step = max(1, CHUNK_PIXELS // max(w, 1))
+    for r0 in range(0, h, step):
+        lo, hi = np.searchsorted(rows_of, (r0, r0 + step))
+        if lo == hi:
+            continue
+        s0, s1 = max(r0 - 1, 0), min(r0 + step + 1, h)  # one row of halo on each side
+        slab = np.asarray(image[s0:s1], dtype=np.float64)
+        local = idx[order[lo:hi]] - s0 * w
+        mean = uniform_filter(slab, size=(3, 3, 1), mode="nearest").reshape(-1, 3)[local]
+        for k, (i, j) in enumerate(_PAIRS):
+            cov[order[lo:hi], k] = (uniform_filter(slab[..., i] * slab[..., j], size=3, mode="nearest")
+                                    .reshape(-1)[local] - mean[:, i] * mean[:, j])
+        mu[order[lo:hi]] = mean
     cov[:, [0, 3, 5]] += reg
-    if idx is None:
-        return mean, cov
-    return mean[idx], cov[idx]
+    return mu, cov
 
 
 def _det(c):
@@ -74,7 +89,7 @@ class KnownPatches:
     """The 3x3-patch Gaussians of one side's known pixels, searchable by mean colour."""
 
     def __init__(self, mu: np.ndarray, cov: np.ndarray, mask: np.ndarray):
-        """mu, cov: every pixel's patch Gaussian (patch_gaussians); mask: the side's pixels."""
+        """mu, cov: patch Gaussians (patch_gaussians); mask: which of them are the side's."""
         idx = np.flatnonzero(mask)
         self.mu, self.cov = mu[idx], cov[idx]
         if idx.size:
@@ -144,13 +159,17 @@ def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray | None = N
     unknown = trimap == 128
     if not unknown.any():
         return out
-    near_region = near_unknown(unknown, band)
-    mu_all, cov_all = patch_gaussians(image, None, reg)
-    known = {v: KnownPatches(mu_all, cov_all, (trimap == v) & near_region) for v in (255, 0)}
+    # only the unknown pixels and the known ones within ``band`` of them need a patch Gaussian
+    need = np.flatnonzero(unknown | near_unknown(unknown, band))
+    mu_n, cov_n = patch_gaussians(image, need, reg)
+    label = trimap.reshape(-1)[need]
+    known = {v: KnownPatches(mu_n, cov_n, label == v) for v in (255, 0)}
     may = {255: may_be_fg, 0: may_be_bg}
     for own, other in ((255, 0), (0, 255)):
-        idx = np.flatnonzero(unknown if may[own] is None else unknown & may[own])
-        mu, cov = mu_all[idx], cov_all[idx]
+        sel = label == 128
+        if may[own] is not None:
+            sel &= may[own].reshape(-1)[need]
+        idx, mu, cov = need[sel], mu_n[sel], cov_n[sel]
         # own side first (min D_own < near); the other side only for the pixels that pass it
         close = known[own].min_distance(mu, cov, k) < near
         idx, mu, cov = idx[close], mu[close], cov[close]
