@@ -12,7 +12,8 @@ in the top quarter of the object's box, their largest connected component; the p
 that component's box widened by 15 % of its size each way (a brush blob, not a trace of the
 hairs).  The default trimap is the smart band of the simulated rough selection
 (bench/rough_selection.py) for each seed.  Prints whole-image SAD and SAD inside the painted
-region (/ 1000), before and after.
+region (/ 1000), before and after, and the box's error split into haze on background (GT 0),
+lost opacity (GT 255) and the hair itself (GT between).
 """
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ def region_sad(alpha: np.ndarray, gt: np.ndarray) -> float:
     return float(np.abs(np.round(np.clip(alpha, 0, 1) * 255) - gt.astype(np.float64)).sum() / 255 / 1000)
 
 
+def split_in_box(alpha: np.ndarray, gt: np.ndarray) -> str:
+    """Where the box's error is: haze on background (GT 0), lost opacity (GT 255), the hair (between)."""
+    e = np.abs(np.round(np.clip(alpha, 0, 1) * 255) - gt.astype(np.float64)) / 255 / 1000
+    return (f"background {e[gt == 0].sum():.2f} / opaque {e[gt == 255].sum():.2f} / "
+            f"hair {e[(gt > 0) & (gt < 255)].sum():.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=default_data_dir())
@@ -78,6 +86,8 @@ def main(argv=None) -> int:
               f"in the painted box {region_sad(before[box], smp.gt[box]):.2f} -> "
               f"{region_sad(after[box], smp.gt[box]):.2f}; foreground in the box before "
               f"{np.mean(tri[box] == 255) * 100:.0f} %")
+        print(f"    in the box, before: {split_in_box(before[box], smp.gt[box])}; "
+              f"after: {split_in_box(after[box], smp.gt[box])}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
