@@ -17,6 +17,11 @@ Here the band follows the image:
    label, so, as in GrabCut, the samples are relabelled by their posterior p = P(foreground |
    colour, place) and the models re-estimated (``rounds``): background seen through holes in the
    selection stops counting as foreground, strands outside it stop counting as background.
+   Outside samples just beyond the lasso's band (where untraced hair lives) fade in over
+   ``ramp_out * s``, so they do not teach the background model the hair's colours.  The final
+   posterior takes the selection as a prior whose trust grows with the distance d from its edge
+   (prior odds exp(d / trust_in) inside, exp(-d / trust_out) outside): a hole deep inside or a
+   foreground-coloured thing far outside needs stronger colour evidence than one at the edge.
 4. Labels.  Inside the selection: foreground where p is high, a background candidate (a hole)
    where p is low, unknown between.  Outside: background where p is low; foreground-like pixels
    (hair the lasso did not trace) become unknown, never definite foreground.  A band of
@@ -51,13 +56,16 @@ BINS = 16            # colour histogram bins per channel
 @dataclass(frozen=True)
 class Params:
     """Every length is a fraction of the object scale s (sqrt of the selected area)."""
-    base: float = 0.012        # always-unknown half-band around the lasso
+    base: float = 0.02         # always-unknown half-band around the lasso (its hand's precision)
     base_min: float = 3.0      # ... at least this many working pixels
     reach: float = AUTO_BAND_REACH  # examined zone each side of the edge (the plug-in reads that far)
     cell: float = 0.1          # colour-model grid cell
     cell_sigma: float = 1.0    # spatial smoothing of the colour models, in cells
     colour_sigma: float = 0.7  # colour smoothing of the colour models, in bins
     rounds: int = 3            # relabelling rounds
+    ramp_out: float = 0.05     # outside samples count fully only this far beyond the band
+    trust_in: float = 0.3      # the selection's prior: P(inside is foreground) = logistic(d / trust_in)
+    trust_out: float = 0.06    # ... and P(outside is background) = logistic(d / trust_out)
     relabel_in: float = 0.25   # inside samples count as foreground while p >= this
     relabel_out: float = 0.6   # outside samples count as foreground once p >= this
     fg_in: float = 0.45        # inside: foreground candidate when p >= this
@@ -240,13 +248,16 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     bins = _colour_bins(img[ys, xs])
     model = _LocalColourModel(inside.shape, p.cell * sw)
 
-    # samples: the zone minus the lasso's own uncertainty band; labels start as the selection
-    sample = zdist > base
+    # samples: the zone minus the lasso's own uncertainty band; labels start as the selection.
+    # Just outside the band the untraced hair lives: those samples fade in over ramp_out, so
+    # they do not teach the background model the hair's colours
+    ramp = np.where(zin, 0.0, p.ramp_out * sw)
+    sample = np.clip((zdist - base) / np.maximum(ramp, 1e-6), 0.0, 1.0).astype(np.float32)
     label = zin.astype(np.float32)                 # 1 = foreground
     prob = label
     for _ in range(max(1, p.rounds)):
-        wf = np.where(sample, label, 0.0).astype(np.float32)
-        wb = np.where(sample, 1.0 - label, 0.0).astype(np.float32)
+        wf = sample * label
+        wb = sample * (1.0 - label)
         mf = model.fit(ys, xs, bins, wf, p.cell_sigma, p.colour_sigma)
         mb = model.fit(ys, xs, bins, wb, p.cell_sigma, p.colour_sigma)
         nf, df = model.lookup(mf, ys, xs, bins)
@@ -259,6 +270,12 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
         # relabel the samples by their posterior, with the selection as a prior
         label = np.where(zin, prob >= p.relabel_in, prob >= p.relabel_out).astype(np.float32)
 
+    # the selection as a prior whose trust grows with the distance from its edge: a hole deep
+    # inside or a foreground-coloured thing far outside needs stronger colour evidence than one
+    # at the edge (outside trust grows faster: far clutter is commoner than long strands)
+    length = np.where(zin, p.trust_in, p.trust_out) * sw
+    prior_odds = np.exp(np.clip(np.where(zin, zdist, -zdist) / length, -30.0, 30.0)).astype(np.float32)
+    prob = lf * prior_odds / (lf * prior_odds + lb)
     h, w = inside.shape
     P = np.where(inside, 1.0, 0.0).astype(np.float32)
     P[ys, xs] = prob
