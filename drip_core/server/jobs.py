@@ -66,6 +66,7 @@ class DeviceWorker:
         self.log_file = log_file
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.running: Job | None = None
+        limit_heap_arenas()  # before the worker thread and the engines' threads exist
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"drip-{name}")
         self.jobs_done = 0
 
@@ -243,22 +244,43 @@ def _injected_fault(spec: dict) -> None:
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
 
 
-_malloc_trim = None
+_GLIBC = None
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+HEAP_ARENAS = 1
+
+
+def _glibc():
+    """glibc through ctypes, or False (another C library, another OS)."""
+    global _GLIBC
+    if _GLIBC is None:
+        _GLIBC = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                libc = ctypes.CDLL("libc.so.6")
+                libc.malloc_trim, libc.mallopt  # noqa: B018 - both must exist (musl has neither)
+                _GLIBC = libc
+            except (OSError, AttributeError):
+                pass
+    return _GLIBC
+
+
+def limit_heap_arenas() -> None:
+    """One malloc arena for the whole server. The engines' k-d searches and tiles run on
+    short-lived threads; glibc gives threads arenas of their own (up to 8 per core), and what
+    a job freed in those stayed resident after trim_heap: +60 MB after one 900 x 900 job in
+    the reliability test (2 arenas: the same). Large arrays are mmapped anyway, so sharing
+    one arena costs the threads little."""
+    libc = _glibc()
+    if libc:
+        libc.mallopt(M_ARENA_MAX, HEAP_ARENAS)
 
 
 def trim_heap() -> None:
     """Return freed heap memory to the OS (glibc's malloc_trim; a no-op elsewhere)."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        _malloc_trim = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-            except (OSError, AttributeError):
-                pass
-    if _malloc_trim:
-        _malloc_trim(0)
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)
 
 
 def _free_accelerator_memory() -> None:

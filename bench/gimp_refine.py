@@ -1,0 +1,68 @@
+"""The refine loop on a 27-megapixel layer in real GIMP: the first run from a trimap channel,
+then brush edits (discs of radius 50 px painted grey, white and black across the band) each
+followed by a rerun, then a rerun with nothing changed. Times are the plug-in's whole run as
+GIMP's script sees it (read the layer, digest, send, server, write the layers back).
+
+The case is bench/refine_rerun.py's (GT05 from ../shared upscaled to 6000 x 4500, trimap =
+ground truth > 0.5 eroded / dilated by 30 px). GIMP runs under Xvfb in the chroot built by
+tests/gimp/build_roots.sh (as root); the server is a real drip-server process on the host.
+
+    PYTHONPATH=. .venv/bin/python bench/gimp_refine.py [--version 3.2] [--width 6000 --height 4500]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "gimp"))
+import harness  # noqa: E402
+
+from bench.refine_rerun import RADIUS, edit_centre, large_case  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", default="3.2", choices=sorted(harness.VERSIONS))
+    ap.add_argument("--width", type=int, default=6000)
+    ap.add_argument("--height", type=int, default=4500)
+    args = ap.parse_args(argv)
+    reason = harness.gui_skip_reason(args.version)
+    if reason:
+        raise SystemExit(f"cannot run GIMP {args.version}: {reason}")
+    image, trimap, _ = large_case(args.width, args.height)
+    y, x = edit_centre(trimap)
+    edits = [{"what": f"{name} disc, rerun", "y": y, "x": x + dx, "radius": RADIUS, "value": value}
+             for name, value, dx in (("grey", 128, 0), ("white", 255, 4 * RADIUS), ("black", 0, -4 * RADIUS))]
+    with tempfile.TemporaryDirectory() as tmp:
+        photo, tri = Path(tmp) / "photo.png", Path(tmp) / "trimap.png"
+        Image.fromarray(image).save(photo, compress_level=1)
+        Image.fromarray(trimap).save(tri, compress_level=1)
+        res = harness.gui_session(args.version, {"edits": edits}, server_args=["--engine", "classical"],
+                                  script="gimp_refine_bench.py", files={"photo": str(photo), "trimap": str(tri)},
+                                  timeout=900)
+    if "exception" in res or not res.get("runs"):
+        raise SystemExit(f"GIMP {args.version} failed: {res.get('exception') or res['_output'][-3000:]}")
+    log = (Path(res["_out"]).parent / "server.log").read_text()
+    print(f"GIMP {res['gimp_version']}, layer {res['size'][0]} x {res['size'][1]} "
+          f"(loading it into GIMP: {res['load_seconds']} s)")
+    for run in res["runs"]:
+        print(f"  {run['what']:<22} {run['status']:<8} {run['seconds']:7.2f} s"
+              + (f"  {run['message']}" if run.get("message") else ""))
+    accepted = [line.split("accepted: ", 1)[1] for line in log.splitlines() if " accepted: " in line]
+    done = [line.split("done: ", 1)[1] for line in log.splitlines() if " done: " in line]
+    print("server log, per job:")
+    for a, d in zip(accepted, done):
+        print(f"  {a.strip()}  ->  {d.strip()}")
+    print(json.dumps({"runs": res["runs"], "log_done": done}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+# Runs INSIDE a real GIMP 3 (under Xvfb, in the chroot), as a python-fu-eval batch, for
+# bench/gimp_refine.py: the photographer's refine loop on a large layer, timed in GIMP.
+# The trimap is the layer's "Drip trimap" channel (from P["trimap"]); run 1 mattes from it,
+# then for each edit in P["edits"] a disc is painted on the channel (as a brush would) and the
+# plug-in reruns from the channel. Each run's wall time is what the person waits for.
+import json
+import os
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
+OUT = P["out_dir"]
+RESULTS = {"gimp_version": Gimp.version(), "runs": []}
+
+
+def save():
+    with open(os.path.join(OUT, "gui_results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=1)
+
+
+def run_plugin(img, layer):
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-drip-matting")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    try:
+        cfg.set_core_object_array("drawables", [layer])
+    except (AttributeError, TypeError):
+        cfg.set_property("drawables", [layer])
+    cfg.set_property("trimap-source", "trimap-channel")
+    cfg.set_property("engine", "classical")
+    t0 = time.monotonic()
+    res = proc.run(cfg)
+    seconds = time.monotonic() - t0
+    status = res.index(0)
+    return {"status": status.value_nick, "seconds": round(seconds, 3),
+            "message": res.index(1) if status != Gimp.PDBStatusType.SUCCESS and res.length() > 1 else None}
+
+
+def paint_disc(channel, cy, cx, radius, value):
+    """Pixels within ``radius`` of (cy, cx) set to ``value`` on the channel, like a hard brush."""
+    x0, y0 = cx - radius, cy - radius
+    size = 2 * radius + 1
+    rect = Gegl.Rectangle.new(x0, y0, size, size)
+    buf = channel.get_buffer()
+    data = bytearray(buf.get(rect, 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
+    for y in range(size):
+        for x in range(size):
+            if (y - radius) ** 2 + (x - radius) ** 2 <= radius * radius:
+                data[y * size + x] = value
+    buf.set(rect, "Y' u8", bytes(data))
+    buf.flush()
+    channel.update(x0, y0, size, size)
+
+
+def main():
+    t0 = time.monotonic()
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
+    layer = img.get_layers()[0]
+    w, h = layer.get_width(), layer.get_height()
+    tri = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, img, Gio.File.new_for_path(P["trimap"]))
+    img.insert_layer(tri, None, 0)
+    data = bytes(tri.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
+    img.remove_layer(tri)
+    channel = Gimp.Channel.new(img, f"Drip trimap: {layer.get_name()}", w, h, 50.0, Gegl.Color.new("magenta"))
+    img.insert_channel(channel, None, 0)
+    buf = channel.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y' u8", data)
+    buf.flush()
+    img.clean_all()
+    RESULTS["load_seconds"] = round(time.monotonic() - t0, 1)
+    RESULTS["size"] = [w, h]
+    RESULTS["runs"].append({"what": "first run", **run_plugin(img, layer)})
+    save()
+    for edit in P["edits"]:
+        channel = next(c for c in img.get_channels() if c.get_name().startswith("Drip trimap"))
+        paint_disc(channel, edit["y"], edit["x"], edit["radius"], edit["value"])
+        RESULTS["runs"].append({"what": edit["what"], **run_plugin(img, layer)})
+        save()
+    RESULTS["runs"].append({"what": "unchanged trimap", **run_plugin(img, layer)})
+
+
+try:
+    main()
+except Exception:
+    RESULTS["exception"] = traceback.format_exc()
+save()
