@@ -38,8 +38,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"cannot run GIMP {args.version}: {reason}")
     image, trimap, _ = large_case(args.width, args.height)
     y, x = edit_centre(trimap)
-    edits = [{"what": f"{name} disc, rerun", "y": y, "x": x + dx, "radius": RADIUS, "value": value}
-             for name, value, dx in (("grey", 128, 0), ("white", 255, 4 * RADIUS), ("black", 0, -4 * RADIUS))]
+    # one after the other on the same spot across the band, as bench/refine_rerun.py does
+    edits = [{"what": f"{name} disc, rerun", "y": y, "x": x, "radius": RADIUS, "value": value}
+             for name, value in (("grey", 128), ("white", 255), ("black", 0))]
     with tempfile.TemporaryDirectory() as tmp:
         photo, tri = Path(tmp) / "photo.png", Path(tmp) / "trimap.png"
         Image.fromarray(image).save(photo, compress_level=1)
@@ -60,6 +61,17 @@ def main(argv=None) -> int:
     print("server log, per job:")
     for a, d in zip(accepted, done):
         print(f"  {a.strip()}  ->  {d.strip()}")
+    # where a rerun's time goes, from the plug-in's own progress lines (DRIP_MATTING_DEBUG_PROGRESS)
+    marks = [line.split("progress: ", 1)[1].split(" ", 2) for line in res["_output"].splitlines()
+             if "drip-matting progress: " in line]
+    print("plug-in stages of the last run (seconds since its start):")
+    starts = [i for i, m in enumerate(marks) if m[2].startswith("Drip Matting: reading the layer")]
+    if starts:
+        last = marks[starts[-1]:]
+        t0 = float(last[0][0])
+        for t, _, text in last:
+            if not text.startswith("Drip Matting: alpha") and "step " not in text:
+                print(f"  {float(t) - t0:6.2f}  {text}")
     print(json.dumps({"runs": res["runs"], "log_done": done}))
     return 0
 

@@ -79,7 +79,8 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True) -> dict:
+    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True,
+                held_result: str | None = None) -> dict:
         """Send one job and wait for its result.
 
         ``progress(fraction, stage, message)`` is called for every heartbeat; if it returns
@@ -92,6 +93,11 @@ class Connection:
         restarted server) the job is sent again with its pixels. ``image_sent`` says which.
         The connection keeps the last such result, so that a rerun on the same image receives
         only the rectangle the server re-solved.
+
+        ``held_result``: the id of a previous result on this image that the caller keeps itself
+        (a GIMP plug-in: in its layers). The server may then answer with only the rectangle it
+        re-solved: the returned buffers are that rectangle's, and "patch" is [x, y, w, h] (empty
+        when nothing changed); without a patch they are the whole result, as usual.
         """
         job = dict(job, type="job", image_cached=False)
         job.pop("image_digest", None)
@@ -106,25 +112,30 @@ class Connection:
         base = self._held if self._held is not None and self._held[:2] == (digest, kind) else None
         self._held = None
         cached = dict(job, image_digest=digest, image_cached=True)
-        if base is not None:
+        if held_result is not None:
+            cached["base_result"] = held_result
+            base = None
+        elif base is not None:
             cached["base_result"] = base[2]
         try:
             self.image_sent = False
-            out = self._exchange(cached, [mask], checked, progress, base[3] if base else None)
+            out = self._exchange(cached, [mask], checked, progress, base[3] if base else None,
+                                 patch_alone=held_result is not None)
         except ProtocolError as exc:
             if exc.code != "image_not_cached":
                 raise
             self.image_sent = True
             out = self._exchange(job, [image, mask], checked, progress)
         result_id = out["header"].get("result_id")
-        if isinstance(result_id, str):
+        if isinstance(result_id, str) and "patch" not in out:
             self._held = (digest, kind, result_id, out["payload"])
         return out
 
-    def _exchange(self, job: dict, payload: list, checked: dict, progress, base=None) -> dict:
+    def _exchange(self, job: dict, payload: list, checked: dict, progress, base=None, patch_alone=False) -> dict:
         """Send the job frame, follow its progress, return its result (or raise its error).
 
-        ``base``: the payload of the result ``job['base_result']`` names, which a patch updates."""
+        ``base``: the payload of the result ``job['base_result']`` names, which a patch updates;
+        ``patch_alone``: the caller holds that result itself, a patch is returned as it came."""
         send_frame(self.sock, job, payload)
         sizes = result_sizes(checked)
         total = sum(sizes)
@@ -140,6 +151,16 @@ class Connection:
                     pos = int(_number(header.get("position"), 0, 1 << 30))
                     progress(0.0, "queued", f"waiting for {pos} job(s) ahead" if pos else "starting")
             elif kind == "result":
+                if "patch" in header and patch_alone:
+                    rect = check_patch(header["patch"], checked["width"], checked["height"])
+                    sizes = result_sizes(checked, rect)
+                    if len(payload) != sum(sizes):
+                        raise ProtocolError("bad_frame", "result patch payload has the wrong size")
+                    view = memoryview(payload)
+                    return {"header": header, "foreground": view[:sizes[0]],
+                            "alpha": view[sizes[0]:sizes[0] + sizes[1]],
+                            "trimap": view[sizes[0] + sizes[1]:] if checked["want_trimap"] else None,
+                            "payload": payload, "patch": rect}
                 if "patch" in header:
                     if base is None:
                         raise ProtocolError("bad_frame", "a result patch for a job that holds no previous result")

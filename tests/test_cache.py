@@ -200,3 +200,37 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     # (not all of it: the full solve's K-to-U flow and trimming search the whole region)
     moved = np.abs(before - full)[box].mean()
     assert diff[box].mean() <= 0.5 * moved, (diff[box].mean(), moved)
+
+
+def test_a_new_connection_holding_the_result_itself_gets_only_the_patch(server):
+    """What the GIMP plug-in does (a new process per run, the result kept in its layers): it
+    names the result its layers hold, and gets back only the re-solved rectangle; an unchanged
+    rerun gets an empty patch; a stale id gets the whole result."""
+    image, tri = small_case()
+    h, w = tri.shape
+    job = {"id": "first", "width": w, "height": h, "image_format": "rgb8", "trimap_source": "trimap",
+           "engine": "classical", "want_trimap": True}
+    edited = tri.copy()
+    ys, xs = np.nonzero(tri == 128)
+    cy, cx = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    edited[cy - 10:cy + 10, cx - 10:cx + 10] = 255
+    with connect(str(server.discovery), spawn=False) as c:
+        first = c.connection.run_job(job, image.tobytes(), tri.tobytes())
+    held = first["header"]["result_id"]
+    with connect(str(server.discovery), spawn=False) as c:   # a new process: holds nothing itself
+        rerun = c.connection.run_job(dict(job, id="rerun"), image.tobytes(), edited.tobytes(), held_result=held)
+    assert rerun["header"]["rerun"] == "local" and not rerun["header"]["image_sent"]
+    x, y, pw, ph = rerun["patch"]
+    assert 0 < pw * ph < w * h / 2
+    assert len(rerun["alpha"]) == pw * ph and len(rerun["foreground"]) == 3 * pw * ph
+    with connect(str(server.discovery), spawn=False) as c:   # the whole result of the same job, for comparison
+        whole = c.connection.run_job(dict(job, id="whole"), image.tobytes(), edited.tobytes())
+    alpha = np.frombuffer(whole["alpha"], np.uint8).reshape(h, w)
+    assert np.array_equal(np.frombuffer(rerun["alpha"], np.uint8).reshape(ph, pw), alpha[y:y + ph, x:x + pw])
+    assert np.array_equal(np.frombuffer(rerun["trimap"], np.uint8).reshape(ph, pw), edited[y:y + ph, x:x + pw])
+    with connect(str(server.discovery), spawn=False) as c:
+        same = c.connection.run_job(dict(job, id="same"), image.tobytes(), edited.tobytes(),
+                                    held_result=whole["header"]["result_id"])
+        stale = c.connection.run_job(dict(job, id="stale"), image.tobytes(), edited.tobytes(), held_result=held)
+    assert same["header"]["rerun"] == "unchanged" and same["patch"][2] * same["patch"][3] == 0
+    assert "patch" not in stale and len(stale["alpha"]) == w * h

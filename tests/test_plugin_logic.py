@@ -418,3 +418,11 @@ def test_the_dialogs_keyboard_shortcuts_are_unique():
     gimp_buttons = ["_Help", "_Reset", "_Cancel", "_OK", "_Load Saved Settings", "_Save Settings"]
     keys = [re.search(r"_(\w)", label).group(1).lower() for label in labels + gimp_buttons]
     assert len(keys) == len(set(keys)), sorted(zip(keys, labels + gimp_buttons))
+
+
+def test_result_parasite_round_trip():
+    data = logic.result_parasite_data("0123abcd", (10, 20, 300, 400))
+    assert logic.parse_result_parasite(data) == ("0123abcd", (10, 20, 300, 400))
+    assert logic.parse_result_parasite(list(data)) == ("0123abcd", (10, 20, 300, 400))  # GIMP gives a list of ints
+    for bad in (b"", b"id 1 2 3", b"id 1 2 3 x", b"\xff\xfe", None):
+        assert logic.parse_result_parasite(bad) is None

@@ -139,11 +139,11 @@ class DeviceWorker:
                 payload = [to_bytes(np.ascontiguousarray(foreground[changed])),
                            to_bytes(np.ascontiguousarray(alpha[changed]))]
                 if spec["want_trimap"]:
-                    payload.append(memoryview(np.ascontiguousarray(trimap[changed])).cast("B"))
+                    payload.append(to_bytes(trimap[changed]))
             else:
                 payload = [to_bytes(foreground), to_bytes(alpha)]
                 if spec["want_trimap"]:
-                    payload.append(memoryview(trimap).cast("B"))
+                    payload.append(to_bytes(trimap))
             seconds = time.perf_counter() - started
             log.info("job %s done: %dx%d, %s, %s run, image %s, %.2f s", job.id, spec["width"], spec["height"], note,
                      how, "from the cache" if job.cached is not None else "sent", seconds)

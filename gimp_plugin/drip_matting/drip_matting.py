@@ -12,6 +12,7 @@ by the installer). See docs/gimp.md.
 """
 import os
 import sys
+import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,6 +141,66 @@ def find_result_layer(image, layer, name):
     return None
 
 
+def result_held(item):
+    """(result id, rect) of the server result a Drip layer holds, or None."""
+    try:
+        parasite = item.get_parasite(logic.RESULT_PARASITE)
+    except Exception:  # noqa: BLE001 - bindings differ; treat as none
+        return None
+    return logic.parse_result_parasite(parasite.get_data()) if parasite is not None else None
+
+
+def mark_result(item, result_id, rect):
+    """Tag a Drip layer with the result it now holds (or untag it: the server named none)."""
+    try:
+        item.detach_parasite(logic.RESULT_PARASITE)
+    except Exception:  # noqa: BLE001 - it had none
+        pass
+    if isinstance(result_id, str) and result_id:
+        item.attach_parasite(Gimp.Parasite.new(logic.RESULT_PARASITE, Gimp.PARASITE_PERSISTENT,
+                                               list(logic.result_parasite_data(result_id, rect))))
+
+
+def output_layers(outputs):
+    return [name for out, name in (("foreground", logic.FG_LAYER), ("alpha", logic.ALPHA_LAYER)) if out in outputs]
+
+
+def held_result_id(image, layer, outputs, roi_img):
+    """The server result this source's Drip layers hold whole, for exactly this region: a rerun
+    names it and gets back only what changed. None when any output needs the whole result (a
+    selection) or a layer was moved, resized or made by another result."""
+    if "selection" in outputs:
+        return None
+    ids = set()
+    for name in output_layers(outputs):
+        old = find_result_layer(image, layer, name)
+        if old is None:
+            return None
+        ok, lx, ly = old.get_offsets()
+        held = result_held(old)
+        if held is None or held[1] != tuple(roi_img) or (lx, ly, old.get_width(), old.get_height()) != tuple(roi_img):
+            return None
+        ids.add(held[0])
+    return ids.pop() if len(ids) == 1 else None
+
+
+def put_patch(image, source, name, rect, roi_img, fmt, data, mask_fmt=None, mask_data=None):
+    """Rewrite only ``rect`` (layer coordinates) of the existing layer ``name``, undoably: the
+    shadow buffer's merge is limited to the selection, so the rectangle is selected first."""
+    layer = find_result_layer(image, source, name)
+    x, y, w, h = rect
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, roi_img[0] + x, roi_img[1] + y, w, h)
+    write(layer.get_shadow_buffer(), rect, fmt, data)
+    layer.merge_shadow(True)
+    layer.update(x, y, w, h)
+    if mask_data is not None:
+        m = layer.get_mask()
+        write(m.get_shadow_buffer(), rect, native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data)
+        m.merge_shadow(True)
+        m.update(x, y, w, h)
+    return layer
+
+
 def find_trimap(image, layer):
     """This source layer's own trimap channel (or the single-image one of older versions)."""
     channels = list(image.get_channels())
@@ -189,7 +250,8 @@ def progress(fraction=None, text=None):
             _progress_broken.append(exc)
             print(f"drip-matting: progress display failed ({exc.__class__.__name__}: {exc})", file=sys.stderr)
     if os.environ.get("DRIP_MATTING_DEBUG_PROGRESS") and text is not None:
-        print(f"drip-matting progress: {fraction if fraction is not None else '-'} {text}", file=sys.stderr)
+        print(f"drip-matting progress: {time.monotonic():.3f} {fraction if fraction is not None else '-'} {text}",
+              file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------
@@ -356,8 +418,12 @@ def matte(image, layer, s, config):
 
         # only the mask travels when the server still holds these pixels (protocol 3: Connection.run_job)
         progress(0.05, f"Drip Matting: sending the {w}x{h} job")
+        # (a patch cannot update a trimap channel the plug-in would write whole: only reruns from
+        # the painted channel, or without a kept trimap, take one)
+        held = held_result_id(image, layer, s.outputs, logic.offset_rect(roi, ox, oy)) \
+            if s.trimap_source == "trimap-channel" or not s.keep_trimap else None
         try:
-            result = conn.run_job(job, pixels, mask, on_progress)
+            result = conn.run_job(job, pixels, mask, on_progress, held_result=held)
         except ProtocolError as exc:
             if exc.code == "cancelled" and not alive(image, layer):
                 raise image_gone() from None
@@ -378,6 +444,7 @@ def matte(image, layer, s, config):
     update = True
     fg_type, grey_type = layer_types(image, layer.has_alpha())
     roi_img = logic.offset_rect(roi, ox, oy)
+    patch = result.get("patch")  # only the rectangle the server re-solved: the layers hold the rest
     image.undo_group_start()
     saved_selection = None
     try:
@@ -386,17 +453,35 @@ def matte(image, layer, s, config):
             # pixels: lift the selection for the update and put it back afterwards.
             saved_selection = Gimp.Selection.save(image)
             Gimp.Selection.none(image)
-        if "foreground" in s.outputs:
-            if layer_alpha is not None:
-                # The layer's own transparency is not part of the matte: keep it on the result.
-                data = logic.merge_alpha(fg, layer_alpha, w, h, prec["typecode"])
-                fmt = prec["rgba"]
-            else:
+        written = []
+        if patch is not None:
+            pw, ph = patch[2], patch[3]
+            if pw and ph and "foreground" in s.outputs:
                 data, fmt = fg, prec["rgb"]
-            put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
-                      mask_fmt=prec["mask"], mask_data=alpha)
-        if "alpha" in s.outputs:
-            put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"], alpha, update)
+                if layer_alpha is not None:
+                    bpp = len(layer_alpha) // (w * h)
+                    data = logic.merge_alpha(fg, logic.crop_rect(layer_alpha, w, patch, bpp), pw, ph, prec["typecode"])
+                    fmt = prec["rgba"]
+                put_patch(image, layer, logic.FG_LAYER, patch, roi_img, fmt, data, prec["mask"], alpha)
+            if pw and ph and "alpha" in s.outputs:
+                put_patch(image, layer, logic.ALPHA_LAYER, patch, roi_img, prec["grey"], alpha)
+            Gimp.Selection.none(image)
+            written = [find_result_layer(image, layer, name) for name in output_layers(s.outputs)]
+        else:
+            if "foreground" in s.outputs:
+                if layer_alpha is not None:
+                    # The layer's own transparency is not part of the matte: keep it on the result.
+                    data = logic.merge_alpha(fg, layer_alpha, w, h, prec["typecode"])
+                    fmt = prec["rgba"]
+                else:
+                    data, fmt = fg, prec["rgb"]
+                written.append(put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
+                                         mask_fmt=prec["mask"], mask_data=alpha))
+            if "alpha" in s.outputs:
+                written.append(put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"],
+                                         alpha, update))
+        for item in written:
+            mark_result(item, result["header"].get("result_id"), roi_img)
         if "selection" in s.outputs:
             alpha_to_selection(image, alpha, roi_img, prec)
         if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":

@@ -84,6 +84,26 @@ def parse_source_parasite(data) -> int | None:
     return value if value > 0 else None
 
 
+# The result a Drip layer holds: the server's result id and the layer's rectangle (image
+# coordinates). A rerun names it, and the server then sends only the rectangle it re-solved.
+RESULT_PARASITE = "drip-matting-result"
+
+
+def result_parasite_data(result_id: str, rect) -> bytes:
+    return " ".join([result_id, *(str(int(v)) for v in rect)]).encode("ascii")
+
+
+def parse_result_parasite(data):
+    """(result id, (x, y, w, h)) from a parasite's bytes, or None if they are not ours."""
+    try:
+        parts = bytes(data).decode("ascii").split()
+        if len(parts) != 5 or not parts[0]:
+            return None
+        return parts[0], tuple(int(v) for v in parts[1:])
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def drip_model_configured(environ=None) -> bool:
     """Whether the server's config names a DRIP model (the dialog says when none is installed).
     Reads what drip_core.config reads: DRIP_MATTING_MODEL, else the config file's drip_model."""

@@ -492,7 +492,7 @@ def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 
            "DRIP_MATTING_SERVER_FILE": f"{W}/server.json", "DISP": str(100 + os.getpid() % 800 + (2 if version == "3.2" else 0)),
            "GIMP_GUI": VERSIONS[version]["gui"], "SCRIPT": f"{W}/gimp_gui.py",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-           "NO_AT_BRIDGE": "1", "GTK_A11Y": "none"}
+           "NO_AT_BRIDGE": "1", "GTK_A11Y": "none", "DRIP_MATTING_DEBUG_PROGRESS": "1"}
     cmd = ["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
            "sh", f"{W}/runner.sh"]
     t0 = time.monotonic()
