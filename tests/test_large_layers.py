@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from drip_core.engines import foreground as fgm
-from drip_core.engines import tiling
+from drip_core.engines import tiling, trimming
 from drip_core.engines.closed_form import closed_form_alpha
 from drip_core.engines.foreground import PixelPrior, estimate_foreground
 from drip_core.engines.registry import get_engine
@@ -112,17 +112,20 @@ def test_tiled_solve_is_close_to_the_whole_crop_solve(monkeypatch):
     whole = engine.matte(s.image, s.trimap)
     monkeypatch.setattr(tiling, "TILED_ABOVE", 0)
     monkeypatch.setattr(tiling, "TILE", 384)  # 4 tiles on this 800 x 552 photo
-    calls = []
-    real = tiling.solve_tiled
+    calls, trims = [], []
+    real, real_trim = tiling.solve_tiled, trimming.trim
     monkeypatch.setattr("drip_core.engines.classical.solve_tiled",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr("drip_core.engines.classical.trim",
+                        lambda image, *a, **k: trims.append(image.shape) or real_trim(image, *a, **k))
+    monkeypatch.setattr(trimming, "trim", lambda *a, **k: pytest.fail("a tile trimmed on its own"))
     tiled = engine.matte(s.image, s.trimap)
     assert calls
+    assert len(trims) == 1  # one trimming, of the whole crop
     to8 = lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)  # noqa: E731
     sad_whole, sad_tiled = sad(to8(whole.alpha), s.gt, s.trimap), sad(to8(tiled.alpha), s.gt, s.trimap)
-    # measured 0.85 against 0.59: tiles cost some quality (each tile's trimming sees only its own
-    # known patches; without trimming 0.94 against 0.90), which is why only crops > 6 MP are tiled
-    assert sad_tiled <= sad_whole * 1.5 + 0.1
+    # measured 0.58 against 0.58 (0.85 when each tile trimmed with only its own known patches)
+    assert sad_tiled <= sad_whole * 1.1 + 0.02
     unknown = s.trimap == 128
     assert np.abs(tiled.alpha - whole.alpha)[unknown].mean() < 0.02  # measured 0.012
     assert np.abs(tiled.foreground - whole.foreground)[unknown].mean() < 0.03  # measured 0.013

@@ -39,10 +39,14 @@ class AlphaPriors:
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
                  agree_within: float = AGREE, transparent: bool | None = None,
-                 spatial: float = information_flow.SPATIAL) -> AlphaPriors:
+                 spatial: float = information_flow.SPATIAL, flow: information_flow.Flow | None = None,
+                 trimmed: np.ndarray | None = None) -> AlphaPriors:
     """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
     the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
-    decision and the weight that gives its crop the whole region's scale (local_resolve.py)."""
+    decision and the weight that gives its crop the whole region's scale (local_resolve.py).
+    ``flow`` given: that K-to-U flow instead of computing it; ``trimmed`` given: the trimap as
+    trimming already left it (a tile of a large crop: the whole crop is trimmed at once, see
+    classical.py), not trimmed again."""
     out = AlphaPriors(trimap)
     if sigma <= 0 and not trim:
         return out
@@ -53,7 +57,8 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
         return out
-    flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
+    if flow is None:
+        flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
     t2 = time.perf_counter()
     out.seconds["flow"] = t2 - t1
     if flow is None:  # no known foreground or background near the unknown region
@@ -61,14 +66,10 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     out.flow = flow
     alpha_hat = np.clip(flow.alpha_hat, 0.0, 1.0)
     if trim:
-        # a trimming decision is kept only where the K-to-U estimate agrees with it: a decided
-        # pixel becomes a hard constraint, and a few wrong ones inside translucent hair pin
-        # the strands around them (GT08, Trimap1: SAD 11.4 -> 21.1 without this check, 13.3 with);
-        # the other pixels are not searched at all
-        may_be = [np.zeros(trimap.shape, bool) for _ in range(2)]
-        may_be[0].flat[flow.idx] = alpha_hat > 1.0 - agree_within
-        may_be[1].flat[flow.idx] = alpha_hat < agree_within
-        trimmed = trimming.trim(image, trimap, *may_be)
+        if trimmed is None:
+            may_be = [np.zeros(trimap.shape, bool) for _ in range(2)]
+            mark_agreeing(may_be, flow.idx, flow.alpha_hat, agree_within)
+            trimmed = trimming.trim(image, trimap, *may_be)
         out.trimmed = int(np.count_nonzero(trimmed != trimap))
         if out.trimmed:
             out.trimap = trimmed
@@ -79,6 +80,16 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
         out.weight.flat[flow.idx] = sigma * confidence(image, flow, tau)
         out.alpha.flat[flow.idx] = alpha_hat
     return out
+
+
+def mark_agreeing(may_be: list[np.ndarray], idx: np.ndarray, alpha_hat: np.ndarray, agree_within: float = AGREE):
+    """Sets ``may_be`` = [may become foreground, may become background] (bool H x W) at the flat
+    pixels ``idx`` from their K-to-U alpha_hat. A trimming decision is kept only where the K-to-U
+    estimate agrees with it: a decided pixel becomes a hard constraint, and a few wrong ones
+    inside translucent hair pin the strands around them (GT08, Trimap1: SAD 11.4 -> 21.1 without
+    this check, 13.3 with); the other pixels are not searched at all."""
+    may_be[0].flat[idx] = alpha_hat > 1.0 - agree_within
+    may_be[1].flat[idx] = alpha_hat < agree_within
 
 
 def confidence(image: np.ndarray, flow: information_flow.Flow, tau: float = TAU) -> np.ndarray:

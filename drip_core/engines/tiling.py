@@ -52,26 +52,21 @@ def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | Non
         margin *= 2
 
 
-def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel, workers: int | None = None):
-    """Runs ``solve(image_tile, trimap_tile, report, check_cancel) -> (alpha, foreground)`` on each
-    tile (a copy of the tile's image with its context; alpha float H x W, foreground H x W x 3)
-    and returns (flat indices, alpha values, foreground colours) of the crop's unknown pixels.
-    ``progress(fraction)`` and ``check_cancel()`` are called from this
-    thread only."""
-    unknown = trimap == 128
-    boxes = tile_boxes(unknown)
-    weights = [int(np.count_nonzero(unknown[b])) for b in boxes]
+def plan(trimap: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """(core, context box) of every tile with unknown pixels: the boxes every pass over the
+    tiles shares (a first pass's per-tile results stay valid in the next)."""
+    return [(core, context_box(trimap, core)) for core in tile_boxes(trimap == 128)]
+
+
+def run_tiles(weights: list[int], work, progress, check_cancel, workers: int | None = None) -> list:
+    """``work(i, report, cancelled)`` for every tile i, ``workers`` (WORKERS) at a time; returns
+    their results in order. ``progress(fraction)`` (tiles weighted by ``weights``) and
+    ``check_cancel()`` are called from this thread only."""
     total = float(sum(weights)) or 1.0
-    done = [0.0] * len(boxes)
+    done = [0.0] * len(weights)
     stop = threading.Event()
-    w = trimap.shape[1]
 
     def one(i):
-        core = boxes[i]
-        box = context_box(trimap, core)
-        tri = trimap[box]
-        img = np.array(image[box])  # its own copy: the foreground is written into it
-
         def report(f):
             done[i] = f
 
@@ -79,17 +74,13 @@ def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_ca
             if stop.is_set():
                 raise Cancelled()
 
-        alpha, fg = solve(img, tri, report, cancelled)
-        # the core's unknown pixels, in tile and in crop coordinates
-        oy, ox = core[0].start - box[0].start, core[1].start - box[1].start
-        ys, xs = np.nonzero(unknown[core])
+        out = work(i, report, cancelled)
         done[i] = 1.0
-        return ((ys + core[0].start) * w + xs + core[1].start, alpha[ys + oy, xs + ox].astype(np.float32),
-                fg[ys + oy, xs + ox].astype(np.float32))
+        return out
 
-    results = [None] * len(boxes)
+    results = [None] * len(weights)
     with ThreadPoolExecutor(max_workers=workers or WORKERS) as pool:
-        pending = {pool.submit(one, i): i for i in range(len(boxes))}
+        pending = {pool.submit(one, i): i for i in range(len(weights))}
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -102,6 +93,31 @@ def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_ca
             for f in pending:
                 f.cancel()
             raise
+    return results
+
+
+def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel, workers: int | None = None,
+                tiles: list | None = None):
+    """Runs ``solve(i, image_tile, trimap_tile, report, check_cancel) -> (alpha, foreground)`` on
+    each tile i of ``tiles`` (``plan(trimap)`` unless given; ``image_tile`` a copy of the tile's
+    image with its context: the foreground is written into it; alpha float H x W, foreground
+    H x W x 3) and returns (flat indices, alpha values, foreground colours) of the crop's
+    unknown pixels."""
+    unknown = trimap == 128
+    tiles = plan(trimap) if tiles is None else tiles
+    w = trimap.shape[1]
+
+    def one(i, report, cancelled):
+        core, box = tiles[i]
+        alpha, fg = solve(i, np.array(image[box]), trimap[box], report, cancelled)
+        # the core's unknown pixels, in tile and in crop coordinates
+        oy, ox = core[0].start - box[0].start, core[1].start - box[1].start
+        ys, xs = np.nonzero(unknown[core])
+        return ((ys + core[0].start) * w + xs + core[1].start, alpha[ys + oy, xs + ox].astype(np.float32),
+                fg[ys + oy, xs + ox].astype(np.float32))
+
+    weights = [int(np.count_nonzero(unknown[core])) for core, _ in tiles]
+    results = run_tiles(weights, one, progress, check_cancel, workers)
     idx = np.concatenate([r[0] for r in results])
     return idx, np.concatenate([r[1] for r in results]), np.concatenate([r[2] for r in results])
 

@@ -15,6 +15,9 @@ may_be_fg / may_be_bg; the own side first, the other side only where the own sid
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
@@ -28,7 +31,8 @@ COV_REG = 1e-8   # added to every patch covariance
 BAND = 16        # known patches this close to the unknown region are searched
 SEARCH_EPS = 1.0  # approximate k-d tree search (0: exact; 1: ~2 % of the decisions change, 2-3x faster)
 RADIUS = 0.05    # search radius in mean colour; known patches farther away count as infinitely far (< 0.1 % change)
-WORKERS = -1     # k-d searches on every core
+WORKERS = max(1, os.cpu_count() or 1)  # chunks of queries searched and compared at once (threads)
+QUERY_CHUNK = 1 << 16  # query patches per chunk: the (chunk, K) temporaries bound the memory, not (n, K)
 
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -41,7 +45,7 @@ def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
     flat pixels ``idx`` of ``image`` (H x W x 3, float); borders are replicated.
     Box-filtered moments, cov = E[x y] - E[x] E[y] over the patch, in double precision (the
     covariances are ~1e-8 where the image is flat), one slab of rows at a time and only in the
-    slabs that hold a pixel of ``idx``: memory follows the slab, not the crop."""
+    slabs that hold a pixel of ``idx``: memory follows the slab (WORKERS of them at once), not the crop."""
     h, w = image.shape[:2]
     idx = np.asarray(idx, dtype=np.int64)
     order = np.argsort(idx, kind="stable")
@@ -49,10 +53,11 @@ def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
     mu = np.empty((idx.size, 3))
     cov = np.empty((idx.size, 6))
     step = max(1, CHUNK_PIXELS // max(w, 1))
-    for r0 in range(0, h, step):
+
+    def slab_of(r0):
         lo, hi = np.searchsorted(rows_of, (r0, r0 + step))
         if lo == hi:
-            continue
+            return
         s0, s1 = max(r0 - 1, 0), min(r0 + step + 1, h)  # one row of halo on each side
         slab = np.asarray(image[s0:s1], dtype=np.float64)
         local = idx[order[lo:hi]] - s0 * w
@@ -61,6 +66,13 @@ def patch_gaussians(image: np.ndarray, idx: np.ndarray, reg: float = COV_REG):
             cov[order[lo:hi], k] = (uniform_filter(slab[..., i] * slab[..., j], size=3, mode="nearest")
                                     .reshape(-1)[local] - mean[:, i] * mean[:, j])
         mu[order[lo:hi]] = mean
+
+    starts = range(0, h, step)
+    if len(starts) == 1:
+        slab_of(0)
+    else:  # slabs write disjoint rows of mu / cov; the filters release the GIL
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(slab_of, starts))
     cov[:, [0, 3, 5]] += reg
     return mu, cov
 
@@ -112,15 +124,28 @@ class KnownPatches:
         if self._tree is None:
             self._tree = cKDTree(self.mu)
         kk = min(k, n)
-        # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
-        # radius saves the long searches of pixels whose colour this side lacks
-        _, nb = self._tree.query(mu, k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS, workers=WORKERS)
-        nb = nb.reshape(-1, kk)
-        missing = nb >= n
-        nb = np.where(missing, 0, nb)
-        dist = bhattacharyya(mu[:, None, :], cov[:, None, :], self.mu[nb], self.cov[nb])
-        dist[missing] = np.inf
-        return dist.min(axis=1)
+        out = np.empty(mu.shape[0])
+
+        def chunk(lo, search_workers=1):
+            part = slice(lo, lo + QUERY_CHUNK)
+            # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
+            # radius saves the long searches of pixels whose colour this side lacks
+            _, nb = self._tree.query(mu[part], k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS,
+                                     workers=search_workers)
+            nb = nb.reshape(-1, kk)
+            missing = nb >= n
+            nb = np.where(missing, 0, nb)
+            dist = bhattacharyya(mu[part, None, :], cov[part, None, :], self.mu[nb], self.cov[nb])
+            dist[missing] = np.inf
+            out[part] = dist.min(axis=1)
+
+        starts = range(0, mu.shape[0], QUERY_CHUNK)
+        if len(starts) == 1:  # one chunk: its search on every core
+            chunk(0, -1)
+        else:
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                list(pool.map(chunk, starts))
+        return out
 
 
 def neighbour_distances(image: np.ndarray, idx: np.ndarray, nf: np.ndarray, nb: np.ndarray,
