@@ -4,6 +4,7 @@
 # 2. Screenshots (optional, params "screenshots"): the plug-in's dialog, and a result.
 import json
 import os
+import sys
 import subprocess
 import time
 import traceback
@@ -13,6 +14,8 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
+from in_gimp import sh, settle, run_plugin  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -24,9 +27,6 @@ def save():
         json.dump(RESULTS, f, indent=1)
 
 
-def sh(*args, timeout=30):
-    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    return r.returncode, r.stdout.decode(errors="replace").strip()
 
 
 def tree(img):
@@ -61,21 +61,6 @@ def select_mask(img):
     img.remove_channel(ch)
 
 
-def run_plugin(img, layer, mode=Gimp.RunMode.NONINTERACTIVE, **args):
-    proc = Gimp.get_pdb().lookup_procedure("plug-in-drip-matting")
-    cfg = proc.create_config()
-    cfg.set_property("run-mode", mode)
-    cfg.set_property("image", img)
-    try:
-        cfg.set_core_object_array("drawables", [layer])
-    except (AttributeError, TypeError):
-        cfg.set_property("drawables", [layer])
-    for k, v in args.items():
-        cfg.set_property(k, v)
-    res = proc.run(cfg)
-    status = res.index(0)
-    return {"status": status.value_nick, "message": res.index(1) if status != Gimp.PDBStatusType.SUCCESS
-            and res.length() > 1 else None}
 
 
 def image_window(timeout=20, image=None):
@@ -100,9 +85,6 @@ def close_welcome():
         sh("xdotool", "key", "Escape")
 
 
-def settle(seconds=1.0):
-    Gimp.displays_flush()
-    time.sleep(seconds)
 
 
 def undo_test():

@@ -16,6 +16,8 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
+from in_gimp import run_plugin  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -64,26 +66,6 @@ def select_mask(img, mask_path, dx=0, dy=0):
     img.remove_channel(ch)
 
 
-def run_plugin(img, layer, **args):
-    proc = Gimp.get_pdb().lookup_procedure("plug-in-drip-matting")
-    if proc is None:
-        raise RuntimeError("plug-in-drip-matting is not registered (plug-in not installed or failed to load)")
-    cfg = proc.create_config()
-    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    cfg.set_property("image", img)
-    try:
-        cfg.set_core_object_array("drawables", [layer])
-    except (AttributeError, TypeError):
-        cfg.set_property("drawables", [layer])
-    for k, v in args.items():
-        cfg.set_property(k, v)
-    t0 = time.monotonic()
-    res = proc.run(cfg)
-    status = res.index(0)
-    msg = None
-    if status != Gimp.PDBStatusType.SUCCESS and res.length() > 1:
-        msg = res.index(1)
-    return {"status": status.value_nick, "message": msg, "seconds": round(time.monotonic() - t0, 2)}
 
 
 def tree(img):

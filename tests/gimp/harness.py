@@ -42,6 +42,7 @@ def new_workdir(root: Path, kind: str) -> tuple[Path, str]:
     shutil.rmtree(work, ignore_errors=True)
     (work / "out").mkdir(parents=True)
     (work / "home").mkdir()
+    shutil.copyfile(REPO / "tests" / "gimp" / "in_gimp.py", work / "in_gimp.py")  # the GIMP-side scripts' helpers
     return work, inside
 
 VERSIONS = {
