@@ -35,9 +35,14 @@ def mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
-    h, w = mask.shape
-    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, h)),
-            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w)))
+    return widen((slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)), margin, mask.shape)
+
+
+def widen(box: tuple[slice, slice], margin: int, shape) -> tuple[slice, slice]:
+    """``box`` (rows, cols) grown by ``margin`` on every side, clipped to an image of ``shape``."""
+    rows, cols = box
+    return (slice(max(rows.start - margin, 0), min(rows.stop + margin, shape[0])),
+            slice(max(cols.start - margin, 0), min(cols.stop + margin, shape[1])))
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

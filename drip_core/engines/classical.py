@@ -50,9 +50,7 @@ class ClassicalEngine(Engine):
         ``transparent``: the transparency decision when already made (tiles share the crop's);
         ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made."""
         progress(0.02, "alpha", "information flow and trimming")
-        threshold = {None: THRESHOLD, True: -np.inf, False: np.inf}[transparent]
-        priors = alpha_priors(img, trimap, self.sigma, self.trim, transparency_threshold=threshold,
-                              flow=flow, trimmed=trimmed)
+        priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
         stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed)
         check_cancel()
         progress(0.2, "alpha", "closed-form alpha")

@@ -161,16 +161,21 @@ def dirichlet_system(rows: np.ndarray, idx: np.ndarray, shape: tuple[int, int], 
 
 def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, tol: float = 1e-4,
                       check_cancel=None, report=None, prior_weight: np.ndarray | None = None,
-                      prior_alpha: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
+                      prior_alpha: np.ndarray | None = None, stats: dict | None = None,
+                      boundary: np.ndarray | None = None, direct_size: int | None = None) -> np.ndarray:
     """Alpha (float32 H x W) minimising a^T L a + sum_p prior_weight_p (a_p - prior_alpha_p)^2
     with the trimap's known pixels held fixed.
 
     ``image`` is float in [0, 1]; ``trimap`` uint8 {0, 128, 255} with some known pixel.
     ``prior_weight`` / ``prior_alpha`` (H x W, optional) add a data term: a diagonal and a
     right-hand side, nothing else changes (e.g. information_flow's K-to-U term).
+    ``boundary`` (H x W, optional): the known pixels' values (fractional allowed) and the solver's
+    starting point, instead of 0 / 1 from the trimap (a local re-solve holds the previous
+    solution around its neighbourhood: local_resolve.py); ``direct_size``: the multigrid's
+    coarsest level (multigrid.DIRECT_SIZE unless given).
     ``report(fraction)`` follows the solver's progress; ``stats`` (a dict) receives the
     CG iteration count."""
-    from .multigrid import MultigridSolver
+    from .multigrid import DIRECT_SIZE, MultigridSolver
 
     h, w = trimap.shape
     if h < 3 or w < 3:  # 3x3 windows need room: replicate the borders, crop afterwards
@@ -180,16 +185,19 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         if prior_weight is not None:  # padded pixels carry no prior: they are copies
             prior_weight = np.pad(prior_weight, ((0, ph), (0, pw)))
             prior_alpha = np.pad(prior_alpha, ((0, ph), (0, pw)))
+        if boundary is not None:
+            boundary = np.pad(boundary, ((0, ph), (0, pw)), mode="edge")
         return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
-                                 stats)[:h, :w]
+                                 stats, boundary, direct_size)[:h, :w]
     unknown = trimap == 128
-    known_fg = trimap == 255  # the known alpha, as a mask: no image-sized float array
+    # the known alpha: a mask (no image-sized float array) unless the caller gives the values
+    known = trimap == 255 if boundary is None else np.where(unknown, 0.0, boundary)
     if not unknown.any():  # e.g. trimming decided every pixel
         if stats is not None:
             stats["iterations"] = 0
-        return known_fg.astype(np.float32)
+        return known.astype(np.float32)
     rows, idx = unknown_rows_stencil(image, unknown, eps)
-    A, b = dirichlet_system(rows, idx, unknown.shape, known_fg)
+    A, b = dirichlet_system(rows, idx, unknown.shape, known)
     del rows
     x0 = np.full(idx.size, 0.5)
     if prior_weight is not None:
@@ -199,12 +207,15 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
         A.sort_indices()
         b = b + pw * pa
         x0 = np.where(pw > 0, np.clip(pa, 0.0, 1.0), 0.5)
+    if boundary is not None:
+        x0 = np.asarray(boundary, dtype=np.float64).reshape(-1)[idx]
     if check_cancel:
         check_cancel()
     ys, xs = np.divmod(idx, w)
     # near-kernel of the Laplacian: alpha affine in the colour (constant + 3 channels)
     colours = image.reshape(-1, 3)[idx]
-    solver = MultigridSolver(A, ys, xs, np.column_stack([np.ones(idx.size), colours]))
+    solver = MultigridSolver(A, ys, xs, np.column_stack([np.ones(idx.size), colours]),
+                             direct_size=DIRECT_SIZE if direct_size is None else direct_size)
     if report:
         report(0.3)
     max_iter = 200
@@ -213,6 +224,6 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
                      stats=stats)
     if not np.isfinite(x).all():
         raise FloatingPointError("the closed-form solve did not converge")
-    alpha = known_fg.astype(np.float32)
+    alpha = known.astype(np.float32)
     alpha.reshape(-1)[idx] = np.clip(x, 0.0, 1.0)
     return alpha

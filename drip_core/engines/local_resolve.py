@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox
-from .closed_form import dirichlet_system, unknown_rows_stencil
+from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox, widen
+from .closed_form import closed_form_alpha
 from .foreground import estimate_foreground
 from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
@@ -70,10 +69,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     the ClassicalEngine whose parameters the previous job used.
     """
     h, w = trimap.shape
-    inner = _widen(changed, reach, h, w)
+    inner = widen(changed, reach, (h, w))
     if _area(inner) > MAX_SHARE * _area(previous.box):
         return None
-    crop = _widen(inner, engine.context_margin, h, w)
+    crop = widen(inner, engine.context_margin, (h, w))
     inner_in_crop = _relative(inner, crop)
     stats = {}
     t0 = time.perf_counter()
@@ -91,7 +90,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
         start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
         solve_trimap[held & (solve_trimap == UNKNOWN)] = FOREGROUND  # any known value: start holds it
         stats["priors"] = time.perf_counter() - t0
-        new_alpha = _solve(img, solve_trimap, start, priors, engine, check_cancel, stats)
+        # its own coarsest level: a neighbourhood has a few thousand unknowns, which the default
+        # would factorise directly (~0.7 s here); two levels over a small direct solve take ~0.05 s
+        new_alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, priors.weight,
+                                      priors.alpha, stats, boundary=start, direct_size=DIRECT_SIZE)
         stats["solve"] = time.perf_counter() - t0
         new_fg = estimate_foreground(img, new_alpha, check_cancel=check_cancel,
                                      prior=foreground_prior(img, priors.flow))
@@ -106,39 +108,6 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved[_relative(inner, box)] = new_alpha[inner_in_crop]
     engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
     return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent), inner
-
-
-def _solve(img, trimap, start, priors, engine, check_cancel, stats) -> np.ndarray:
-    """closed_form_alpha's system with ``start`` as the known pixels' values and the starting point.
-
-    Its own solver set-up: a neighbourhood has a few thousand unknowns, which closed_form_alpha
-    would factorise directly (its coarsest level: ~0.7 s here); two multigrid levels over a
-    small direct solve take a few tens of milliseconds."""
-    from .multigrid import MultigridSolver
-    unknown = trimap == UNKNOWN
-    rows, idx = unknown_rows_stencil(img, unknown, engine.eps)
-    known = np.where(unknown, 0.0, start)
-    A, b = dirichlet_system(rows, idx, unknown.shape, known)
-    if priors.weight is not None:
-        pw, pa = priors.weight.reshape(-1)[idx], priors.alpha.reshape(-1)[idx]
-        A = (A + sp.diags(pw, format="csr")).tocsr()
-        A.sort_indices()
-        b = b + pw * pa
-    ys, xs = np.divmod(idx, unknown.shape[1])
-    solver = MultigridSolver(A, ys, xs, np.column_stack([np.ones(idx.size), img.reshape(-1, 3)[idx]]),
-                             direct_size=DIRECT_SIZE)
-    x = solver.solve(A, b, start.reshape(-1)[idx], tol=engine.tol, check_cancel=check_cancel, stats=stats)
-    if not np.isfinite(x).all():
-        raise FloatingPointError("the local closed-form solve did not converge")
-    alpha = known.ravel()
-    alpha[idx] = np.clip(x, 0.0, 1.0)
-    return alpha.reshape(unknown.shape)
-
-
-def _widen(box: Box, margin: int, h: int, w: int) -> Box:
-    rows, cols = box
-    return (slice(max(rows.start - margin, 0), min(rows.stop + margin, h)),
-            slice(max(cols.start - margin, 0), min(cols.stop + margin, w)))
 
 
 def _area(box: Box) -> int:

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import numpy as np
 
 from ..errors import Cancelled
+from ..region import widen
 
 TILE = 1024             # core side in pixels
 MARGIN = 64             # context around each core
@@ -43,8 +44,7 @@ def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | Non
     margin = margin or MARGIN
     h, w = trimap.shape
     while True:
-        box = (slice(max(core[0].start - margin, 0), min(core[0].stop + margin, h)),
-               slice(max(core[1].start - margin, 0), min(core[1].stop + margin, w)))
+        box = widen(core, margin, trimap.shape)
         sub = trimap[box]
         if ((sub == 255).any() and (sub == 0).any()) or (box[0].stop - box[0].start == h and
                                                            box[1].stop - box[1].start == w):

@@ -181,14 +181,12 @@ class DeviceWorker:
         previous = job.cached.last if job.cached is not None else None
         if previous is None or previous.engine != engine.name or previous.result_depth != spec["result_depth"]:
             return None
+        if np.array_equal(previous.trimap, trimap):
+            return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
         if previous.solution is None:  # not the classical engine: only an unchanged trimap is reused
-            if np.array_equal(previous.trimap, trimap):
-                return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
             return None
         from ..engines.local_resolve import changed_box, resolve_locally
         changed = changed_box(previous.solution, trimap)
-        if changed is None:
-            return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
 
         def check_cancel():
             if job.cancelled.is_set():

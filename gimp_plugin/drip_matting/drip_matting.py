@@ -184,20 +184,27 @@ def held_result_id(image, layer, outputs, roi_img):
     return ids.pop() if len(ids) == 1 else None
 
 
-def put_patch(image, source, name, rect, roi_img, fmt, data, mask_fmt=None, mask_data=None):
-    """Rewrite only ``rect`` (layer coordinates) of the existing layer ``name``, undoably: the
-    shadow buffer's merge is limited to the selection, so the rectangle is selected first."""
-    layer = find_result_layer(image, source, name)
-    x, y, w, h = rect
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, roi_img[0] + x, roi_img[1] + y, w, h)
+def rewrite(layer, rect, fmt, data, mask_fmt=None, mask_data=None):
+    """Write ``rect`` (layer coordinates) of a layer (and its mask) in place as one undoable step:
+    shadow buffer + merge. The merge only touches selected pixels (none selected: all)."""
     write(layer.get_shadow_buffer(), rect, fmt, data)
     layer.merge_shadow(True)
-    layer.update(x, y, w, h)
+    layer.update(*rect)
     if mask_data is not None:
         m = layer.get_mask()
         write(m.get_shadow_buffer(), rect, native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data)
         m.merge_shadow(True)
-        m.update(x, y, w, h)
+        m.update(*rect)
+
+
+def put_patch(image, source, name, rect, roi_img, fmt, data, mask_fmt=None, mask_data=None):
+    """Rewrite only ``rect`` (layer coordinates) of the existing layer ``name``: the merge of the
+    shadow buffer (whose other pixels are undefined) is limited to the selection, so the
+    rectangle is selected first."""
+    layer = find_result_layer(image, source, name)
+    x, y, w, h = rect
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, roi_img[0] + x, roi_img[1] + y, w, h)
+    rewrite(layer, rect, fmt, data, mask_fmt, mask_data)
     return layer
 
 
@@ -329,16 +336,7 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
             and old.has_alpha() == (ltype in (Gimp.ImageType.RGBA_IMAGE, Gimp.ImageType.GRAYA_IMAGE)) \
             and (mask_data is None) == (old.get_mask() is None)
         if same:
-            # In place: shadow buffer + merge, so the change is one undoable step.
-            write(old.get_shadow_buffer(), (0, 0, w, h), fmt, data)
-            old.merge_shadow(True)
-            old.update(0, 0, w, h)
-            if mask_data is not None:
-                m = old.get_mask()
-                write(m.get_shadow_buffer(), (0, 0, w, h), native_grey(m, mask_fmt.split(" ")[1], mask_fmt),
-                      mask_data)
-                m.merge_shadow(True)
-                m.update(0, 0, w, h)
+            rewrite(old, (0, 0, w, h), fmt, data, mask_fmt, mask_data)
             return old
         parent = old.get_parent()
         position = image.get_item_position(old)
