@@ -27,8 +27,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rough_selection import rough_selection, run_engine  # noqa: E402
+from bench.rough_selection import rough_selection, run_engine, whole_image_sad  # noqa: E402
 from drip_core.eval.dataset import default_data_dir, load_sample  # noqa: E402
+from drip_core.eval.metrics import to_uint8  # noqa: E402
 from drip_core.smart_band import smart_trimap  # noqa: E402
 from drip_core.trimap import UNKNOWN  # noqa: E402
 
@@ -52,13 +53,9 @@ def tuft_region(image: np.ndarray, gt: np.ndarray) -> tuple[slice, slice]:
             slice(max(0, xs.min() - mx), min(w, xs.max() + mx + 1)))
 
 
-def region_sad(alpha: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.abs(np.round(np.clip(alpha, 0, 1) * 255) - gt.astype(np.float64)).sum() / 255 / 1000)
-
-
 def split_in_box(alpha: np.ndarray, gt: np.ndarray) -> str:
     """Where the box's error is: haze on background (GT 0), lost opacity (GT 255), the hair (between)."""
-    e = np.abs(np.round(np.clip(alpha, 0, 1) * 255) - gt.astype(np.float64)) / 255 / 1000
+    e = np.abs(to_uint8(alpha).astype(np.float64) - gt) / 255 / 1000
     return (f"background {e[gt == 0].sum():.2f} / opaque {e[gt == 255].sum():.2f} / "
             f"hair {e[(gt > 0) & (gt < 255)].sum():.2f}")
 
@@ -82,9 +79,9 @@ def main(argv=None) -> int:
         painted = tri.copy()
         painted[box] = UNKNOWN
         before, after = run_engine(smp.image, tri), run_engine(smp.image, painted)
-        print(f"seed {seed}: whole-image SAD {region_sad(before, smp.gt):.2f} -> {region_sad(after, smp.gt):.2f}; "
-              f"in the painted box {region_sad(before[box], smp.gt[box]):.2f} -> "
-              f"{region_sad(after[box], smp.gt[box]):.2f}; foreground in the box before "
+        print(f"seed {seed}: whole-image SAD {whole_image_sad(before, smp.gt):.2f} -> {whole_image_sad(after, smp.gt):.2f}; "
+              f"in the painted box {whole_image_sad(before[box], smp.gt[box]):.2f} -> "
+              f"{whole_image_sad(after[box], smp.gt[box]):.2f}; foreground in the box before "
               f"{np.mean(tri[box] == 255) * 100:.0f} %")
         print(f"    in the box, before: {split_in_box(before[box], smp.gt[box])}; "
               f"after: {split_in_box(after[box], smp.gt[box])}")
