@@ -11,9 +11,11 @@ import threading
 import time
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from .base import Engine, EngineError, Matte
 from .closed_form import closed_form_alpha
+from .coarse_to_fine import carry_up, choose_factor, reduce_trimap
 from .foreground import estimate_foreground
 from .information_flow import Flow, known_to_unknown
 from .priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing
@@ -40,15 +42,49 @@ class ClassicalEngine(Engine):
                                             f"classical engine needs some {missing} pixels to propagate from",
                               hint=f"Use a smaller band radius (the band may cover the whole selection), or paint "
                                    f"{colour} on the trimap where {where}.")
+        factor, coarse_img = choose_factor(image, trimap)
+        if factor > 1:
+            coarse_tri = reduce_trimap(trimap, factor)
+            if (coarse_tri == 255).any() and (coarse_tri == 0).any():
+                return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress, check_cancel)
         if needs_tiles(trimap.shape):
             return self._matte_tiled(image, trimap, progress, check_cancel)
         alpha_roi, fg_roi, self.last_stats = self._solve(image, trimap, progress, check_cancel)
         return Matte(fg_roi, alpha_roi, self.name)
 
-    def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None, trimmed=None):
+    def _matte_coarse(self, img, trimap, f, coarse_img, coarse_tri, progress, check_cancel) -> Matte:
+        """A crop whose band has no detail below the scale f (coarse_to_fine.py): solved at 1/f
+        size, alpha and foreground carried back to full resolution."""
+        def coarse_progress(frac, stage="alpha", message=None):
+            progress(0.9 * frac, stage, f"{message or stage} (at 1/{f} size)")
+
+        # the carry-up interpolates the coarse foreground and background one pixel around the band
+        near = binary_dilation(coarse_tri == 128, np.ones((3, 3), bool))
+        fb = np.zeros(coarse_img.shape[:2] + (6,), np.float32)
+        background = fb[..., 3:].copy()
+        if needs_tiles(coarse_tri.shape):
+            alpha_c = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel).alpha
+            stats = self.last_stats
+            fb[..., :3] = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
+                                              background=background)
+        else:
+            alpha_c, fb[..., :3], stats = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
+                                                      where=near, background=background)
+        fb[..., 3:] = background
+        check_cancel()
+        t0 = time.perf_counter()
+        alpha = carry_up(img, trimap, coarse_img, alpha_c, fb, f,
+                         lambda frac: progress(0.9 + 0.1 * frac, "alpha", "back to full size"))
+        self.last_stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
+        return Matte(img, alpha, self.name)
+
+    def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None, trimmed=None,
+               where=None, background=None):
         """(alpha, foreground, stats) of a crop (``img`` float32, overwritten with the foreground);
         ``transparent``: the transparency decision when already made (tiles share the crop's);
-        ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made."""
+        ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made;
+        ``where``: the pixels whose foreground is estimated (the unknown ones unless given);
+        ``background``: an H x W x 3 float32 array that receives the background estimate there."""
         progress(0.02, "alpha", "information flow and trimming")
         priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
         stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed)
@@ -69,7 +105,8 @@ class ClassicalEngine(Engine):
         # into the crop itself, which nothing reads afterwards
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
                                      report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"),
-                                     prior=foreground_prior(img, priors.flow), where=trimap == 128, out=img)
+                                     prior=foreground_prior(img, priors.flow),
+                                     where=trimap == 128 if where is None else where, out=img, background=background)
         stats["foreground"] = time.perf_counter() - t0
         return alpha_roi.astype(np.float32, copy=False), fg_roi, stats
 

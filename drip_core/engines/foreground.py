@@ -282,13 +282,15 @@ def _plan(h0, w0, where):
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
                         gradient_weight: float = 1.0, small_size: int = 32, small_iterations: int = 10,
                         big_iterations: int = 2, check_cancel=None, report=None, prior: PixelPrior | None = None,
-                        where: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                        where: np.ndarray | None = None, out: np.ndarray | None = None,
+                        background: np.ndarray | None = None) -> np.ndarray:
     """Foreground colours (H x W x 3 float32 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``.
 
     ``where`` (H x W bool, optional): the pixels whose foreground is wanted (e.g. the unknown
     ones); elsewhere the result is the image's own colour. ``out`` (H x W x 3 float32, may be
     ``image`` itself): written in place instead of a new array (only with ``where``).
-    ``report(fraction)`` is called after every relaxation sweep (fractions of the work done);
+    ``background`` (H x W x 3 float32, only with ``where``): receives the background estimate
+    at the ``where`` pixels. ``report(fraction)`` is called after every relaxation sweep (fractions of the work done);
     ``check_cancel()`` too. ``prior`` adds weight (|F - F^|^2 + |B - B^|^2) on its pixels."""
     image = np.asarray(image, dtype=np.float32)
     alpha = np.asarray(alpha, dtype=np.float32)
@@ -338,9 +340,13 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
         flat_out = result.reshape(-1, 3)
         wanted = where.reshape(-1)[fb.flat]
         flat_out[fb.flat[wanted]] = fb.fb[wanted, :3]
+        if background is not None:
+            background.reshape(-1, 3)[fb.flat[wanted]] = fb.fb[wanted, 3:]
         return result
     if where is None:
         return np.ascontiguousarray(fb[..., :3])  # the background estimate only serves the relaxation
     result = image.copy() if out is None else out
     result[where] = fb[..., :3][where]
+    if background is not None:
+        background[where] = fb[..., 3:][where]
     return result
