@@ -167,7 +167,7 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     keeps the previous result bit for bit elsewhere, and stays close to a full solve of the
     edited trimap (the v2 engine's K-to-U flow is not local, so a full solve moves a little
     everywhere; bench/refine_rerun.py prints the same figures on 27 megapixels)."""
-    from drip_core.engines.local_resolve import REACH
+    from drip_core.engines.local_resolve import ALIGN, REACH
     from drip_core.engines.registry import get_engine
     from drip_core.region import from_float, to_float
     image, tri = small_case()
@@ -189,7 +189,8 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     assert "patch" not in info_full and info_full["rerun"] == "unchanged"
     assert np.array_equal(fg_full, fg_after) and np.array_equal(alpha_full, after)
     box = np.zeros(tri.shape, bool)
-    box[max(cy - 15 - REACH, 0):cy + 16 + REACH, max(cx - 15 - REACH, 0):cx + 16 + REACH] = True
+    r = REACH + ALIGN  # the neighbourhood starts and ends on even pixels of the job's region
+    box[max(cy - 15 - r, 0):cy + 16 + r, max(cx - 15 - r, 0):cx + 16 + r] = True
     assert np.array_equal(after[~box], before[~box])          # reused as it was
     assert (after[edited == 255] == full_scale).all()
     after, before = after * (255 / full_scale), before * (255 / full_scale)   # in 1/255

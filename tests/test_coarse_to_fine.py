@@ -113,3 +113,39 @@ def test_carry_up_recovers_an_alpha_affine_in_colour():
     unknown = trimap == 128
     assert np.abs(got - alpha)[unknown].max() < 0.01
     assert np.abs(out[unknown & (alpha > 0.1)] - fg).max() < 0.01
+
+
+def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
+    """A brush edit on a job solved at 1/f size: the neighbourhood is re-solved at 1/f size on
+    the same block grid, nothing outside it changes, and near the edit the result moves most
+    of the way to a full solve of the edited trimap."""
+    from drip_core.engines import local_resolve
+    from drip_core.engines.local_resolve import changed_box, resolve_locally
+    from drip_core.region import JobRegion
+    from drip_core.server.jobs import _solution
+    monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
+    monkeypatch.setattr(local_resolve, "MAX_SHARE", 1.0)  # a small layer: its neighbourhood is a large share
+    image, _, trimap = _soft_scene(150, 200, 4, 16)
+    engine = ClassicalEngine()
+    region = JobRegion.around_unknown(image, trimap, engine.context_margin)
+    crop = engine.run(region)
+    previous = _solution(engine, region, crop)
+    assert previous.factor > 1 and previous.grid == (region.box[0].start, region.box[1].start)
+    fg, alpha = region.paste(crop.foreground, crop.alpha, np.float32)
+    ys, xs = np.nonzero(trimap == 128)
+    cy, cx = int(ys[len(ys) // 3]), int(xs[len(xs) // 3])
+    yy, xx = np.ogrid[:trimap.shape[0], :trimap.shape[1]]
+    edited = trimap.copy()
+    edited[(yy - cy) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = 255
+    calls = []
+    real = c2f.carry_up
+    monkeypatch.setattr("drip_core.engines.local_resolve.carry_up", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    fg2, alpha2, solution, box = resolve_locally(engine, image, edited, previous, changed_box(previous, edited), fg, alpha)
+    assert calls == [previous.factor] and solution.factor == previous.factor and solution.grid == previous.grid
+    inside = np.zeros(trimap.shape, bool)
+    inside[box] = True
+    assert np.array_equal(alpha2[~inside], alpha[~inside]) and np.array_equal(fg2[~inside], fg[~inside])
+    assert (alpha2[edited == 255] == 1).all()
+    full = engine.matte(image.copy(), edited).alpha
+    moved = np.abs(alpha - full)[inside].mean()
+    assert np.abs(alpha2 - full)[inside].mean() <= 0.5 * moved, (np.abs(alpha2 - full)[inside].mean(), moved)

@@ -64,14 +64,16 @@ def near_unknown(unknown: np.ndarray, band: int) -> np.ndarray:
     return maximum_filter(unknown.view(np.uint8), size=2 * band + 1, mode="constant") > 0
 
 
-def features(image: np.ndarray, idx: np.ndarray, spatial: float = SPATIAL) -> np.ndarray:
-    """[R, G, B, s x / W, s y / H] of the flat pixels ``idx`` of ``image`` (H x W x 3)."""
+def features(image: np.ndarray, idx: np.ndarray, spatial: float | tuple[float, float] = SPATIAL) -> np.ndarray:
+    """[R, G, B, s x / W, s y / H] of the flat pixels ``idx`` of ``image`` (H x W x 3); ``spatial``
+    s, or (s_x, s_y) for a window that must weigh positions as a larger crop does."""
     h, w = image.shape[:2]
+    sx, sy = (spatial, spatial) if np.isscalar(spatial) else spatial
     ys, xs = np.divmod(idx, w)
     out = np.empty((idx.size, 5))
     out[:, :3] = image.reshape(-1, 3)[idx]
-    out[:, 3] = xs * (spatial / w)
-    out[:, 4] = ys * (spatial / h)
+    out[:, 3] = xs * (sx / w)
+    out[:, 4] = ys * (sy / h)
     return out
 
 

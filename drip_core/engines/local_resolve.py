@@ -10,7 +10,9 @@ neighbourhood is solved again; everything else keeps the previous job's result.
 The closed-form solution's response to a local change decays with distance (the K-to-U data
 term makes it decay faster), so a neighbourhood of ``reach`` pixels reproduces a full solve of
 the edited trimap within a fraction of a grey level (bench/refine_rerun.py measures it). The
-transparency decision is the whole job's, not the crop's: a small crop must not flip it.
+transparency decision is the whole job's, not the crop's: a small crop must not flip it; so is
+the scale: a job solved at 1/f size (coarse_to_fine.py) is re-solved at 1/f size too, on the
+same block grid, and carried back up the same way.
 """
 from __future__ import annotations
 
@@ -18,15 +20,18 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox, widen
 from .closed_form import closed_form_alpha
+from .coarse_to_fine import carry_up, reduce_image, reduce_trimap
 from .foreground import estimate_foreground
 from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
 
 REACH = 48       # px around the changed pixels that are solved again
 MAX_SHARE = 0.25  # an edit whose neighbourhood exceeds this share of the previous region: a full run
+ALIGN = 2         # windows start on even pixels of the job's grid: the flow samples every 2nd pixel
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
 
 
@@ -40,6 +45,8 @@ class Solution:
     box: Box             # the region the engine solved
     alpha: np.ndarray    # the engine's float32 alpha of ``box`` (trimmed pixels 0 / 1)
     transparent: bool    # the engine's transparency decision for the whole region
+    factor: int = 1      # the engine solved at 1/factor size (coarse_to_fine.py) ...
+    grid: tuple[int, int] = (0, 0)  # ... on blocks whose corner is this layer pixel (row, column)
 
     @property
     def nbytes(self) -> int:
@@ -69,10 +76,11 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     the ClassicalEngine whose parameters the previous job used.
     """
     h, w = trimap.shape
-    inner = widen(changed, reach, (h, w))
+    f = previous.factor
+    inner = _on_grid(widen(changed, reach * f, (h, w)), previous.grid, f * ALIGN, (h, w))
     if _area(inner) > MAX_SHARE * _area(previous.box):
         return None
-    crop = widen(inner, engine.context_margin, (h, w))
+    crop = _on_grid(widen(inner, engine.context_margin * f, (h, w)), previous.grid, f * ALIGN, (h, w))
     inner_in_crop = _relative(inner, crop)
     stats = {}
     t0 = time.perf_counter()
@@ -83,21 +91,19 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     if (tri[inner_in_crop] == UNKNOWN).any():
         # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
         # has the whole region's (bench: near the edit, the mean difference from a full solve halves)
-        spatial = SPATIAL * (_area(crop) / _area(previous.box)) ** 0.5
-        priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent, spatial=spatial)
-        solve_trimap = priors.trimap.copy()
-        decided = ~held & (solve_trimap != UNKNOWN)
-        start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
-        solve_trimap[held & (solve_trimap == UNKNOWN)] = FOREGROUND  # any known value: start holds it
-        stats["priors"] = time.perf_counter() - t0
-        # its own coarsest level: a neighbourhood has a few thousand unknowns, which the default
-        # would factorise directly (~0.7 s here); two levels over a small direct solve take ~0.05 s
-        new_alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, priors.weight,
-                                      priors.alpha, stats, boundary=start, direct_size=DIRECT_SIZE)
-        stats["solve"] = time.perf_counter() - t0
-        new_fg = estimate_foreground(img, new_alpha, check_cancel=check_cancel,
-                                     prior=foreground_prior(img, priors.flow))
-        stats["foreground"] = time.perf_counter() - t0
+        spatial = (SPATIAL * _width(crop, 1) / _width(previous.box, 1), SPATIAL * _width(crop, 0) / _width(previous.box, 0))
+        if f == 1:
+            new_alpha, new_fg = _solve_window(engine, img, tri, held, start, previous.transparent, spatial,
+                                              check_cancel, stats)
+        else:  # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
+            coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
+            coarse_held = reduce_trimap(np.where(held, 255, 0).astype(np.uint8), f) == 255
+            coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
+            background = np.zeros_like(coarse_img)
+            alpha_c, fg_c = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
+                                          previous.transparent, spatial, check_cancel, stats, background)
+            new_fg = img
+            new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, np.concatenate([fg_c, background], axis=2), f)
     else:  # the edit left no unknown pixel nearby: nothing to solve
         new_alpha, new_fg = start, img
     fg_out, alpha_out = foreground.copy(), alpha.copy()
@@ -107,7 +113,46 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved = previous.alpha_in(box, np.float32)
     solved[_relative(inner, box)] = new_alpha[inner_in_crop]
     engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
-    return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent), inner
+    return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent, f, previous.grid), inner
+
+
+def _solve_window(engine, img, tri, held, start, transparent, spatial, check_cancel, stats, background=None):
+    """(alpha, foreground) of a window whose ``held`` pixels keep ``start`` (boundary values and
+    starting point); ``background``: receives the background estimate (the window's unknown
+    pixels and one pixel around them) when given."""
+    t0 = time.perf_counter()
+    priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=transparent, spatial=spatial)
+    solve_trimap = priors.trimap.copy()
+    decided = ~held & (solve_trimap != UNKNOWN)
+    start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
+    solve_trimap[held & (solve_trimap == UNKNOWN)] = FOREGROUND  # any known value: start holds it
+    stats["priors"] = time.perf_counter() - t0
+    # its own coarsest level: a neighbourhood has a few thousand unknowns, which the default
+    # would factorise directly (~0.7 s here); two levels over a small direct solve take ~0.05 s
+    alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, priors.weight,
+                              priors.alpha, stats, boundary=start, direct_size=DIRECT_SIZE)
+    stats["solve"] = time.perf_counter() - t0
+    where = None if background is None else binary_dilation(tri == UNKNOWN, np.ones((3, 3), bool))
+    fg = estimate_foreground(img, alpha, check_cancel=check_cancel, prior=foreground_prior(img, priors.flow),
+                             where=where, background=background)
+    stats["foreground"] = time.perf_counter() - t0
+    return alpha, fg
+
+
+def _on_grid(box: Box, grid: tuple[int, int], f: int, shape) -> Box:
+    """``box`` widened to whole f x f blocks of the grid whose corner is ``grid`` (within the layer)."""
+    if f == 1:
+        return box
+    (r0, r1), (c0, c1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
+    r0 = grid[0] + (r0 - grid[0]) // f * f
+    c0 = grid[1] + (c0 - grid[1]) // f * f
+    r1 = grid[0] - (grid[0] - r1) // f * f
+    c1 = grid[1] - (grid[1] - c1) // f * f
+    return slice(max(r0, 0), min(r1, shape[0])), slice(max(c0, 0), min(c1, shape[1]))
+
+
+def _width(box: Box, axis: int) -> int:
+    return box[axis].stop - box[axis].start
 
 
 def _area(box: Box) -> int:

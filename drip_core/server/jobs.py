@@ -223,7 +223,9 @@ def _solution(engine, region: JobRegion, matte):
     if engine.name != "classical" or matte.engine != "classical":
         return None
     from ..engines.local_resolve import Solution
-    return Solution(region.trimap, region.box, matte.alpha, bool(engine.last_stats.get("transparent", False)))
+    stats = engine.last_stats
+    return Solution(region.trimap, region.box, matte.alpha, bool(stats.get("transparent", False)),
+                    int(stats.get("factor", 1)), (region.box[0].start, region.box[1].start))
 
 
 # Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,
