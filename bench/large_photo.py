@@ -1,6 +1,7 @@
 """A 27-megapixel photo: our classical engine against GIMP's GEGL matting-global, in one run.
 
     sudo .venv/bin/python bench/large_photo.py [--bands 30 80] [--baseline-rev REV] [--one-worker]
+                                               [--grain SIGMA]
                                                [--no-gegl] [--no-cli] [--cache DIR]
 
 The case (issue 13): alphamatting GT05 and its ground-truth alpha upscaled bicubically to
@@ -63,19 +64,24 @@ print(json.dumps({"seconds": seconds, "stats": {k: v for k, v in engine.last_sta
 """
 
 
-def case_dir(cache: Path) -> Path:
-    return cache / f"{PHOTO}-{SIZE[0]}x{SIZE[1]}"
+def case_dir(cache: Path, grain: float = 0) -> Path:
+    return cache / (f"{PHOTO}-{SIZE[0]}x{SIZE[1]}" + (f"-grain{grain:g}" if grain else ""))
 
 
-def make_case(cache: Path, bands: list[int]) -> Path:
-    """Writes image.png, gt.png and trimap{band}.png under the case folder (once)."""
+def make_case(cache: Path, bands: list[int], grain: float = 0) -> Path:
+    """Writes image.png, gt.png and trimap{band}.png under the case folder (once); ``grain``:
+    Gaussian noise of this standard deviation (in 1/255, seed 0) added to the image, so that
+    the band has pixel-level detail (a sharp or noisy photo) and the engine keeps full size."""
     from PIL import Image
     from scipy.ndimage import distance_transform_edt
-    out = case_dir(cache)
+    out = case_dir(cache, grain)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "image.png").exists():
-        img = Image.open(DATA / "input_training_lowres" / f"{PHOTO}.png").convert("RGB")
-        img.resize(SIZE, Image.BICUBIC).save(out / "image.png", compress_level=1)
+        img = Image.open(DATA / "input_training_lowres" / f"{PHOTO}.png").convert("RGB").resize(SIZE, Image.BICUBIC)
+        if grain:
+            noisy = np.asarray(img, np.float32) + np.random.default_rng(0).normal(0, grain, (SIZE[1], SIZE[0], 3))
+            img = Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+        img.save(out / "image.png", compress_level=1)
     if not (out / "gt.png").exists():
         gt = Image.open(DATA / "gt_training_lowres" / f"{PHOTO}.png").convert("L")
         gt.resize(SIZE, Image.BICUBIC).save(out / "gt.png", compress_level=1)
@@ -92,10 +98,21 @@ def make_case(cache: Path, bands: list[int]) -> Path:
     return out
 
 
-def whole_sad(alpha_path: Path, gt: np.ndarray) -> float:
-    from PIL import Image
-    alpha = np.array(Image.open(alpha_path).convert("L"), dtype=np.int32)
-    return float(np.abs(alpha - gt).sum() / 255.0 / 1000.0)
+SAD_CHILD = r"""
+import sys
+import numpy as np
+from PIL import Image
+alpha, gt = (np.array(Image.open(p).convert("L"), dtype=np.int32) for p in sys.argv[1:3])
+print(float(np.abs(alpha - gt).sum() / 255.0 / 1000.0))
+"""
+
+
+def whole_sad(alpha_path: Path, gt_path: Path) -> float:
+    """Whole-image alpha SAD / 1000, computed in a child: this process stays small, because a
+    child's peak RSS (ru_maxrss) starts from its parent's size on Linux."""
+    out = subprocess.run([sys.executable, "-c", SAD_CHILD, str(alpha_path), str(gt_path)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip())
 
 
 def run_engine(tree: Path, case: Path, band: int, out_png: Path, workers: int | None = None):
@@ -109,6 +126,8 @@ def run_engine(tree: Path, case: Path, band: int, out_png: Path, workers: int | 
 
 def engine_line(label: str, seconds: float, peak: float, sad: float, stats: dict) -> str:
     stages = " ".join(f"{k} {v:.1f}" for k, v in stats.items() if isinstance(v, float))
+    if stats.get("factor"):
+        stages = f"solved at 1/{stats['factor']} size: {stages}"
     return (f"  {label:18}{seconds:7.1f} s  peak RSS {peak:6.0f} MB  SAD {sad:7.1f}   [{stages}; "
             f"CG iterations {stats.get('iterations', '?')}]")
 
@@ -157,6 +176,9 @@ def main() -> int:
     p.add_argument("--root", type=Path, default=None, help="GIMP 3.0 chroot (default: gegl_baseline's)")
     p.add_argument("--baseline-rev", help="also run the engine of this git revision (git archive into a temp folder)")
     p.add_argument("--one-worker", action="store_true", help="also run ours with the tiles solved by one thread")
+    p.add_argument("--grain", type=float, default=0,
+                   help="add Gaussian noise of this std (1/255) to the photo: pixel-level detail in the band")
+    p.add_argument("--make-case", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gegl-child", nargs=3, metavar=("CASE", "BAND", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     import gegl_baseline
@@ -167,14 +189,22 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"large_photo: skipped: no data at {DATA}")
         return 0
-    case = make_case(args.cache, args.bands)
+    if args.make_case:
+        make_case(args.cache, args.bands, args.grain)
+        return 0
+    # in a child of its own: a child's peak RSS (ru_maxrss) starts from its parent's size at
+    # fork time on Linux, so this process must never hold the case's large arrays
+    subprocess.run([sys.executable, __file__, "--make-case", "--cache", str(args.cache), "--grain", str(args.grain),
+                    "--bands", *map(str, args.bands)], check=True)
+    case = case_dir(args.cache, args.grain)
     from PIL import Image
-    gt = np.array(Image.open(case / "gt.png").convert("L"), dtype=np.int32)
+    gt = case / "gt.png"
     why = None if not args.no_gegl else "--no-gegl"
     if why is None:
         why = gegl_baseline.available(root)
     load0 = os.getloadavg()
-    print(f"{PHOTO} upscaled to {SIZE[0]}x{SIZE[1]} ({SIZE[0] * SIZE[1] / 1e6:.0f} MP); load average {load0[0]:.2f} "
+    print(f"{PHOTO} upscaled to {SIZE[0]}x{SIZE[1]} ({SIZE[0] * SIZE[1] / 1e6:.0f} MP)"
+          + (f", grain {args.grain:g}/255" if args.grain else "") + f"; load average {load0[0]:.2f} "
           f"on {os.cpu_count()} cores at start")
     out = Path(tempfile.mkdtemp(prefix="large-out-"))
     baseline = None

@@ -68,10 +68,33 @@ def test_detail_test_tells_a_soft_band_from_a_sharp_one(monkeypatch):
     image, _, trimap = _soft_scene(150, 200, 4, 16)
     f, coarse = c2f.choose_factor(image, trimap)
     assert f > 1 and coarse.shape[:2] == c2f.reduce_image(image, f).shape[:2]
-    sharp = np.clip(image + np.random.default_rng(0).normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
-    assert c2f.choose_factor(sharp, trimap) == (1, None)  # round trip at 2x: 4.7 / 255 (soft: 1.1)
+    # one-pixel strands across the band (hair): structure at the pixel scale, where the rest
+    # of the photo is as clean as before
+    strands = (np.arange(image.shape[1]) % 3 == 0)[None, :] & (trimap == 128)
+    sharp = image.copy()
+    sharp[strands] *= 0.8
+    assert c2f.noise_level(sharp) < 0.5 / 255
+    assert c2f.choose_factor(sharp, trimap) == (1, None)
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10 ** 9)
     assert c2f.choose_factor(image, trimap) == (1, None)  # small crops: always full resolution
+
+
+def test_noise_is_not_detail(monkeypatch):
+    """Sensor noise is lost in a round trip too: the allowance grows with the noise measured
+    on the photo, so a soft but noisy band is still solved coarse, while a band with structure
+    at the pixel scale (the same noise amplitude as a fine pattern) is not."""
+    monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
+    image, _, trimap = _soft_scene(150, 200, 4, 16)
+    rng = np.random.default_rng(3)
+    noisy = np.clip(image + rng.normal(0, 2 / 255, image.shape), 0, 1).astype(np.float32)
+    assert abs(c2f.noise_level(noisy) - 2 / 255) < 0.4 / 255
+    assert c2f.noise_level(image) < 0.3 / 255
+    assert c2f.choose_factor(noisy, trimap)[0] > 1
+    # the noise gains: round trip of unit white noise
+    x = rng.normal(0, 1, (512, 512, 3)).astype(np.float32)
+    everywhere = np.full((512, 512), 128, np.uint8)
+    for f, gain in c2f.NOISE_GAIN.items():
+        assert abs(c2f.round_trip_error(x, everywhere, c2f.reduce_image(x, f), f) - gain) < 0.01
 
 
 def test_coarse_solve_is_close_to_the_full_resolution_solve(monkeypatch):

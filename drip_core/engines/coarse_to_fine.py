@@ -6,9 +6,11 @@ foreground); a 27-megapixel photo's 30-px band has ~0.9 M of them. Many large ph
 than their pixel grid (upscales, lens blur, demosaicing, noise reduction): their band looks the
 same after a 2x, 3x or 4x box reduction and back. ``choose_factor`` measures that on the band
 itself and picks the coarsest factor whose round trip changes the band's colours by at most
-DETAIL (RMS). A photo with real pixel-level detail keeps factor 1, the full-resolution solve:
-the 800-px alphamatting photos change by 3.6-26 / 255 at factor 2, and solving them at half
-size would cost a quarter more SAD.
+DETAIL (RMS) beyond what the photo's own noise explains (sensor noise is not detail: it is
+lost in the round trip too, and averaging it away makes the matte cleaner: bench/large_photo.py
+--grain). A photo with real pixel-level detail keeps factor 1, the full-resolution solve: the
+800-px alphamatting photos change by 3.6-26 / 255 at factor 2 against an allowance of 1.6-2.0,
+and solving them at half size would cost a quarter more SAD.
 
 Back to full resolution (``carry_up``):
 - alpha: closed-form matting rests on alpha being an affine function of the colour in every
@@ -29,7 +31,12 @@ DETAIL = 1.5 / 255        # RMS change of the band's colours a reduction may cau
 COARSE_ABOVE = 4_000_000  # crops (pixels) below this are solved at full resolution anyway
 WINDOW = 1                # radius of the affine fit's windows, at the coarse scale
 FIT_EPS = 1e-5            # regulariser of the fit (the guided filter's eps; 1e-7..1e-4 alike)
-SAMPLE = 200_000          # band pixels the detail test looks at
+SAMPLE = 200_000          # band pixels the detail test looks at (and pixels the noise estimate looks at)
+# RMS round-trip change of white noise of standard deviation 1 at each factor (measured on
+# 512 x 512 x 3 samples; tests/test_coarse_to_fine.py checks them)
+NOISE_GAIN = {2: 0.90, 3: 0.96, 4: 0.98}
+# Immerkaer's noise mask (a difference of two Laplacians: zero on any locally planar image)
+_NOISE_MASK = ((1, -2, 1), (-2, 4, -2), (1, -2, 1))
 SLAB = 256                # coarse rows fitted at a time (bounds the fit's temporaries)
 CHUNK = 1 << 18           # full-resolution pixels interpolated at a time
 
@@ -102,17 +109,34 @@ def round_trip_error(image: np.ndarray, trimap: np.ndarray, coarse: np.ndarray, 
     return float(np.sqrt(np.mean((back - image[ys, xs]) ** 2)))
 
 
+def noise_level(image: np.ndarray, rng=None) -> float:
+    """The image's noise standard deviation (Immerkaer 1996, with the median absolute response
+    instead of the mean so that edges and texture do not count), from SAMPLE random pixels."""
+    h, w = image.shape[:2]
+    if h < 3 or w < 3:
+        return 0.0
+    rng = rng or np.random.default_rng(0)
+    ys, xs = rng.integers(1, h - 1, SAMPLE), rng.integers(1, w - 1, SAMPLE)
+    response = np.zeros((SAMPLE, image.shape[2]), np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            response += _NOISE_MASK[dy + 1][dx + 1] * image[ys + dy, xs + dx]
+    # the mask's response to noise sigma has std 6 sigma; a Gaussian's median |x| is 0.6745 std
+    return float(np.median(np.abs(response)) / (6 * 0.6745))
+
+
 def choose_factor(image: np.ndarray, trimap: np.ndarray) -> tuple[int, np.ndarray | None]:
     """(f, the image reduced by f): the coarsest of FACTORS whose round trip keeps the band
-    within DETAIL; (1, None) when none does or the crop is small."""
+    within DETAIL beyond its noise; (1, None) when none does or the crop is small."""
     h, w = trimap.shape
     if h * w < COARSE_ABOVE:
         return 1, None
+    noise = noise_level(image)
     for f in FACTORS:
         if min(h, w) < 64 * f:
             continue
         coarse = reduce_image(image, f)
-        if round_trip_error(image, trimap, coarse, f) <= DETAIL:
+        if round_trip_error(image, trimap, coarse, f) <= np.hypot(DETAIL, NOISE_GAIN[f] * noise):
             return f, coarse
     return 1, None
 
