@@ -98,7 +98,6 @@ def main(argv=None) -> int:
     print(f"case: GT05 {args.width}x{args.height} ({args.width * args.height / 1e6:.1f} MP), band {args.band} px, "
           f"{int((trimap == 128).sum())} unknown px (built in {time.perf_counter() - t0:.1f} s)")
     centre = edit_centre(trimap)
-    near = ~disc(trimap.shape, centre, RADIUS + REACH + 2)  # outside the re-solved neighbourhood
     engine = get_engine("classical")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +125,10 @@ def main(argv=None) -> int:
                            "rerun": info["rerun"], "image_sent": client.connection.image_sent}
                     if not args.no_reference:
                         ref = engine.matte(image, edited, dtype=np.float32).alpha
+                        # outside the re-solved neighbourhood: REACH px around the edit at the
+                        # scale the engine solves this layer at (coarse_to_fine.py)
+                        reach = REACH * engine.last_stats.get("factor", 1)
+                        near = ~disc(trimap.shape, centre, RADIUS + reach + 2)
                         diff = np.abs(alpha.astype(np.float32) / 255 - ref) * 255
                         unknown = edited == 128
                         row.update(mean=round(float(diff.mean()), 4), mean_unknown=round(float(diff[unknown].mean()), 3),
