@@ -64,14 +64,13 @@ def main(argv=None) -> int:
     # where a rerun's time goes, from the plug-in's own progress lines (DRIP_MATTING_DEBUG_PROGRESS)
     marks = [line.split("progress: ", 1)[1].split(" ", 2) for line in res["_output"].splitlines()
              if "drip-matting progress: " in line]
-    print("plug-in stages of the last run (seconds since its start):")
+    print("plug-in stages of each run (seconds since its start):")
     starts = [i for i, m in enumerate(marks) if m[2].startswith("Drip Matting: reading the layer")]
-    if starts:
-        last = marks[starts[-1]:]
-        t0 = float(last[0][0])
-        for t, _, text in last:
-            if not text.startswith("Drip Matting: alpha") and "step " not in text:
-                print(f"  {float(t) - t0:6.2f}  {text}")
+    for run, (a, b) in zip(res["runs"], zip(starts, starts[1:] + [len(marks)])):
+        t0 = float(marks[a][0])
+        stages = [f"{float(t) - t0:.2f} {text.replace('Drip Matting: ', '')}" for t, _, text in marks[a:b]
+                  if not text.startswith("Drip Matting: alpha") and "step " not in text]
+        print(f"  {run['what']}: " + "; ".join(stages))
     print(json.dumps({"runs": res["runs"], "log_done": done}))
     return 0
 

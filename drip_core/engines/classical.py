@@ -56,7 +56,7 @@ class ClassicalEngine(Engine):
         """A crop whose band has no detail below the scale f (coarse_to_fine.py): solved at 1/f
         size, alpha and foreground carried back to full resolution."""
         def coarse_progress(frac, stage="alpha", message=None):
-            progress(0.9 * frac, stage, f"{message or stage} (at 1/{f} size)")
+            progress(0.9 * frac, stage, f"{message or stage}, at 1/{f} size")
 
         # the carry-up interpolates the coarse foreground and background one pixel around the band
         near = binary_dilation(coarse_tri == 128, np.ones((3, 3), bool))
