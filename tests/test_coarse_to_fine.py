@@ -172,3 +172,22 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     full = engine.matte(image.copy(), edited).alpha
     moved = np.abs(alpha - full)[inside].mean()
     assert np.abs(alpha2 - full)[inside].mean() <= 0.5 * moved, (np.abs(alpha2 - full)[inside].mean(), moved)
+
+
+def test_a_coarse_crop_that_still_needs_tiles_is_tiled(monkeypatch):
+    from drip_core.engines import tiling
+    monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
+    monkeypatch.setattr(tiling, "TILED_ABOVE", 0)
+    monkeypatch.setattr(tiling, "TILE", 64)
+    monkeypatch.setattr(tiling, "MARGIN", 16)
+    image, true_alpha, trimap = _soft_scene(150, 200, 4, 16)
+    engine = ClassicalEngine()
+    calls = []
+    real = engine._matte_tiled
+    monkeypatch.setattr(engine, "_matte_tiled", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    m = engine.matte(image.copy(), trimap)
+    f = engine.last_stats["factor"]
+    assert calls and calls[0][0] < trimap.shape[0] // f + 2  # the coarse crop went to the tiles
+    unknown = trimap == 128
+    assert np.abs(m.alpha - true_alpha)[unknown].mean() < 0.01
+    assert np.isfinite(m.foreground).all()
