@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EngineError
+from drip_protocol import TRIMAP_BACKGROUND as BACKGROUND
+from drip_protocol import TRIMAP_FOREGROUND as FOREGROUND
+from drip_protocol import TRIMAP_UNKNOWN as UNKNOWN
 
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+from .errors import EngineError
 # The sample types a job's pixels may have, and their full-scale value.
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 

@@ -19,7 +19,7 @@ from .discovery import (APP_DIR_NAME, DISCOVERY_ENV, default_discovery_file, def
 from .errors import ERROR_HINTS, ProtocolError
 from .framing import (MAGIC, MAX_HEADER_BYTES, PREFIX, PROTOCOL_VERSION, check_token, decode_header, encode_frame,
                       parse_prefix, payload_length, recv_exactly, recv_frame, send_frame)
-from .job import (AUTO_BAND, DIGEST_CHARS, check_patch, image_digest, AUTO_BAND_REACH, DEFAULT_BAND_RADIUS, FIXED_BAND_RADIUS, DEFAULT_MAX_PIXELS, ENGINES, FORMATS, HARD_MAX_DIMENSION, IMAGE_FORMATS,
+from .job import (AUTO_BAND, TRIMAP_BACKGROUND, TRIMAP_FOREGROUND, TRIMAP_UNKNOWN, DIGEST_CHARS, check_patch, image_digest, AUTO_BAND_REACH, DEFAULT_BAND_RADIUS, FIXED_BAND_RADIUS, DEFAULT_MAX_PIXELS, ENGINES, FORMATS, HARD_MAX_DIMENSION, IMAGE_FORMATS,
                   MASK_FORMATS, MAX_BAND_RADIUS, RESULT_DEPTHS, TRIMAP_SOURCES, buffer_size, max_job_payload,
                   result_sizes, validate_job)
 from .spawn import spawn_server

@@ -29,6 +29,8 @@ RESULT_DEPTHS = {8: ("rgb8", "y8"), 16: ("rgb16", "y16"), 32: ("rgbf32", "yf32")
 
 # How the server turns the mask it receives into a trimap.
 TRIMAP_SOURCES = ("trimap", "selection_band", "feathered")
+# The values of a trimap as the server builds it and returns it (y8).
+TRIMAP_BACKGROUND, TRIMAP_UNKNOWN, TRIMAP_FOREGROUND = 0, 128, 255
 # The engines a job may ask for; 'auto' leaves the choice to the server (see engines/registry.py).
 ENGINES = ("auto", "classical", "drip")
 # The unknown band around a selection's edge, for every client: "auto" = the smart band

@@ -426,3 +426,17 @@ def test_result_parasite_round_trip():
     assert logic.parse_result_parasite(list(data)) == ("0123abcd", (10, 20, 300, 400))  # GIMP gives a list of ints
     for bad in (b"", b"id 1 2 3", b"id 1 2 3 x", b"\xff\xfe", None):
         assert logic.parse_result_parasite(bad) is None
+
+
+def test_tiles_holding_covers_exactly_the_cells_with_the_value_merged_along_rows():
+    w, h, tile = 10, 7, 4
+    plane = bytearray(w * h)
+    for x, y in [(1, 1), (5, 2), (9, 6)]:  # cells (0, 0), (1, 0), (2, 1)
+        plane[y * w + x] = 128
+    plane[3 * w + 9] = 255  # another value: not looked for
+    rects = logic.tiles_holding(bytes(plane), w, h, 128, tile)
+    assert rects == [(0, 0, 8, 4), (8, 4, 2, 3)]  # cells 0 and 1 of the first row merged; edge cells clipped
+    covered = {(x, y) for rx, ry, rw, rh in rects for x in range(rx, rx + rw) for y in range(ry, ry + rh)}
+    assert all((i % w, i // w) in covered for i, v in enumerate(plane) if v == 128)
+    assert logic.tiles_holding(bytes(w * h), w, h, 128, tile) == []
+    assert logic.tiles_holding(memoryview(bytes(plane)), w, h, 128, tile) == rects  # received buffers are views

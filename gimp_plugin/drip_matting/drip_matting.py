@@ -326,8 +326,36 @@ def layer_types(image, has_alpha):
     return (Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE), Gimp.ImageType.RGB_IMAGE
 
 
-def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None):
-    """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``."""
+def copy_of_source(image, source, name, ltype, roi):
+    """A new layer ``name`` holding the source's pixels of ``roi`` (copied inside GIMP, so they
+    never cross the plug-in's pipe), with a new layer's properties; None when the source's
+    type differs or it has a mask of its own."""
+    x, y, w, h = roi
+    try:
+        if source.get_mask() is not None or source.type() != ltype:
+            return None
+        layer = Gimp.Layer.new_from_drawable(source, image)  # cropped to roi once inserted
+        layer.set_name(name)
+        layer.set_opacity(100.0)
+        layer.set_mode(Gimp.LayerMode.NORMAL)
+        layer.set_visible(True)
+        for prop in ("set_lock_content", "set_lock_alpha", "set_lock_position"):
+            getattr(layer, prop)(False)
+        for parasite in layer.get_parasite_list():  # the source's own tags are not the result's
+            layer.detach_parasite(parasite)
+        return layer
+    except Exception as exc:  # noqa: BLE001 - older bindings: fall back to writing every pixel
+        print(f"drip-matting: writing the whole layer ({exc})", file=sys.stderr)
+        return None
+
+
+def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None,
+              trimap=None):
+    """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``.
+    ``trimap`` (the job's, one byte per pixel of roi): ``data`` equals the source's own pixels
+    wherever it is not unknown, so a new layer starts as a copy of the source and only the
+    tiles holding unknown pixels are written (GIMP's plug-in tile transfer is the slow part of
+    a large first run: bench/gimp_refine.py)."""
     x, y, w, h = roi
     old = find_result_layer(image, source, name) if update else None
     if old is not None:
@@ -344,11 +372,22 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
     else:
         parent = source.get_parent()
         position = image.get_item_position(source)
-    layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
+    layer = copy_of_source(image, source, name, ltype, roi) if trimap is not None else None
+    copied = layer is not None
+    if not copied:
+        layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, parent, position)
     mark_source(layer, source)
+    if copied:
+        layer.resize(w, h, -x, -y)  # (old - new) offsets: the pixel at roi's corner becomes (0, 0)
     layer.set_offsets(ox + x, oy + y)
-    write(layer.get_buffer(), (0, 0, w, h), fmt, data)
+    if copied:
+        buf, bpp = layer.get_buffer(), len(data) // (w * h)
+        for r in logic.tiles_holding(trimap, w, h, protocol.TRIMAP_UNKNOWN):
+            buf.set(rect(*r), fmt, logic.crop_rect(data, w, r, bpp))
+        buf.flush()
+    else:
+        write(layer.get_buffer(), (0, 0, w, h), fmt, data)
     if mask_data is not None:
         m = layer.create_mask(Gimp.AddMaskType.WHITE)
         layer.add_mask(m)
@@ -474,7 +513,7 @@ def matte(image, layer, s, config):
                 else:
                     data, fmt = fg, prec["rgb"]
                 written.append(put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
-                                         mask_fmt=prec["mask"], mask_data=alpha))
+                                         mask_fmt=prec["mask"], mask_data=alpha, trimap=trimap))
             if "alpha" in s.outputs:
                 written.append(put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"],
                                          alpha, update))

@@ -343,6 +343,32 @@ def merge_alpha(rgb, alpha, width: int, height: int, typecode: str) -> bytes:
     return out.tobytes()
 
 
+def tiles_holding(plane, width: int, height: int, value: int, tile: int = 64) -> list:
+    """Rectangles (x, y, w, h) covering the tile x tile cells of a one-byte-per-pixel plane
+    that hold ``value`` (e.g. the unknown pixels of a trimap), neighbouring cells of a row of
+    cells merged into one rectangle."""
+    needle = bytes([value])
+    plane = bytes(plane)  # a memoryview's "in" looks for an element, not a byte string
+    rects = []
+    for y0 in range(0, height, tile):
+        rows = range(y0, min(height, y0 + tile))
+        busy = []
+        for x0 in range(0, width, tile):
+            x1 = min(width, x0 + tile)
+            busy.append(any(needle in plane[r * width + x0:r * width + x1] for r in rows))
+        x = 0
+        while x < len(busy):
+            if not busy[x]:
+                x += 1
+                continue
+            end = x
+            while end + 1 < len(busy) and busy[end + 1]:
+                end += 1
+            rects.append((x * tile, y0, min(width, (end + 1) * tile) - x * tile, len(rows)))
+            x = end + 1
+    return rects
+
+
 def crop_rect(src, src_width: int, rect, bpp: int = 1) -> bytes:
     """The (w x h) block at rect's x, y of a src_width-wide buffer of ``bpp``-byte pixels."""
     x, y, w, h = rect
