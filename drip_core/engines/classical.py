@@ -51,7 +51,7 @@ class ClassicalEngine(Engine):
         ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made."""
         progress(0.02, "alpha", "information flow and trimming")
         priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
-        stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed)
+        stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed, deep=priors.deep)
         check_cancel()
         progress(0.2, "alpha", "closed-form alpha")
         t0 = time.perf_counter()

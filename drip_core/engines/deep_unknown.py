@@ -1,0 +1,58 @@
+"""Deep unknown pixels: patch-based trimming decides them even where the K-to-U flow disagrees.
+
+A user who paints a large area grey (issue 12: GT24's tuft, a 154 x 194 px box with no definite
+pixel inside) leaves pixels up to 100 px from any known one.  There the K-to-U flow's neighbours
+are the spatially nearest known pixels, far away and of other colours (its feature space weighs
+position 10 / crop width per px: 100 px outweigh any colour difference), so its alpha_hat is
+unreliable, often confidently wrong where fur and curtain share colours.  The trimming gate
+(priors.mark_agreeing: a decision is kept only where alpha_hat agrees) then throws away the
+patch evidence that would tell curtain from fur (smooth against textured), and the closed form
+fills the box with haze: curtain at alpha 0.3, the head's top at 0.7.
+
+So for the unknown pixels farther than FAR px from any known pixel the gate is open: their
+trimming decision (trimming.py: the own side's known patch near, the other side's far) is kept
+whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few scattered
+wrong ones drag whole strands (the expert trimaps' wide bands, GT08 Trimap1 +1.5 SAD from 93
+pixels), while the decisions that matter in a painted region come in clusters (a stretch of
+curtain, of fur): an opened decision is kept only where at least DENSITY of its WINDOW x WINDOW
+neighbourhood has the same label (known, trimmed or opened).
+
+Measured (docs/benchmarks.md, "GT24's tuft painted grey"): FAR 24 / DENSITY 0.15 / WINDOW 7 were
+chosen over FAR 12-44, DENSITY 0-0.3, WINDOW 3-15 on the tuft's 3 seeds against the expert
+trimaps' worst photos (GT03, GT04, GT08, GT15, GT17, GT24); no gate at all costs Trimap1 +0.6,
+a lower FAR or DENSITY makes GT08 Trimap1 worse than v1 by more than 1.0.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt, uniform_filter
+
+from . import trimming
+
+FAR = 24         # px: unknown pixels farther than this from any known pixel are "deep"
+WINDOW = 7       # px: the neighbourhood an opened decision must share its label with ...
+DENSITY = 0.15   # ... in at least this fraction of its pixels
+
+
+def deep_pixels(unknown: np.ndarray, far: float = FAR) -> np.ndarray:
+    """The unknown pixels farther than ``far`` px (Euclidean) from any known pixel."""
+    return distance_transform_edt(unknown) > far
+
+
+def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray, may_be_bg: np.ndarray,
+         far: float = FAR, window: int = WINDOW, density: float = DENSITY) -> tuple[np.ndarray, int]:
+    """(trimmed trimap, deep decisions kept): trimming.trim with ``may_be_fg`` / ``may_be_bg``
+    (the flow's gate, bool H x W) opened on the deep pixels, then the opened decisions that
+    stand alone dropped (see the module docstring).  Without deep pixels: trimming.trim as is."""
+    deep = deep_pixels(trimap == 128, far)
+    if not deep.any():
+        return trimming.trim(image, trimap, may_be_fg, may_be_bg), 0
+    out = trimming.trim(image, trimap, may_be_fg | deep, may_be_bg | deep)
+    kept = 0
+    for label, gated in ((255, may_be_fg), (0, may_be_bg)):
+        same = out == label
+        opened = same & deep & ~gated  # decided only because the gate was open
+        alone = opened & (uniform_filter(same.astype(np.float32), window) < density)
+        out[alone] = 128
+        kept += int(np.count_nonzero(opened & ~alone))
+    return out, kept
