@@ -74,7 +74,8 @@ def test_engine_leaves_less_haze_in_a_painted_square(monkeypatch):
     errors = {}
     for rule in ("deep", "gated only"):
         if rule == "gated only":  # the engine as before: trimming kept where the flow agrees
-            monkeypatch.setattr(deep_unknown, "trim", lambda image, trimap, f, b: (trimming.trim(image, trimap, f, b), 0))
+            monkeypatch.setattr(deep_unknown, "trim",
+                                lambda image, trimap, f, b: (trimming.trim(image, trimap, f, b), 0))
         errors[rule] = []
         for seed in range(3):
             img, tri, gt = _scene(seed)
@@ -86,7 +87,7 @@ def test_engine_leaves_less_haze_in_a_painted_square(monkeypatch):
 
 
 def test_no_deep_pixels_means_plain_trimming():
-    img, tri, _ = _scene(margin=60)                      # a 20-px-wide square: every pixel near a known one
+    img, tri, _ = _scene(margin=60)                      # a 20-px square: every pixel near a known one
     assert not deep_pixels(tri == 128).any()
     rng = np.random.default_rng(2)
     may = [rng.random(tri.shape) < 0.5 for _ in range(2)]

@@ -7,20 +7,22 @@ position 10 / crop width per px: 100 px outweigh any colour difference), so its 
 unreliable, often confidently wrong where fur and curtain share colours.  The trimming gate
 (priors.mark_agreeing: a decision is kept only where alpha_hat agrees) then throws away the
 patch evidence that would tell curtain from fur (smooth against textured), and the closed form
-fills the box with haze: curtain at alpha 0.3, the head's top at 0.7.
+fills the box with haze: a semi-transparent curtain, a semi-transparent top of the head.
 
 So for the unknown pixels farther than FAR px from any known pixel the gate is open: their
 trimming decision (trimming.py: the own side's known patch near, the other side's far) is kept
-whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few scattered
-wrong ones drag whole strands (the expert trimaps' wide bands, GT08 Trimap1 +1.5 SAD from 93
-pixels), while the decisions that matter in a painted region come in clusters (a stretch of
-curtain, of fur): an opened decision is kept only where at least DENSITY of its WINDOW x WINDOW
-neighbourhood has the same label (known, trimmed or opened).
+whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few
+scattered wrong ones drag whole strands (the expert trimaps' wide bands: GT08 Trimap1 12.06 ->
+13.51 SAD from 103 opened decisions beyond 28 px; v1 11.39), while the decisions that matter in a
+painted region come in clusters (a stretch of curtain, of fur): an opened decision is kept only
+where at least DENSITY of its WINDOW x WINDOW neighbourhood has the same label (known, trimmed or
+opened).
 
-Measured (docs/benchmarks.md, "GT24's tuft painted grey"): FAR 24 / DENSITY 0.15 / WINDOW 7 were
-chosen over FAR 12-44, DENSITY 0-0.3, WINDOW 3-15 on the tuft's 3 seeds against the expert
-trimaps' worst photos (GT03, GT04, GT08, GT15, GT17, GT24); no gate at all costs Trimap1 +0.6,
-a lower FAR or DENSITY makes GT08 Trimap1 worse than v1 by more than 1.0.
+Only the trimming gate changes: the flow, its data term and the other pixels are as before.
+(Deciding the deep pixels first, so that the flow sees them as known, cascades into the expert
+trimaps' hair: Trimap1 mean SAD 3.76 -> 4.36.)  FAR, WINDOW and DENSITY were chosen on the tuft's
+3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/benchmarks.md,
+"GT24's tuft painted grey".
 """
 from __future__ import annotations
 

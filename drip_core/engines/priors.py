@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import deep_unknown, information_flow, transparency, trimming
+from . import deep_unknown, information_flow, transparency
 
 SIGMA = 0.1   # weight of the K-to-U term against Levin's (unnormalised) matting Laplacian
 TAU = 0.05    # mixture-residual scale of the per-pixel confidence
@@ -34,7 +34,7 @@ class AlphaPriors:
     flow: information_flow.Flow | None = None
     transparent: bool = False
     trimmed: int = 0                   # unknown pixels that trimming made known
-    deep: int = 0                      # ... of them far from known pixels, against the flow (deep_unknown.py)
+    deep: int = 0                      # ... of them deep, against the flow (deep_unknown.py)
     seconds: dict = field(default_factory=dict)
 
 
