@@ -9,11 +9,11 @@ unreliable, often confidently wrong where fur and curtain share colours.  The tr
 patch evidence that would tell curtain from fur (smooth against textured), and the closed form
 fills the box with haze: a semi-transparent curtain, a semi-transparent top of the head.
 
-So for the unknown pixels farther than FAR px from any known pixel the gate is open: their
+So for the unknown pixels with no known pixel within FAR px (Chebyshev) the gate is open: their
 trimming decision (trimming.py: the own side's known patch near, the other side's far) is kept
 whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few
 scattered wrong ones drag whole strands (the expert trimaps' wide bands: GT08 Trimap1 12.06 ->
-13.51 SAD from 103 opened decisions beyond 28 px; v1 11.39), while the decisions that matter in a
+13.51 SAD from 103 opened decisions beyond 28 px (Euclidean); v1 11.39), while the decisions that matter in a
 painted region come in clusters (a stretch of curtain, of fur): an opened decision is kept only
 where at least DENSITY of its WINDOW x WINDOW neighbourhood has the same label (known, trimmed or
 opened).
@@ -27,22 +27,24 @@ trimaps' hair: Trimap1 mean SAD 3.76 -> 4.36.)  FAR, WINDOW and DENSITY were cho
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, uniform_filter
+from scipy.ndimage import uniform_filter
 
 from . import trimming
+from .information_flow import near_unknown
 
-FAR = 24         # px: unknown pixels farther than this from any known pixel are "deep"
+FAR = 24         # px: unknown pixels with no known pixel this close (Chebyshev) are "deep"
 WINDOW = 7       # px: the neighbourhood an opened decision must share its label with ...
 DENSITY = 0.15   # ... in at least this fraction of its pixels
 
 
-def deep_pixels(unknown: np.ndarray, far: float = FAR) -> np.ndarray:
-    """The unknown pixels farther than ``far`` px (Euclidean) from any known pixel."""
-    return distance_transform_edt(unknown) > far
+def deep_pixels(unknown: np.ndarray, far: int = FAR) -> np.ndarray:
+    """The unknown pixels with no known pixel within ``far`` px (Chebyshev distance, as the flow's
+    and trimming's bands: a max filter of bytes, no crop-sized distance map)."""
+    return unknown & ~near_unknown(~unknown, far)
 
 
 def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray, may_be_bg: np.ndarray,
-         far: float = FAR, window: int = WINDOW, density: float = DENSITY) -> tuple[np.ndarray, int]:
+         far: int = FAR, window: int = WINDOW, density: float = DENSITY) -> tuple[np.ndarray, int]:
     """(trimmed trimap, deep decisions kept): trimming.trim with ``may_be_fg`` / ``may_be_bg``
     (the flow's gate, bool H x W) opened on the deep pixels, then the opened decisions that
     stand alone dropped (see the module docstring).  Without deep pixels: trimming.trim as is."""
