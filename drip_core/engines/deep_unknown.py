@@ -13,16 +13,17 @@ So for the unknown pixels with no known pixel within FAR px (Chebyshev) the gate
 trimming decision (trimming.py: the own side's known patch near, the other side's far) is kept
 whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few
 scattered wrong ones drag whole strands (the expert trimaps' wide bands: GT08 Trimap1 12.06 ->
-13.51 SAD from 103 opened decisions beyond 28 px (Euclidean); v1 11.39), while the decisions that matter in a
-painted region come in clusters (a stretch of curtain, of fur): an opened decision is kept only
-where at least DENSITY of its WINDOW x WINDOW neighbourhood has the same label (known, trimmed or
-opened).
+13.51 SAD from 103 opened decisions beyond 28 px, Euclidean; v1 11.39), while the decisions that
+matter in a painted region come in clusters (a stretch of curtain, of fur): an opened decision is
+kept only where at least DENSITY of its WINDOW x WINDOW neighbourhood has the same label (known,
+trimmed or opened).
 
 Only the trimming gate changes: the flow, its data term and the other pixels are as before.
 (Deciding the deep pixels first, so that the flow sees them as known, cascades into the expert
 trimaps' hair: Trimap1 mean SAD 3.76 -> 4.36.)  FAR, WINDOW and DENSITY were chosen on the tuft's
 3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/benchmarks.md,
-"GT24's tuft painted grey".
+"GT24's tuft painted grey".  Crops solved in tiles (classical._trim_whole) still trim with
+trimming.trim alone.
 """
 from __future__ import annotations
 
