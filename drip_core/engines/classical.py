@@ -87,7 +87,7 @@ class ClassicalEngine(Engine):
         ``background``: an H x W x 3 float32 array that receives the background estimate there."""
         progress(0.02, "alpha", "information flow and trimming")
         priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
-        stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed)
+        stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed, deep=priors.deep)
         check_cancel()
         progress(0.2, "alpha", "closed-form alpha")
         t0 = time.perf_counter()

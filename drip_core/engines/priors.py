@@ -1,7 +1,8 @@
 """The classical engine's v2 additions to the closed-form energy, in one call.
 
     transparency check -> (opaque) K-to-U flow -> patch-based trimming, kept where the flow's
-                          alpha_hat agrees (within AGREE)
+                          alpha_hat agrees (within AGREE), or where the pixel is far from any
+                          known one and its neighbours agree (deep_unknown.py)
                        -> (transparent) nothing: plain closed form
 
 Returns what ``closed_form_alpha`` needs: the trimap to solve with (trimmed pixels become
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import information_flow, transparency, trimming
+from . import deep_unknown, information_flow, transparency
 
 SIGMA = 0.1   # weight of the K-to-U term against Levin's (unnormalised) matting Laplacian
 TAU = 0.05    # mixture-residual scale of the per-pixel confidence
@@ -33,6 +34,7 @@ class AlphaPriors:
     flow: information_flow.Flow | None = None
     transparent: bool = False
     trimmed: int = 0                   # unknown pixels that trimming made known
+    deep: int = 0                      # ... of them deep, against the flow (deep_unknown.py)
     seconds: dict = field(default_factory=dict)
 
 
@@ -69,7 +71,8 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
         if trimmed is None:
             may_be = [np.zeros(trimap.shape, bool) for _ in range(2)]
             mark_agreeing(may_be, flow.idx, flow.alpha_hat, agree_within)
-            trimmed = trimming.trim(image, trimap, *may_be)
+            # pixels far from any known one: the gate is open (deep_unknown.py)
+            trimmed, out.deep = deep_unknown.trim(image, trimap, *may_be)
         out.trimmed = int(np.count_nonzero(trimmed != trimap))
         if out.trimmed:
             out.trimap = trimmed
