@@ -14,13 +14,13 @@ import numpy as np
 from scipy.ndimage import binary_dilation
 
 from .base import Engine, EngineError, Matte
+from . import deep_unknown
 from .closed_form import closed_form_alpha
 from .coarse_to_fine import carry_up, choose_factor, reduce_trimap
 from .foreground import estimate_foreground
 from .information_flow import Flow, known_to_unknown
 from .priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing
 from .tiling import needs_tiles, plan, run_tiles, solve_tiled
-from .trimming import trim
 from .transparency import THRESHOLD, transparency_score
 
 class ClassicalEngine(Engine):
@@ -179,7 +179,7 @@ class ClassicalEngine(Engine):
         check_cancel()
         progress(0.3, "alpha", "trimming")
         t0 = time.perf_counter()
-        trimmed = trim(img, trimap, *may_be)
-        add({"trim": time.perf_counter() - t0})
+        trimmed, deep = deep_unknown.trim(img, trimap, *may_be)  # the same rule as a whole-crop solve (priors.py)
+        add({"trim": time.perf_counter() - t0, "deep": deep})
         check_cancel()
         return flows, trimmed

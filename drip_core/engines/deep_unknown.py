@@ -22,8 +22,8 @@ Only the trimming gate changes: the flow, its data term and the other pixels are
 (Deciding the deep pixels first, so that the flow sees them as known, cascades into the expert
 trimaps' hair: Trimap1 mean SAD 3.76 -> 4.36.)  FAR, WINDOW and DENSITY were chosen on the tuft's
 3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/benchmarks.md,
-"GT24's tuft painted grey".  Crops solved in tiles (classical._trim_whole) still trim with
-trimming.trim alone.
+"GT24's tuft painted grey".  Crops solved in tiles trim the whole crop once with this rule too
+(classical._trim_whole).
 """
 from __future__ import annotations
 
