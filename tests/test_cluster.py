@@ -309,7 +309,8 @@ def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_pat
     try:
         deadline = time.monotonic() + 90
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            for task in list_tasks(filters=[("state", "=", "RUNNING")], timeout=10):
+            # this test's cluster by its address (another Ray on the machine must not confuse it)
+            for task in list_tasks(address=cluster, filters=[("state", "=", "RUNNING")], timeout=10):
                 if (task.name or "").startswith("drip-matte:") and task.worker_pid:
                     os.kill(task.worker_pid, signal.SIGKILL)
                     killed = task
@@ -330,7 +331,7 @@ def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_pat
     # events reach it asynchronously, so give it a moment on a loaded machine)
     deadline = time.monotonic() + 30
     while True:
-        attempts = list_tasks(filters=[("name", "=", killed.name)], timeout=10)
+        attempts = list_tasks(address=cluster, filters=[("name", "=", killed.name)], timeout=10)
         if any(t.attempt_number > killed.attempt_number for t in attempts) or time.monotonic() > deadline:
             break
         time.sleep(1)
