@@ -440,3 +440,18 @@ def test_tiles_holding_covers_exactly_the_cells_with_the_value_merged_along_rows
     assert all((i % w, i // w) in covered for i, v in enumerate(plane) if v == 128)
     assert logic.tiles_holding(bytes(w * h), w, h, 128, tile) == []
     assert logic.tiles_holding(memoryview(bytes(plane)), w, h, 128, tile) == rects  # received buffers are views
+
+
+def test_mask_tiles_start_from_the_commoner_known_side_and_cover_every_other_pixel():
+    w, h, tile = 16, 8, 4
+    tri = bytearray([255] * (w * h))          # mostly foreground ...
+    for y in range(h):
+        tri[y * w + 15] = 0                   # ... a background column ...
+    tri[2 * w + 6] = 128                      # ... and one unknown pixel
+    white, rects = logic.mask_tiles(bytes(tri), w, h, tile)
+    assert white  # started white: only the cells with background or unknown pixels are written
+    covered = {(x, y) for rx, ry, rw, rh in rects for x in range(rx, rx + rw) for y in range(ry, ry + rh)}
+    assert all((i % w, i // w) in covered for i, v in enumerate(tri) if v != 255)
+    assert sum(r[2] * r[3] for r in rects) == 3 * 16  # cells (3, 0), (3, 1) and (1, 0)
+    inverted = bytes(255 - v if v != 128 else 128 for v in tri)
+    assert logic.mask_tiles(inverted, w, h, tile)[0] is False  # mostly background: started black

@@ -84,6 +84,15 @@ def clip_to_image(r, img_w, img_h):
     return (x1, y1, x2 - x1, y2 - y1)
 
 
+def write_tiles(buf, rects, fmt, data, width, height):
+    """Write the rectangles ``rects`` of ``data`` (width x height pixels, covering the buffer
+    from its corner) into ``buf``: the rest of the buffer already holds the right values."""
+    bpp = len(data) // (width * height)
+    for r in rects:
+        buf.set(rect(*r), fmt, logic.crop_rect(data, width, r, bpp))
+    buf.flush()
+
+
 def write_image_sized(drawable, img_w, img_h, roi_img, data, fmt, bpp, shadow=False):
     """Write a ROI block (image coordinates) into an image-sized channel, clipped to the image."""
     part = clip_to_image(roi_img, img_w, img_h)
@@ -382,16 +391,14 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
         layer.resize(w, h, -x, -y)  # (old - new) offsets: the pixel at roi's corner becomes (0, 0)
     layer.set_offsets(ox + x, oy + y)
     if copied:
-        buf, bpp = layer.get_buffer(), len(data) // (w * h)
-        for r in logic.tiles_holding(trimap, w, h, protocol.TRIMAP_UNKNOWN):
-            buf.set(rect(*r), fmt, logic.crop_rect(data, w, r, bpp))
-        buf.flush()
+        write_tiles(layer.get_buffer(), logic.tiles_holding(trimap, w, h, protocol.TRIMAP_UNKNOWN), fmt, data, w, h)
     else:
         write(layer.get_buffer(), (0, 0, w, h), fmt, data)
     if mask_data is not None:
-        m = layer.create_mask(Gimp.AddMaskType.WHITE)
+        white, rects = logic.mask_tiles(trimap, w, h) if trimap is not None else (True, [(0, 0, w, h)])
+        m = layer.create_mask(Gimp.AddMaskType.WHITE if white else Gimp.AddMaskType.BLACK)
         layer.add_mask(m)
-        write(m.get_buffer(), (0, 0, w, h), native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data)
+        write_tiles(m.get_buffer(), rects, native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data, w, h)
         m.update(0, 0, w, h)
     layer.update(0, 0, w, h)
     return layer

@@ -343,11 +343,11 @@ def merge_alpha(rgb, alpha, width: int, height: int, typecode: str) -> bytes:
     return out.tobytes()
 
 
-def tiles_holding(plane, width: int, height: int, value: int, tile: int = 64) -> list:
+def tiles_holding(plane, width: int, height: int, values, tile: int = 64) -> list:
     """Rectangles (x, y, w, h) covering the tile x tile cells of a one-byte-per-pixel plane
-    that hold ``value`` (e.g. the unknown pixels of a trimap), neighbouring cells of a row of
-    cells merged into one rectangle."""
-    needle = bytes([value])
+    that hold any of ``values`` (an int or ints: e.g. the unknown pixels of a trimap),
+    neighbouring cells of a row of cells merged into one rectangle."""
+    needles = [bytes([v]) for v in ((values,) if isinstance(values, int) else values)]
     plane = bytes(plane)  # a memoryview's "in" looks for an element, not a byte string
     rects = []
     for y0 in range(0, height, tile):
@@ -355,7 +355,7 @@ def tiles_holding(plane, width: int, height: int, value: int, tile: int = 64) ->
         busy = []
         for x0 in range(0, width, tile):
             x1 = min(width, x0 + tile)
-            busy.append(any(needle in plane[r * width + x0:r * width + x1] for r in rows))
+            busy.append(any(n in plane[r * width + x0:r * width + x1] for r in rows for n in needles))
         x = 0
         while x < len(busy):
             if not busy[x]:
@@ -367,6 +367,20 @@ def tiles_holding(plane, width: int, height: int, value: int, tile: int = 64) ->
             rects.append((x * tile, y0, min(width, (end + 1) * tile) - x * tile, len(rows)))
             x = end + 1
     return rects
+
+
+def mask_tiles(trimap, width: int, height: int, tile: int = 64) -> tuple[bool, list]:
+    """(start white?, rectangles to write) for a layer mask holding a job's alpha: alpha is 1 on
+    the trimap's foreground and 0 on its background, so a mask started white needs only the
+    tiles holding background or unknown pixels written, one started black those holding
+    foreground or unknown ones; the cheaper of the two."""
+    white = tiles_holding(trimap, width, height, (protocol.TRIMAP_BACKGROUND, protocol.TRIMAP_UNKNOWN), tile)
+    black = tiles_holding(trimap, width, height, (protocol.TRIMAP_FOREGROUND, protocol.TRIMAP_UNKNOWN), tile)
+
+    def area(rects):
+        return sum(r[2] * r[3] for r in rects)
+
+    return (True, white) if area(white) <= area(black) else (False, black)
 
 
 def crop_rect(src, src_width: int, rect, bpp: int = 1) -> bytes:
