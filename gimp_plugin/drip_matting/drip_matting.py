@@ -84,12 +84,14 @@ def clip_to_image(r, img_w, img_h):
     return (x1, y1, x2 - x1, y2 - y1)
 
 
-def write_tiles(buf, rects, fmt, data, width, height):
-    """Write the rectangles ``rects`` of ``data`` (width x height pixels, covering the buffer
-    from its corner) into ``buf``: the rest of the buffer already holds the right values."""
+def write_tiles(buf, rects, fmt, data, width, height, origin=(0, 0)):
+    """Write the rectangles ``rects`` (buffer coordinates) of ``data`` (width x height pixels
+    placed at ``origin`` of the buffer) into ``buf``: the rest already holds the right values
+    (GIMP's plug-in tile transfer is the slow part of writing a large result)."""
     bpp = len(data) // (width * height)
     for r in rects:
-        buf.set(rect(*r), fmt, logic.crop_rect(data, width, r, bpp))
+        block = logic.crop_rect(data, width, (r[0] - origin[0], r[1] - origin[1], r[2], r[3]), bpp)
+        buf.set(rect(*r), fmt, block)
     buf.flush()
 
 
@@ -420,7 +422,15 @@ def store_trimap(image, layer, trimap, roi_img, prec):
     image.insert_channel(ch, None, position)
     mark_source(ch, layer)
     ch.set_visible(False)
-    write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"], 1)
+    x, y, w, h = roi_img
+    if 0 <= x and 0 <= y and x + w <= img_w and y + h <= img_h:
+        # a new channel is all black (background): only the tiles holding anything else are sent
+        rects = logic.tiles_holding(trimap, w, h, (protocol.TRIMAP_UNKNOWN, protocol.TRIMAP_FOREGROUND))
+        write_tiles(ch.get_buffer(), [(rx + x, ry + y, rw, rh) for rx, ry, rw, rh in rects], prec["trimap"],
+                    trimap, w, h, origin=(x, y))
+        ch.update(x, y, w, h)
+    else:
+        write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"], 1)
     return ch
 
 
