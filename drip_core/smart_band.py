@@ -38,7 +38,9 @@ Here the band follows the image:
    it is still clearly above 0 (``leak_bg``) or below 1 (``leak_fg``) within ``leak_near``
    working pixels of a definite label, fur or hair runs on into that label, so the definite
    pixels within ``grow * s`` of those places become unknown.  Elsewhere (a crisp edge, or a
-   transition that ends inside the band) the trimap stays as it is.
+   transition that ends inside the band) the trimap stays as it is.  A large layer's working
+   image is matted at half its resolution (``refine_scale``), which keeps a 25-MP layer's
+   trimap near 1 s.
 
 ``drip_core.trimap.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
 the code (an int there gives the fixed band of drip_core.trimap.from_selection).
