@@ -18,8 +18,8 @@ Methods (trimap -> classical engine -> whole-image alpha SAD / 1000, drip_core.e
   expert   the data set's Trimap1 and Trimap2 (independent of the selection; reference)
 
 Prints a per-image table (mean over seeds), mean / median over the photos, and for ``smart`` the
-number of photos where it is worse than band12.  ``--time-large`` also times smart_trimap on one
-photo upscaled to ~25 megapixels (trimap only, no matting).
+number of photos where it is worse than band12.  ``--time-large`` also times smart_trimap with and
+without its second pass, per photo and on one photo upscaled to ~25 megapixels (trimap only).
 """
 from __future__ import annotations
 
@@ -123,24 +123,41 @@ def score(method: str, image, selection, gt, name, data, cache: dict) -> tuple[f
 
 
 def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
+    """smart_trimap's seconds with and without its second pass (Params.refine), alternating in one
+    process: per photo over the 27 photos (seed 0), and on one photo upscaled to ~25 megapixels."""
+    from dataclasses import replace
+
     from PIL import Image
 
-    from drip_core.smart_band import smart_trimap
+    from drip_core.smart_band import DEFAULT, smart_trimap
+    variants = (("one pass", replace(DEFAULT, refine=False)), ("default", DEFAULT))
+    seconds = {label: [] for label, _ in variants}
+    for n in sample_names(data):
+        smp = load_sample(data, n)
+        image = smp.image.astype(np.float32) / 255.0
+        sel = rough_selection(smp.gt, int(n[2:]) if n[2:].isdigit() else 0)
+        for label, params in variants:
+            t0 = time.perf_counter()
+            smart_trimap(image, sel, params=params)
+            seconds[label].append(time.perf_counter() - t0)
+    print("per photo (27 photos, seed 0): " + ", ".join(
+        f"{label} median {np.median(v):.3f} s max {np.max(v):.3f} s" for label, v in seconds.items())
+        + f"  (load {os.getloadavg()[0]:.2f})")
     s = load_sample(data, name)
     h, w = s.gt.shape
     k = np.sqrt(megapixels * 1e6 / (h * w))
     W, H = int(round(w * k)), int(round(h * k))
     image = np.asarray(Image.fromarray(s.image).resize((W, H), Image.BILINEAR)).astype(np.float32) / 255.0
-    gt = np.asarray(Image.fromarray(s.gt).resize((W, H), Image.BILINEAR))
-    sel = rough_selection(np.asarray(Image.fromarray(s.gt).resize((w, h))), 0)
+    sel = rough_selection(s.gt, 0)
     sel = np.asarray(Image.fromarray(sel).resize((W, H), Image.NEAREST))
-    del gt
     for _ in range(2):
-        t0 = time.perf_counter()
-        tri = smart_trimap(image, sel)
-        dt = time.perf_counter() - t0
-        print(f"large layer: {name} upscaled to {W}x{H} ({W * H / 1e6:.1f} MP): smart_trimap {dt:.2f} s, "
-              f"unknown {np.mean(tri == 128) * 100:.1f} % of the layer  (load {os.getloadavg()[0]:.2f})")
+        for label, params in variants:
+            t0 = time.perf_counter()
+            tri = smart_trimap(image, sel, params=params)
+            dt = time.perf_counter() - t0
+            print(f"large layer: {name} upscaled to {W}x{H} ({W * H / 1e6:.1f} MP): smart_trimap ({label}) "
+                  f"{dt:.2f} s, unknown {np.mean(tri == 128) * 100:.1f} % of the layer  "
+                  f"(load {os.getloadavg()[0]:.2f})")
 
 
 def main(argv=None) -> int:

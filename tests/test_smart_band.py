@@ -1,6 +1,8 @@
 """Smart band (issue 12): a trimap from a rough selection that adapts to the edge."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,56 @@ def test_large_layers_are_analysed_at_a_reduced_resolution():
     r = np.hypot(yy - 120, xx - 120)
     assert (tri[np.abs(r - 80) < 1] == 128).all()
     assert (tri == 255).any() and (tri == 0).any()
+
+
+def _soft_rim_disk(size=200, radius=50, rim=12):
+    """(image, alpha, soft side): an orange disk on the scene whose right half has a fur-like rim
+    (alpha falling to 0 over ``rim`` px, fluctuating along the outline); the left half is crisp."""
+    img = _scene(size, size)
+    yy, xx = np.mgrid[:size, :size]
+    c = size // 2
+    r = np.hypot(yy - c, xx - c)
+    soft = xx > c
+    alpha = np.where(r <= radius, 1.0, np.where(soft, np.clip(1 - (r - radius) / rim, 0, 1), 0.0))
+    strands = 0.6 + 0.4 * np.sin(np.arctan2(yy - c, xx - c) * 40) ** 2
+    alpha = np.where((r > radius) & soft, alpha * strands, alpha)
+    img = img * (1 - alpha[..., None]) + np.array(ORANGE, np.float32) * alpha[..., None]
+    return _finish(img), alpha, soft
+
+
+def _lasso_cutting_the_rim():
+    yy, xx = np.mgrid[:200, :200]
+    return (np.hypot(yy - 100, xx - 100) <= 53).astype(np.uint8) * 255
+
+
+def test_second_pass_widens_the_band_where_the_first_alpha_leaks_into_the_background():
+    img, alpha, soft = _soft_rim_disk()
+    sel = _lasso_cutting_the_rim()
+    first = smart_trimap(img, sel, params=replace(DEFAULT, refine=False))
+    tri = smart_trimap(img, sel)
+    rim = (alpha > 0.05) & (alpha < 1)
+    # the rim's outer part was definite background; the second pass makes most of it unknown
+    assert (first[rim & soft] == 0).sum() > 300
+    assert (tri[rim & soft] == 0).sum() < 0.3 * (first[rim & soft] == 0).sum()
+    # the crisp half keeps its narrow band, and nothing becomes definite on the wrong side
+    assert abs(int((tri[~soft] == 128).sum()) - int((first[~soft] == 128).sum())) < 0.05 * (first[~soft] == 128).sum()
+    assert not ((tri == 255) & (alpha < 1)).any() and not ((tri == 0) & (alpha > 0.5)).any()
+    # and the matte is better for it
+    from drip_core.engines import get_engine
+    engine = get_engine("classical")
+    err_first = np.abs(engine.matte(img, first).alpha - alpha).sum()
+    err = np.abs(engine.matte(img, tri).alpha - alpha).sum()
+    assert err < 0.8 * err_first
+
+
+def test_second_pass_of_a_large_layer_mattes_at_half_the_working_resolution():
+    # a small refine scale exercises the half-resolution path on a small image
+    img, alpha, soft = _soft_rim_disk()
+    sel = _lasso_cutting_the_rim()
+    first = smart_trimap(img, sel, params=replace(DEFAULT, refine=False))
+    tri = smart_trimap(img, sel, params=replace(DEFAULT, refine_scale=60.0))
+    rim = (alpha > 0.05) & (alpha < 1)
+    assert (tri[rim & soft] == 0).sum() < 0.3 * (first[rim & soft] == 0).sum()
+    # the coarser alpha widens a crisp edge a little, not much
+    assert (tri[~soft] == 128).sum() < 1.5 * (first[~soft] == 128).sum()
+    assert not ((tri == 255) & (alpha < 1)).any() and not ((tri == 0) & (alpha > 0.5)).any()
