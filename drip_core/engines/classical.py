@@ -60,20 +60,18 @@ class ClassicalEngine(Engine):
 
         # the carry-up interpolates the coarse foreground and background one pixel around the band
         near = binary_dilation(coarse_tri == 128, np.ones((3, 3), bool))
-        fb = np.zeros(coarse_img.shape[:2] + (6,), np.float32)
-        background = fb[..., 3:].copy()
+        background = np.zeros_like(coarse_img)
         if needs_tiles(coarse_tri.shape):
             alpha_c = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel).alpha
             stats = self.last_stats
-            fb[..., :3] = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
-                                              background=background)
+            fg_c = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
+                                       background=background)
         else:
-            alpha_c, fb[..., :3], stats = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
-                                                      where=near, background=background)
-        fb[..., 3:] = background
+            alpha_c, fg_c, stats = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
+                                               where=near, background=background)
         check_cancel()
         t0 = time.perf_counter()
-        alpha = carry_up(img, trimap, coarse_img, alpha_c, fb, f,
+        alpha = carry_up(img, trimap, coarse_img, alpha_c, np.concatenate([fg_c, background], axis=2), f,
                          lambda frac: progress(0.9 + 0.1 * frac, "alpha", "back to full size"))
         self.last_stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
         return Matte(img, alpha, self.name)
