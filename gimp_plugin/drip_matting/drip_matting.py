@@ -354,6 +354,14 @@ def copy_of_source(image, source, name, ltype, roi):
             getattr(layer, prop)(False)
         for parasite in layer.get_parasite_list():  # the source's own tags are not the result's
             layer.detach_parasite(parasite)
+        for setter, value in (("set_color_tag", "ColorTag.NONE"), ("set_blend_space", "LayerColorSpace.AUTO"),
+                              ("set_composite_space", "LayerColorSpace.AUTO"),
+                              ("set_composite_mode", "LayerCompositeMode.AUTO")):
+            try:  # a new layer's defaults; cosmetic where a binding lacks one
+                enum, member = value.split(".")
+                getattr(layer, setter)(getattr(getattr(Gimp, enum), member))
+            except Exception:  # noqa: BLE001
+                pass
         return layer
     except Exception as exc:  # noqa: BLE001 - older bindings: fall back to writing every pixel
         print(f"drip-matting: writing the whole layer ({exc})", file=sys.stderr)

@@ -305,11 +305,17 @@ def offsets_alpha():
     img.resize(w + 90, h + 70, 0, 0)
     layer.add_alpha()
     layer.set_offsets(53, 31)
+    # the result layer starts as a copy of the source inside GIMP: it must not inherit these
+    layer.set_opacity(60.0)
+    layer.set_mode(Gimp.LayerMode.MULTIPLY)
     select_mask(img, P["mask"], 53, 31)
     before = source_crc(layer)
     r = run_plugin(img, layer, **COMMON)
     d = dump_result("offsets", img, layer, 8)
-    d.update(run=r, src_crc_before=before, src_crc_after=source_crc(layer), layer_offsets=[53, 31])
+    fg = next(it for it in img.get_layers() if it.get_name() == "Drip foreground")
+    d.update(run=r, src_crc_before=before, src_crc_after=source_crc(layer), layer_offsets=[53, 31],
+             fg_props=[fg.get_opacity(), fg.get_mode() == Gimp.LayerMode.NORMAL, fg.get_visible()],
+             src_props=[layer.get_opacity(), layer.get_mode() == Gimp.LayerMode.MULTIPLY])
     return d
 
 

@@ -251,6 +251,8 @@ def test_layer_with_offsets_and_alpha(session):
     assert d["alpha_offsets"][:2] == [ox + rx, oy + ry]
     assert d["fg_alpha_values"] == [255], "the foreground layer should keep the source's (opaque) alpha"
     assert d["src_crc_before"] == d["src_crc_after"]
+    # made as a copy of the source inside GIMP, the result still has a new layer's properties
+    assert d["fg_props"] == [100.0, True, True] and d["src_props"] == [60.0, True]
     check_alpha_against_cli(session, "offsets", d)
 
 
