@@ -11,12 +11,11 @@ import threading
 import time
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 
 from .base import Engine, EngineError, Matte
 from . import deep_unknown
 from .closed_form import closed_form_alpha
-from .coarse_to_fine import carry_up, choose_factor, reduce_trimap
+from .coarse_to_fine import carried_pixels, carry_up, choose_factor, reduce_trimap
 from .foreground import estimate_foreground
 from .information_flow import Flow, known_to_unknown
 from .priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing
@@ -58,12 +57,12 @@ class ClassicalEngine(Engine):
         def coarse_progress(frac, stage="alpha", message=None):
             progress(0.9 * frac, stage, f"{message or stage}, at 1/{f} size")
 
-        # the carry-up interpolates the coarse foreground and background one pixel around the band
-        near = binary_dilation(coarse_tri == 128, np.ones((3, 3), bool))
+        near = carried_pixels(coarse_tri)
         background = np.zeros_like(coarse_img)
         if needs_tiles(coarse_tri.shape):
             alpha_c = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel).alpha
             stats = self.last_stats
+            # the tiles return no background, so the (coarse, cheap) foreground runs once more here
             fg_c = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
                                        background=background)
         else:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.ndimage import binary_dilation
 
 FACTORS = (4, 3, 2)       # tried coarsest first
 DETAIL = 1.5 / 255        # RMS change of the band's colours a reduction may cause
@@ -64,18 +65,26 @@ def reduce_image(image: np.ndarray, f: int) -> np.ndarray:
     return total
 
 
+def whole_blocks(mask: np.ndarray, f: int) -> np.ndarray:
+    """Per f x f block (the last ones partial): whether all of its pixels are in ``mask``."""
+    h, w = mask.shape
+    return np.logical_and.reduceat(np.logical_and.reduceat(mask, np.arange(0, h, f), axis=0),
+                                   np.arange(0, w, f), axis=1)
+
+
 def reduce_trimap(trimap: np.ndarray, f: int) -> np.ndarray:
     """A coarse pixel is foreground (background) only when its whole block is; else unknown."""
-    h, w = trimap.shape
-    ys, xs = np.arange(0, h, f), np.arange(0, w, f)
-
-    def whole(mask):
-        return np.logical_and.reduceat(np.logical_and.reduceat(mask, ys, axis=0), xs, axis=1)
-
-    out = np.full((len(ys), len(xs)), 128, np.uint8)
-    out[whole(trimap == 255)] = 255
-    out[whole(trimap == 0)] = 0
+    fg, bg = whole_blocks(trimap == 255, f), whole_blocks(trimap == 0, f)
+    out = np.full(fg.shape, 128, np.uint8)
+    out[fg] = 255
+    out[bg] = 0
     return out
+
+
+def carried_pixels(coarse_trimap: np.ndarray) -> np.ndarray:
+    """The coarse pixels whose foreground and background ``carry_up`` interpolates: the unknown
+    ones and one pixel around them (bilinear weights reach one block centre further)."""
+    return binary_dilation(coarse_trimap == 128, np.ones((3, 3), bool))
 
 
 def _bilinear(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:
@@ -192,8 +201,8 @@ def carry_up(image: np.ndarray, trimap: np.ndarray, coarse_image: np.ndarray, co
              coarse_fb: np.ndarray, f: int, report=None) -> np.ndarray:
     """Full-resolution alpha (float32, the crop's shape; known pixels from the trimap); the
     unknown pixels' foreground is written into ``image`` (the crop becomes the foreground).
-    ``coarse_fb``: the coarse foreground and background, [F | B] (H x W x 6), valid at the coarse
-    unknown pixels and one pixel around them."""
+    ``coarse_fb``: the coarse foreground and background, [F | B] (H x W x 6), valid at least at
+    ``carried_pixels``."""
     fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fb.astype(np.float32)], axis=2)
     alpha = (trimap == 255).astype(np.float32)
     flat_alpha, flat_img = alpha.reshape(-1), image.reshape(-1, 3)

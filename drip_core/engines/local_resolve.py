@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 
 from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox, widen
 from .closed_form import closed_form_alpha
-from .coarse_to_fine import carry_up, reduce_image, reduce_trimap
+from .coarse_to_fine import carried_pixels, carry_up, reduce_image, reduce_trimap, whole_blocks
 from .foreground import estimate_foreground
 from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
@@ -97,7 +96,7 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
                                               check_cancel, stats)
         else:  # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
             coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
-            coarse_held = reduce_trimap(np.where(held, 255, 0).astype(np.uint8), f) == 255
+            coarse_held = whole_blocks(held, f)
             coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
             background = np.zeros_like(coarse_img)
             alpha_c, fg_c = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
@@ -132,7 +131,7 @@ def _solve_window(engine, img, tri, held, start, transparent, spatial, check_can
     alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, priors.weight,
                               priors.alpha, stats, boundary=start, direct_size=DIRECT_SIZE)
     stats["solve"] = time.perf_counter() - t0
-    where = None if background is None else binary_dilation(tri == UNKNOWN, np.ones((3, 3), bool))
+    where = None if background is None else carried_pixels(tri)
     fg = estimate_foreground(img, alpha, check_cancel=check_cancel, prior=foreground_prior(img, priors.flow),
                              where=where, background=background)
     stats["foreground"] = time.perf_counter() - t0
@@ -141,8 +140,6 @@ def _solve_window(engine, img, tri, held, start, transparent, spatial, check_can
 
 def _on_grid(box: Box, grid: tuple[int, int], f: int, shape) -> Box:
     """``box`` widened to whole f x f blocks of the grid whose corner is ``grid`` (within the layer)."""
-    if f == 1:
-        return box
     (r0, r1), (c0, c1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
     r0 = grid[0] + (r0 - grid[0]) // f * f
     c0 = grid[1] + (c0 - grid[1]) // f * f
@@ -156,7 +153,7 @@ def _width(box: Box, axis: int) -> int:
 
 
 def _area(box: Box) -> int:
-    return (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+    return _width(box, 0) * _width(box, 1)
 
 
 def _intersect(a: Box, b: Box) -> Box | None:

@@ -41,7 +41,7 @@ class AlphaPriors:
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
                  agree_within: float = AGREE, transparent: bool | None = None,
-                 spatial: float = information_flow.SPATIAL, flow: information_flow.Flow | None = None,
+                 spatial: float | tuple[float, float] = information_flow.SPATIAL, flow: information_flow.Flow | None = None,
                  trimmed: np.ndarray | None = None) -> AlphaPriors:
     """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
     the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
