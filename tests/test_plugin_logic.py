@@ -428,30 +428,30 @@ def test_result_parasite_round_trip():
         assert logic.parse_result_parasite(bad) is None
 
 
-def test_tiles_holding_covers_exactly_the_cells_with_the_value_merged_along_rows():
+def test_trimap_tiles_holding_covers_exactly_the_cells_with_the_value_merged_along_rows():
     w, h, tile = 10, 7, 4
     plane = bytearray(w * h)
     for x, y in [(1, 1), (5, 2), (9, 6)]:  # cells (0, 0), (1, 0), (2, 1)
         plane[y * w + x] = 128
     plane[3 * w + 9] = 255  # another value: not looked for
-    rects = logic.tiles_holding(bytes(plane), w, h, 128, tile)
+    rects = logic.TrimapTiles(bytes(plane), w, h, tile).holding(128)
     assert rects == [(0, 0, 8, 4), (8, 4, 2, 3)]  # cells 0 and 1 of the first row merged; edge cells clipped
     covered = {(x, y) for rx, ry, rw, rh in rects for x in range(rx, rx + rw) for y in range(ry, ry + rh)}
     assert all((i % w, i // w) in covered for i, v in enumerate(plane) if v == 128)
-    assert logic.tiles_holding(bytes(w * h), w, h, 128, tile) == []
-    assert logic.tiles_holding(memoryview(bytes(plane)), w, h, 128, tile) == rects  # received buffers are views
+    assert logic.TrimapTiles(bytes(w * h), w, h, tile).holding(128) == []
+    assert logic.TrimapTiles(memoryview(bytes(plane)), w, h, tile).holding(128) == rects  # received buffers are views
 
 
-def test_mask_tiles_start_from_the_commoner_known_side_and_cover_every_other_pixel():
+def test_mask_plan_starts_from_the_commoner_known_side_and_cover_every_other_pixel():
     w, h, tile = 16, 8, 4
     tri = bytearray([255] * (w * h))          # mostly foreground ...
     for y in range(h):
         tri[y * w + 15] = 0                   # ... a background column ...
     tri[2 * w + 6] = 128                      # ... and one unknown pixel
-    white, rects = logic.mask_tiles(bytes(tri), w, h, tile)
+    white, rects = logic.TrimapTiles(bytes(tri), w, h, tile).mask_plan()
     assert white  # started white: only the cells with background or unknown pixels are written
     covered = {(x, y) for rx, ry, rw, rh in rects for x in range(rx, rx + rw) for y in range(ry, ry + rh)}
     assert all((i % w, i // w) in covered for i, v in enumerate(tri) if v != 255)
     assert sum(r[2] * r[3] for r in rects) == 3 * 16  # cells (3, 0), (3, 1) and (1, 0)
     inverted = bytes(255 - v if v != 128 else 128 for v in tri)
-    assert logic.mask_tiles(inverted, w, h, tile)[0] is False  # mostly background: started black
+    assert logic.TrimapTiles(inverted, w, h, tile).mask_plan()[0] is False  # mostly background: started black

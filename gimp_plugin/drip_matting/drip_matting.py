@@ -95,18 +95,17 @@ def write_tiles(buf, rects, fmt, data, width, height, origin=(0, 0)):
     buf.flush()
 
 
-def write_image_sized(drawable, img_w, img_h, roi_img, data, fmt, bpp, shadow=False):
-    """Write a ROI block (image coordinates) into an image-sized channel, clipped to the image."""
-    part = clip_to_image(roi_img, img_w, img_h)
-    if part is None:
-        return
+def write_image_sized(drawable, img_w, img_h, roi_img, data, fmt, rects=None):
+    """Write a ROI block (image coordinates) into an image-sized channel, clipped to the image;
+    ``rects`` (ROI coordinates): only those parts of it (the rest already holds its values)."""
     x, y, w, h = roi_img
-    block = logic.crop_rect(data, w, (part[0] - x, part[1] - y, part[2], part[3]), bpp)
-    buf = drawable.get_shadow_buffer() if shadow else drawable.get_buffer()
-    write(buf, part, fmt, block)
-    if shadow:
-        drawable.merge_shadow(True)
-    drawable.update(*part)
+    blocks = [(0, 0, w, h)] if rects is None else rects
+    parts = [p for p in (clip_to_image((rx + x, ry + y, rw, rh), img_w, img_h) for rx, ry, rw, rh in blocks)
+             if p is not None]
+    if not parts:
+        return
+    write_tiles(drawable.get_buffer(), parts, fmt, data, w, h, origin=(x, y))
+    drawable.update(*clip_to_image(roi_img, img_w, img_h))
 
 
 def siblings(image, layer):
@@ -354,11 +353,11 @@ def copy_of_source(image, source, name, ltype, roi):
             getattr(layer, prop)(False)
         for parasite in layer.get_parasite_list():  # the source's own tags are not the result's
             layer.detach_parasite(parasite)
-        for setter, value in (("set_color_tag", "ColorTag.NONE"), ("set_blend_space", "LayerColorSpace.AUTO"),
-                              ("set_composite_space", "LayerColorSpace.AUTO"),
-                              ("set_composite_mode", "LayerCompositeMode.AUTO")):
+        for setter, enum, member in (("set_color_tag", "ColorTag", "NONE"),
+                                     ("set_blend_space", "LayerColorSpace", "AUTO"),
+                                     ("set_composite_space", "LayerColorSpace", "AUTO"),
+                                     ("set_composite_mode", "LayerCompositeMode", "AUTO")):
             try:  # a new layer's defaults; cosmetic where a binding lacks one
-                enum, member = value.split(".")
                 getattr(layer, setter)(getattr(getattr(Gimp, enum), member))
             except Exception:  # noqa: BLE001
                 pass
@@ -369,11 +368,11 @@ def copy_of_source(image, source, name, ltype, roi):
 
 
 def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None,
-              trimap=None):
+              tiles=None):
     """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``.
-    ``trimap`` (the job's, one byte per pixel of roi): ``data`` equals the source's own pixels
-    wherever it is not unknown, so a new layer starts as a copy of the source and only the
-    tiles holding unknown pixels are written (GIMP's plug-in tile transfer is the slow part of
+    ``tiles`` (the job's trimap, logic.TrimapTiles): ``data`` equals the source's own pixels
+    wherever the trimap is not unknown, so a new layer starts as a copy of the source and only
+    the tiles holding unknown pixels are written (GIMP's plug-in tile transfer is the slow part of
     a large first run: bench/gimp_refine.py)."""
     x, y, w, h = roi
     old = find_result_layer(image, source, name) if update else None
@@ -391,7 +390,7 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
     else:
         parent = source.get_parent()
         position = image.get_item_position(source)
-    layer = copy_of_source(image, source, name, ltype, roi) if trimap is not None else None
+    layer = copy_of_source(image, source, name, ltype, roi) if tiles is not None else None
     copied = layer is not None
     if not copied:
         layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
@@ -401,11 +400,11 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
         layer.resize(w, h, -x, -y)  # (old - new) offsets: the pixel at roi's corner becomes (0, 0)
     layer.set_offsets(ox + x, oy + y)
     if copied:
-        write_tiles(layer.get_buffer(), logic.tiles_holding(trimap, w, h, protocol.TRIMAP_UNKNOWN), fmt, data, w, h)
+        write_tiles(layer.get_buffer(), tiles.holding(protocol.TRIMAP_UNKNOWN), fmt, data, w, h)
     else:
         write(layer.get_buffer(), (0, 0, w, h), fmt, data)
     if mask_data is not None:
-        white, rects = logic.mask_tiles(trimap, w, h) if trimap is not None else (True, [(0, 0, w, h)])
+        white, rects = tiles.mask_plan() if tiles is not None else (True, [(0, 0, w, h)])
         m = layer.create_mask(Gimp.AddMaskType.WHITE if white else Gimp.AddMaskType.BLACK)
         layer.add_mask(m)
         write_tiles(m.get_buffer(), rects, native_grey(m, mask_fmt.split(" ")[1], mask_fmt), mask_data, w, h)
@@ -414,7 +413,7 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_f
     return layer
 
 
-def store_trimap(image, layer, trimap, roi_img, prec):
+def store_trimap(image, layer, trimap, tiles, roi_img, prec):
     """Write the server's trimap as the layer's own image-sized trimap channel (replacing only
     that layer's), tagged with the layer, in a colour that shows clearly when made visible."""
     img_w, img_h = image.get_width(), image.get_height()
@@ -430,15 +429,9 @@ def store_trimap(image, layer, trimap, roi_img, prec):
     image.insert_channel(ch, None, position)
     mark_source(ch, layer)
     ch.set_visible(False)
-    x, y, w, h = roi_img
-    if 0 <= x and 0 <= y and x + w <= img_w and y + h <= img_h:
-        # a new channel is all black (background): only the tiles holding anything else are sent
-        rects = logic.tiles_holding(trimap, w, h, (protocol.TRIMAP_UNKNOWN, protocol.TRIMAP_FOREGROUND))
-        write_tiles(ch.get_buffer(), [(rx + x, ry + y, rw, rh) for rx, ry, rw, rh in rects], prec["trimap"],
-                    trimap, w, h, origin=(x, y))
-        ch.update(x, y, w, h)
-    else:
-        write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"], 1)
+    # a new channel is all black (background): only the tiles holding anything else are sent
+    write_image_sized(ch, img_w, img_h, roi_img, trimap, prec["trimap"],
+                      rects=tiles.holding((protocol.TRIMAP_UNKNOWN, protocol.TRIMAP_FOREGROUND)))
     return ch
 
 
@@ -447,7 +440,7 @@ def alpha_to_selection(image, alpha, roi_img, prec):
     ch = Gimp.Channel.new(image, "Drip selection", img_w, img_h, 50.0, Gegl.Color.new("black"))
     image.insert_channel(ch, None, 0)
     fmt = native_grey(ch, prec["mask"].split(" ")[1], prec["mask"])
-    write_image_sized(ch, img_w, img_h, roi_img, alpha, fmt, prec["sample_bytes"])
+    write_image_sized(ch, img_w, img_h, roi_img, alpha, fmt)
     image.select_item(Gimp.ChannelOps.REPLACE, ch)
     image.remove_channel(ch)
 
@@ -507,6 +500,8 @@ def matte(image, layer, s, config):
     fg_type, grey_type = layer_types(image, layer.has_alpha())
     roi_img = logic.offset_rect(roi, ox, oy)
     patch = result.get("patch")  # only the rectangle the server re-solved: the layers hold the rest
+    # which cells of the region the trimap marks known / unknown: what a whole write must send
+    tiles = logic.TrimapTiles(trimap, w, h) if trimap is not None and patch is None else None
     image.undo_group_start()
     saved_selection = None
     try:
@@ -538,7 +533,7 @@ def matte(image, layer, s, config):
                 else:
                     data, fmt = fg, prec["rgb"]
                 written.append(put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
-                                         mask_fmt=prec["mask"], mask_data=alpha, trimap=trimap))
+                                         mask_fmt=prec["mask"], mask_data=alpha, tiles=tiles))
             if "alpha" in s.outputs:
                 written.append(put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"],
                                          alpha, update))
@@ -547,7 +542,7 @@ def matte(image, layer, s, config):
         if "selection" in s.outputs:
             alpha_to_selection(image, alpha, roi_img, prec)
         if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":
-            store_trimap(image, layer, trimap, roi_img, prec)
+            store_trimap(image, layer, trimap, tiles, roi_img, prec)
         if "foreground" in s.outputs and not s.keep_source_visible:
             # Like a "new layer with layer mask" output: the cut-out is what you now see. The
             # same undo step brings the source back.

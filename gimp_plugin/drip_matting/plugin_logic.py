@@ -343,44 +343,59 @@ def merge_alpha(rgb, alpha, width: int, height: int, typecode: str) -> bytes:
     return out.tobytes()
 
 
-def tiles_holding(plane, width: int, height: int, values, tile: int = 64) -> list:
-    """Rectangles (x, y, w, h) covering the tile x tile cells of a one-byte-per-pixel plane
-    that hold any of ``values`` (an int or ints: e.g. the unknown pixels of a trimap),
-    neighbouring cells of a row of cells merged into one rectangle."""
-    needles = [bytes([v]) for v in ((values,) if isinstance(values, int) else values)]
-    plane = bytes(plane)  # a memoryview's "in" looks for an element, not a byte string
-    rects = []
-    for y0 in range(0, height, tile):
-        rows = range(y0, min(height, y0 + tile))
-        busy = []
-        for x0 in range(0, width, tile):
-            x1 = min(width, x0 + tile)
-            busy.append(any(n in plane[r * width + x0:r * width + x1] for r in rows for n in needles))
-        x = 0
-        while x < len(busy):
-            if not busy[x]:
-                x += 1
-                continue
-            end = x
-            while end + 1 < len(busy) and busy[end + 1]:
-                end += 1
-            rects.append((x * tile, y0, min(width, (end + 1) * tile) - x * tile, len(rows)))
-            x = end + 1
-    return rects
+class TrimapTiles:
+    """Which trimap values each tile x tile cell of a job's trimap (one byte per pixel) holds,
+    from one scan: the rectangles a result write must send (GIMP's plug-in tile transfer is the
+    slow part of writing a large result, and most cells hold one value only)."""
 
+    VALUES = (protocol.TRIMAP_BACKGROUND, protocol.TRIMAP_UNKNOWN, protocol.TRIMAP_FOREGROUND)
 
-def mask_tiles(trimap, width: int, height: int, tile: int = 64) -> tuple[bool, list]:
-    """(start white?, rectangles to write) for a layer mask holding a job's alpha: alpha is 1 on
-    the trimap's foreground and 0 on its background, so a mask started white needs only the
-    tiles holding background or unknown pixels written, one started black those holding
-    foreground or unknown ones; the cheaper of the two."""
-    white = tiles_holding(trimap, width, height, (protocol.TRIMAP_BACKGROUND, protocol.TRIMAP_UNKNOWN), tile)
-    black = tiles_holding(trimap, width, height, (protocol.TRIMAP_FOREGROUND, protocol.TRIMAP_UNKNOWN), tile)
+    def __init__(self, plane, width: int, height: int, tile: int = 64):
+        self.width, self.height, self.tile = width, height, tile
+        plane = bytes(plane)  # a memoryview's "in" looks for an element, not a byte string
+        self.cells = []  # per row of cells, per cell: the set of VALUES it holds
+        for y0 in range(0, height, tile):
+            rows = range(y0, min(height, y0 + tile))
+            row_cells = []
+            for x0 in range(0, width, tile):
+                x1 = min(width, x0 + tile)
+                cell = b"".join(plane[r * width + x0:r * width + x1] for r in rows)
+                row_cells.append({v for v in self.VALUES if bytes([v]) in cell})
+            self.cells.append(row_cells)
 
-    def area(rects):
-        return sum(r[2] * r[3] for r in rects)
+    def holding(self, values) -> list:
+        """Rectangles (x, y, w, h) covering the cells that hold any of ``values`` (an int or
+        ints), neighbouring cells of a row of cells merged into one rectangle."""
+        wanted = {values} if isinstance(values, int) else set(values)
+        rects = []
+        for i, row_cells in enumerate(self.cells):
+            y0 = i * self.tile
+            h = min(self.height, y0 + self.tile) - y0
+            busy = [bool(cell & wanted) for cell in row_cells]
+            x = 0
+            while x < len(busy):
+                if not busy[x]:
+                    x += 1
+                    continue
+                end = x
+                while end + 1 < len(busy) and busy[end + 1]:
+                    end += 1
+                rects.append((x * self.tile, y0, min(self.width, (end + 1) * self.tile) - x * self.tile, h))
+                x = end + 1
+        return rects
 
-    return (True, white) if area(white) <= area(black) else (False, black)
+    def mask_plan(self) -> tuple[bool, list]:
+        """(start white?, rectangles to write) for a layer mask holding the job's alpha: alpha is 1
+        on the trimap's foreground and 0 on its background, so a mask started white needs only
+        the cells holding background or unknown pixels written, one started black those holding
+        foreground or unknown ones; the cheaper of the two."""
+        white = self.holding((protocol.TRIMAP_BACKGROUND, protocol.TRIMAP_UNKNOWN))
+        black = self.holding((protocol.TRIMAP_FOREGROUND, protocol.TRIMAP_UNKNOWN))
+
+        def area(rects):
+            return sum(r[2] * r[3] for r in rects)
+
+        return (True, white) if area(white) <= area(black) else (False, black)
 
 
 def crop_rect(src, src_width: int, rect, bpp: int = 1) -> bytes:
