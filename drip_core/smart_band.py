@@ -54,6 +54,7 @@ from scipy import ndimage
 
 from drip_protocol import AUTO_BAND_REACH
 
+from .blocks import reduce_image, reduce_trimap
 from .errors import EngineError
 from .region import mask_bbox
 from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, _as_mask, _check_shape, from_selection
@@ -122,8 +123,8 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     rows, cols = mask_bbox(inside, margin)
     crop_in = inside[rows, cols]
     # the analysis runs on the selection's box widened by the zone, reduced by f
-    small_img = _reduce(img[rows, cols], f)
-    small_in = _reduce(crop_in.view(np.uint8), f) >= 0.5
+    small_img = reduce_image(img[rows, cols], f)
+    small_in = reduce_image(crop_in.view(np.uint8), f) >= 0.5
     if not small_in.any() or small_in.all():
         small_tri = None
     else:
@@ -158,44 +159,10 @@ def _as_image(image) -> np.ndarray:
     return img
 
 
-def _reduce(a: np.ndarray, f: int) -> np.ndarray:
-    """Block mean by an integer factor; the last row / column of blocks may be narrower.
-
-    Summed as f strided slices per axis: each pass reads whole rows, which is several times
-    faster than a reduction over a reshaped (non-contiguous) block axis on a 25-MP layer."""
-    if f == 1:
-        return np.asarray(a, np.float32)
-    h, w = a.shape[:2]
-    hn, wn = -(-h // f), -(-w // f)
-    rows = np.zeros((hn, w) + a.shape[2:], np.float32)
-    for dy in range(f):
-        part = a[dy::f]
-        rows[:part.shape[0]] += part
-    out = np.zeros((hn, wn) + a.shape[2:], np.float32)
-    for dx in range(f):
-        part = rows[:, dx::f]
-        out[:, :part.shape[1]] += part
-    ny = np.minimum(np.arange(0, h, f) + f, h) - np.arange(0, h, f)
-    nx = np.minimum(np.arange(0, w, f) + f, w) - np.arange(0, w, f)
-    count = (ny[:, None] * nx[None, :]).astype(np.float32)
-    if out.ndim == 3:
-        count = count[:, :, None]
-    out /= count
-    return out
-
-
 def _expand(t: np.ndarray, f: int, shape) -> np.ndarray:
     if f == 1:
         return t.copy()
     return np.repeat(np.repeat(t, f, axis=0), f, axis=1)[:shape[0], :shape[1]]
-
-
-def _reduce_trimap(t: np.ndarray, f: int) -> np.ndarray:
-    """A trimap reduced by an integer factor: a block is definite only when all of it is."""
-    out = np.full((-(-t.shape[0] // f), -(-t.shape[1] // f)), UNKNOWN, np.uint8)
-    out[_reduce((t == FOREGROUND).view(np.uint8), f) == 1.0] = FOREGROUND
-    out[_reduce((t == BACKGROUND).view(np.uint8), f) == 1.0] = BACKGROUND
-    return out
 
 
 def _ensure_both(trimap: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -331,11 +298,11 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
     # resolution: the object scale then stays within that of the 800-px photos this was tuned on,
     # and the engine costs a quarter
     g = max(1, int(np.ceil(sw / p.refine_scale - 1e-6)))
-    small_tri = tri if g == 1 else _reduce_trimap(tri, g)
+    small_tri = tri if g == 1 else reduce_trimap(tri, g)
     if not all((small_tri == v).any() for v in (FOREGROUND, BACKGROUND, UNKNOWN)):
         return tri
     try:
-        alpha = get_engine("classical").matte(_reduce(img, g), small_tri).alpha
+        alpha = get_engine("classical").matte(reduce_image(img, g), small_tri).alpha
     except EngineError:   # cannot happen with both labels present; the first trimap is still good
         return tri
     alpha = _expand(alpha, g, tri.shape)

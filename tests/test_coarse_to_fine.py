@@ -4,10 +4,10 @@ one, and the carried-up alpha and foreground are close to a full-resolution solv
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 from scipy import ndimage
 
+from drip_core import blocks
 from drip_core.engines import coarse_to_fine as c2f
 from drip_core.engines.classical import ClassicalEngine
 
@@ -16,7 +16,7 @@ def test_reduce_image_is_the_block_mean_including_partial_blocks():
     rng = np.random.default_rng(1)
     for h, w, f in [(10, 13, 3), (8, 8, 2), (17, 9, 4)]:
         x = rng.random((h, w, 3)).astype(np.float32)
-        got = c2f.reduce_image(x, f)
+        got = blocks.reduce_image(x, f)
         assert got.shape == (-(-h // f), -(-w // f), 3)
         for i in range(got.shape[0]):
             for j in range(got.shape[1]):
@@ -28,7 +28,7 @@ def test_reduce_trimap_keeps_only_whole_blocks_definite():
     t = np.array([[255, 255, 0, 0, 128],
                   [255, 255, 0, 128, 0],
                   [255, 0, 0, 0, 0]], np.uint8)
-    assert c2f.reduce_trimap(t, 2).tolist() == [[255, 128, 128], [128, 0, 0]]
+    assert blocks.reduce_trimap(t, 2).tolist() == [[255, 128, 128], [128, 0, 0]]
 
 
 def test_bilinear_matches_scipy_at_block_centres_and_clamps_at_the_border():
@@ -67,7 +67,7 @@ def test_detail_test_tells_a_soft_band_from_a_sharp_one(monkeypatch):
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
     image, _, trimap = _soft_scene(150, 200, 4, 16)
     f, coarse = c2f.choose_factor(image, trimap)
-    assert f > 1 and coarse.shape[:2] == c2f.reduce_image(image, f).shape[:2]
+    assert f > 1 and coarse.shape[:2] == blocks.reduce_image(image, f).shape[:2]
     # one-pixel strands across the band (hair): structure at the pixel scale, where the rest
     # of the photo is as clean as before
     strands = (np.arange(image.shape[1]) % 3 == 0)[None, :] & (trimap == 128)
@@ -94,7 +94,7 @@ def test_noise_is_not_detail(monkeypatch):
     x = rng.normal(0, 1, (512, 512, 3)).astype(np.float32)
     everywhere = np.full((512, 512), 128, np.uint8)
     for f, gain in c2f.NOISE_GAIN.items():
-        assert abs(c2f.round_trip_error(x, everywhere, c2f.reduce_image(x, f), f) - gain) < 0.01
+        assert abs(c2f.round_trip_error(x, everywhere, blocks.reduce_image(x, f), f) - gain) < 0.01
 
 
 def test_coarse_solve_is_close_to_the_full_resolution_solve(monkeypatch):
@@ -128,8 +128,8 @@ def test_carry_up_recovers_an_alpha_affine_in_colour():
     trimap = np.full((h, w), 128, np.uint8)
     trimap[:, :20] = 0
     trimap[:, 110:] = 255
-    coarse_image = c2f.reduce_image(image, f)
-    coarse_alpha = c2f.reduce_image(alpha[..., None], f)[..., 0]
+    coarse_image = blocks.reduce_image(image, f)
+    coarse_alpha = blocks.reduce_image(alpha[..., None], f)[..., 0]
     fb = np.concatenate([np.broadcast_to(fg, coarse_image.shape), np.broadcast_to(bg, coarse_image.shape)], 2)
     out = image.copy()
     got = c2f.carry_up(out, trimap, coarse_image, coarse_alpha, fb.astype(np.float32), f)

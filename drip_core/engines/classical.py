@@ -12,10 +12,11 @@ import time
 
 import numpy as np
 
-from .base import Engine, EngineError, Matte
+from ..blocks import reduce_trimap
 from . import deep_unknown
+from .base import Engine, EngineError, Matte
 from .closed_form import closed_form_alpha
-from .coarse_to_fine import carried_pixels, carry_up, choose_factor, reduce_trimap
+from .coarse_to_fine import carried_pixels, carry_up, choose_factor
 from .foreground import estimate_foreground
 from .information_flow import Flow, known_to_unknown
 from .priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing

@@ -27,6 +27,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.ndimage import binary_dilation
 
+from ..blocks import reduce_image
+
 FACTORS = (4, 3, 2)       # tried coarsest first
 DETAIL = 1.5 / 255        # RMS change of the band's colours a reduction may cause
 COARSE_ABOVE = 4_000_000  # crops (pixels) below this are solved at full resolution anyway
@@ -40,45 +42,6 @@ NOISE_GAIN = {2: 0.90, 3: 0.96, 4: 0.98}
 _NOISE_MASK = ((1, -2, 1), (-2, 4, -2), (1, -2, 1))
 SLAB = 256                # coarse rows fitted at a time (bounds the fit's temporaries)
 CHUNK = 1 << 18           # full-resolution pixels interpolated at a time
-
-
-def _block_sum(x: np.ndarray, f: int, axis: int) -> np.ndarray:
-    """Sums of f consecutive entries along ``axis`` (0 or 1; the last group may be shorter)."""
-    n = x.shape[axis]
-    out = np.zeros(x.shape[:axis] + (-(-n // f),) + x.shape[axis + 1:], np.float32)
-    for d in range(f):  # f strided adds: along rows each reads whole contiguous rows
-        part = x[d::f] if axis == 0 else x[:, d::f]
-        if axis == 0:
-            out[:part.shape[0]] += part
-        else:
-            out[:, :part.shape[1]] += part
-    return out
-
-
-def reduce_image(image: np.ndarray, f: int) -> np.ndarray:
-    """Box mean over f x f blocks, float32 (the last, partial blocks average what they hold)."""
-    h, w = image.shape[:2]
-    total = _block_sum(_block_sum(image, f, 0), f, 1)  # rows first: the column pass reads 1/f of the data
-    rows = np.minimum(f, h - np.arange(0, h, f))
-    cols = np.minimum(f, w - np.arange(0, w, f))
-    total /= np.outer(rows, cols).astype(np.float32).reshape((len(rows), len(cols)) + (1,) * (image.ndim - 2))
-    return total
-
-
-def whole_blocks(mask: np.ndarray, f: int) -> np.ndarray:
-    """Per f x f block (the last ones partial): whether all of its pixels are in ``mask``."""
-    h, w = mask.shape
-    return np.logical_and.reduceat(np.logical_and.reduceat(mask, np.arange(0, h, f), axis=0),
-                                   np.arange(0, w, f), axis=1)
-
-
-def reduce_trimap(trimap: np.ndarray, f: int) -> np.ndarray:
-    """A coarse pixel is foreground (background) only when its whole block is; else unknown."""
-    fg, bg = whole_blocks(trimap == 255, f), whole_blocks(trimap == 0, f)
-    out = np.full(fg.shape, 128, np.uint8)
-    out[fg] = 255
-    out[bg] = 0
-    return out
 
 
 def carried_pixels(coarse_trimap: np.ndarray) -> np.ndarray:

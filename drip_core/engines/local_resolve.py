@@ -23,7 +23,8 @@ import numpy as np
 
 from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox, widen
 from .closed_form import closed_form_alpha
-from .coarse_to_fine import carried_pixels, carry_up, reduce_image, reduce_trimap, whole_blocks
+from ..blocks import reduce_image, reduce_trimap, whole_blocks
+from .coarse_to_fine import carried_pixels, carry_up
 from .foreground import estimate_foreground
 from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
