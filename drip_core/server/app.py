@@ -58,7 +58,8 @@ def is_loopback(host: str) -> bool:
 class DripServer:
     def __init__(self, options: ServerOptions):
         self.opts = options
-        self.token = options.token or secrets.token_urlsafe(32)
+        # Hex, not url-safe base64: a token starting with '-' reads as an option on a command line (--token -x...).
+        self.token = options.token or secrets.token_hex(32)
         self.drip_model = options.drip_model or configured_drip_model()
         self.workers: dict[str, DeviceWorker] = {}
         self.connections = 0
