@@ -9,7 +9,8 @@ Here the band follows the image:
    analysed at a reduced working resolution (s about ``work_scale`` px, block means) and the
    trimap is upsampled; the analysis covers the selection's box widened by the zone.
 2. Zone.  Only pixels within ``reach * s`` of the selection edge are examined, inside and
-   outside; farther inside is foreground, farther outside background.
+   outside; farther outside is background, farther inside foreground unless step 4b finds a
+   hole there.
 3. Colour models.  p(colour | inside, place) and p(colour | outside, place) are Parzen estimates:
    a coarse spatial grid (cells of ``cell * s``) x a 16^3 RGB histogram, smoothed in space and
    colour, so the models vary across the image (the sky behind the head is not the grass behind
@@ -26,6 +27,11 @@ Here the band follows the image:
    where p is low, unknown between.  Outside: background where p is low; foreground-like pixels
    (hair the lasso did not trace) become unknown, never definite foreground.  A band of
    ``base * s`` around the lasso is always unknown (the user's hand is not precise).
+4b. Deeper inside.  Beyond the zone no local model reaches, so the interior is tested against the
+   zone's colour models taken over the whole zone, with the selection's prior growing with depth
+   (``trust_deep``): the background seen through a wicker ball or between a figure's legs is the
+   background around the object.  Only regions at least ``hole_min * s`` thick count as holes (a
+   dark strand or a shadow line does not); what this makes doubtful is checked by the second pass.
 5. Trimap.  Definite foreground / background are the candidates eroded by ``erode * s``, so
    every change of label (a strand, a hole, the edge itself) gets an unknown rim; where labels
    alternate densely (hair, fur, foliage) the erosion leaves one wide unknown region, where the
@@ -38,7 +44,9 @@ Here the band follows the image:
    it is still clearly above 0 (``leak_bg``) or below 1 (``leak_fg``) within ``leak_near``
    working pixels of a definite label, fur or hair runs on into that label, so the definite
    pixels within ``grow * s`` of those places become unknown.  Elsewhere (a crisp edge, or a
-   transition that ends inside the band) the trimap stays as it is.  A large layer's working
+   transition that ends inside the band) the trimap stays as it is.  A doubtful region from step
+   4b that this alpha finds nearly opaque (mean above ``hole_keep``: shading that looked like the
+   background) goes back to the foreground; left unknown it would come out as haze.  A large layer's working
    image is matted at half its resolution (``refine_scale``), which keeps a 25-MP layer's
    trimap near 1 s.
 
@@ -84,6 +92,10 @@ class Params:
     erode: float = 0.012       # definite regions are the candidates eroded by this
     erode_min: float = 2.0     # ... at least this many working pixels
     work_scale: float = WORK_SCALE  # object scale (px) of the analysis
+    trust_deep: float = 0.3    # deeper inside (step 4b): P(foreground) prior = logistic(d / trust_deep)
+    hole_min: float = 0.02     # ... a hole there is at least this thick (its inscribed radius)
+    hole_keep: float = 0.9     # ... the second pass gives it back to the foreground when its mean alpha
+                               #     is above this (shading that looked like the background)
     refine: bool = True        # the second pass (step 6)
     leak_bg: float = 0.05      # first alpha above this next to definite background: the band ends too early
     leak_fg: float = 0.15      # ... below 1 - this next to definite foreground (looser: a soft but opaque
@@ -128,9 +140,9 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     if not small_in.any() or small_in.all():
         small_tri = None
     else:
-        small_tri = _analyse(small_img, small_in, sw, params)
+        small_tri, deep_doubts = _analyse(small_img, small_in, sw, params)
         if params.refine:
-            small_tri = _widen_where_alpha_leaks(small_img, small_tri, sw, params)
+            small_tri = _widen_where_alpha_leaks(small_img, small_tri, sw, params, deep_doubts)
     trimap = np.zeros((h, w), np.uint8)
     if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
         sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
@@ -273,6 +285,7 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     h, w = inside.shape
     P = np.where(inside, 1.0, 0.0).astype(np.float32)
     P[ys, xs] = prob
+    doubt = _look_deeper_inside(P, img, inside & (dist > reach), dist, bins, sample, label, sw, p)
     # inside: foreground where clearly foreground-coloured, a background candidate (a hole in
     # the object) where clearly background-coloured, unknown between; outside: background unless
     # foreground-like (strands the lasso missed), which is unknown, never definite foreground
@@ -287,12 +300,59 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     tri = np.full((h, w), UNKNOWN, np.uint8)
     tri[fg_def] = FOREGROUND
     tri[bg_def] = BACKGROUND
-    return tri
+    return tri, _doubt_regions(doubt, tri, inside, e)
 
 
-def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Params) -> np.ndarray:
+def _global_likelihood(bins, weights, colour_sigma) -> np.ndarray:
+    """p(colour | class) over the whole zone: a smoothed RGB histogram, normalised."""
+    hist = np.bincount(bins, weights, minlength=BINS ** 3).astype(np.float32).reshape(BINS, BINS, BINS)
+    for axis in range(3):
+        hist = ndimage.correlate1d(hist, _binomial(colour_sigma), axis=axis, mode="constant")
+    return hist.ravel() / max(float(hist.sum()), 1e-12)
+
+
+def _look_deeper_inside(P, img, deep, dist, bins, sample, label, sw, p: Params):
+    """Step 4b: P for the selection's interior beyond the zone, where no local colour model reaches,
+    from the zone's colour models taken over the whole zone (the background seen through a wicker
+    ball or between a figure's legs is the background around it).  Thin background-coloured
+    things there (a dark strand, a shadow line) are no hole.  Returns the pixels this made doubtful."""
+    ys, xs = np.nonzero(deep)
+    doubt = np.zeros(P.shape, bool)
+    if not ys.size:
+        return doubt
+    dbins = _colour_bins(img[ys, xs])
+    eps = 1e-3 / BINS ** 3
+    lf = _global_likelihood(bins, sample * label, p.colour_sigma)[dbins] + eps
+    lb = _global_likelihood(bins, sample * (1.0 - label), p.colour_sigma)[dbins] + eps
+    odds = np.exp(np.clip(dist[ys, xs] / (p.trust_deep * sw), -30.0, 30.0)).astype(np.float32)
+    prob = lf * odds / (lf * odds + lb)
+    cand = np.zeros(P.shape, bool)
+    cand[ys, xs] = prob < p.bg_in
+    lab, n = ndimage.label(cand)
+    if n:
+        thick = ndimage.maximum(ndimage.distance_transform_edt(cand), lab, np.arange(1, n + 1))
+        thin = np.concatenate([[False], np.asarray(thick) < p.hole_min * sw])
+        prob[thin[lab[ys, xs]]] = 1.0
+    P[ys, xs] = prob
+    doubt[ys, xs] = prob < p.fg_in
+    return doubt
+
+
+def _doubt_regions(doubt, tri, inside, e) -> np.ndarray | None:
+    """Label each connected doubtful region together with the unknown rim the erosion gave it, for
+    the second pass to check (0 = none)."""
+    if not doubt.any():
+        return None
+    lab, _ = ndimage.label(doubt)
+    near, (iy, ix) = ndimage.distance_transform_edt(lab == 0, return_indices=True)
+    return np.where((near <= e + 1.5) & (tri != FOREGROUND) & inside, lab[iy, ix], 0)
+
+
+def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Params,
+                             deep_doubts: np.ndarray | None = None) -> np.ndarray:
     """The second pass: matte with the first trimap, widen its band where that alpha says the
-    transition runs on into a definite label (untraced fur outside, hair marked foreground)."""
+    transition runs on into a definite label (untraced fur outside, hair marked foreground), and
+    give the foreground back a doubtful region deep inside that the matte finds opaque."""
     from .engines import get_engine  # the engines import much more than the trimap needs
     # a large layer's working image (object scale up to 2 * work_scale) is matted at half its
     # resolution: the object scale then stays within that of the 800-px photos this was tuned on,
@@ -317,4 +377,10 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
         widened = (tri == side) & (ndimage.distance_transform_edt(~seeds) <= grow)
         if (tri == side).sum() > widened.sum():   # keep some of each label for the engine
             out[widened] = UNKNOWN
+    if deep_doubts is not None:
+        # shading that looked like the background comes out nearly opaque (haze if left unknown);
+        # a real hole or a see-through tangle does not
+        mean = ndimage.mean(alpha, deep_doubts, np.arange(1, int(deep_doubts.max()) + 1))
+        opaque = np.concatenate([[False], np.asarray(mean) > p.hole_keep])
+        out[opaque[deep_doubts]] = FOREGROUND
     return out

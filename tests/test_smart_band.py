@@ -200,3 +200,42 @@ def test_second_pass_of_a_large_layer_mattes_at_half_the_working_resolution():
     # the coarser alpha widens a crisp edge a little, not much
     assert (tri[~soft] == 128).sum() < 1.5 * (first[~soft] == 128).sum()
     assert not ((tri == 255) & (alpha < 1)).any() and not ((tri == 0) & (alpha > 0.5)).any()
+
+
+def _ring_with_hole(shade=None):
+    """A large orange disk on the blue scene with a blue hole deep inside (beyond the examined
+    zone), a thin blue line elsewhere inside, and optionally a darker-orange patch; the lasso
+    follows the disk's outline a few px out, hole filled (a user does not trace holes)."""
+    size = 400
+    img = _scene(size, size, 2)
+    obj = _disk(size, size, 200, 200, 170)
+    hole = _disk(size, size, 200, 200, 30)
+    line = np.zeros((size, size), bool)
+    line[110:125, 199:201] = True            # 2 px wide, deep inside: a strand, not a hole
+    img[obj & ~hole & ~line] = ORANGE
+    if shade is not None:
+        img[shade] = np.asarray(ORANGE, np.float32) * 0.9
+    sel = _disk(size, size, 200, 200, 174).astype(np.uint8) * 255
+    return _finish(img), obj & ~hole, hole, line, sel
+
+
+def test_a_hole_deep_inside_the_selection_becomes_background_with_an_unknown_rim():
+    img, obj, hole, line, sel = _ring_with_hole()
+    tri = smart_trimap(img, sel)
+    core = _disk(400, 400, 200, 200, 20)
+    assert (tri[core] == 0).all()                          # the hole's core is background
+    rim = hole & ~_disk(400, 400, 200, 200, 27)
+    assert (tri[rim] != 255).all()                         # its edge is not forced to foreground
+    assert (tri[line] == 255).mean() > 0.9                 # a thin line is no hole
+    deep_obj = obj & ~_disk(400, 400, 200, 200, 50) & _disk(400, 400, 200, 200, 120) & ~line
+    assert (tri[deep_obj] == 255).mean() > 0.95            # the rest of the interior stays foreground
+    # with a blind trust in the selection deep inside (trust_deep tiny), the hole would be foreground
+    blind = smart_trimap(img, sel, params=replace(DEFAULT, trust_deep=1e-6))
+    assert (blind[core] == 255).all()
+
+
+def test_shading_inside_the_object_does_not_become_a_hole():
+    shade = _disk(400, 400, 200, 120, 28)
+    img, obj, hole, line, sel = _ring_with_hole(shade)
+    tri = smart_trimap(img, sel)
+    assert (tri[_disk(400, 400, 200, 120, 20)] == 255).all()
