@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/rough_selection.py [--seeds 3] [--methods band12 smart expert]
                                                  [--images GT04 GT24] [--time-large]
+                                                 [--first-seed 1] [--smart-params 'hole_min=0.04']
 
 For each of the 27 alphamatting.com low-res photos and each seed, a lasso-like rough selection
 is simulated from the ground-truth alpha (see ``rough_selection``): the alpha > 0.5 region with
@@ -38,6 +39,20 @@ from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  
 from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
 
 METHODS = ("bare", "band12", "band40", "smart", "expert1", "expert2")
+SMART_PARAMS = None   # drip_core.smart_band.Params for "smart"; --smart-params changes it (tuning)
+
+
+def smart_params(text: str):
+    """'trust_deep=0.3,hole_min=0.02' -> smart_band.Params with those fields changed."""
+    from dataclasses import replace
+
+    from drip_core.smart_band import DEFAULT
+    changes = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=")
+        kind = type(getattr(DEFAULT, key))
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(DEFAULT, **changes)
 
 
 # -- the simulated user ---------------------------------------------------------------------
@@ -84,8 +99,8 @@ def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str,
     if method == "band40":
         return from_selection(selection, 40)
     if method == "smart":
-        from drip_core.smart_band import smart_trimap
-        return smart_trimap(image.astype(np.float32) / 255.0, selection)
+        from drip_core.smart_band import DEFAULT, smart_trimap
+        return smart_trimap(image.astype(np.float32) / 255.0, selection, params=SMART_PARAMS or DEFAULT)
     if method in ("expert1", "expert2"):
         return load_sample(data, name, "Trimap" + method[-1]).trimap
     return None  # bare
@@ -164,6 +179,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=default_data_dir())
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 "
+                    "(tune on seed 0, check on --first-seed 1 --seeds 2)")
+    ap.add_argument("--smart-params", default="", help="change smart_band.Params fields, e.g. 'hole_min=0.04'")
     ap.add_argument("--methods", nargs="+", default=["bare", "band12", "smart", "expert1", "expert2"],
                     choices=METHODS)
     ap.add_argument("--images", nargs="+", help="only these photos (e.g. GT04 GT24)")
@@ -176,6 +194,10 @@ def main(argv=None) -> int:
     if args.data is None:
         print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
         return 2
+    global SMART_PARAMS
+    if args.smart_params:
+        SMART_PARAMS = smart_params(args.smart_params)
+        print(f"smart band parameters changed: {args.smart_params}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, nproc {os.cpu_count()}")
     if not args.time_only:
         names = args.images or sample_names(args.data)
@@ -187,7 +209,7 @@ def main(argv=None) -> int:
         for name in names:
             smp = load_sample(args.data, name)
             per = {m: [] for m in methods}
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 sel = rough_selection(smp.gt, 1000 * seed + (int(name[2:]) if name[2:].isdigit() else 0),
                                       args.smooth, args.thin, args.shift)
                 for m in methods:
