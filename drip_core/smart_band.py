@@ -93,7 +93,7 @@ class Params:
     erode_min: float = 2.0     # ... at least this many working pixels
     work_scale: float = WORK_SCALE  # object scale (px) of the analysis
     trust_deep: float = 0.3    # deeper inside (step 4b): P(foreground) prior = logistic(d / trust_deep)
-    hole_min: float = 0.02     # ... a hole there is at least this thick (its inscribed radius)
+    hole_min: float = 0.005    # ... a hole there is at least this thick (its inscribed radius)
     hole_keep: float = 0.9     # ... the second pass gives it back to the foreground when its mean alpha
                                #     is above this (shading that looked like the background)
     refine: bool = True        # the second pass (step 6)
