@@ -74,7 +74,7 @@ BINS = 16            # colour histogram bins per channel
 @dataclass(frozen=True)
 class Params:
     """Every length is a fraction of the object scale s (sqrt of the selected area)."""
-    base: float = 0.02         # always-unknown half-band around the lasso (its hand's precision)
+    base: float = 0.015        # always-unknown half-band around the lasso (its hand's precision)
     base_min: float = 3.0      # ... at least this many working pixels
     reach: float = AUTO_BAND_REACH  # examined zone each side of the edge (the plug-in reads that far)
     cell: float = 0.1          # colour-model grid cell
@@ -98,9 +98,9 @@ class Params:
                                #     is above this (shading that looked like the background)
     refine: bool = True        # the second pass (step 6)
     leak_bg: float = 0.05      # first alpha above this next to definite background: the band ends too early
-    leak_fg: float = 0.15      # ... below 1 - this next to definite foreground (looser: a soft but opaque
-                               #     inside, shading or texture, is commoner than hair; seed 0: 3 photos
-                               #     worse than band 12 instead of 5 at 0.05, same mean)
+    leak_fg: float = 0.1       # ... below 1 - this next to definite foreground (looser: a soft but opaque
+                               #     inside, shading or texture, is commoner than hair; 0.05 made more
+                               #     photos worse than band 12, 0.15 was the best before step 4b)
     leak_near: float = 2.0     # ... "next to": within this many working pixels
     grow: float = 0.04         # definite pixels this near such a leak become unknown
     refine_scale: float = WORK_SCALE  # the second pass mattes at an object scale of at most this (px)
