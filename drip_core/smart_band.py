@@ -79,7 +79,7 @@ class Params:
     reach: float = AUTO_BAND_REACH  # examined zone each side of the edge (the plug-in reads that far)
     cell: float = 0.1          # colour-model grid cell
     cell_sigma: float = 1.0    # spatial smoothing of the colour models, in cells
-    colour_sigma: float = 0.5  # colour smoothing of the colour models, in bins (0.5: a bin and its neighbour)
+    colour_sigma: float = 0.7  # colour smoothing of the colour models, in bins
     rounds: int = 3            # relabelling rounds
     ramp_out: float = 0.05     # outside samples count fully only this far beyond the band
     trust_in: float = 0.3      # the selection's prior: P(inside is foreground) = logistic(d / trust_in)
