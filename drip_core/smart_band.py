@@ -46,9 +46,9 @@ Here the band follows the image:
    pixels within ``grow * s`` of those places become unknown.  Elsewhere (a crisp edge, or a
    transition that ends inside the band) the trimap stays as it is.  A doubtful region from step
    4b that this alpha finds nearly opaque (mean above ``hole_keep``: shading that looked like the
-   background) goes back to the foreground; left unknown it would come out as haze.  A large layer's working
-   image is matted at half its resolution (``refine_scale``), which keeps a 25-MP layer's
-   trimap near 1 s.
+   background) goes back to the foreground; left unknown it would come out as haze.  A large
+   layer's working image is matted at half its resolution (``refine_scale``), which keeps a
+   25-MP layer's trimap near 1 s.
 
 ``drip_core.trimap.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
 the code (an int there gives the fixed band of drip_core.trimap.from_selection).
@@ -202,6 +202,13 @@ def _binomial(sigma: float) -> np.ndarray:
     return k.astype(np.float32)
 
 
+def _smooth(hist: np.ndarray, sigmas) -> np.ndarray:
+    """A histogram smoothed along its leading axes by the binomial kernels of ``sigmas``."""
+    for axis, sigma in enumerate(sigmas):
+        hist = ndimage.correlate1d(hist, _binomial(sigma), axis=axis, mode="constant")
+    return hist
+
+
 class _LocalColourModel:
     """p(colour | class, place) as smoothed histograms on a spatial grid x RGB bins."""
 
@@ -220,9 +227,7 @@ class _LocalColourModel:
         for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
             idx = ((np.minimum(y0 + dy, self.gy - 1) * self.gx + np.minimum(x0 + dx, self.gx - 1)) * n + bins)
             hist += np.bincount(idx, weights * ww, minlength=hist.size).astype(np.float32)
-        hist = hist.reshape(self.gy, self.gx, BINS, BINS, BINS)
-        for axis, sigma in enumerate((cell_sigma, cell_sigma, colour_sigma, colour_sigma, colour_sigma)):
-            hist = ndimage.correlate1d(hist, _binomial(sigma), axis=axis, mode="constant")
+        hist = _smooth(hist.reshape(self.gy, self.gx, BINS, BINS, BINS), (cell_sigma, cell_sigma) + (colour_sigma,) * 3)
         total = hist.sum(axis=(2, 3, 4), keepdims=True)
         return hist.reshape(self.gy, self.gx, n), total.reshape(self.gy, self.gx)
 
@@ -306,8 +311,7 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
 def _global_likelihood(bins, weights, colour_sigma) -> np.ndarray:
     """p(colour | class) over the whole zone: a smoothed RGB histogram, normalised."""
     hist = np.bincount(bins, weights, minlength=BINS ** 3).astype(np.float32).reshape(BINS, BINS, BINS)
-    for axis in range(3):
-        hist = ndimage.correlate1d(hist, _binomial(colour_sigma), axis=axis, mode="constant")
+    hist = _smooth(hist, (colour_sigma,) * 3)
     return hist.ravel() / max(float(hist.sum()), 1e-12)
 
 
