@@ -39,11 +39,10 @@ from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  
 from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
 
 METHODS = ("bare", "band12", "band40", "smart", "expert1", "expert2")
-SMART_PARAMS = None   # drip_core.smart_band.Params for "smart"; --smart-params changes it (tuning)
 
 
-def smart_params(text: str):
-    """'trust_deep=0.3,hole_min=0.02' -> smart_band.Params with those fields changed."""
+def smart_params(text: str = ""):
+    """'trust_deep=0.3,hole_min=0.02' -> smart_band.Params with those fields changed ('' -> the default)."""
     from dataclasses import replace
 
     from drip_core.smart_band import DEFAULT
@@ -92,7 +91,9 @@ def rough_selection(gt: np.ndarray, seed: int, smooth: float = 0.025, thin: floa
 
 # -- trimap methods and the engine ------------------------------------------------------------
 
-def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str, data) -> np.ndarray | None:
+def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str, data,
+               params=None) -> np.ndarray | None:
+    """``params``: smart_band.Params for "smart" (None: the default)."""
     from drip_core.trimap import from_selection
     if method == "band12":
         return from_selection(selection, 12)
@@ -100,7 +101,7 @@ def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str,
         return from_selection(selection, 40)
     if method == "smart":
         from drip_core.smart_band import DEFAULT, smart_trimap
-        return smart_trimap(image.astype(np.float32) / 255.0, selection, params=SMART_PARAMS or DEFAULT)
+        return smart_trimap(image.astype(np.float32) / 255.0, selection, params=params or DEFAULT)
     if method in ("expert1", "expert2"):
         return load_sample(data, name, "Trimap" + method[-1]).trimap
     return None  # bare
@@ -117,14 +118,14 @@ def whole_image_sad(alpha: np.ndarray, gt: np.ndarray) -> float:
     return sad(to_uint8(alpha), gt, np.full(gt.shape, 128, np.uint8))
 
 
-def score(method: str, image, selection, gt, name, data, cache: dict) -> tuple[float, float]:
+def score(method: str, image, selection, gt, name, data, cache: dict, params=None) -> tuple[float, float]:
     """(SAD, seconds for the trimap)."""
     if method.startswith("expert") and (name, method) in cache:
         return cache[name, method], 0.0
     if method == "bare":
         return whole_image_sad(selection / 255.0, gt), 0.0
     t0 = time.perf_counter()
-    tri = trimap_for(method, image, selection, name, data)
+    tri = trimap_for(method, image, selection, name, data, params)
     seconds = time.perf_counter() - t0
     try:
         alpha = run_engine(image, tri)
@@ -194,9 +195,8 @@ def main(argv=None) -> int:
     if args.data is None:
         print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
         return 2
-    global SMART_PARAMS
+    params = smart_params(args.smart_params)
     if args.smart_params:
-        SMART_PARAMS = smart_params(args.smart_params)
         print(f"smart band parameters changed: {args.smart_params}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, nproc {os.cpu_count()}")
     if not args.time_only:
@@ -213,7 +213,7 @@ def main(argv=None) -> int:
                 sel = rough_selection(smp.gt, 1000 * seed + (int(name[2:]) if name[2:].isdigit() else 0),
                                       args.smooth, args.thin, args.shift)
                 for m in methods:
-                    v, t = score(m, smp.image, sel, smp.gt, name, args.data, cache)
+                    v, t = score(m, smp.image, sel, smp.gt, name, args.data, cache, params)
                     per[m].append(v)
                     tri_seconds[m].append(t)
             for m in methods:
