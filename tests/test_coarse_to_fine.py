@@ -130,9 +130,9 @@ def test_carry_up_recovers_an_alpha_affine_in_colour():
     trimap[:, 110:] = 255
     coarse_image = blocks.reduce_image(image, f)
     coarse_alpha = blocks.reduce_image(alpha[..., None], f)[..., 0]
-    fb = np.concatenate([np.broadcast_to(fg, coarse_image.shape), np.broadcast_to(bg, coarse_image.shape)], 2)
+    coarse_fg, coarse_bg = (np.broadcast_to(c, coarse_image.shape) for c in (fg, bg))
     out = image.copy()
-    got = c2f.carry_up(out, trimap, coarse_image, coarse_alpha, fb.astype(np.float32), f)
+    got = c2f.carry_up(out, trimap, coarse_image, coarse_alpha, coarse_fg, coarse_bg, f)
     unknown = trimap == 128
     assert np.abs(got - alpha)[unknown].max() < 0.01
     assert np.abs(out[unknown & (alpha > 0.1)] - fg).max() < 0.01

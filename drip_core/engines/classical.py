@@ -71,7 +71,7 @@ class ClassicalEngine(Engine):
                                                where=near, background=background)
         check_cancel()
         t0 = time.perf_counter()
-        alpha = carry_up(img, trimap, coarse_img, alpha_c, np.concatenate([fg_c, background], axis=2), f,
+        alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
                          lambda frac: progress(0.9 + 0.1 * frac, "alpha", "back to full size"))
         self.last_stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
         return Matte(img, alpha, self.name)

@@ -161,12 +161,12 @@ def affine_fit(image: np.ndarray, alpha: np.ndarray, r: int | None = None, eps: 
 
 
 def carry_up(image: np.ndarray, trimap: np.ndarray, coarse_image: np.ndarray, coarse_alpha: np.ndarray,
-             coarse_fb: np.ndarray, f: int, report=None) -> np.ndarray:
+             coarse_fg: np.ndarray, coarse_bg: np.ndarray, f: int, report=None) -> np.ndarray:
     """Full-resolution alpha (float32, the crop's shape; known pixels from the trimap); the
     unknown pixels' foreground is written into ``image`` (the crop becomes the foreground).
-    ``coarse_fb``: the coarse foreground and background, [F | B] (H x W x 6), valid at least at
-    ``carried_pixels``."""
-    fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fb.astype(np.float32)], axis=2)
+    ``coarse_fg`` / ``coarse_bg``: the coarse foreground and background (H x W x 3), valid at
+    least at ``carried_pixels``; interpolated together with the affine fit."""
+    fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fg, coarse_bg], axis=2, dtype=np.float32)
     alpha = (trimap == 255).astype(np.float32)
     flat_alpha, flat_img = alpha.reshape(-1), image.reshape(-1, 3)
     idx = np.flatnonzero(trimap == 128)

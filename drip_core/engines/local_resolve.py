@@ -103,7 +103,7 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
             alpha_c, fg_c = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
                                           previous.transparent, spatial, check_cancel, stats, background)
             new_fg = img
-            new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, np.concatenate([fg_c, background], axis=2), f)
+            new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, fg_c, background, f)
     else:  # the edit left no unknown pixel nearby: nothing to solve
         new_alpha, new_fg = start, img
     fg_out, alpha_out = foreground.copy(), alpha.copy()
