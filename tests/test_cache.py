@@ -189,7 +189,7 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     assert "patch" not in info_full and info_full["rerun"] == "unchanged"
     assert np.array_equal(fg_full, fg_after) and np.array_equal(alpha_full, after)
     box = np.zeros(tri.shape, bool)
-    r = REACH + ALIGN  # the neighbourhood starts and ends on even pixels of the job's region
+    r = REACH + ALIGN  # the neighbourhood starts and ends on the flow's grid of the job's region
     box[max(cy - 15 - r, 0):cy + 16 + r, max(cx - 15 - r, 0):cx + 16 + r] = True
     assert np.array_equal(after[~box], before[~box])          # reused as it was
     assert (after[edited == 255] == full_scale).all()

@@ -261,3 +261,56 @@ def test_patch_gaussians_by_slabs_match_one_slab(monkeypatch):
     slabs = patch_gaussians(img, idx)
     np.testing.assert_allclose(slabs[0], whole[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(slabs[1], whole[1], rtol=0, atol=1e-12)
+
+
+def _band_scene(h=100, w=120, seed=3):
+    """Textured foreground (right) and background (left) in two colour ranges, a 10-px unknown band
+    whose pixels mix them, and a trimap."""
+    rng = np.random.default_rng(seed)
+    fg, bg = 0.5 + 0.5 * rng.random((h, w, 3)), 0.5 * rng.random((h, w, 3))
+    a = np.clip((np.arange(w) - 50) / 10.0, 0, 1)[None, :, None] * np.ones((h, 1, 1))
+    img = a * fg + (1 - a) * bg
+    tri = np.where(np.arange(w) < 50, 0, 255).astype(np.uint8)[None, :].repeat(h, 0)
+    tri[:, 50:60] = 128
+    return img, tri
+
+
+def test_the_known_patches_of_an_edit_are_the_edited_trimaps_own():
+    """A local re-solve updates the whole region's known patches only within trimming's band of
+    the edit (local_resolve.py): the result is the set the edited trimap itself gives."""
+    from drip_core.engines.trimming import BAND, patches_near_unknown
+
+    def known_patch_set(image, trimap):
+        return patches_near_unknown(image, trimap).known
+    img, tri = _band_scene()
+    edited = tri.copy()
+    edited[40:50, 45:65] = 255                      # white painted across the band
+    reach = (slice(40 - BAND - 1, 50 + BAND + 1), slice(45 - BAND - 1, 65 + BAND + 1))
+    window = (slice(reach[0].start - BAND - 1, reach[0].stop + BAND + 1),
+              slice(reach[1].start - BAND - 1, reach[1].stop + BAND + 1))
+    updated = known_patch_set(img, tri).replaced(
+        reach, known_patch_set(img[window], edited[window]).shifted(window[0].start, window[1].start))
+    expected = known_patch_set(img, edited)
+    for name in ("rows", "cols", "fg"):
+        np.testing.assert_array_equal(getattr(updated, name), getattr(expected, name))
+    np.testing.assert_allclose(updated.mu, expected.mu, atol=1e-12)
+    np.testing.assert_allclose(updated.cov, expected.cov, atol=1e-12)
+    assert not np.array_equal(known_patch_set(img, tri).rows, expected.rows)   # the edit did change it
+
+
+def test_trimming_decisions_ignore_known_patches_that_match_nothing():
+    """Exact searches: known patches of colours far from every unknown one (a brush stroke
+    elsewhere in the region) change no decision, whatever they do to the search tree."""
+    from drip_core.engines.trimming import KnownPatchSet, RADIUS, patches_near_unknown
+    img, tri = _band_scene()
+    img[30:70, 50:60] = img[30:70, 70:80]           # foreground texture inside the band: decidable
+    patches = patches_near_unknown(img, tri)
+    known = patches.known
+    rng = np.random.default_rng(4)
+    n = 5000
+    far = KnownPatchSet(np.full(n, 10_000, np.int32), np.arange(n, dtype=np.int32), rng.random(n) < 0.5,
+                        1.2 + RADIUS + rng.random((n, 3)), known.cov[rng.integers(0, known.fg.size, n)])
+    both = known.replaced((slice(10_000, 10_001), slice(0, n)), far)
+    alone, extended = trim(img, tri, patches=patches), trim(img, tri, patches=patches._replace(known=both))
+    assert (alone != tri).sum() > 50
+    np.testing.assert_array_equal(alone, extended)

@@ -75,7 +75,7 @@ def test_engine_leaves_less_haze_in_a_painted_square(monkeypatch):
     for rule in ("deep", "gated only"):
         if rule == "gated only":  # the engine as before: trimming kept where the flow agrees
             monkeypatch.setattr(deep_unknown, "trim",
-                                lambda image, trimap, f, b: (trimming.trim(image, trimap, f, b), 0))
+                                lambda image, trimap, f, b, **k: (trimming.trim(image, trimap, f, b, **k), 0))
         errors[rule] = []
         for seed in range(3):
             img, tri, gt = _scene(seed)

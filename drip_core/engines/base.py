@@ -28,6 +28,8 @@ class Matte:
     foreground: np.ndarray  # float32 H x W x 3 in [0, 1]
     alpha: np.ndarray       # float32 H x W in [0, 1]
     engine: str = ""
+    known: object = None    # classical: the known patches trimming compared with, at the solve
+                            # scale (trimming.KnownPatchSet): a local re-solve's context
 
 
 class Engine:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from ..blocks import reduce_trimap
-from . import deep_unknown
+from . import deep_unknown, trimming
 from .base import Engine, EngineError, Matte
 from .closed_form import closed_form_alpha
 from .coarse_to_fine import carried_pixels, carry_up, choose_factor
@@ -27,7 +27,10 @@ class ClassicalEngine(Engine):
     name = "classical"
     context_margin = 16  # known pixels around the unknown region: colour context (flow, trimming, foreground)
     eps = 1e-8   # Levin's regulariser (plain closed form, SAD T1/T2: 1e-7 5.19/7.50, 1e-8 5.10/7.21; 1e-5 much worse)
-    tol = 1e-3   # relative CG residual: SAD T1/T2 5.19/7.50 (1e-4: 5.29/7.56, 1e-2: 5.42/8.28)
+    # relative CG residual: 1e-3 left some pixels 25 / 255 from the exact minimum, where a local
+    # re-solve, starting elsewhere, stopped at another point (bench/refine_rerun.py); SAD alike
+    # (v1: 1e-3 5.19 / 7.50, 1e-4 5.29 / 7.56; v2 T1 / T2: 1e-3 3.718 / 4.697, 1e-4 3.736 / 4.577)
+    tol = 1e-4
     sigma = SIGMA  # weight of the K-to-U term (priors.py); 0 with trim = False: plain closed form
     trim = True    # patch-based trimming
     last_stats: dict = {}  # iterations and seconds per stage of the last matte (benchmarks); replaced per call
@@ -49,8 +52,8 @@ class ClassicalEngine(Engine):
                 return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress, check_cancel)
         if needs_tiles(trimap.shape):
             return self._matte_tiled(image, trimap, progress, check_cancel)
-        alpha_roi, fg_roi, self.last_stats = self._solve(image, trimap, progress, check_cancel)
-        return Matte(fg_roi, alpha_roi, self.name)
+        alpha_roi, fg_roi, self.last_stats, known = self._solve(image, trimap, progress, check_cancel)
+        return Matte(fg_roi, alpha_roi, self.name, known)
 
     def _matte_coarse(self, img, trimap, f, coarse_img, coarse_tri, progress, check_cancel) -> Matte:
         """A crop whose band has no detail below the scale f (coarse_to_fine.py): solved at 1/f
@@ -61,24 +64,25 @@ class ClassicalEngine(Engine):
         near = carried_pixels(coarse_tri)
         background = np.zeros_like(coarse_img)
         if needs_tiles(coarse_tri.shape):
-            alpha_c = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel).alpha
-            stats = self.last_stats
+            tiled = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel)
+            alpha_c, known, stats = tiled.alpha, tiled.known, self.last_stats
             # the tiles return no background, so the (coarse, cheap) foreground runs once more here
             fg_c = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
                                        background=background)
         else:
-            alpha_c, fg_c, stats = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
-                                               where=near, background=background)
+            alpha_c, fg_c, stats, known = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
+                                                      where=near, background=background)
         check_cancel()
         t0 = time.perf_counter()
         alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
                          lambda frac: progress(0.9 + 0.1 * frac, "alpha", "back to full size"))
         self.last_stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
-        return Matte(img, alpha, self.name)
+        return Matte(img, alpha, self.name, known)
 
     def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None, trimmed=None,
                where=None, background=None):
-        """(alpha, foreground, stats) of a crop (``img`` float32, overwritten with the foreground);
+        """(alpha, foreground, stats, the known patches trimming compared with) of a crop (``img``
+        float32, overwritten with the foreground);
         ``transparent``: the transparency decision when already made (tiles share the crop's);
         ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made;
         ``where``: the pixels whose foreground is estimated (the unknown ones unless given);
@@ -106,7 +110,7 @@ class ClassicalEngine(Engine):
                                      prior=foreground_prior(img, priors.flow),
                                      where=trimap == 128 if where is None else where, out=img, background=background)
         stats["foreground"] = time.perf_counter() - t0
-        return alpha_roi.astype(np.float32, copy=False), fg_roi, stats
+        return alpha_roi.astype(np.float32, copy=False), fg_roi, stats, priors.known
 
     def _matte_tiled(self, img, trimap, progress, check_cancel) -> Matte:
         """A large crop in tiles (tiling.py), two at a time; one transparency decision and one
@@ -124,15 +128,15 @@ class ClassicalEngine(Engine):
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0) + v
 
-        flows, trimmed, after = [None] * len(tiles), None, 0.02
+        flows, trimmed, known, after = [None] * len(tiles), None, None, 0.02
         if self.trim and not transparent:
-            flows, trimmed = self._trim_whole(img, trimap, tiles, progress, check_cancel, add)
+            flows, trimmed, known = self._trim_whole(img, trimap, tiles, progress, check_cancel, add)
             after = 0.4
 
         def solve(i, image, tri, report, cancelled):
             box = tiles[i][1]
-            alpha, fg, stats = self._solve(image, tri, lambda f, *a: report(f), cancelled, transparent,
-                                           flows[i], None if trimmed is None else trimmed[box])
+            alpha, fg, stats, _ = self._solve(image, tri, lambda f, *a: report(f), cancelled, transparent,
+                                              flows[i], None if trimmed is None else trimmed[box])
             flows[i] = None  # its memory is not needed any more
             add(stats)
             return alpha, fg
@@ -147,10 +151,11 @@ class ClassicalEngine(Engine):
         alpha.reshape(-1)[idx] = alpha_u
         img.reshape(-1, 3)[idx] = fg_u  # the crop becomes the foreground (known pixels: their own colour)
         self.last_stats = totals
-        return Matte(img, alpha, self.name)
+        return Matte(img, alpha, self.name, known)
 
     def _trim_whole(self, img, trimap, tiles, progress, check_cancel, add):
-        """(per-tile K-to-U flows, the whole crop's trimmed trimap): the flows in tiles (each
+        """(per-tile K-to-U flows, the whole crop's trimmed trimap, the known patches it compared
+        with): the flows in tiles (each
         core's alpha_hat marks where trimming may decide), the trimming on the whole crop
         (its memory follows the band: trimming.py)."""
         w = trimap.shape[1]
@@ -177,7 +182,8 @@ class ClassicalEngine(Engine):
         check_cancel()
         progress(0.3, "alpha", "trimming")
         t0 = time.perf_counter()
-        trimmed, deep = deep_unknown.trim(img, trimap, *may_be)  # the same rule as a whole-crop solve (priors.py)
+        patches = trimming.patches_near_unknown(img, trimap)
+        trimmed, deep = deep_unknown.trim(img, trimap, *may_be, patches=patches)  # the same rule as a whole-crop solve (priors.py)
         add({"trim": time.perf_counter() - t0, "deep": deep})
         check_cancel()
-        return flows, trimmed
+        return flows, trimmed, patches.known

@@ -45,14 +45,16 @@ def deep_pixels(unknown: np.ndarray, far: int = FAR) -> np.ndarray:
 
 
 def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray, may_be_bg: np.ndarray,
-         far: int = FAR, window: int = WINDOW, density: float = DENSITY) -> tuple[np.ndarray, int]:
+         far: int = FAR, window: int = WINDOW, density: float = DENSITY,
+         patches: trimming.NearUnknown | None = None) -> tuple[np.ndarray, int]:
     """(trimmed trimap, deep decisions kept): trimming.trim with ``may_be_fg`` / ``may_be_bg``
     (the flow's gate, bool H x W) opened on the deep pixels, then the opened decisions that
-    stand alone dropped (see the module docstring).  Without deep pixels: trimming.trim as is."""
+    stand alone dropped (see the module docstring).  Without deep pixels: trimming.trim as is.
+    ``patches``: as trimming.trim's."""
     deep = deep_pixels(trimap == 128, far)
     if not deep.any():
-        return trimming.trim(image, trimap, may_be_fg, may_be_bg), 0
-    out = trimming.trim(image, trimap, may_be_fg | deep, may_be_bg | deep)
+        return trimming.trim(image, trimap, may_be_fg, may_be_bg, patches=patches), 0
+    out = trimming.trim(image, trimap, may_be_fg | deep, may_be_bg | deep, patches=patches)
     kept = 0
     for label, gated in ((255, may_be_fg), (0, may_be_bg)):
         same = out == label

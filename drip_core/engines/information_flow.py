@@ -38,12 +38,16 @@ K_FG = 7
 K_BG = 7
 SPATIAL = 10.0   # weight of the normalised pixel coordinates in the feature space
 LLE_REG = 1e-10  # regulariser of the LLE Gram matrix
+WEAK_DET = 1e-6  # a Gram matrix whose det is below this share of its diagonal's product: solved by LAPACK
 BAND = 32        # known pixels this close (Chebyshev distance) to an unknown pixel are searched ...
 STRIDE = 2       # ... on every STRIDE-th row and column (a quarter of them: 4x smaller trees; 3: SAD T2 +0.2)
-SEARCH_EPS = 1.0  # approximate k-d tree search: neighbours within (1 + eps) of the true distances
+SEARCH_EPS = 0.0  # exact k-d searches: an approximate one answers from the tree's shape, so a brush
+                  # stroke anywhere would move the flow everywhere (local_resolve.py could not
+                  # reproduce a full solve); exact, SAD T2 is lower too (docs/benchmarks.md)
 WORKERS = -1     # k-d searches on every core
-GROUP_PX = 2     # unknown pixels in one GROUP_PX x GROUP_PX block share one neighbour search (each keeps
-                 # its own LLE weights): 4x fewer searches; SAD T1 / T2 3.78 / 4.78 -> 3.76 / 4.77 (3: 3.77 / 4.80)
+GROUP_PX = 3     # unknown pixels in one GROUP_PX x GROUP_PX block share one neighbour search (each keeps
+                 # its own LLE weights): 9x fewer searches; approximate searches: SAD T1 / T2 3.78 / 4.78 ->
+                 # 3.76 / 4.77 (2) / 3.77 / 4.80 (3); exact: 3.721 / 4.544 (2), 3.717 / 4.562 (3, 6 % faster)
 GROUP_COLOUR = 0.0  # > 0: ... only those whose colours agree within GROUP_COLOUR (off)
 
 
@@ -79,16 +83,27 @@ def features(image: np.ndarray, idx: np.ndarray, spatial: float | tuple[float, f
 
 def lle_weights(centre: np.ndarray, neighbours: np.ndarray, reg: float = LLE_REG) -> np.ndarray:
     """LLE weights (n, K), rows summing to 1: centre (n, 3) from neighbours (n, K, 3)."""
-    # channel-first (3, n, K) differences: the 3x3 products are plain elementwise sums
-    D = np.moveaxis(neighbours, 2, 0) - np.asarray(centre).T[:, :, None]
-    M = np.empty((D.shape[1], 3, 3))
-    for i in range(3):
-        for j in range(i, 3):
-            M[:, i, j] = M[:, j, i] = np.einsum("nk,nk->n", D[i], D[j])
-    M[:, [0, 1, 2], [0, 1, 2]] += reg
-    s = D.sum(axis=2).T
-    t = np.linalg.solve(M, s[..., None])[..., 0]
-    u = 1.0 - (D[0] * t[:, 0:1] + D[1] * t[:, 1:2] + D[2] * t[:, 2:3])
+    c = np.asarray(centre, dtype=np.float64)
+    D = [neighbours[:, :, i] - c[:, i:i + 1] for i in range(3)]  # colour differences per channel, (n, K)
+    m = {(i, j): np.einsum("nk,nk->n", D[i], D[j]) for i in range(3) for j in range(i, 3)}
+    a, b, cc, d, e, f = m[0, 0] + reg, m[0, 1], m[0, 2], m[1, 1] + reg, m[1, 2], m[2, 2] + reg
+    s = [Di.sum(axis=1) for Di in D]
+    # t = M^-1 s by the cofactors of the symmetric 3x3 M (2x faster than a LAPACK call per pixel) ...
+    A, B, C = d * f - e * e, cc * e - b * f, b * e - cc * d
+    DD, E, F = a * f - cc * cc, b * cc - a * e, a * d - b * b
+    det = a * A + b * B + cc * C
+    t = np.stack([(A * s[0] + B * s[1] + C * s[2]) / det, (B * s[0] + DD * s[1] + E * s[2]) / det,
+                  (C * s[0] + E * s[1] + F * s[2]) / det], axis=1)
+    # ... except where M is nearly singular (neighbours on a line in colour space: a two-colour
+    # mix), where the cofactors cancel: there LAPACK's pivoted solve (0.4 % of GT13's pixels)
+    weak = ~(det > WEAK_DET * a * d * f)
+    if weak.any():
+        M = np.stack([a, b, cc, b, d, e, cc, e, f], axis=1)[weak].reshape(-1, 3, 3)
+        t[weak] = np.linalg.solve(M, np.stack(s, axis=1)[weak][..., None])[..., 0]
+    u = D[0] * t[:, 0:1]
+    u += D[1] * t[:, 1:2]
+    u += D[2] * t[:, 2:3]
+    np.subtract(1.0, u, out=u)
     total = u.sum(axis=1, keepdims=True)
     # total = K - s^T M^-1 s > 0 unless 1 lies in D's column space (neighbours on a plane
     # that misses c_p); fall back to equal weights there
@@ -96,7 +111,8 @@ def lle_weights(centre: np.ndarray, neighbours: np.ndarray, reg: float = LLE_REG
     if bad.any():
         u[bad[:, 0]] = 1.0
         total[bad] = u.shape[1]
-    return u / total
+    u /= total
+    return u
 
 
 def grouped_query(tree: cKDTree, points: np.ndarray, k: int, key: np.ndarray | None = None,

@@ -3,19 +3,27 @@ neighbourhood is solved again; everything else keeps the previous job's result.
 
     changed = the pixels whose trimap value differs from the previous job's
     inner   = their bounding box widened by ``reach``: its unknown pixels are solved again
-    crop    = inner widened by the engine's context margin: colours for the K-to-U flow,
-              trimming and the foreground; the pixels outside inner are held at the previous
-              solution (Dirichlet boundary values), which is also the solver's starting point
+    crop    = inner widened by MARGIN: colours for the K-to-U flow, trimming and the
+              foreground; the pixels outside inner are held at the previous solution
+              (Dirichlet boundary values), which is also the solver's starting point
 
 The closed-form solution's response to a local change decays with distance (the K-to-U data
 term makes it decay faster), so a neighbourhood of ``reach`` pixels reproduces a full solve of
-the edited trimap within a fraction of a grey level (bench/refine_rerun.py measures it). The
-transparency decision is the whole job's, not the crop's: a small crop must not flip it; so is
-the scale: a job solved at 1/f size (coarse_to_fine.py) is re-solved at 1/f size too, on the
-same block grid, and carried back up the same way.
+the edited trimap within a few grey levels (bench/refine_rerun.py measures it). What the full
+solve decides for the whole region is taken from the whole region, not the crop:
+- the transparency decision: a small crop must not flip it;
+- the scale: a job solved at 1/f size (coarse_to_fine.py) is re-solved at 1/f size too, on the
+  same block grid, and carried back up the same way;
+- the known patches trimming compares with (trimming.KnownPatchSet): the previous job's, with
+  those the edit can change (within trimming's band of it) taken from the crop; the crop's
+  own would miss the colours found elsewhere in the region, and trimming decides too much;
+- the K-to-U flow's scale of positions (normalised by the crop's size in the flow).
+With exact k-d searches (information_flow.py, trimming.py) these make the crop's priors the
+full solve's, and the rest is the solver's tolerance (ClassicalEngine.tol).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -28,10 +36,15 @@ from .coarse_to_fine import carried_pixels, carry_up
 from .foreground import estimate_foreground
 from .information_flow import SPATIAL
 from .priors import alpha_priors, foreground_prior
+from . import deep_unknown, information_flow, trimming
 
-REACH = 48       # px around the changed pixels that are solved again
-MAX_SHARE = 0.25  # an edit whose neighbourhood exceeds this share of the previous region: a full run
-ALIGN = 2         # windows start on even pixels of the job's grid: the flow samples every 2nd pixel
+REACH = 96       # px around the changed pixels that are solved again (at the solve's scale)
+# px of context around inner (at the solve's scale): deep_unknown's reach, so that no pixel of
+# inner looks farther from the known ones than it is (the flow needs less)
+MARGIN = deep_unknown.FAR + deep_unknown.WINDOW
+MAX_SHARE = 0.5   # an edit whose neighbourhood exceeds this share of the previous region: a full run
+# windows start on the job's grid of the flow's sampled known pixels and shared-search blocks
+ALIGN = math.lcm(information_flow.STRIDE, information_flow.GROUP_PX)
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
 
 
@@ -47,10 +60,12 @@ class Solution:
     transparent: bool    # the engine's transparency decision for the whole region
     factor: int = 1      # the engine solved at 1/factor size (coarse_to_fine.py) ...
     grid: tuple[int, int] = (0, 0)  # ... on blocks whose corner is this layer pixel (row, column)
+    known: trimming.KnownPatchSet | None = None  # trimming's known patches, at the solve's scale,
+                                                 # positions from the grid's corner
 
     @property
     def nbytes(self) -> int:
-        return self.trimap.nbytes + self.alpha.nbytes
+        return self.trimap.nbytes + self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
 
     def alpha_in(self, window: Box, dtype=np.float64) -> np.ndarray:
         """The previous alpha over any window: the solved values inside ``box``, 0 / 1 outside."""
@@ -80,8 +95,13 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     inner = _on_grid(widen(changed, reach * f, (h, w)), previous.grid, f * ALIGN, (h, w))
     if _area(inner) > MAX_SHARE * _area(previous.box):
         return None
-    crop = _on_grid(widen(inner, engine.context_margin * f, (h, w)), previous.grid, f * ALIGN, (h, w))
+    crop = _on_grid(widen(inner, MARGIN * f, (h, w)), previous.grid, f * ALIGN, (h, w))
     inner_in_crop = _relative(inner, crop)
+    # the crop's corner and the edit's reach into trimming's known patches, at the solve's scale
+    # from the grid's corner
+    corner = ((crop[0].start - previous.grid[0]) // f, (crop[1].start - previous.grid[1]) // f)
+    reaches_known = _intersect(_at_scale(changed, previous.grid, f, trimming.BAND + 1),
+                               _at_scale(_hull(previous.box, inner), previous.grid, f, 0))
     stats = {}
     t0 = time.perf_counter()
     img, tri = JobRegion(image, trimap, crop).engine_inputs()
@@ -93,19 +113,20 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
         # has the whole region's (bench: near the edit, the mean difference from a full solve halves)
         spatial = (SPATIAL * _width(crop, 1) / _width(previous.box, 1), SPATIAL * _width(crop, 0) / _width(previous.box, 0))
         if f == 1:
-            new_alpha, new_fg = _solve_window(engine, img, tri, held, start, previous.transparent, spatial,
-                                              check_cancel, stats)
+            new_alpha, new_fg, known = _solve_window(engine, img, tri, held, start, previous, spatial, corner,
+                                                     reaches_known, check_cancel, stats)
         else:  # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
             coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
             coarse_held = whole_blocks(held, f)
             coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
             background = np.zeros_like(coarse_img)
-            alpha_c, fg_c = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
-                                          previous.transparent, spatial, check_cancel, stats, background)
+            alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
+                                                 previous, spatial, corner, reaches_known, check_cancel, stats,
+                                                 background)
             new_fg = img
             new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, fg_c, background, f)
     else:  # the edit left no unknown pixel nearby: nothing to solve
-        new_alpha, new_fg = start, img
+        new_alpha, new_fg, known = start, img, None
     fg_out, alpha_out = foreground.copy(), alpha.copy()
     JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inner_in_crop], new_alpha[inner_in_crop])
     # the next edit starts from this one: the solved region grows to cover inner if need be
@@ -113,15 +134,28 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved = previous.alpha_in(box, np.float32)
     solved[_relative(inner, box)] = new_alpha[inner_in_crop]
     engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
-    return fg_out, alpha_out, Solution(trimap, box, solved, previous.transparent, f, previous.grid), inner
+    if known is None and previous.known is not None:  # nothing solved: the edited known patches all the same
+        img_s, tri_s = (reduce_image(img, f), reduce_trimap(tri, f)) if f > 1 else (img, tri)
+        known = _known_after_edit(previous.known, trimming.patches_near_unknown(img_s, tri_s).known, corner,
+                                  reaches_known)
+    solution = Solution(trimap, box, solved, previous.transparent, f, previous.grid, known)
+    return fg_out, alpha_out, solution, inner
 
 
-def _solve_window(engine, img, tri, held, start, transparent, spatial, check_cancel, stats, background=None):
-    """(alpha, foreground) of a window whose ``held`` pixels keep ``start`` (boundary values and
-    starting point); ``background``: receives the background estimate (the window's unknown
-    pixels and one pixel around them) when given."""
+def _solve_window(engine, img, tri, held, start, previous, spatial, corner, reaches_known, check_cancel, stats,
+                  background=None):
+    """(alpha, foreground, trimming's known patches after the edit) of a window whose ``held``
+    pixels keep ``start`` (boundary values and starting point); ``background``: receives the
+    background estimate (the window's unknown pixels and one pixel around them) when given.
+    ``corner``: the window's corner from the grid's, ``reaches_known``: the known patches the
+    edit can change, both at the window's scale."""
     t0 = time.perf_counter()
-    priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=transparent, spatial=spatial)
+    patches, known = trimming.patches_near_unknown(img, tri), None
+    if previous.known is not None:  # trimming compares with the whole region's known patches
+        known = _known_after_edit(previous.known, patches.known, corner, reaches_known)
+        patches = patches._replace(known=known.shifted(-corner[0], -corner[1]))
+    priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent, spatial=spatial,
+                          patches=patches)
     solve_trimap = priors.trimap.copy()
     decided = ~held & (solve_trimap != UNKNOWN)
     start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
@@ -136,7 +170,21 @@ def _solve_window(engine, img, tri, held, start, transparent, spatial, check_can
     fg = estimate_foreground(img, alpha, check_cancel=check_cancel, prior=foreground_prior(img, priors.flow),
                              where=where, background=background)
     stats["foreground"] = time.perf_counter() - t0
-    return alpha, fg
+    return alpha, fg, known
+
+
+def _known_after_edit(known: trimming.KnownPatchSet, window: trimming.KnownPatchSet, corner, reach: Box):
+    """The previous job's known patches with those in ``reach`` (the pixels within trimming's
+    band of the edit: only their membership can change) taken from the window's own set
+    (``window``: positions from the window's corner at ``corner``)."""
+    return known if reach is None else known.replaced(reach, window.shifted(*corner))
+
+
+def _at_scale(box: Box, grid: tuple[int, int], f: int, margin: int) -> Box:
+    """``box`` (layer pixels) as the blocks of the 1/f grid at ``grid`` that it touches, widened
+    by ``margin`` blocks (positions from the grid's corner)."""
+    return (slice((box[0].start - grid[0]) // f - margin, -((grid[0] - box[0].stop) // f) + margin),
+            slice((box[1].start - grid[1]) // f - margin, -((grid[1] - box[1].stop) // f) + margin))
 
 
 def _on_grid(box: Box, grid: tuple[int, int], f: int, shape) -> Box:

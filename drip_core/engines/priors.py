@@ -14,11 +14,12 @@ uint8 0 / 128 / 255 trimap.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import deep_unknown, information_flow, transparency
+from . import deep_unknown, information_flow, transparency, trimming
 
 SIGMA = 0.1   # weight of the K-to-U term against Levin's (unnormalised) matting Laplacian
 TAU = 0.05    # mixture-residual scale of the per-pixel confidence
@@ -35,6 +36,7 @@ class AlphaPriors:
     transparent: bool = False
     trimmed: int = 0                   # unknown pixels that trimming made known
     deep: int = 0                      # ... of them deep, against the flow (deep_unknown.py)
+    known: trimming.KnownPatchSet | None = None  # the known patches trimming compared with
     seconds: dict = field(default_factory=dict)
 
 
@@ -42,13 +44,14 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
                  agree_within: float = AGREE, transparent: bool | None = None,
                  spatial: float | tuple[float, float] = information_flow.SPATIAL, flow: information_flow.Flow | None = None,
-                 trimmed: np.ndarray | None = None) -> AlphaPriors:
+                 trimmed: np.ndarray | None = None, patches: trimming.NearUnknown | None = None) -> AlphaPriors:
     """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
     the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
     decision and the weight that gives its crop the whole region's scale (local_resolve.py).
     ``flow`` given: that K-to-U flow instead of computing it; ``trimmed`` given: the trimap as
     trimming already left it (a tile of a large crop: the whole crop is trimmed at once, see
-    classical.py), not trimmed again."""
+    classical.py), not trimmed again; ``patches``: trimming's patches (trimming.patches_near_unknown)
+    when already made (a local re-solve's, holding the whole region's known patches)."""
     out = AlphaPriors(trimap)
     if sigma <= 0 and not trim:
         return out
@@ -59,8 +62,16 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
         return out
+    pending = None
+    if trim and trimmed is None and patches is None:
+        # trimming's patch moments do not need the flow: made on the other core while it runs
+        pending = ThreadPoolExecutor(max_workers=1)
+        made = pending.submit(trimming.patches_near_unknown, image, trimap)
+        pending.shutdown(wait=False)
     if flow is None:
         flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
+    if pending is not None:
+        patches = made.result()
     t2 = time.perf_counter()
     out.seconds["flow"] = t2 - t1
     if flow is None:  # no known foreground or background near the unknown region
@@ -72,7 +83,8 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
             may_be = [np.zeros(trimap.shape, bool) for _ in range(2)]
             mark_agreeing(may_be, flow.idx, flow.alpha_hat, agree_within)
             # pixels far from any known one: the gate is open (deep_unknown.py)
-            trimmed, out.deep = deep_unknown.trim(image, trimap, *may_be)
+            trimmed, out.deep = deep_unknown.trim(image, trimap, *may_be, patches=patches)
+            out.known = patches.known
         out.trimmed = int(np.count_nonzero(trimmed != trimap))
         if out.trimmed:
             out.trimap = trimmed

@@ -12,11 +12,18 @@ The pixel is marked foreground when its closest foreground patch is close
 background in the mirrored case.  Only the known pixels within ``band`` of the unknown region
 are searched, and only for the unknown pixels whose decision is still open (``trim``'s
 may_be_fg / may_be_bg; the own side first, the other side only where the own side is near).
+
+The searches are exact: an approximate k-d search answers from the tree's shape, so adding a
+few known patches anywhere (a brush stroke) would change decisions all over the region, and a
+local re-solve could not reproduce a full one (bench/refine_rerun.py). The known patches a job
+compared with (``KnownPatchSet``) are what a local re-solve compares its window with.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import uniform_filter
@@ -29,7 +36,6 @@ NEAR = 0.25      # min D on the own side below this ...
 FAR = 0.9        # ... and min D on the other side above this: trimmed
 COV_REG = 1e-8   # added to every patch covariance
 BAND = 16        # known patches this close to the unknown region are searched
-SEARCH_EPS = 1.0  # approximate k-d tree search (0: exact; 1: ~2 % of the decisions change, 2-3x faster)
 RADIUS = 0.05    # search radius in mean colour; known patches farther away count as infinitely far (< 0.1 % change)
 WORKERS = max(1, os.cpu_count() or 1)  # chunks of queries searched and compared at once (threads)
 QUERY_CHUNK = 1 << 16  # query patches per chunk: the (chunk, K) temporaries bound the memory, not (n, K)
@@ -130,7 +136,7 @@ class KnownPatches:
             part = slice(lo, lo + QUERY_CHUNK)
             # far-away means cannot match (D >= |d mu|^2 / (8 lambda_max)): bounding the search
             # radius saves the long searches of pixels whose colour this side lacks
-            _, nb = self._tree.query(mu[part], k=kk, eps=SEARCH_EPS, distance_upper_bound=RADIUS,
+            _, nb = self._tree.query(mu[part], k=kk, distance_upper_bound=RADIUS,
                                      workers=search_workers)
             nb = nb.reshape(-1, kk)
             missing = nb >= n
@@ -171,33 +177,87 @@ def decide(d_fg: np.ndarray, d_bg: np.ndarray, near: float = NEAR, far: float = 
     return label
 
 
+@dataclass(frozen=True)
+class KnownPatchSet:
+    """The patch Gaussians of the known pixels within ``band`` of the unknown region, both sides,
+    with their positions: what the unknown patches are compared with. A finished job keeps it so
+    that a local re-solve compares its window's unknown patches with the whole region's known
+    ones, as the full solve does (local_resolve.py)."""
+    rows: np.ndarray   # (n,) int32 position (row, column) in the crop's, or a caller's, frame
+    cols: np.ndarray
+    fg: np.ndarray     # (n,) bool: a foreground patch (else background)
+    mu: np.ndarray     # (n, 3)
+    cov: np.ndarray    # (n, 6), as patch_gaussians packs it
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.rows, self.cols, self.fg, self.mu, self.cov))
+
+    def side(self, fg: bool) -> KnownPatches:
+        return KnownPatches(self.mu, self.cov, self.fg == fg)
+
+    def shifted(self, rows: int, cols: int) -> "KnownPatchSet":
+        """The same patches, positions moved by (rows, cols)."""
+        return KnownPatchSet(self.rows + np.int32(rows), self.cols + np.int32(cols), self.fg, self.mu, self.cov)
+
+    def replaced(self, box: tuple[slice, slice], other: "KnownPatchSet") -> "KnownPatchSet":
+        """This set outside ``box`` and ``other``'s patches inside it, in row-major order (the
+        order a whole crop lists them in, so that the same patches give the same set)."""
+        def inside(s):
+            return ((s.rows >= box[0].start) & (s.rows < box[0].stop)
+                    & (s.cols >= box[1].start) & (s.cols < box[1].stop))
+        keep, add = ~inside(self), inside(other)
+        parts = [(getattr(self, k)[keep], getattr(other, k)[add]) for k in ("rows", "cols", "fg", "mu", "cov")]
+        rows, cols, fg, mu, cov = (np.concatenate(p) for p in parts)
+        order = np.lexsort((cols, rows))
+        return KnownPatchSet(rows[order], cols[order], fg[order], mu[order], cov[order])
+
+
+class NearUnknown(NamedTuple):
+    """A crop's patch Gaussians for trimming, from one pass of patch moments: the known patches
+    to compare with, and the unknown pixels' own."""
+    known: KnownPatchSet
+    idx: np.ndarray   # (n,) flat indices of the unknown pixels
+    mu: np.ndarray    # (n, 3)
+    cov: np.ndarray   # (n, 6)
+
+
+def patches_near_unknown(image: np.ndarray, trimap: np.ndarray, band: int = BAND, reg: float = COV_REG) -> NearUnknown:
+    """The patches of the unknown pixels and of the known ones within ``band`` of them (positions
+    of the known ones in the crop's frame)."""
+    unknown = trimap == 128
+    need = np.flatnonzero(unknown | near_unknown(unknown, band))
+    mu, cov = patch_gaussians(image, need, reg)
+    label = trimap.reshape(-1)[need]
+    known, u = label != 128, label == 128
+    rows, cols = np.divmod(need[known], trimap.shape[1])
+    return NearUnknown(KnownPatchSet(rows.astype(np.int32), cols.astype(np.int32), label[known] == 255,
+                                     mu[known], cov[known]), need[u], mu[u], cov[u])
+
+
 def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray | None = None,
          may_be_bg: np.ndarray | None = None, near: float = NEAR, far: float = FAR, k: int = K,
-         band: int = BAND, reg: float = COV_REG) -> np.ndarray:
+         band: int = BAND, reg: float = COV_REG, patches: NearUnknown | None = None) -> np.ndarray:
     """The trimap with the unknown pixels that patch-based trimming decides set to 0 / 255
     (``image`` float in [0, 1], ``trimap`` uint8 0 / 128 / 255; returns a new array).
     ``may_be_fg`` / ``may_be_bg`` (bool H x W, optional): only those pixels may become
     foreground / background (the engine passes where the K-to-U alpha agrees): each side is
     searched only for the pixels whose decision is still open, the same decisions as
-    trimming every pixel and dropping the others afterwards, at a fraction of the cost."""
+    trimming every pixel and dropping the others afterwards, at a fraction of the cost.
+    ``patches``: patches_near_unknown's answer when already made (the engine makes it while the
+    flow runs; a local re-solve puts the whole region's known patches in it)."""
     out = trimap.copy()
-    unknown = trimap == 128
-    if not unknown.any():
+    if not (trimap == 128).any():
         return out
-    # only the unknown pixels and the known ones within ``band`` of them need a patch Gaussian
-    need = np.flatnonzero(unknown | near_unknown(unknown, band))
-    mu_n, cov_n = patch_gaussians(image, need, reg)
-    label = trimap.reshape(-1)[need]
-    known = {v: KnownPatches(mu_n, cov_n, label == v) for v in (255, 0)}
+    known, u_idx, mu_u, cov_u = patches if patches is not None else patches_near_unknown(image, trimap, band, reg)
+    sides = {255: known.side(True), 0: known.side(False)}
     may = {255: may_be_fg, 0: may_be_bg}
     for own, other in ((255, 0), (0, 255)):
-        sel = label == 128
-        if may[own] is not None:
-            sel &= may[own].reshape(-1)[need]
-        idx, mu, cov = need[sel], mu_n[sel], cov_n[sel]
+        sel = slice(None) if may[own] is None else may[own].reshape(-1)[u_idx]
+        idx, mu, cov = u_idx[sel], mu_u[sel], cov_u[sel]
         # own side first (min D_own < near); the other side only for the pixels that pass it
-        close = known[own].min_distance(mu, cov, k) < near
+        close = sides[own].min_distance(mu, cov, k) < near
         idx, mu, cov = idx[close], mu[close], cov[close]
-        far_enough = known[other].min_distance(mu, cov, k) > far
+        far_enough = sides[other].min_distance(mu, cov, k) > far
         out.reshape(-1)[idx[far_enough]] = own
     return out

@@ -225,7 +225,7 @@ def _solution(engine, region: JobRegion, matte):
     from ..engines.local_resolve import Solution
     stats = engine.last_stats
     return Solution(region.trimap, region.box, matte.alpha, bool(stats.get("transparent", False)),
-                    int(stats.get("factor", 1)), (region.box[0].start, region.box[1].start))
+                    int(stats.get("factor", 1)), (region.box[0].start, region.box[1].start), matte.known)
 
 
 # Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,
