@@ -29,7 +29,8 @@ class ClassicalEngine(Engine):
     eps = 1e-8   # Levin's regulariser (plain closed form, SAD T1/T2: 1e-7 5.19/7.50, 1e-8 5.10/7.21; 1e-5 much worse)
     # relative CG residual: 1e-3 left some pixels 25 / 255 from the exact minimum, where a local
     # re-solve, starting elsewhere, stopped at another point (bench/refine_rerun.py); SAD alike
-    # (v1: 1e-3 5.19 / 7.50, 1e-4 5.29 / 7.56; v2 T1 / T2: 1e-3 3.718 / 4.697, 1e-4 3.736 / 4.577)
+    # (v1 T1 / T2: 1e-3 5.19 / 7.50, 1e-4 5.29 / 7.56; v2 now 3.736 / 4.577, with approximate
+    # searches and 1e-3 3.718 / 4.697)
     tol = 1e-4
     sigma = SIGMA  # weight of the K-to-U term (priors.py); 0 with trim = False: plain closed form
     trim = True    # patch-based trimming
