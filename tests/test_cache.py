@@ -63,6 +63,12 @@ def small_case():
     return image[150:450, 100:500].copy(), tri[150:450, 100:500].copy()
 
 
+def edit_case():
+    """A whole photo: an edit's re-solved neighbourhood (local_resolve.REACH) is a small share of it."""
+    image, tri, _ = load_alphamatting("GT05")
+    return image, tri
+
+
 def run(client, image, trimap):
     fg, alpha, info = client.matte(image, trimap, engine="classical", return_info=True)
     return fg, alpha, info, client.connection.image_sent
@@ -170,7 +176,7 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     from drip_core.engines.local_resolve import ALIGN, REACH
     from drip_core.engines.registry import get_engine
     from drip_core.region import from_float, to_float
-    image, tri = small_case()
+    image, tri = edit_case()
     image = from_float(to_float(image), dtype)      # the layer at 8, 16 bits or float: patches of every width
     full_scale = 255 if dtype == np.uint8 else 65535 if dtype == np.uint16 else 1.0
     ys, xs = np.nonzero(tri == 128)
@@ -203,11 +209,28 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     assert diff[box].mean() <= 0.5 * moved, (diff[box].mean(), moved)
 
 
+def test_an_edit_on_a_small_layer_is_re_solved_in_full_from_the_cached_image(server):
+    """Where the edit's neighbourhood would be most of the region, the rerun solves the whole
+    region again (still without the pixels): exactly a full run's result."""
+    from drip_core.engines.registry import get_engine
+    image, tri = small_case()
+    ys, xs = np.nonzero(tri == 128)
+    edited = tri.copy()
+    cy, cx = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    edited[cy - 10:cy + 10, cx - 10:cx + 10] = 255
+    with connect(str(server.discovery), spawn=False) as c:
+        run(c, image, tri)
+        _, alpha, info, sent = run(c, image, edited)
+    assert not sent and info["rerun"] == "full"
+    full = get_engine("classical").matte(image, edited, dtype=np.uint8).alpha
+    assert np.array_equal(alpha, full)
+
+
 def test_a_new_connection_holding_the_result_itself_gets_only_the_patch(server):
     """What the GIMP plug-in does (a new process per run, the result kept in its layers): it
     names the result its layers hold, and gets back only the re-solved rectangle; an unchanged
     rerun gets an empty patch; a stale id gets the whole result."""
-    image, tri = small_case()
+    image, tri = edit_case()
     h, w = tri.shape
     job = {"id": "first", "width": w, "height": h, "image_format": "rgb8", "trimap_source": "trimap",
            "engine": "classical", "want_trimap": True}

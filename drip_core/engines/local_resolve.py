@@ -42,7 +42,9 @@ REACH = 96       # px around the changed pixels that are solved again (at the so
 # px of context around inner (at the solve's scale): deep_unknown's reach, so that no pixel of
 # inner looks farther from the known ones than it is (the flow needs less)
 MARGIN = deep_unknown.FAR + deep_unknown.WINDOW
-MAX_SHARE = 0.5   # an edit whose neighbourhood exceeds this share of the previous region: a full run
+# an edit whose neighbourhood exceeds this share of the previous region: a full run (from the
+# cached image: a small layer's full solve costs little more than its local one, and is exact)
+MAX_SHARE = 0.25
 # windows start on the job's grid of the flow's sampled known pixels and shared-search blocks
 ALIGN = math.lcm(information_flow.STRIDE, information_flow.GROUP_PX)
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
