@@ -19,7 +19,7 @@ from .. import trimap as trimaps
 from ..buffers import depth_dtype, to_bytes
 from ..engines import resolve_engine
 from ..errors import Cancelled, is_out_of_memory
-from ..region import JobRegion
+from ..region import JobRegion, mask_bbox
 from ..settings import settings
 from .job_cache import CachedImage, JobCache, LastResult
 
@@ -199,7 +199,7 @@ class DeviceWorker:
             return None
         foreground, alpha, solution, box = out
         return foreground, alpha, LastResult(trimap, engine.name, spec["result_depth"], foreground, alpha,
-                                             solution), "local", box
+                                             solution), "local", _what_changed(previous, foreground, alpha, box)
 
     def _remember(self, job: Job, last: LastResult) -> None:
         """Keep the image and this result for the next job on it (a no-op when the cache is off)."""
@@ -216,6 +216,19 @@ class DeviceWorker:
 
 
 NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
+
+
+def _what_changed(previous: LastResult, foreground: np.ndarray, alpha: np.ndarray, box):
+    """The bounding box of the pixels of ``box`` whose result differs from the previous one at the
+    result's depth: far from the edit the re-solve moves alpha by less than a level, and the
+    client need not be sent (nor GIMP write) what did not change."""
+    differs = alpha[box] != previous.alpha[box]
+    differs |= (foreground[box] != previous.foreground[box]).any(axis=2)
+    inside = mask_bbox(differs, 0)
+    if inside is None:
+        return NOTHING
+    return (slice(box[0].start + inside[0].start, box[0].start + inside[0].stop),
+            slice(box[1].start + inside[1].start, box[1].start + inside[1].stop))
 
 
 def _solution(engine, region: JobRegion, matte):
