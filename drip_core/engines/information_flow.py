@@ -47,7 +47,8 @@ SEARCH_EPS = 0.0  # exact k-d searches: an approximate one answers from the tree
 WORKERS = -1     # k-d searches on every core
 GROUP_PX = 3     # unknown pixels in one GROUP_PX x GROUP_PX block share one neighbour search (each keeps
                  # its own LLE weights): 9x fewer searches; approximate searches: SAD T1 / T2 3.78 / 4.78 ->
-                 # 3.76 / 4.77 (2) / 3.77 / 4.80 (3); exact: 3.721 / 4.544 (2), 3.717 / 4.562 (3, 6 % faster)
+                 # 3.76 / 4.77 (2) / 3.77 / 4.80 (3); exact, CG tol 1e-3: 3.721 / 4.544 (2), 3.717 / 4.562
+                 # (3, 6 % faster)
 GROUP_COLOUR = 0.0  # > 0: ... only those whose colours agree within GROUP_COLOUR (off)
 
 
