@@ -99,8 +99,8 @@ def lle_weights(centre: np.ndarray, neighbours: np.ndarray, reg: float = LLE_REG
     # mix), where the cofactors cancel: there LAPACK's pivoted solve (0.4 % of GT13's pixels)
     weak = ~(det > WEAK_DET * a * d * f)
     if weak.any():
-        M = np.stack([a, b, cc, b, d, e, cc, e, f], axis=1)[weak].reshape(-1, 3, 3)
-        t[weak] = np.linalg.solve(M, np.stack(s, axis=1)[weak][..., None])[..., 0]
+        M = np.stack([x[weak] for x in (a, b, cc, b, d, e, cc, e, f)], axis=1).reshape(-1, 3, 3)
+        t[weak] = np.linalg.solve(M, np.stack([x[weak] for x in s], axis=1)[..., None])[..., 0]
     u = D[0] * t[:, 0:1]
     u += D[1] * t[:, 1:2]
     u += D[2] * t[:, 2:3]

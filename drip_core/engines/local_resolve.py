@@ -127,8 +127,12 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
                                                  background)
             new_fg = img
             new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, fg_c, background, f)
-    else:  # the edit left no unknown pixel nearby: nothing to solve
+    else:  # the edit left no unknown pixel nearby: nothing to solve, the known patches updated all the same
         new_alpha, new_fg, known = start, img, None
+        if previous.known is not None:
+            img_s, tri_s = (reduce_image(img, f), reduce_trimap(tri, f)) if f > 1 else (img, tri)
+            known = _known_after_edit(previous.known, trimming.patches_near_unknown(img_s, tri_s).known, corner,
+                                      reaches_known)
     fg_out, alpha_out = foreground.copy(), alpha.copy()
     JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inner_in_crop], new_alpha[inner_in_crop])
     # the next edit starts from this one: the solved region grows to cover inner if need be
@@ -136,10 +140,6 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved = previous.alpha_in(box, np.float32)
     solved[_relative(inner, box)] = new_alpha[inner_in_crop]
     engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
-    if known is None and previous.known is not None:  # nothing solved: the edited known patches all the same
-        img_s, tri_s = (reduce_image(img, f), reduce_trimap(tri, f)) if f > 1 else (img, tri)
-        known = _known_after_edit(previous.known, trimming.patches_near_unknown(img_s, tri_s).known, corner,
-                                  reaches_known)
     solution = Solution(trimap, box, solved, previous.transparent, f, previous.grid, known)
     return fg_out, alpha_out, solution, inner
 
@@ -152,8 +152,9 @@ def _solve_window(engine, img, tri, held, start, previous, spatial, corner, reac
     ``corner``: the window's corner from the grid's, ``reaches_known``: the known patches the
     edit can change, both at the window's scale."""
     t0 = time.perf_counter()
-    patches, known = trimming.patches_near_unknown(img, tri), None
+    patches = known = None  # without the region's known patches (no trimming): alpha_priors decides
     if previous.known is not None:  # trimming compares with the whole region's known patches
+        patches = trimming.patches_near_unknown(img, tri)
         known = _known_after_edit(previous.known, patches.known, corner, reaches_known)
         patches = patches._replace(known=known.shifted(-corner[0], -corner[1]))
     priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent, spatial=spatial,

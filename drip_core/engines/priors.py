@@ -62,15 +62,15 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     out.seconds["transparency"] = t1 - t0
     if out.transparent:
         return out
-    pending = None
+    made = None
     if trim and trimmed is None and patches is None:
         # trimming's patch moments do not need the flow: made on the other core while it runs
-        pending = ThreadPoolExecutor(max_workers=1)
-        made = pending.submit(trimming.patches_near_unknown, image, trimap)
-        pending.shutdown(wait=False)
+        pool = ThreadPoolExecutor(max_workers=1)
+        made = pool.submit(trimming.patches_near_unknown, image, trimap)
+        pool.shutdown(wait=False)
     if flow is None:
         flow = information_flow.known_to_unknown(image, trimap, spatial=spatial)
-    if pending is not None:
+    if made is not None:
         patches = made.result()
     t2 = time.perf_counter()
     out.seconds["flow"] = t2 - t1
