@@ -27,6 +27,11 @@ Here the band follows the image:
    where p is low, unknown between.  Outside: background where p is low; foreground-like pixels
    (hair the lasso did not trace) become unknown, never definite foreground.  A band of
    ``base * s`` around the lasso is always unknown (the user's hand is not precise).
+4a. Hair inside.  Foreground-like pixels outside, beyond the lasso's band, are strands it did
+   not trace.  Inside the zone, a colour much likelier among those strands than in the
+   foreground around it (``strand_ratio``), and one the background could be mixed into
+   (``strand_mixed``), is the same hair seen against the background: unknown, not foreground
+   (GT04's pink hair over the trees, GT08's doll hair over the sand).
 4b. Deeper inside.  Beyond the zone no local model reaches, so the interior is tested against the
    zone's colour models taken over the whole zone, with the selection's prior growing with depth
    (``trust_deep``): the background seen through a wicker ball or between a figure's legs is the
@@ -104,6 +109,10 @@ class Params:
     leak_near: float = 2.0     # ... "next to": within this many working pixels
     grow: float = 0.04         # definite pixels this near such a leak become unknown
     refine_scale: float = WORK_SCALE  # the second pass mattes at an object scale of at most this (px)
+    strand_ratio: float = 2.0  # step 4a: inside, unknown where p(colour | strands outside) >= this x
+                               #     p(colour | foreground) ...
+    strand_mixed: float = 0.05 # ... and p(colour | background) >= this x p(colour | foreground)
+    strand_samples: float = 5e-5  # ... where the strand model has at least this x s^2 samples nearby
 
 
 DEFAULT = Params()
@@ -290,6 +299,8 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     h, w = inside.shape
     P = np.where(inside, 1.0, 0.0).astype(np.float32)
     P[ys, xs] = prob
+    hairy = _like_the_strands_outside(model, ys, xs, bins, zin, zdist, prob, lf, lb, base, sw, p)
+    P[ys[hairy], xs[hairy]] = np.minimum(prob[hairy], 0.5 * (p.bg_in + p.fg_in))   # neither candidate
     doubt = _look_deeper_inside(P, img, inside & (dist > reach), dist, bins, sample, label, sw, p)
     # inside: foreground where clearly foreground-coloured, a background candidate (a hole in
     # the object) where clearly background-coloured, unknown between; outside: background unless
@@ -306,6 +317,22 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     tri[fg_def] = FOREGROUND
     tri[bg_def] = BACKGROUND
     return tri, _doubt_regions(doubt, tri, inside, e)
+
+
+def _like_the_strands_outside(model, ys, xs, bins, zin, zdist, prob, lf, lb, base, sw, p: Params):
+    """Step 4a: the zone pixels inside the selection whose colour is the hair it missed outside.
+
+    A strand's colour is the hair's mixed with the background behind it; inside the lasso that
+    colour is hair too, but the foreground model, taught by the whole interior, takes it for the
+    object.  Compared with the strands' own local model it is the likelier one there."""
+    strands = ~zin & (zdist > base) & (prob >= p.bg_out)
+    if not strands.any():
+        return np.zeros(ys.shape, bool)
+    ns, ds = model.lookup(model.fit(ys, xs, bins, strands.astype(np.float32), p.cell_sigma, p.colour_sigma),
+                          ys, xs, bins)
+    ls = ns / np.maximum(ds, 1e-12)
+    return (zin & (ds > p.strand_samples * sw * sw)    # strands nearby, not one stray pixel
+            & (ls >= p.strand_ratio * lf) & (lb >= p.strand_mixed * lf))
 
 
 def _global_likelihood(bins, weights, colour_sigma) -> np.ndarray:

@@ -87,6 +87,37 @@ def test_hairy_edge_gets_a_wide_band_and_background_between_strands_is_not_foreg
     assert (tri[130:, 30:170] == 255).mean() > 0.9
 
 
+def _dense_hair(size=300, tips=90, cut=130, roots=170):
+    """Orange block below ``roots`` under dense, fine hair: every pixel between ``tips`` and
+    ``roots`` a random mix of orange over blue (alpha 0.5-0.95 below the lasso's ``cut``, thinning
+    out above it).  No pure-blue gaps: the background only shows mixed into the hair's colour."""
+    img = _scene(size, size, 2)
+    rng = np.random.default_rng(3)
+    alpha = np.zeros((size, size), np.float32)
+    alpha[roots:, 10:-10] = 1
+    rows = np.arange(size)[:, None]
+    thinning = np.clip((rows - tips) / (cut - tips), 0, 1)
+    hair = rng.uniform(0.5, 0.95, (size, size)) * np.where(rows >= cut, 1.0, thinning)
+    alpha[tips:roots, 10:-10] = hair[tips:roots, 10:-10]
+    img = alpha[..., None] * np.array(ORANGE, np.float32) + (1 - alpha[..., None]) * img
+    sel = np.zeros((size, size), np.uint8)
+    sel[cut:, 5:-5] = 255
+    mixed = np.zeros((size, size), bool)
+    mixed[cut + 4:roots, 10:-10] = True         # the hair inside the lasso, beyond its own band
+    return _finish(img), sel, mixed
+
+
+def test_hair_inside_the_lasso_coloured_like_the_strands_outside_is_not_definite_foreground():
+    img, sel, mixed = _dense_hair()
+    off = replace(DEFAULT, strand_ratio=np.inf)        # step 4a off
+    tri, without = smart_trimap(img, sel), smart_trimap(img, sel, params=off)
+    assert (tri[mixed] == 255).mean() < 0.8 * (without[mixed] == 255).mean()
+    assert (tri[200:, 30:-30] == 255).all()            # the solid block stays foreground
+    # a crisp edge has no strands outside: the step changes nothing there
+    img, _, sel = _orange_disk(160, 50, 53)
+    assert np.array_equal(smart_trimap(img, sel), smart_trimap(img, sel, params=off))
+
+
 def test_always_some_foreground_and_background():
     img = _scene(64, 64)
     img = _finish(img)
