@@ -114,11 +114,10 @@ def run(methods: dict, samples, stats=None) -> dict:
 def foreground_quality(data, names) -> dict:
     from pymatting import estimate_foreground_ml
 
-    from drip_core.engines.foreground import _resize_nearest, estimate_foreground
+    from drip_core.engines.classical.data_term.information_flow import known_to_unknown
+    from drip_core.engines.classical.data_term.priors import foreground_prior
+    from drip_core.engines.classical.foreground import _resize_nearest, estimate_foreground
     from drip_core.eval.metrics import foreground_errors
-
-    from drip_core.engines.information_flow import known_to_unknown
-    from drip_core.engines.priors import foreground_prior
 
     def ours_flow(image, a):
         trimap = np.where(a >= 1, 255, np.where(a <= 0, 0, 128)).astype(np.uint8)
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as empty:
             results["pymatting_cold_empty_cache"] = cold(args.data, *PYMATTING, env={"NUMBA_CACHE_DIR": empty})
 
-    from drip_core.engines.classical import ClassicalEngine
+    from drip_core.engines.classical.engine import ClassicalEngine
     engine = ClassicalEngine()
     warm_sample = load_sample(args.data, names[0])
     engine.matte(warm_sample.image, warm_sample.trimap)

@@ -5,7 +5,7 @@ model, CPU, a few minutes.
     python bench/drip_learning.py [--stage1-steps 300] [--stage2-steps 150] [--vae-steps 300]
                                   [--vae-batch 8] [--threads 1] [--work DIR] [--json OUT.json]
 
-Steps (drip_core.drip.testing.learning_check): write 8 synthetic foregrounds (soft ellipses over
+Steps (drip_core.engines.drip.testing.learning_check): write 8 synthetic foregrounds (soft ellipses over
 smooth colour fields) and 4 smooth backgrounds in the Composition-1k layout; make_tiny_sd2; fit
 its VAE as a plain autoencoder on composites / trimaps / foregrounds / alphas (a random VAE
 cannot represent an alpha matte); drip-convert; score the untrained model; drip-train; score;
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from drip_core.drip.testing import learning_check
+    from drip_core.engines.drip.testing import learning_check
 
     torch.set_num_threads(args.threads)
     t0, c0 = time.time(), time.process_time()

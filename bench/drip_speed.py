@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from drip_core.drip.pipeline import DripPipeline, _quiet_diffusers  # noqa: E402
+from drip_core.engines.drip.pipeline import DripPipeline, _quiet_diffusers  # noqa: E402
 
 # stabilityai/stable-diffusion-2 (diffusers layout) configs, written out so nothing is fetched
 SD2_UNET = {
@@ -68,9 +68,9 @@ def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype, in_chan
                    **perf):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from drip_core.drip.convert import dpm_solver_config
-    from drip_core.drip.testing import TINY_DECODER_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG
-    from drip_core.drip.transparency_decoder import TransparencyDecoder
+    from drip_core.engines.drip.model.convert import dpm_solver_config
+    from drip_core.engines.drip.model.transparency_decoder import TransparencyDecoder
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG
 
     ucfg = dict(TINY_UNET_CONFIG if tiny else SD2_UNET)
     ucfg.update(in_channels=in_channels, class_embed_type="projection", projection_class_embeddings_input_dim=2)

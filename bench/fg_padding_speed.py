@@ -56,7 +56,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from drip_core.drip.fg_padding import pad_foreground, pad_foreground_torch
+    from drip_core.engines.drip.training.fg_padding import pad_foreground, pad_foreground_torch
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

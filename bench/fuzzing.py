@@ -325,10 +325,10 @@ def parse_stream(data: bytes, max_pixels: int = P.DEFAULT_MAX_PIXELS) -> list:
             header = P.decode_header(data[pos + 16:pos + 16 + hl])
             assert isinstance(header, dict) and isinstance(header["type"], str)
             if header["type"] == "job":
-                job = P.validate_job(header, max_pixels)
-                assert 0 < job["width"] * job["height"] <= max_pixels
-                image_len = 0 if job["image_cached"] else P.buffer_size(job["image_format"], job["width"], job["height"])
-                assert job["payload_len"] == image_len + P.buffer_size(job["mask_format"], job["width"], job["height"])
+                job = P.JobSpec.from_header(header, max_pixels)
+                assert 0 < job.width * job.height <= max_pixels
+                image_len = job.image_len
+                assert job.payload_len == image_len + P.buffer_size(job.mask_format, job.width, job.height)
             outcomes.append("ok")
             pos += 16 + hl + pl
         except P.ProtocolError as exc:
@@ -409,7 +409,7 @@ def fuzz_server_inprocess(n: int, seed: int = 0, folder: str | None = None, hang
     0.2 s): the server must end it on its own deadline. Afterwards a valid job must complete
     through a real socket, and the process's memory must not have grown much.
     """
-    from drip_core.server import app
+    from drip_core.server import session
     from drip_core.server.app import DripServer, ServerOptions
 
     folder = folder or tempfile.mkdtemp(prefix="drip-fuzz-")
@@ -459,13 +459,13 @@ def fuzz_server_inprocess(n: int, seed: int = 0, folder: str | None = None, hang
         no_eof = []
 
         async def run_no_eof(batch):
-            saved = app.HELLO_TIMEOUT
-            app.HELLO_TIMEOUT = 0.2
+            saved = session.HELLO_TIMEOUT
+            session.HELLO_TIMEOUT = 0.2
             try:
                 results = await asyncio.gather(*(handle(server, d, eof=False, timeout=5.0) for _, d in batch),
                                                return_exceptions=True)
             finally:
-                app.HELLO_TIMEOUT = saved
+                session.HELLO_TIMEOUT = saved
             for (cat, d), res in zip(batch, results):
                 stats["no_eof_inputs"] += 1
                 if isinstance(res, asyncio.TimeoutError):

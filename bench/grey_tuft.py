@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.rough_selection import rough_selection, run_engine, whole_image_sad  # noqa: E402
 from drip_core.eval.dataset import default_data_dir, load_sample  # noqa: E402
 from drip_core.eval.metrics import to_uint8  # noqa: E402
-from drip_core.smart_band import smart_trimap  # noqa: E402
-from drip_core.trimap import UNKNOWN  # noqa: E402
+from drip_core.trimaps import UNKNOWN  # noqa: E402
+from drip_core.trimaps.smart_band import smart_trimap  # noqa: E402
 
 
 def tuft_region(image: np.ndarray, gt: np.ndarray) -> tuple[slice, slice]:

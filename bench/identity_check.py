@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,7 @@ def build_trimap(source, mask, band, image):
     try:
         from drip_core.trimaps import build
     except ImportError:  # the layout before architecture v3
-        from drip_core.trimap import build
+        from drip_core.trimaps import build
     return build(source, mask, band, image.shape, image)
 
 

@@ -46,8 +46,8 @@ PHOTO = "GT05"
 ENGINE_CHILD = r"""
 import json, sys, time
 from drip_core.image_io import read_rgb
-from drip_core.trimap import from_painted
-from drip_core.engines.classical import ClassicalEngine
+from drip_core.trimaps import from_painted
+from drip_core.engines.classical.engine import ClassicalEngine
 from drip_core.image_io import write
 if len(sys.argv) > 4:  # tiles solved by this many threads (where the tree tiles at all)
     from drip_core.engines import tiling

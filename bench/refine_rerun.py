@@ -15,12 +15,12 @@ neighbourhood is printed too: how far a local edit moves the full solution elsew
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import json
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from drip_core.client import connect
-    from drip_core.engines.local_resolve import REACH
+    from drip_core.engines.classical.rerun import REACH
     from drip_core.engines.registry import get_engine
 
     print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()}")

@@ -13,9 +13,9 @@ The GT is used only to make the selection; the trimap methods see the photo and 
 
 Methods (trimap -> classical engine -> whole-image alpha SAD / 1000, drip_core.eval.metrics):
   bare     the selection itself as the alpha (no matting)
-  band12   today's default: drip_core.trimap.from_selection(selection, 12)
+  band12   today's default: drip_core.trimaps.from_selection(selection, 12)
   band40   the same with a 40-px band
-  smart    drip_core.smart_band.smart_trimap(image, selection)  (band radius "auto")
+  smart    drip_core.trimaps.smart_band.smart_trimap(image, selection)  (band radius "auto")
   expert   the data set's Trimap1 and Trimap2 (independent of the selection; reference)
 
 Prints a per-image table (mean over seeds), mean / median over the photos, and for ``smart`` the
@@ -45,7 +45,7 @@ def smart_params(text: str = ""):
     """'trust_deep=0.3,hole_min=0.02' -> smart_band.Params with those fields changed ('' -> the default)."""
     from dataclasses import replace
 
-    from drip_core.smart_band import DEFAULT
+    from drip_core.trimaps.smart_band import DEFAULT
     changes = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=")
@@ -94,13 +94,13 @@ def rough_selection(gt: np.ndarray, seed: int, smooth: float = 0.025, thin: floa
 def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str, data,
                params=None) -> np.ndarray | None:
     """``params``: smart_band.Params for "smart" (None: the default)."""
-    from drip_core.trimap import from_selection
+    from drip_core.trimaps import from_selection
     if method == "band12":
         return from_selection(selection, 12)
     if method == "band40":
         return from_selection(selection, 40)
     if method == "smart":
-        from drip_core.smart_band import DEFAULT, smart_trimap
+        from drip_core.trimaps.smart_band import DEFAULT, smart_trimap
         return smart_trimap(image.astype(np.float32) / 255.0, selection, params=params or DEFAULT)
     if method in ("expert1", "expert2"):
         return load_sample(data, name, "Trimap" + method[-1]).trimap
@@ -145,7 +145,7 @@ def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
 
     from PIL import Image
 
-    from drip_core.smart_band import DEFAULT, smart_trimap
+    from drip_core.trimaps.smart_band import DEFAULT, smart_trimap
     variants = (("one pass", replace(DEFAULT, refine=False)), ("default", DEFAULT))
     seconds = {label: [] for label, _ in variants}
     for n in sample_names(data):

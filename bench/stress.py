@@ -35,9 +35,18 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import drip_protocol as P  # noqa: E402
-from bench.fuzzing import (HOST, _alive, _log, expected_alpha, fuzz_parser, fuzz_server_inprocess,  # noqa: E402
-                           fuzz_server_process, matting_case, rss_mb, run_valid_job)
-
+from bench.fuzzing import (  # noqa: E402
+    HOST,
+    _alive,
+    _log,
+    expected_alpha,
+    fuzz_parser,
+    fuzz_server_inprocess,
+    fuzz_server_process,
+    matting_case,
+    rss_mb,
+    run_valid_job,
+)
 
 # ----------------------------------------------------------------------------------------
 # Small helpers

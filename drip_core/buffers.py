@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from drip_protocol import FORMATS, RESULT_DEPTHS
+from drip_protocol import FORMATS
 
 from .errors import EngineError
-
-SAMPLE_TYPES = {1: np.dtype(np.uint8), 2: np.dtype("<u2"), 4: np.dtype("<f4")}
-DEPTHS = {np.dtype(np.uint8): 8, np.dtype("<u2"): 16, np.dtype("<f4"): 32}
+from .samples import dtype_of
 
 
 def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:
@@ -21,21 +19,8 @@ def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:
     expected = width * height * channels * sample_bytes
     if memoryview(data).nbytes != expected:
         raise EngineError("bad_image", f"{fmt} buffer holds {memoryview(data).nbytes} bytes, {width}x{height} needs {expected}")
-    arr = np.frombuffer(data, dtype=SAMPLE_TYPES[sample_bytes]).reshape(height, width, channels)
+    arr = np.frombuffer(data, dtype=dtype_of(8 * sample_bytes)).reshape(height, width, channels)
     return arr[:, :, 0] if channels == 1 else arr
-
-
-def depth_dtype(depth: int) -> np.dtype:
-    """The sample type of a result depth (8, 16 or 32 = float)."""
-    return SAMPLE_TYPES[FORMATS[RESULT_DEPTHS[depth][1]][1]]
-
-
-def depth_of(array: np.ndarray) -> int:
-    """The protocol depth of an array's samples (8, 16 or 32); the image format is f"rgb{...}"."""
-    depth = DEPTHS.get(array.dtype.newbyteorder("<"))  # big-endian input is sent little-endian
-    if depth is None:
-        raise EngineError("bad_image", f"pixels must be uint8, uint16 or float32, not {array.dtype}")
-    return depth
 
 
 def to_bytes(array: np.ndarray) -> memoryview:

@@ -10,11 +10,8 @@ import numpy as np
 
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line."""
+from .errors import UserError
+from .image_io import read_image
 
 
 def band_radius(text: str):
@@ -75,17 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # --- reading and writing -----------------------------------------------------------------
 
-def read_image(path: str) -> np.ndarray:
-    """H x W x 3 at the file's own depth: uint8, uint16 (16-bit PNG/TIFF) or float32 (float TIFF)."""
-    from .image_io import ImageFileError, read_rgb
-    try:
-        return read_rgb(path)
-    except ImageFileError as exc:
-        raise UserError(str(exc)) from None
-
-
 def read_trimap(path: str, shape) -> np.ndarray:
-    from . import trimap as trimaps
+    from . import trimaps
     grey = read_image(path)[..., 0] if path else None
     if grey is None:
         raise UserError("a trimap is needed: --trimap TRIMAP.png (white = foreground, black = background, grey = unknown)")
@@ -95,13 +83,14 @@ def read_trimap(path: str, shape) -> np.ndarray:
 
 
 def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
-    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimap.build)."""
-    from . import trimap as trimaps
+    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimaps.build)."""
+    from . import trimaps
+    from .engines import refining_engine
     grey = read_image(path)[..., 0]
     if grey.shape != image.shape[:2]:
         raise UserError(f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
                         f"{image.shape[1]}x{image.shape[0]}")
-    return trimaps.build("selection_band", grey, band, image.shape, image)
+    return trimaps.build("selection_band", grey, band, image.shape, image, engine=refining_engine())
 
 
 def write_image(path: str, array: np.ndarray) -> None:
@@ -208,7 +197,8 @@ def write_outputs(alpha_path, fg_path, rgba_path, fg, alpha) -> None:
 
 
 def run_batch(args, runner: Runner) -> int:
-    from .cluster import atomic, jobs as batch
+    from .cluster import atomic
+    from .cluster import jobs as batch
     from .cluster.progress import BatchProgress
     from .cluster.report import Report
     if not args.output_dir or bool(args.trimap_dir) == bool(args.mask_dir):
@@ -273,8 +263,8 @@ def run_demo(args, runner: Runner) -> None:
     side_by_side(image, trimap, alpha / 255.0, fg / 255.0).save(out / "side_by_side.png")
     gt_u8 = np.clip(np.rint(alpha_gt * 255), 0, 255).astype(np.uint8)
     print(f"Demo done: {out.resolve()}")
-    print(f"  side_by_side.png  photo | trimap | alpha | cut-out")
-    print(f"  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
+    print("  side_by_side.png  photo | trimap | alpha | cut-out")
+    print("  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
     print(f"  alpha SAD vs ground truth: {sad(alpha, gt_u8, trimap):.2f} "
           f"(the trimap's own grey guess scores {sad(np.where(trimap == 128, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
 
@@ -320,7 +310,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m drip_core.cli`: run the package's copy of this module, whose UserError is the
-    # one drip_core.cluster (which imports drip_core.cli) raises, so main() catches it.
-    from drip_core.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())

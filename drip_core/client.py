@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 import sys
-import uuid
 
 import numpy as np
 
-from drip_protocol import (DEFAULT_BAND_RADIUS, RESULT_DEPTHS, Connection, ProtocolError, default_discovery_file,
-                           default_log_file, read_discovery, spawn_server, tls_client_context, try_connect)
+from drip_protocol import (
+    DEFAULT_BAND_RADIUS,
+    RESULT_DEPTHS,
+    Connection,
+    JobSpec,
+    ProtocolError,
+    default_discovery_file,
+    default_log_file,
+    read_discovery,
+    spawn_server,
+    tls_client_context,
+    try_connect,
+)
 
-from .buffers import depth_of, to_array, to_bytes
+from .buffers import to_array, to_bytes
+from .samples import depth_of
 
 SERVER_COMMAND = [sys.executable, "-m", "drip_core.server"]
 
@@ -51,10 +62,8 @@ class Client:
                                               f"got {trimap.dtype} {trimap.shape}")
         h, w = trimap.shape
         rgb_format, grey_format = RESULT_DEPTHS[depth]
-        job = {"id": uuid.uuid4().hex, "width": w, "height": h, "image_format": rgb_format,
-               "mask_format": "y16" if trimap.dtype == np.uint16 else "y8",
-               "trimap_source": trimap_source, "band_radius": band_radius, "engine": engine,
-               "result_depth": depth, "want_trimap": want_trimap}
+        job = JobSpec(w, h, depth, mask_format="y16" if trimap.dtype == np.uint16 else "y8",
+                      trimap_source=trimap_source, band_radius=band_radius, engine=engine, want_trimap=want_trimap)
         out = self.connection.run_job(job, to_bytes(image[:, :, :3]), to_bytes(trimap), progress)
         fg = to_array(out["foreground"], rgb_format, w, h)
         alpha = to_array(out["alpha"], grey_format, w, h)

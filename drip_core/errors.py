@@ -1,4 +1,5 @@
-"""The one place for engine-side errors: the stable-code error, cancellation, out-of-memory.
+"""The one place for drip_core's errors: the user's mistakes, the stable-code engine error,
+cancellation, out-of-memory.
 
 Every error a job can end with is a ProtocolError (drip_protocol.errors) with a stable code,
 so the server, drip-matte and the plug-in all show the same message and hint.
@@ -8,6 +9,10 @@ from __future__ import annotations
 import sys
 
 from drip_protocol import ProtocolError
+
+
+class UserError(Exception):
+    """Something the user can fix (a file, an option): printed as one line, never a traceback."""
 
 
 class EngineError(ProtocolError):

@@ -14,7 +14,10 @@ import numpy as np
 
 from drip_protocol import DEFAULT_MAX_PIXELS
 
+from .errors import UserError
+
 TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}  # what batch mode picks up
 
 
 class ImageFileError(Exception):
@@ -42,6 +45,14 @@ def read_rgb(path: str) -> np.ndarray:
         raise ImageFileError(f"{path} is not a greyscale or colour image (shape {pixels.shape})")
     rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if pixels.shape[2] <= 2 else pixels[:, :, :3]
     return np.ascontiguousarray(rgb)
+
+
+def read_image(path: str) -> np.ndarray:
+    """``read_rgb`` of a file the user named: a file they can fix is a UserError."""
+    try:
+        return read_rgb(path)
+    except ImageFileError as exc:
+        raise UserError(str(exc)) from None
 
 
 def write(path: str, pixels: np.ndarray) -> None:

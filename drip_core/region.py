@@ -17,79 +17,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drip_protocol import TRIMAP_BACKGROUND as BACKGROUND
-from drip_protocol import TRIMAP_FOREGROUND as FOREGROUND
-from drip_protocol import TRIMAP_UNKNOWN as UNKNOWN
-
+from .boxes import Box, mask_bbox
 from .errors import EngineError
-# The sample types a job's pixels may have, and their full-scale value.
-SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
-
-
-def unknown_bbox(trimap: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """(rows, cols) slices around every unknown (128) pixel, widened by ``margin``; None if none."""
-    return mask_bbox(trimap == UNKNOWN, margin)
-
-
-def mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """Bounding box of the non-zero pixels of ``mask`` widened by ``margin``; None if empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
-    return widen((slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)), margin, mask.shape)
-
-
-def widen(box: tuple[slice, slice], margin: int, shape) -> tuple[slice, slice]:
-    """``box`` (rows, cols) grown by ``margin`` on every side, clipped to an image of ``shape``."""
-    rows, cols = box
-    return (slice(max(rows.start - margin, 0), min(rows.stop + margin, shape[0])),
-            slice(max(cols.start - margin, 0), min(cols.stop + margin, shape[1])))
-
-
-def to_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 / float samples -> float32 in [0, 1] (the engines' input)."""
-    scale = SCALES.get(pixels.dtype)
-    if scale is None:
-        raise EngineError("bad_image", f"pixels must be uint8, uint16 or float32, not {pixels.dtype}")
-    out = pixels.astype(np.float32)
-    if scale != 1.0:
-        out /= np.float32(scale)  # a division: exactly v / 255 or v / 65535, correctly rounded
-    else:
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(out, 0.0, 1.0, out=out)  # HDR and negative values: the engines see [0, 1]
-    return out
-
-
-def from_float(values: np.ndarray, dtype) -> np.ndarray:
-    """float values in [0, 1] -> samples of ``dtype`` (rounded to nearest; floats clipped)."""
-    dtype = np.dtype(dtype)
-    scale = SCALES[dtype]
-    clipped = np.clip(values, 0.0, 1.0)
-    if scale == 1.0:
-        return clipped.astype(np.float32, copy=False)
-    return np.rint(clipped * np.float32(scale)).astype(dtype)
+from .samples import FULL_SCALE, from_float, to_float
+from .trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 
 
 @dataclass
 class JobRegion:
     image: np.ndarray                    # H x W x 3 at the job's own depth (never converted whole)
     trimap: np.ndarray                   # H x W uint8: 0 / 128 / 255
-    box: tuple[slice, slice]             # the unknown pixels' bounding box plus the context margin
+    box: Box                             # the unknown pixels' bounding box plus the context margin
 
     @classmethod
     def around_unknown(cls, image: np.ndarray, trimap: np.ndarray, margin: int) -> "JobRegion":
         """Check the inputs and find the region; a trimap without unknown pixels is an error."""
         image, trimap = np.asarray(image), np.asarray(trimap)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in SCALES or 0 in image.shape:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in FULL_SCALE or 0 in image.shape:
             raise EngineError("bad_image", f"the image must be H x W x 3 uint8, uint16 or float32, "
                                            f"got {image.dtype} {image.shape}")
         if trimap.shape != image.shape[:2] or trimap.dtype != np.uint8:
             raise EngineError("bad_trimap", f"the trimap is {trimap.dtype} {trimap.shape[::-1]} but must be uint8 "
                                             f"and the image's size {image.shape[1::-1]}")
         if ((trimap != BACKGROUND) & (trimap != UNKNOWN) & (trimap != FOREGROUND)).any():
-            raise EngineError("bad_trimap", "trimap values must be 0, 128 or 255 (drip_core.trimap builds one)")
-        box = unknown_bbox(trimap, margin)
+            raise EngineError("bad_trimap", "trimap values must be 0, 128 or 255 (drip_core.trimaps builds one)")
+        box = mask_bbox(trimap == UNKNOWN, margin)
         if box is None:
             raise EngineError("no_unknown", "the trimap has no unknown (grey) pixels")
         return cls(image, trimap, box)
@@ -110,33 +62,36 @@ class JobRegion:
         image's own samples (exact where alpha is 1, irrelevant where it is 0) and an alpha of
         exactly 0 or 1. Works in the output type, so no whole-image float copy is made.
         """
-        dtype = np.dtype(dtype)
-        full = SCALES[dtype]
-        if foreground.shape != (*self.shape, 3) or alpha.shape != self.shape:
-            raise EngineError("engine_failed", f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
-        if self.image.dtype == dtype:
-            fg = self.image.copy()
-        else:  # e.g. a 16-bit job asking for 8 bits: the known colours are converted too
-            fg = from_float(to_float(self.image), dtype)
-        out_alpha = self.trimap.astype(dtype)  # 255 -> 1, grey and black -> 0, without a mask temporary:
-        np.floor_divide(out_alpha, FOREGROUND, out=out_alpha)
-        out_alpha *= dtype.type(full)
-        unknown = self.trimap[self.box] == UNKNOWN
-        fg[self.box][unknown] = from_float(foreground[unknown], dtype)
-        out_alpha[self.box][unknown] = from_float(alpha[unknown], dtype)
+        whole = (slice(None), slice(None))
+        fg, out_alpha = self._known(whole, np.dtype(dtype))
+        self._take_unknown(fg[self.box], out_alpha[self.box], foreground, alpha)
         return fg, out_alpha
 
     def paste_into(self, fg_out: np.ndarray, alpha_out: np.ndarray, foreground: np.ndarray, alpha: np.ndarray) -> None:
         """Write the region's box of an existing whole-image result in place (a local re-solve):
-        the same rule as ``paste`` (known pixels from the image and trimap, unknown ones from
-        the engine), but only inside the box."""
-        dtype = alpha_out.dtype
+        the same rule as ``paste``, but only inside the box."""
+        fg_box, alpha_box = fg_out[self.box], alpha_out[self.box]
+        fg_box[...], alpha_box[...] = self._known(self.box, alpha_out.dtype)
+        self._take_unknown(fg_box, alpha_box, foreground, alpha)
+
+    def _known(self, window: Box, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """What the known pixels of ``window`` are at ``dtype``: the image's own samples, and an
+        alpha of 1 on definite foreground, 0 elsewhere (the unknown pixels are overwritten)."""
+        image = self.image[window]
+        if image.dtype == dtype:
+            fg = image.copy()
+        else:  # e.g. a 16-bit job asking for 8 bits: the known colours are converted too
+            fg = from_float(to_float(image), dtype)
+        out_alpha = self.trimap[window].astype(dtype)  # 255 -> 1, grey and black -> 0, without a mask temporary:
+        np.floor_divide(out_alpha, FOREGROUND, out=out_alpha)
+        out_alpha *= dtype.type(FULL_SCALE[dtype])
+        return fg, out_alpha
+
+    def _take_unknown(self, fg_box: np.ndarray, alpha_box: np.ndarray, foreground: np.ndarray,
+                      alpha: np.ndarray) -> None:
+        """The engine's values, rounded once to the result's depth, on the box's unknown pixels."""
         if foreground.shape != (*self.shape, 3) or alpha.shape != self.shape:
             raise EngineError("engine_failed", f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
-        image, trimap = self.image[self.box], self.trimap[self.box]
-        fg_box, alpha_box = fg_out[self.box], alpha_out[self.box]
-        fg_box[...] = image if image.dtype == dtype else from_float(to_float(image), dtype)
-        alpha_box[...] = (trimap == FOREGROUND) * dtype.type(SCALES[dtype])
-        unknown = trimap == UNKNOWN
-        fg_box[unknown] = from_float(foreground[unknown], dtype)
-        alpha_box[unknown] = from_float(alpha[unknown], dtype)
+        unknown = self.trimap[self.box] == UNKNOWN
+        fg_box[unknown] = from_float(foreground[unknown], fg_box.dtype)
+        alpha_box[unknown] = from_float(alpha[unknown], alpha_box.dtype)

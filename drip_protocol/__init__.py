@@ -6,7 +6,8 @@ Python has no numpy, so nothing here may import anything outside the stdlib).
 
     errors      stable error codes, hints, ProtocolError
     framing     prefix + JSON header + raw payload; the protocol version; token check
-    job         pixel formats, limits, choices, job validation, result sizes
+    job         pixel formats, limits, choices, the typed job (JobSpec), result sizes
+    stages      the progress stages a server reports (Stage)
     connection  the blocking client connection (handshake, run_job), TLS context
     discovery   the discovery file and the per-user folders
     spawn       starting a detached local server
@@ -14,12 +15,112 @@ Python has no numpy, so nothing here may import anything outside the stdlib).
 See docs/protocol.md.
 """
 from .connection import Connection, tls_client_context, try_connect
-from .discovery import (APP_DIR_NAME, DISCOVERY_ENV, default_discovery_file, default_log_file, pid_alive,
-                        read_discovery, state_dir, user_dir, write_discovery)
+from .discovery import (
+    APP_DIR_NAME,
+    DISCOVERY_ENV,
+    default_discovery_file,
+    default_log_file,
+    pid_alive,
+    read_discovery,
+    state_dir,
+    user_dir,
+    write_discovery,
+)
 from .errors import ERROR_HINTS, ProtocolError
-from .framing import (MAGIC, MAX_HEADER_BYTES, PREFIX, PROTOCOL_VERSION, check_token, decode_header, encode_frame,
-                      parse_prefix, payload_length, recv_exactly, recv_frame, send_frame)
-from .job import (AUTO_BAND, TRIMAP_BACKGROUND, TRIMAP_FOREGROUND, TRIMAP_UNKNOWN, DIGEST_CHARS, check_patch, image_digest, AUTO_BAND_REACH, DEFAULT_BAND_RADIUS, FIXED_BAND_RADIUS, DEFAULT_MAX_PIXELS, ENGINES, FORMATS, HARD_MAX_DIMENSION, IMAGE_FORMATS,
-                  MASK_FORMATS, MAX_BAND_RADIUS, RESULT_DEPTHS, TRIMAP_SOURCES, buffer_size, max_job_payload,
-                  result_sizes, validate_job)
+from .framing import (
+    MAGIC,
+    MAX_HEADER_BYTES,
+    PREFIX,
+    PROTOCOL_VERSION,
+    check_token,
+    decode_header,
+    encode_frame,
+    parse_prefix,
+    payload_length,
+    recv_exactly,
+    recv_frame,
+    send_frame,
+)
+from .job import (
+    AUTO_BAND,
+    AUTO_BAND_REACH,
+    DEFAULT_BAND_RADIUS,
+    DEFAULT_MAX_PIXELS,
+    DIGEST_CHARS,
+    ENGINES,
+    FIXED_BAND_RADIUS,
+    FORMATS,
+    HARD_MAX_DIMENSION,
+    IMAGE_FORMATS,
+    MASK_FORMATS,
+    MAX_BAND_RADIUS,
+    RESULT_DEPTHS,
+    TRIMAP_BACKGROUND,
+    TRIMAP_FOREGROUND,
+    TRIMAP_SOURCES,
+    TRIMAP_UNKNOWN,
+    JobSpec,
+    band_reach,
+    buffer_size,
+    check_patch,
+    image_digest,
+    max_job_payload,
+    result_sizes,
+)
 from .spawn import spawn_server
+from .stages import Stage
+
+__all__ = [
+    "APP_DIR_NAME",
+    "AUTO_BAND",
+    "AUTO_BAND_REACH",
+    "DEFAULT_BAND_RADIUS",
+    "DEFAULT_MAX_PIXELS",
+    "DIGEST_CHARS",
+    "DISCOVERY_ENV",
+    "ENGINES",
+    "ERROR_HINTS",
+    "FIXED_BAND_RADIUS",
+    "FORMATS",
+    "HARD_MAX_DIMENSION",
+    "IMAGE_FORMATS",
+    "MAGIC",
+    "MASK_FORMATS",
+    "MAX_BAND_RADIUS",
+    "MAX_HEADER_BYTES",
+    "PREFIX",
+    "PROTOCOL_VERSION",
+    "RESULT_DEPTHS",
+    "TRIMAP_BACKGROUND",
+    "TRIMAP_FOREGROUND",
+    "TRIMAP_SOURCES",
+    "TRIMAP_UNKNOWN",
+    "band_reach",
+    "buffer_size",
+    "check_patch",
+    "check_token",
+    "Connection",
+    "decode_header",
+    "default_discovery_file",
+    "default_log_file",
+    "encode_frame",
+    "image_digest",
+    "JobSpec",
+    "max_job_payload",
+    "parse_prefix",
+    "payload_length",
+    "pid_alive",
+    "ProtocolError",
+    "read_discovery",
+    "recv_exactly",
+    "recv_frame",
+    "result_sizes",
+    "send_frame",
+    "spawn_server",
+    "Stage",
+    "state_dir",
+    "tls_client_context",
+    "try_connect",
+    "user_dir",
+    "write_discovery",
+]

@@ -7,7 +7,8 @@ import ssl
 from .discovery import pid_alive, read_discovery
 from .errors import ProtocolError
 from .framing import PROTOCOL_VERSION, payload_length, recv_frame, send_frame
-from .job import DEFAULT_MAX_PIXELS, check_patch, image_digest, result_sizes, validate_job
+from .job import DEFAULT_MAX_PIXELS, JobSpec, check_patch, image_digest, result_sizes
+from .stages import Stage
 
 
 class Connection:
@@ -79,7 +80,7 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True,
+    def run_job(self, job: JobSpec | dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True,
                 held_result: str | None = None) -> dict:
         """Send one job and wait for its result.
 
@@ -99,45 +100,44 @@ class Connection:
         re-solved: the returned buffers are that rectangle's, and "patch" is [x, y, w, h] (empty
         when nothing changed); without a patch they are the whole result, as usual.
         """
-        job = dict(job, type="job", image_cached=False)
-        job.pop("image_digest", None)
-        checked = validate_job(job, self.max_pixels)
-        if payload_length([image, mask]) != checked["payload_len"]:
+        if isinstance(job, dict):  # a job header, as it goes on the wire
+            job = JobSpec.from_header(job, self.max_pixels)
+        job = job.replace(image_cached=False, image_digest=None, base_result=None)
+        job.check_size(self.max_pixels)
+        if payload_length([image, mask]) != job.payload_len:
             raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
         if not (use_cache and self.server_caches_images):
             self.image_sent = True
-            return self._exchange(job, [image, mask], checked, progress)
-        digest = image_digest(image, checked["image_format"], checked["width"], checked["height"])
-        kind = (checked["width"], checked["height"], checked["result_depth"], checked["want_trimap"])
+            return self._exchange(job, [image, mask], progress)
+        digest = image_digest(image, job.image_format, job.width, job.height)
+        kind = (job.width, job.height, job.result_depth, job.want_trimap)
         base = self._held if self._held is not None and self._held[:2] == (digest, kind) else None
         self._held = None
-        cached = dict(job, image_digest=digest, image_cached=True)
         if held_result is not None:
-            cached["base_result"] = held_result
             base = None
-        elif base is not None:
-            cached["base_result"] = base[2]
+        cached = job.replace(image_digest=digest, image_cached=True,
+                             base_result=held_result if held_result is not None else base[2] if base else None)
         try:
             self.image_sent = False
-            out = self._exchange(cached, [mask], checked, progress, base[3] if base else None,
+            out = self._exchange(cached, [mask], progress, base[3] if base else None,
                                  patch_alone=held_result is not None)
         except ProtocolError as exc:
             if exc.code != "image_not_cached":
                 raise
             self.image_sent = True
-            out = self._exchange(job, [image, mask], checked, progress)
+            out = self._exchange(job, [image, mask], progress)
         result_id = out["header"].get("result_id")
         if isinstance(result_id, str) and "patch" not in out:
             self._held = (digest, kind, result_id, out["payload"])
         return out
 
-    def _exchange(self, job: dict, payload: list, checked: dict, progress, base=None, patch_alone=False) -> dict:
+    def _exchange(self, job: JobSpec, payload: list, progress, base=None, patch_alone=False) -> dict:
         """Send the job frame, follow its progress, return its result (or raise its error).
 
-        ``base``: the payload of the result ``job['base_result']`` names, which a patch updates;
+        ``base``: the payload of the result ``job.base_result`` names, which a patch updates;
         ``patch_alone``: the caller holds that result itself, a patch is returned as it came."""
-        send_frame(self.sock, job, payload)
-        sizes = result_sizes(checked)
+        send_frame(self.sock, job.to_header(), payload)
+        sizes = result_sizes(job)
         total = sum(sizes)
         while True:
             header, payload = recv_frame(self.sock, total)
@@ -145,35 +145,35 @@ class Connection:
             if kind == "progress":
                 if progress is not None and progress(_number(header.get("fraction"), 0.0, 1.0),
                                                      str(header.get("stage", "")), str(header.get("message", ""))):
-                    send_frame(self.sock, {"type": "cancel", "id": job["id"]})
+                    send_frame(self.sock, {"type": "cancel", "id": job.id})
             elif kind == "accepted":
                 if progress is not None:
                     pos = int(_number(header.get("position"), 0, 1 << 30))
-                    progress(0.0, "queued", f"waiting for {pos} job(s) ahead" if pos else "starting")
+                    progress(0.0, Stage.QUEUED, f"waiting for {pos} job(s) ahead" if pos else "starting")
             elif kind == "result":
                 if "patch" in header and patch_alone:
-                    rect = check_patch(header["patch"], checked["width"], checked["height"])
-                    sizes = result_sizes(checked, rect)
+                    rect = check_patch(header["patch"], job.width, job.height)
+                    sizes = result_sizes(job, rect)
                     if len(payload) != sum(sizes):
                         raise ProtocolError("bad_frame", "result patch payload has the wrong size")
                     view = memoryview(payload)
                     return {"header": header, "foreground": view[:sizes[0]],
                             "alpha": view[sizes[0]:sizes[0] + sizes[1]],
-                            "trimap": view[sizes[0] + sizes[1]:] if checked["want_trimap"] else None,
+                            "trimap": view[sizes[0] + sizes[1]:] if job.want_trimap else None,
                             "payload": payload, "patch": rect}
                 if "patch" in header:
                     if base is None:
                         raise ProtocolError("bad_frame", "a result patch for a job that holds no previous result")
-                    rect = check_patch(header["patch"], checked["width"], checked["height"])
-                    payload = _apply_patch(base, payload, rect, checked["width"], checked["height"], sizes,
-                                           result_sizes(checked, rect))
+                    rect = check_patch(header["patch"], job.width, job.height)
+                    payload = _apply_patch(base, payload, rect, job.width, job.height, sizes,
+                                           result_sizes(job, rect))
                 if len(payload) != total:
                     raise ProtocolError("bad_frame", "result payload has the wrong size")
                 fg_end = sizes[0]
                 alpha_end = fg_end + sizes[1]
                 view = memoryview(payload)  # slices without copying a large result
                 return {"header": header, "foreground": view[:fg_end], "alpha": view[fg_end:alpha_end],
-                        "trimap": view[alpha_end:] if checked["want_trimap"] else None, "payload": payload}
+                        "trimap": view[alpha_end:] if job.want_trimap else None, "payload": payload}
             elif kind == "error":
                 err = ProtocolError.from_header(header)
                 err.log_file = err.log_file or self.log_file

@@ -6,8 +6,12 @@ at ``result_depth`` (8, 16 or 32 = float).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import uuid
+from dataclasses import dataclass, field
 
 from .errors import ProtocolError
 
@@ -58,93 +62,144 @@ def image_digest(image, image_format: str, width: int, height: int) -> str:
     return h.hexdigest()
 
 
-def _digest_field(header: dict):
-    v = header.get("image_digest")
-    if v is None:
-        return None
-    if not isinstance(v, str) or len(v) != DIGEST_CHARS or v.strip("0123456789abcdef"):
-        raise ProtocolError("bad_request", f"field 'image_digest' must be {DIGEST_CHARS} lowercase hex digits")
-    return v
-
-
-def _result_id_field(header: dict):
-    v = header.get("base_result")
-    if v is None:
-        return None
-    if not isinstance(v, str) or not 0 < len(v) <= 64 or v.strip("0123456789abcdef"):
-        raise ProtocolError("bad_request", "field 'base_result' must be a result id (at most 64 lowercase hex digits)")
-    return v
-
-
-def _int_field(header: dict, name: str, lo: int, hi: int, default=None) -> int:
-    v = header.get(name, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ProtocolError("bad_request", f"field '{name}' must be an integer in {lo}..{hi}, got {v!r}")
-    return v
-
-
-def _choice_field(header: dict, name: str, choices, default=None):
-    v = header.get(name, default)
-    # exact type too: 8.0 or True must not pass for 8
-    if not any(type(v) is type(c) and v == c for c in choices):
-        raise ProtocolError("bad_request", f"field '{name}' must be one of {', '.join(map(str, choices))}, "
-                                           f"got {v!r}")
-    return v
-
-
-def _band_radius_field(header: dict):
-    if header.get("band_radius", DEFAULT_BAND_RADIUS) == AUTO_BAND:
-        return AUTO_BAND
-    return _int_field(header, "band_radius", 0, MAX_BAND_RADIUS)
-
-
 def buffer_size(fmt: str, width: int, height: int) -> int:
     channels, sample_bytes = FORMATS[fmt]
     return width * height * channels * sample_bytes
 
 
-def validate_job(header: dict, max_pixels: int) -> dict:
-    """Check a ``job`` header and return a normalised copy. Raises ProtocolError.
+@dataclass(frozen=True)
+class JobSpec:
+    """One job, as every client builds it and the server reads it: the one constructor (it
+    validates every field) and the one serialiser (``to_header`` / ``from_header``)."""
+    width: int
+    height: int
+    result_depth: int = 8           # the layer's precision: 8, 16 or 32 (float)
+    image_format: str = ""          # "" = the result depth's RGB format (IMAGE_FORMATS)
+    mask_format: str = "y8"
+    trimap_source: str = "trimap"   # TRIMAP_SOURCES
+    band_radius: int | str = DEFAULT_BAND_RADIUS  # selection_band: AUTO_BAND or pixels
+    engine: str = "auto"            # ENGINES; 'auto' leaves the choice to the server
+    want_trimap: bool = False       # send back the trimap the server built
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    image_digest: str | None = None  # the image's name in the server's cache (image_digest())
+    image_cached: bool = False      # the pixels are left out: take them from the cache
+    base_result: str | None = None  # the previous result the client holds (a rerun may send a patch)
+    options: dict = field(default_factory=dict)  # small JSON object (test hooks)
 
-    The pixel count is checked here, from the header alone, before any payload is read.
-    """
-    job_id = header.get("id")
+    def __post_init__(self):
+        _check_id(self.id)
+        _check_int("width", self.width, 1, HARD_MAX_DIMENSION)
+        _check_int("height", self.height, 1, HARD_MAX_DIMENSION)
+        _check_choice("result_depth", self.result_depth, tuple(RESULT_DEPTHS))
+        if self.image_format == "":
+            object.__setattr__(self, "image_format", RESULT_DEPTHS[self.result_depth][0])
+        _check_choice("image_format", self.image_format, IMAGE_FORMATS)
+        _check_choice("mask_format", self.mask_format, MASK_FORMATS)
+        _check_choice("trimap_source", self.trimap_source, TRIMAP_SOURCES)
+        if self.band_radius != AUTO_BAND:
+            _check_int("band_radius", self.band_radius, 0, MAX_BAND_RADIUS)
+        _check_choice("engine", self.engine, ENGINES)
+        _check_hex("image_digest", self.image_digest, DIGEST_CHARS, DIGEST_CHARS,
+                   f"{DIGEST_CHARS} lowercase hex digits")
+        _check_hex("base_result", self.base_result, 1, 64, "a result id (at most 64 lowercase hex digits)")
+        if self.image_cached and self.image_digest is None:
+            raise ProtocolError("bad_request", "a job with 'image_cached' must name its 'image_digest'")
+        _check_options(self.options)
+
+    @classmethod
+    def from_header(cls, header: dict, max_pixels: int) -> "JobSpec":
+        """The job a ``job`` header describes. Raises ProtocolError; the pixel count is checked
+        from the header alone, before any payload is read."""
+        _check_id(header.get("id"))
+        width = _int_field(header, "width", 0, HARD_MAX_DIMENSION)
+        height = _int_field(header, "height", 0, HARD_MAX_DIMENSION)
+        if width == 0 or height == 0:
+            raise ProtocolError("bad_image", f"the image is empty ({width}x{height} pixels)")
+        _check_pixels(width, height, max_pixels)
+        _check_choice("image_format", header.get("image_format"), IMAGE_FORMATS)
+        fields = {k: header[k] for k in _HEADER_FIELDS if k in header}
+        fields.update(want_trimap=bool(header.get("want_trimap", False)),
+                      image_cached=header.get("image_cached", False) is True)
+        return cls(**fields)
+
+    def to_header(self) -> dict:
+        """The ``job`` frame's header (the image and mask bytes follow it as the payload)."""
+        header = {"type": "job", **{k: getattr(self, k) for k in _HEADER_FIELDS}}
+        return {k: v for k, v in header.items() if v is not None and v != {}}
+
+    def check_size(self, max_pixels: int) -> None:
+        """Raise too_large when the image has more pixels than a server takes."""
+        _check_pixels(self.width, self.height, max_pixels)
+
+    def replace(self, **changes) -> "JobSpec":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def image_len(self) -> int:
+        """Bytes of the image in the payload (none when the server takes it from its cache)."""
+        return 0 if self.image_cached else buffer_size(self.image_format, self.width, self.height)
+
+    @property
+    def payload_len(self) -> int:
+        return self.image_len + buffer_size(self.mask_format, self.width, self.height)
+
+
+_HEADER_FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius", "engine",
+                  "result_depth", "want_trimap", "image_digest", "image_cached", "base_result", "options")
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ProtocolError("too_large", f"{width}x{height} = {width * height} pixels exceeds the server's "
+                                         f"limit of {max_pixels}")
+
+
+def _check_id(job_id) -> None:
     if not isinstance(job_id, str) or not 0 < len(job_id) <= 128:
         raise ProtocolError("bad_request", "field 'id' must be a non-empty string of at most 128 characters")
-    width = _int_field(header, "width", 0, HARD_MAX_DIMENSION)
-    height = _int_field(header, "height", 0, HARD_MAX_DIMENSION)
-    if width == 0 or height == 0:
-        raise ProtocolError("bad_image", f"the image is empty ({width}x{height} pixels)")
-    if width * height > max_pixels:
-        raise ProtocolError("too_large", f"{width}x{height} = {width * height} pixels exceeds the server's limit of {max_pixels}")
-    job = {
-        "id": job_id,
-        "width": width,
-        "height": height,
-        "image_format": _choice_field(header, "image_format", IMAGE_FORMATS),
-        "mask_format": _choice_field(header, "mask_format", MASK_FORMATS, "y8"),
-        "trimap_source": _choice_field(header, "trimap_source", TRIMAP_SOURCES, "trimap"),
-        "band_radius": _band_radius_field(header),
-        "engine": _choice_field(header, "engine", ENGINES, "auto"),
-        "result_depth": _choice_field(header, "result_depth", tuple(RESULT_DEPTHS), 8),
-        "want_trimap": bool(header.get("want_trimap", False)),
-        "image_digest": _digest_field(header),
-        "image_cached": header.get("image_cached", False) is True,
-        "base_result": _result_id_field(header),
-    }
-    if job["image_cached"] and job["image_digest"] is None:
-        raise ProtocolError("bad_request", "a job with 'image_cached' must name its 'image_digest'")
-    options = header.get("options", {})
+
+
+def _check_int(name: str, v, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ProtocolError("bad_request", f"field '{name}' must be an integer in {lo}..{hi}, got {v!r}")
+
+
+def _check_choice(name: str, v, choices) -> None:
+    # exact type too: 8.0 or True must not pass for 8
+    if not any(type(v) is type(c) and v == c for c in choices):
+        raise ProtocolError("bad_request", f"field '{name}' must be one of {', '.join(map(str, choices))}, "
+                                           f"got {v!r}")
+
+
+def _check_hex(name: str, v, shortest: int, longest: int, what: str) -> None:
+    if v is not None and (not isinstance(v, str) or not shortest <= len(v) <= longest
+                          or v.strip("0123456789abcdef")):
+        raise ProtocolError("bad_request", f"field '{name}' must be {what}")
+
+
+def _check_options(options) -> None:
     try:
         small = isinstance(options, dict) and len(json.dumps(options)) <= 4096
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, TypeError):
         small = False
     if not small:
         raise ProtocolError("bad_request", "field 'options' must be a small JSON object")
-    job["options"] = options
-    image_len = 0 if job["image_cached"] else buffer_size(job["image_format"], width, height)
-    job["payload_len"] = image_len + buffer_size(job["mask_format"], width, height)
-    return job
+
+
+def _int_field(header: dict, name: str, lo: int, hi: int) -> int:
+    v = header.get(name)
+    _check_int(name, v, lo, hi)
+    return v
+
+
+def band_reach(band_radius, selected_area: int) -> int:
+    """How far (pixels) from a selection's edge the trimap may differ from the selection: a fixed
+    band's radius, or for the smart band AUTO_BAND_REACH x the object's scale (the square root of
+    ``selected_area``; a client that only knows the selection's bounding box gives its area, which
+    is never smaller) plus two pixels of rounding."""
+    if band_radius == AUTO_BAND:
+        return int(math.ceil(AUTO_BAND_REACH * math.sqrt(max(1, selected_area)))) + 2
+    return int(band_radius)
 
 
 def max_job_payload(max_pixels: int) -> int:
@@ -152,13 +207,13 @@ def max_job_payload(max_pixels: int) -> int:
     return max_pixels * (12 + 2)
 
 
-def result_sizes(job: dict, patch=None) -> tuple[int, int, int]:
-    """Byte sizes of (foreground, alpha, trimap) in a result payload for a validated job, or in
-    a result that is a ``patch`` (x, y, w, h) of the job's previous result."""
-    w, h = (job["width"], job["height"]) if patch is None else patch[2:]
-    rgb, grey = RESULT_DEPTHS[job["result_depth"]]
+def result_sizes(job: JobSpec, patch=None) -> tuple[int, int, int]:
+    """Byte sizes of (foreground, alpha, trimap) in a result payload for a job, or in a result
+    that is a ``patch`` (x, y, w, h) of the job's previous result."""
+    w, h = (job.width, job.height) if patch is None else patch[2:]
+    rgb, grey = RESULT_DEPTHS[job.result_depth]
     return (buffer_size(rgb, w, h), buffer_size(grey, w, h),
-            buffer_size("y8", w, h) if job["want_trimap"] else 0)
+            buffer_size("y8", w, h) if job.want_trimap else 0)
 
 
 def check_patch(value, width: int, height: int) -> tuple[int, int, int, int]:

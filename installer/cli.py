@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import model_import, plan as plan_mod, profiles, venv as venv_mod
+from . import model_import, profiles
+from . import plan as plan_mod
+from . import venv as venv_mod
 from .common import COMMAND_ENV, free_mb, installer_command, options_from, parser
 from .plan import InstallError, Options
 

@@ -11,20 +11,35 @@ This module imports what it shares with cli.py from common.py, never cli.py itse
 """
 from __future__ import annotations
 
-import shutil
 import sys
 import traceback
 from pathlib import Path
 
 from PyQt6.QtCore import QThread, pyqtSignal
 from PyQt6.QtGui import QFont
-from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel,
-                             QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QVBoxLayout,
-                             QWidget, QWizard, QWizardPage)
+from PyQt6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWizard,
+    QWizardPage,
+)
 
 import drip_protocol as protocol
 
-from . import model_import, plan as plan_mod, profiles, torch_choice, venv as venv_mod
+from . import model_import, profiles, torch_choice
+from . import plan as plan_mod
+from . import venv as venv_mod
 from .common import free_mb, installer_command, options_from, parser
 from .plan import InstallError, Options
 

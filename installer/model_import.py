@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 try:  # the project's own manifest format and verifier (standard library only)
-    from drip_core.drip import model_folder as _mf
+    from drip_core.engines.drip.model import folder as _mf
 except ImportError:  # pragma: no cover - only in a bundle without it
     _mf = None
 

@@ -23,11 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from drip_core import config as drip_config
 import drip_protocol as protocol
+from drip_core import config as drip_config
 
 from . import manifest as manifest_mod
-from . import model_import, plugin_files, profiles, server_stop, user_config, venv as venv_mod
+from . import model_import, plugin_files, profiles, server_stop, user_config
+from . import venv as venv_mod
 from .torch_choice import TorchPlan, choose_torch, disk_needed_mb
 
 INSTALLER_DIR = Path(__file__).resolve().parent

@@ -70,7 +70,7 @@ def user_venv(tmp_root: Path, wheel: Path) -> Path:
 
 def make_model(folder: Path, payload: bytes = b"weights") -> Path:
     """A tiny folder in the DRIP model layout with a real drip.json manifest."""
-    from drip_core.drip import model_folder as mf
+    from drip_core.engines.drip.model import folder as mf
     folder = Path(folder)
     for rel in mf.REQUIRED:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ServerProcess, load_alphamatting
 
 import drip_protocol as P
 from drip_core.client import connect
 from drip_core.server.job_cache import CachedImage, JobCache
-from conftest import ServerProcess, load_alphamatting
 
 
 def entry(nbytes: int) -> CachedImage:
@@ -173,9 +173,9 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     keeps the previous result bit for bit elsewhere, and stays close to a full solve of the
     edited trimap (the v2 engine's K-to-U flow is not local, so a full solve moves a little
     everywhere; bench/refine_rerun.py prints the same figures on 27 megapixels)."""
-    from drip_core.engines.local_resolve import ALIGN, REACH
+    from drip_core.engines.classical.rerun import ALIGN, REACH
     from drip_core.engines.registry import get_engine
-    from drip_core.region import from_float, to_float
+    from drip_core.samples import from_float, to_float
     image, tri = edit_case()
     image = from_float(to_float(image), dtype)      # the layer at 8, 16 bits or float: patches of every width
     full_scale = 255 if dtype == np.uint8 else 65535 if dtype == np.uint16 else 1.0

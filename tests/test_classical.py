@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from drip_core.engines import Cancelled, EngineError, get_engine
-from drip_core.engines.classical import ClassicalEngine
-from drip_core.engines.closed_form import laplacian_stencil, unknown_rows_stencil
+from drip_core.engines.classical.engine import ClassicalEngine
+from drip_core.engines.classical.solve.closed_form import laplacian_stencil, unknown_rows_stencil
 from drip_core.eval.dataset import default_data_dir, load_sample, sample_names
 from drip_core.eval.metrics import sad, to_uint8
 
@@ -150,7 +150,7 @@ def test_cancel_raises(stop_at):
 @needs_data
 def test_foreground_on_exact_composites():
     """I = a F + (1 - a) B with F, B two photos and a the GT alpha: (a, F) is exact ground truth."""
-    from drip_core.engines.foreground import _resize_nearest, estimate_foreground
+    from drip_core.engines.classical.foreground import _resize_nearest, estimate_foreground
     from drip_core.eval.metrics import foreground_errors
 
     ours, naive = [], []

@@ -5,11 +5,22 @@ import numpy as np
 import pytest
 
 from drip_core.engines import get_engine
-from drip_core.engines.closed_form import closed_form_alpha
-from drip_core.engines.information_flow import known_to_unknown, lle_weights
-from drip_core.engines.priors import alpha_priors, confidence
-from drip_core.engines.transparency import is_transparent, mix_fit, transparency_score
-from drip_core.engines.trimming import KnownPatches, bhattacharyya, decide, neighbour_distances, patch_gaussians, trim
+from drip_core.engines.classical.data_term.information_flow import known_to_unknown, lle_weights
+from drip_core.engines.classical.data_term.priors import alpha_priors, confidence
+from drip_core.engines.classical.data_term.transparency import (
+    is_transparent,
+    mix_fit,
+    transparency_score,
+)
+from drip_core.engines.classical.data_term.trimming import (
+    KnownPatches,
+    bhattacharyya,
+    decide,
+    neighbour_distances,
+    patch_gaussians,
+    trim,
+)
+from drip_core.engines.classical.solve.closed_form import closed_form_alpha
 
 F = np.array([0.9, 0.3, 0.2])
 B = np.array([0.1, 0.4, 0.8])
@@ -253,7 +264,7 @@ def test_trimming_kept_only_where_the_flow_agrees():
 def test_patch_gaussians_by_slabs_match_one_slab(monkeypatch):
     """The moments are box-filtered a slab of rows at a time (memory follows the slab): slab
     edges, unsorted and repeated indices give the same values as one slab for the whole image."""
-    from drip_core.engines import trimming
+    from drip_core.engines.classical.data_term import trimming
     img = np.random.default_rng(2).random((23, 11, 3)).astype(np.float32)
     idx = np.array([200, 0, 252, 11, 12, 120, 0, 98])
     whole = patch_gaussians(img, idx)
@@ -278,7 +289,7 @@ def _band_scene(h=100, w=120, seed=3):
 def test_the_known_patches_of_an_edit_are_the_edited_trimaps_own():
     """A local re-solve updates the whole region's known patches only within trimming's band of
     the edit (local_resolve.py): the result is the set the edited trimap itself gives."""
-    from drip_core.engines.trimming import BAND, patches_near_unknown
+    from drip_core.engines.classical.data_term.trimming import BAND, patches_near_unknown
 
     def known_patch_set(image, trimap):
         return patches_near_unknown(image, trimap).known
@@ -301,7 +312,11 @@ def test_the_known_patches_of_an_edit_are_the_edited_trimaps_own():
 def test_trimming_decisions_ignore_known_patches_that_match_nothing():
     """Exact searches: known patches of colours far from every unknown one (a brush stroke
     elsewhere in the region) change no decision, whatever they do to the search tree."""
-    from drip_core.engines.trimming import KnownPatchSet, RADIUS, patches_near_unknown
+    from drip_core.engines.classical.data_term.trimming import (
+        RADIUS,
+        KnownPatchSet,
+        patches_near_unknown,
+    )
     img, tri = _band_scene()
     img[30:70, 50:60] = img[30:70, 70:80]           # foreground texture inside the band: decidable
     patches = patches_near_unknown(img, tri)

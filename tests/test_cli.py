@@ -6,9 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, load_alphamatting
+from PIL import Image
 
 
 def drip_matte(*args, timeout=300):
@@ -128,7 +127,8 @@ def test_demo(tmp_path):
 def test_a_selection_mask_becomes_the_plug_ins_trimap(crop):
     """--mask with the smart band (the default) and with a fixed band: the trimap the server builds
     for the GIMP plug-in from the same selection, here in-process."""
-    from drip_core import trimap as trimaps
+    from drip_core import trimaps
+    from drip_core.engines import refining_engine
     from drip_core.image_io import read_rgb
     tmp, image, tri = crop
     mask = np.where(tri >= 128, 255, 0).astype(np.uint8)   # a selection of the object
@@ -138,7 +138,8 @@ def test_a_selection_mask_becomes_the_plug_ins_trimap(crop):
                        "--alpha", tmp / f"a{band}.png")
         assert r.returncode == 0, r.stderr
         alpha = read_rgb(str(tmp / f"a{band}.png"))[..., 0]
-        expected = trimaps.build("selection_band", mask, band if band == "auto" else int(band), image=image)
+        expected = trimaps.build("selection_band", mask, band if band == "auto" else int(band), image=image,
+                                   engine=refining_engine())
         assert (alpha[expected == 255] == 255).all() and (alpha[expected == 0] == 0).all()
         assert 0 < ((alpha > 0) & (alpha < 255)).sum() <= (expected == 128).sum()
     r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", "wide", "--alpha", tmp / "x.png")

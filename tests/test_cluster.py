@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
-
-from drip_core.cluster import atomic, jobs as batch
+from drip_core.cluster import atomic
+from drip_core.cluster import jobs as batch
 from drip_core.cluster.report import Report
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -342,8 +342,8 @@ def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_pat
 def test_tiny_drip_model_runs_in_cpu_actors(cluster, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
-    from drip_core.drip.convert import convert_sd2
-    from drip_core.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
+    from drip_core.engines.drip.model.convert import convert_sd2
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
 
     model = tmp_path / "model"
     convert_sd2(make_tiny_sd2(str(tmp_path / "sd2")), str(model), decoder_config=TINY_DECODER_CONFIG)

@@ -8,8 +8,8 @@ from PIL import Image
 from scipy import ndimage
 
 from drip_core import blocks
-from drip_core.engines import coarse_to_fine as c2f
-from drip_core.engines.classical import ClassicalEngine
+from drip_core.engines.classical.engine import ClassicalEngine
+from drip_core.engines.classical.scale import coarse_to_fine as c2f
 
 
 def test_reduce_image_is_the_block_mean_including_partial_blocks():
@@ -142,8 +142,8 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     """A brush edit on a job solved at 1/f size: the neighbourhood is re-solved at 1/f size on
     the same block grid, nothing outside it changes, and near the edit the result moves most
     of the way to a full solve of the edited trimap."""
-    from drip_core.engines import local_resolve
-    from drip_core.engines.local_resolve import changed_box, resolve_locally
+    from drip_core.engines.classical import rerun as local_resolve
+    from drip_core.engines.classical.rerun import changed_box, resolve_locally
     from drip_core.region import JobRegion
     from drip_core.server.jobs import _solution
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
@@ -162,7 +162,7 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     edited[(yy - cy) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = 255
     calls = []
     real = c2f.carry_up
-    monkeypatch.setattr("drip_core.engines.local_resolve.carry_up", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    monkeypatch.setattr("drip_core.engines.classical.rerun.carry_up", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
     fg2, alpha2, solution, box = resolve_locally(engine, image, edited, previous, changed_box(previous, edited), fg, alpha)
     assert calls == [previous.factor] and solution.factor == previous.factor and solution.grid == previous.grid
     inside = np.zeros(trimap.shape, bool)
@@ -175,7 +175,7 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
 
 
 def test_a_coarse_crop_that_still_needs_tiles_is_tiled(monkeypatch):
-    from drip_core.engines import tiling
+    from drip_core.engines.classical.scale import tiling
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
     monkeypatch.setattr(tiling, "TILED_ABOVE", 0)
     monkeypatch.setattr(tiling, "TILE", 64)

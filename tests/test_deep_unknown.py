@@ -6,8 +6,9 @@ mean colour, textured) below, and a square painted grey across the edge, with no
 inside: the flow's neighbours for the square's middle are 40+ px away."""
 import numpy as np
 
-from drip_core.engines import deep_unknown, get_engine, trimming
-from drip_core.engines.deep_unknown import DENSITY, FAR, WINDOW, deep_pixels, trim
+from drip_core.engines import get_engine
+from drip_core.engines.classical.data_term import deep_unknown, trimming
+from drip_core.engines.classical.data_term.deep_unknown import DENSITY, FAR, WINDOW, deep_pixels, trim
 
 
 def _scene(seed=0, h=140, w=140, margin=20):

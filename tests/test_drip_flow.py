@@ -55,8 +55,8 @@ def _synthetic_comp1k(root: Path, n: int = 3, size: int = 80) -> Path:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    from drip_core.drip.convert import convert_sd2
-    from drip_core.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
+    from drip_core.engines.drip.model.convert import convert_sd2
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
 
     base = tmp_path_factory.mktemp("drip")
     sd2 = make_tiny_sd2(str(base / "sd2"))
@@ -76,7 +76,8 @@ def _train_args(work, out, steps, extra=()):
 @pytest.fixture(scope="module")
 def trained(work):
     """Stage 1 for 2 steps, resumed to 3, then stage 2 for 1 step."""
-    from drip_core.drip import train, train_decoder
+    from drip_core.engines.drip.training import stage1_unet as train
+    from drip_core.engines.drip.training import stage2_decoder as train_decoder
 
     run1 = work["base"] / "run1"
     val = work["base"] / "data" / "val"
@@ -140,13 +141,13 @@ def test_conversion_12_channels_and_empty_text(work, tmp_path):
     from safetensors.torch import load_file
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from drip_core.drip.convert import convert_sd2, empty_text_embedding, main
-    from drip_core.drip.testing import TINY_DECODER_CONFIG
+    from drip_core.engines.drip.model.convert import convert_sd2, empty_text_embedding, main
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG
 
     m = convert_sd2(work["sd2"], str(tmp_path / "c12"), 12, switcher_encoding="onehot", prediction_type="epsilon",
                     decoder_config=TINY_DECODER_CONFIG)
     assert m["options"]["in_channels"] == 12 and m["options"]["prediction_type"] == "epsilon"
-    from drip_core.drip.pipeline import DripPipeline
+    from drip_core.engines.drip.pipeline import DripPipeline
     pipe12 = DripPipeline.from_pretrained(tmp_path / "c12")
     assert pipe12.in_channels == 12 and pipe12.prediction_type == "epsilon"
     rng = np.random.default_rng(0)
@@ -163,7 +164,7 @@ def test_conversion_12_channels_and_empty_text(work, tmp_path):
 
 
 def test_converted_decoder_reproduces_plain_vae_decode(work):
-    from drip_core.drip.pipeline import DripPipeline
+    from drip_core.engines.drip.pipeline import DripPipeline
 
     pipe = DripPipeline.from_pretrained(work["converted"])
     z_fg, z_alpha = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
@@ -216,7 +217,7 @@ def test_stage2_trains_only_the_decoder(trained):
 # ---------------------------------------------------------------------------- pipeline
 @pytest.fixture(scope="module")
 def pipe(trained):
-    from drip_core.drip.pipeline import DripPipeline
+    from drip_core.engines.drip.pipeline import DripPipeline
     return DripPipeline.from_pretrained(trained["model"], device="cpu")
 
 
@@ -250,7 +251,7 @@ def test_pipeline_samples_give_uncertainty_and_odd_sizes_work(pipe):
 
 
 def test_pipeline_tiles_large_inputs_without_seams(pipe):
-    from drip_core.drip.pipeline import _ramp, _tile_starts
+    from drip_core.engines.drip.pipeline import _ramp, _tile_starts
 
     image, tri = photo_crop()
     image, tri = image[:100, :96], tri[:100, :96].copy()
@@ -299,7 +300,7 @@ def test_pipeline_cancel_between_steps(pipe):
 # ------------------------------------------------------------------------------ engine
 def test_engine_through_the_interface(trained):
     from drip_core.engines.base import Cancelled, Matte
-    from drip_core.engines.drip_engine import DripEngine
+    from drip_core.engines.drip.engine import DripEngine
 
     engine = DripEngine(trained["model"], device="cpu", num_inference_steps=2)
     assert engine.name == "drip"
@@ -327,9 +328,9 @@ def test_engine_through_the_interface(trained):
 
 
 def test_engine_performance_options_from_the_environment(trained, monkeypatch):
-    from drip_core.drip.pipeline import DripPipeline
     from drip_core.engines.base import EngineError
-    from drip_core.engines.drip_engine import DripEngine
+    from drip_core.engines.drip.engine import DripEngine
+    from drip_core.engines.drip.pipeline import DripPipeline
 
     plain = DripEngine(trained["model"], device="cpu", num_inference_steps=1, preload=False)
     assert (plain.compile, plain.bucket_size, plain.vae_tiling) == (False, 0, False)  # all off by default
@@ -355,7 +356,7 @@ def test_engine_performance_options_from_the_environment(trained, monkeypatch):
 
 def test_engine_samples_and_out_of_memory(trained, monkeypatch):
     from drip_core.engines.base import EngineError
-    from drip_core.engines.drip_engine import DripEngine
+    from drip_core.engines.drip.engine import DripEngine
 
     monkeypatch.setenv("DRIP_MATTING_STEPS", "1")
     monkeypatch.setenv("DRIP_MATTING_SAMPLES", "2")
@@ -375,7 +376,7 @@ def test_engine_samples_and_out_of_memory(trained, monkeypatch):
 
 def test_engine_refuses_untrained_missing_and_corrupt(work, tmp_path, monkeypatch):
     from drip_core.engines.base import EngineError
-    from drip_core.engines.drip_engine import DripEngine
+    from drip_core.engines.drip.engine import DripEngine
     from drip_core.engines.registry import resolve_engine
 
     monkeypatch.delenv("DRIP_MATTING_ALLOW_UNTRAINED", raising=False)

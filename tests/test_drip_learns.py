@@ -17,7 +17,7 @@ STAGE1, STAGE2, VAE, VAE_BATCH = 300, 100, 200, 4
 
 @pytest.mark.slow
 def test_training_lowers_alpha_sad_and_foreground_error(tmp_path):
-    from drip_core.drip.testing import learning_check
+    from drip_core.engines.drip.testing import learning_check
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is faster and leaves the other core free

@@ -14,8 +14,8 @@ from conftest import ALPHAMATTING, ServerProcess
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from drip_core.drip.convert import convert_sd2
-    from drip_core.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
+    from drip_core.engines.drip.model.convert import convert_sd2
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG, make_tiny_sd2
 
     base = tmp_path_factory.mktemp("drip_server")
     convert_sd2(make_tiny_sd2(str(base / "sd2")), str(base / "model"), decoder_config=TINY_DECODER_CONFIG)

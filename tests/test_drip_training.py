@@ -35,7 +35,7 @@ def _np_bands(x: np.ndarray, levels: int = 5) -> list[np.ndarray]:
 
 
 def test_laplacian_loss_matches_a_hand_computed_pyramid():
-    from drip_core.drip.losses import laplacian_bands, laplacian_loss
+    from drip_core.engines.drip.training.losses import laplacian_bands, laplacian_loss
 
     rng = np.random.default_rng(0)
     a, b = rng.random((64, 48)), rng.random((64, 48))
@@ -50,7 +50,7 @@ def test_laplacian_loss_matches_a_hand_computed_pyramid():
 
 
 def test_laplacian_loss_ignores_a_constant_offset_and_sees_the_finest_band():
-    from drip_core.drip.losses import laplacian_loss
+    from drip_core.engines.drip.training.losses import laplacian_loss
 
     gt = torch.rand(1, 1, 64, 64, dtype=torch.float64)
     # no low-pass term: a constant shift has no band-pass content (L1 / L2 cover it)
@@ -63,7 +63,7 @@ def test_laplacian_loss_ignores_a_constant_offset_and_sees_the_finest_band():
 
 # ------------------------------------------------------------- multi-resolution noise
 def test_noise_levels_follow_algorithm_1_for_a_non_square_latent():
-    from drip_core.drip.noise import level_weights, pyramid_sizes
+    from drip_core.engines.drip.noise import level_weights, pyramid_sizes
 
     # level 0 is full size; the loop stops only when *both* sides are 1
     assert pyramid_sizes(64, 16, [2.0] * 10) == [(64, 16), (32, 8), (16, 4), (8, 2), (4, 1), (2, 1), (1, 1)]
@@ -77,7 +77,7 @@ def test_noise_levels_follow_algorithm_1_for_a_non_square_latent():
 def test_noise_is_the_weighted_level_sum_over_its_global_std():
     import torch.nn.functional as F
 
-    from drip_core.drip.noise import multi_res_noise
+    from drip_core.engines.drip.noise import multi_res_noise
 
     shape, t = (2, 4, 64, 16), torch.tensor([999, 0])
     got = multi_res_noise(shape, t, ratios=[2.0] * 10, generator=torch.Generator().manual_seed(3))
@@ -100,7 +100,7 @@ def _literal_padding(fg, alpha, iterations, size=13):
     written back where alpha == 0."""
     from scipy import ndimage
 
-    from drip_core.drip.fg_padding import gaussian_kernel1d
+    from drip_core.engines.drip.training.fg_padding import gaussian_kernel1d
 
     k = gaussian_kernel1d(size).astype(np.float64)
     k2 = np.outer(k, k)
@@ -113,7 +113,11 @@ def _literal_padding(fg, alpha, iterations, size=13):
 
 
 def test_fast_foreground_padding_equals_algorithm_2():
-    from drip_core.drip.fg_padding import gaussian_kernel1d, pad_foreground, pad_foreground_torch
+    from drip_core.engines.drip.training.fg_padding import (
+        gaussian_kernel1d,
+        pad_foreground,
+        pad_foreground_torch,
+    )
 
     k = gaussian_kernel1d(13)
     assert k.sum() == pytest.approx(1.0, abs=1e-6) and k[6] == pytest.approx(0.1737, abs=1e-3)  # sigma 2.3
@@ -135,9 +139,9 @@ def test_fast_foreground_padding_equals_algorithm_2():
 
 # ------------------------------------------------------------------------ optimiser
 def test_optimiser_default_is_the_papers_adam():
-    from drip_core.drip.train import build_parser
-    from drip_core.drip.train_decoder import build_parser as build_decoder_parser
-    from drip_core.drip.training import make_optimizer
+    from drip_core.engines.drip.training.harness import make_optimizer
+    from drip_core.engines.drip.training.stage1_unet import build_parser
+    from drip_core.engines.drip.training.stage2_decoder import build_parser as build_decoder_parser
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     base = ["--model", "m", "--data", "d", "--output", "o"]

@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 
 
 def test_conv_in_expansion_preserves_output_for_equal_inputs():
-    from drip_core.drip.conv_in import expand_conv_in
+    from drip_core.engines.drip.model.conv_in import expand_conv_in
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(4, 32, 3, padding=1)
@@ -28,7 +28,13 @@ def test_conv_in_expansion_preserves_output_for_equal_inputs():
 
 
 def test_switcher_encodings_differ_and_have_declared_size():
-    from drip_core.drip.switcher import ALPHA, FOREGROUND, class_labels, domain_encoding, encoding_dim
+    from drip_core.engines.drip.model.switcher import (
+        ALPHA,
+        FOREGROUND,
+        class_labels,
+        domain_encoding,
+        encoding_dim,
+    )
 
     for enc in ("scalar", "onehot"):
         f, a = domain_encoding(FOREGROUND, enc), domain_encoding(ALPHA, enc)
@@ -50,7 +56,7 @@ def _attention():
 def test_cross_domain_attention_equals_self_attention_for_identical_domains():
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from drip_core.drip.cross_domain_attention import CrossDomainAttnProcessor
+    from drip_core.engines.drip.model.cross_domain_attention import CrossDomainAttnProcessor
 
     attn = _attention()
     h = torch.randn(3, 20, 32)
@@ -64,7 +70,7 @@ def test_cross_domain_attention_equals_self_attention_for_identical_domains():
 def test_cross_domain_attention_mixes_domains_and_pairs_samples():
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from drip_core.drip.cross_domain_attention import CrossDomainAttnProcessor
+    from drip_core.engines.drip.model.cross_domain_attention import CrossDomainAttnProcessor
 
     attn = _attention()
     proc = CrossDomainAttnProcessor()
@@ -96,8 +102,11 @@ def test_cross_domain_attention_mixes_domains_and_pairs_samples():
 def test_install_on_every_self_attention_of_a_unet():
     from diffusers import UNet2DConditionModel
 
-    from drip_core.drip.cross_domain_attention import (CrossDomainAttnProcessor, count_cross_domain,
-                                                       install_cross_domain_attention)
+    from drip_core.engines.drip.model.cross_domain_attention import (
+        CrossDomainAttnProcessor,
+        count_cross_domain,
+        install_cross_domain_attention,
+    )
 
     unet = UNet2DConditionModel(sample_size=8, in_channels=16, out_channels=4, layers_per_block=1,
                                 block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -112,8 +121,8 @@ def test_install_on_every_self_attention_of_a_unet():
 
 
 def test_fresh_transparency_decoder_is_the_plain_decode():
-    from drip_core.drip.testing import TINY_DECODER_CONFIG
-    from drip_core.drip.transparency_decoder import TransparencyDecoder
+    from drip_core.engines.drip.model.transparency_decoder import TransparencyDecoder
+    from drip_core.engines.drip.testing import TINY_DECODER_CONFIG
 
     torch.manual_seed(0)
     dec = TransparencyDecoder(**TINY_DECODER_CONFIG).eval()
@@ -136,7 +145,7 @@ def test_fresh_transparency_decoder_is_the_plain_decode():
 
 
 def test_default_decoder_topology_is_layerdiffuse_like():
-    from drip_core.drip.transparency_decoder import TransparencyDecoder
+    from drip_core.engines.drip.model.transparency_decoder import TransparencyDecoder
 
     dec = TransparencyDecoder()
     assert dec.size_multiple == 64
@@ -146,7 +155,7 @@ def test_default_decoder_topology_is_layerdiffuse_like():
 
 
 def test_multi_res_noise_is_normalised_and_annealed():
-    from drip_core.drip.noise import multi_res_noise
+    from drip_core.engines.drip.noise import multi_res_noise
 
     g = torch.Generator().manual_seed(0)
     t = torch.tensor([999, 0])
@@ -161,7 +170,7 @@ def test_multi_res_noise_is_normalised_and_annealed():
 
 
 def test_trimap_and_foreground_padding():
-    from drip_core.drip.data import pad_foreground, sad, trimap_from_alpha
+    from drip_core.engines.drip.training.data import pad_foreground, sad, trimap_from_alpha
 
     alpha = np.zeros((64, 64), np.float32)
     alpha[16:48, 16:48] = 1.0
@@ -180,7 +189,7 @@ def test_trimap_and_foreground_padding():
 
 
 def test_losses_are_finite_and_minimal_at_the_target():
-    from drip_core.drip.losses import decoder_loss, diffusion_loss
+    from drip_core.engines.drip.training.losses import decoder_loss, diffusion_loss
 
     torch.manual_seed(0)
     fg, al = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32)
@@ -195,7 +204,7 @@ def test_losses_are_finite_and_minimal_at_the_target():
 
 
 def test_manifest_verification(tmp_path):
-    from drip_core.drip import model_folder as mf
+    from drip_core.engines.drip.model import folder as mf
 
     with pytest.raises(mf.ModelFolderError) as e:
         mf.verify_model_folder(tmp_path / "nope")
@@ -245,7 +254,7 @@ def _run(pipe, img, tri, steps=2):
 
 
 def test_bucketed_size_rule():
-    from drip_core.drip.performance import bucketed_size
+    from drip_core.engines.drip.performance import bucketed_size
 
     assert bucketed_size(100, 64, 0, 1024) == 128            # off: plain multiple
     assert bucketed_size(100, 64, 256, 1024) == 256
@@ -256,7 +265,7 @@ def test_bucketed_size_rule():
 
 
 def test_bucketing_keeps_size_and_is_exact_on_bucket_sizes():
-    from drip_core.drip.testing import tiny_pipeline
+    from drip_core.engines.drip.testing import tiny_pipeline
 
     plain = tiny_pipeline(max_side=256)
     bucketed = tiny_pipeline(max_side=256, bucket_size=128)
@@ -271,7 +280,7 @@ def test_bucketing_keeps_size_and_is_exact_on_bucket_sizes():
 
 
 def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
-    from drip_core.drip.testing import tiny_pipeline
+    from drip_core.engines.drip.testing import tiny_pipeline
 
     pipe = tiny_pipeline(max_side=256)
     img, tri = _disc(128)
@@ -304,7 +313,7 @@ def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
 def test_compile_serves_eager_until_the_background_compile_is_done():
     import threading
 
-    from drip_core.drip.testing import tiny_pipeline
+    from drip_core.engines.drip.testing import tiny_pipeline
 
     pipe = tiny_pipeline(max_side=256)
     img, tri = _disc(64)
@@ -349,7 +358,7 @@ def test_compile_serves_eager_until_the_background_compile_is_done():
 def test_compile_cache_goes_to_a_persistent_user_folder(tmp_path, monkeypatch):
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    from drip_core.drip.performance import configure_compile_cache
+    from drip_core.engines.drip.performance import configure_compile_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # torch's own /tmp default

@@ -4,8 +4,16 @@ import pytest
 from scipy import ndimage
 
 from drip_core.eval.dataset import default_data_dir, load_sample, sample_names
-from drip_core.eval.metrics import (alpha_errors, clamp_to_trimap, connectivity_error, foreground_errors,
-                                    gradient_error, mse, sad, _gauss_kernels)
+from drip_core.eval.metrics import (
+    _gauss_kernels,
+    alpha_errors,
+    clamp_to_trimap,
+    connectivity_error,
+    foreground_errors,
+    gradient_error,
+    mse,
+    sad,
+)
 
 DATA = default_data_dir()
 needs_data = pytest.mark.skipif(DATA is None, reason="alphamatting_lowres data not found (set DRIP_ALPHAMATTING_DIR)")

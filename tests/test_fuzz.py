@@ -14,13 +14,15 @@ import struct
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import drip_protocol as P
 from bench import fuzzing
 
 try:  # keep Hypothesis's caches out of the work tree
     import tempfile
+
     from hypothesis.configuration import set_hypothesis_home_dir
     set_hypothesis_home_dir(tempfile.mkdtemp(prefix="drip-hypothesis-"))
 except ImportError:
@@ -120,21 +122,21 @@ job_fields = st.fixed_dictionaries(
 @given(job_fields, st.sampled_from((1, 100, 10_000, P.DEFAULT_MAX_PIXELS)))
 def test_validate_job_never_crashes_and_never_exceeds_the_pixel_limit(header, max_pixels):
     try:
-        job = P.validate_job(header, max_pixels)
+        job = P.JobSpec.from_header(header, max_pixels)
     except P.ProtocolError as exc:
         assert exc.code in ("bad_request", "bad_image", "too_large")
         return
-    w, h = job["width"], job["height"]
+    w, h = job.width, job.height
     assert type(w) is int and type(h) is int and 0 < w * h <= max_pixels
-    assert job["image_format"] in P.IMAGE_FORMATS and job["mask_format"] in P.MASK_FORMATS
-    assert job["result_depth"] in (8, 16) and type(job["result_depth"]) is int
-    assert job["payload_len"] <= P.max_job_payload(max_pixels)
-    assert isinstance(job["id"], str) and 0 < len(job["id"]) <= 128
-    mask_len = P.buffer_size(job["mask_format"], w, h)
-    if job["image_cached"]:   # only the mask travels, and the image is named by a well-formed digest
-        assert job["payload_len"] == mask_len and len(job["image_digest"]) == P.DIGEST_CHARS
+    assert job.image_format in P.IMAGE_FORMATS and job.mask_format in P.MASK_FORMATS
+    assert job.result_depth in (8, 16) and type(job.result_depth) is int
+    assert job.payload_len <= P.max_job_payload(max_pixels)
+    assert isinstance(job.id, str) and 0 < len(job.id) <= 128
+    mask_len = P.buffer_size(job.mask_format, w, h)
+    if job.image_cached:   # only the mask travels, and the image is named by a well-formed digest
+        assert job.payload_len == mask_len and len(job.image_digest) == P.DIGEST_CHARS
     else:
-        assert job["payload_len"] == mask_len + P.buffer_size(job["image_format"], w, h)
+        assert job.payload_len == mask_len + P.buffer_size(job.image_format, w, h)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -313,8 +315,8 @@ def test_client_handshake_survives_any_server_reply(stream):
 # Trimap building and buffer decoding on arbitrary masks and buffers
 # ----------------------------------------------------------------------------------------
 
-from hypothesis.extra import numpy as hnp  # noqa: E402
 import numpy as np  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
 
 masks = hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.bool_, np.int32]),
                    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12))
@@ -323,7 +325,7 @@ masks = hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.fl
 @settings(max_examples=300, deadline=None, database=None)
 @given(masks, st.sampled_from(P.TRIMAP_SOURCES + ("lasso",)), st.integers(min_value=-2, max_value=40))
 def test_trimap_build_gives_a_trimap_or_a_clear_error(mask, source, radius):
-    from drip_core import trimap as T
+    from drip_core import trimaps as T
     try:
         t = T.build(source, mask, radius)
     except P.ProtocolError as exc:
@@ -349,6 +351,7 @@ def test_absurd_claims_allocate_nothing_big(tmp_path):
     """tracemalloc around the server's handler: claims of gigabytes cost kilobytes."""
     import asyncio
     import tracemalloc
+
     from drip_core.server.app import DripServer, ServerOptions
 
     server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok"))

@@ -362,6 +362,7 @@ def test_upgrade_and_uninstall_stop_a_running_server(home, wheel, user_venv, cap
 
 def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
     import zipfile
+
     from installer import bundle
     archive = bundle.build(tmp_path / "dist", wheel=wheel, log=lambda *_: None)
     with zipfile.ZipFile(archive) as z:
@@ -467,7 +468,7 @@ exec {sys.executable} "$@"
     assert r.returncode == 1, r.stdout + r.stderr
     assert "ensurepip is not available" in r.stdout
     assert "python3-venv" in r.stderr and "nothing was left there" in r.stderr
-    assert f"install.py --yes --torch skip" in r.stderr  # how to run it again
+    assert "install.py --yes --torch skip" in r.stderr  # how to run it again
     assert not (home / DATA / "venv").exists()
     for prof in PROFILES:
         assert not (home / prof / "plug-ins").exists()

@@ -272,7 +272,8 @@ def make_plain_venv(folder: Path) -> Path:
 
 
 def test_which_environments_count_as_the_installers(fake_home, tmp_path):
-    from installer import plan, venv as venv_mod
+    from installer import plan
+    from installer import venv as venv_mod
     default = plan.default_venv()
     assert not plan.venv_is_ours(default)                    # nothing there
     make_plain_venv(default)

@@ -10,10 +10,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from drip_core.engines import foreground as fgm
-from drip_core.engines import deep_unknown, tiling
-from drip_core.engines.closed_form import closed_form_alpha
-from drip_core.engines.foreground import PixelPrior, estimate_foreground
+from drip_core.engines.classical import foreground as fgm
+from drip_core.engines.classical.data_term import deep_unknown
+from drip_core.engines.classical.foreground import PixelPrior, estimate_foreground
+from drip_core.engines.classical.scale import tiling
+from drip_core.engines.classical.solve.closed_form import closed_form_alpha
 from drip_core.engines.registry import get_engine
 from drip_core.errors import Cancelled
 from drip_core.eval.dataset import default_data_dir, load_sample
@@ -114,7 +115,7 @@ def test_tiled_solve_is_close_to_the_whole_crop_solve(monkeypatch):
     monkeypatch.setattr(tiling, "TILE", 384)  # 4 tiles on this 800 x 552 photo
     calls, trims = [], []
     real, real_trim = tiling.solve_tiled, deep_unknown.trim
-    monkeypatch.setattr("drip_core.engines.classical.solve_tiled",
+    monkeypatch.setattr("drip_core.engines.classical.engine.solve_tiled",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     # every trimming (the whole crop's, or a tile's through priors.py) goes through deep_unknown.trim
     monkeypatch.setattr(deep_unknown, "trim",

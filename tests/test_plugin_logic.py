@@ -21,6 +21,7 @@ PLUGIN_DIR = REPO / "gimp_plugin" / "drip_matting"
 sys.path.insert(0, str(PLUGIN_DIR))
 
 import plugin_logic as logic  # noqa: E402
+
 from drip_protocol import ProtocolError  # noqa: E402
 
 # ---------------------------------------------------------------------------- geometry
@@ -138,10 +139,10 @@ def test_parse_server_arg():
 
 def test_build_job_is_a_valid_protocol_job():
     job = logic.build_job(40, 30, 16, "selection-band", 12, "classical")
-    checked = drip_protocol.validate_job(dict(job, type="job"), 10**6)
-    assert checked["trimap_source"] == "selection_band" and checked["want_trimap"] is True
-    assert checked["image_format"] == "rgb16" and checked["result_depth"] == 16
-    assert checked["payload_len"] == 40 * 30 * 6 + 40 * 30
+    checked = drip_protocol.JobSpec.from_header(dict(job, type="job"), 10**6)
+    assert checked.trimap_source == "selection_band" and checked.want_trimap is True
+    assert checked.image_format == "rgb16" and checked.result_depth == 16
+    assert checked.payload_len == 40 * 30 * 6 + 40 * 30
     assert logic.build_job(4, 4, 8, "trimap-channel", 1, "auto")["trimap_source"] == "trimap"
     assert logic.build_job(4, 4, 8, "feathered-selection", 1, "drip")["trimap_source"] == "feathered"
     with pytest.raises(ProtocolError):
@@ -389,7 +390,7 @@ def test_dialog_values_survive_a_failed_run(tmp_path):
 def test_painted_trimaps_know_only_pure_white_and_black():
     import numpy as np
 
-    from drip_core.trimap import from_painted
+    from drip_core.trimaps import from_painted
     channel = np.array([[0, 1, 64, 128, 200, 254, 255]], np.uint8)
     np.testing.assert_array_equal(from_painted(channel), [[0, 128, 128, 128, 128, 128, 255]])
     deep = np.array([[0, 65535, 65000, 30000]], np.uint16)
@@ -405,7 +406,7 @@ def test_the_region_read_reaches_as_far_as_the_band():
     assert roi == (100 - reach - logic.DEFAULT_MARGIN, 100 - reach - logic.DEFAULT_MARGIN,
                    200 + 2 * (reach + logic.DEFAULT_MARGIN), 100 + 2 * (reach + logic.DEFAULT_MARGIN))
     job = logic.build_job(40, 30, 8, "selection-band", "auto", "classical")
-    assert drip_protocol.validate_job(dict(job, type="job"), 10**6)["band_radius"] == "auto"
+    assert drip_protocol.JobSpec.from_header(dict(job, type="job"), 10**6).band_radius == "auto"
 
 
 def test_the_dialogs_keyboard_shortcuts_are_unique():

@@ -72,11 +72,11 @@ def job(**kw):
 
 
 def test_validate_job_computes_payload_size():
-    j = P.validate_job(job(mask_format="y16", image_format="rgb16"), P.DEFAULT_MAX_PIXELS)
-    assert j["payload_len"] == 10 * 5 * 6 + 10 * 5 * 2
-    assert j["engine"] == "auto" and j["trimap_source"] == "trimap" and j["result_depth"] == 8
-    j = P.validate_job(job(image_format="rgbf32", result_depth=32), P.DEFAULT_MAX_PIXELS)
-    assert j["payload_len"] == 10 * 5 * 12 + 10 * 5 and P.result_sizes(j) == (10 * 5 * 12, 10 * 5 * 4, 0)
+    j = P.JobSpec.from_header(job(mask_format="y16", image_format="rgb16"), P.DEFAULT_MAX_PIXELS)
+    assert j.payload_len == 10 * 5 * 6 + 10 * 5 * 2
+    assert j.engine == "auto" and j.trimap_source == "trimap" and j.result_depth == 8
+    j = P.JobSpec.from_header(job(image_format="rgbf32", result_depth=32), P.DEFAULT_MAX_PIXELS)
+    assert j.payload_len == 10 * 5 * 12 + 10 * 5 and P.result_sizes(j) == (10 * 5 * 12, 10 * 5 * 4, 0)
 
 
 @pytest.mark.parametrize("fields, code", [
@@ -96,7 +96,7 @@ def test_validate_job_computes_payload_size():
 ])
 def test_validate_job_rejects(fields, code):
     with pytest.raises(P.ProtocolError) as err:
-        P.validate_job(job(**fields), P.DEFAULT_MAX_PIXELS)
+        P.JobSpec.from_header(job(**fields), P.DEFAULT_MAX_PIXELS)
     assert err.value.code == code
 
 

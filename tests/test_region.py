@@ -7,9 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from drip_core import trimap as trimaps
+from drip_core import trimaps
 from drip_core.errors import EngineError
-from drip_core.region import JobRegion, from_float, to_float
+from drip_core.region import JobRegion
+from drip_core.samples import from_float, to_float
 
 
 def scene(h=60, w=80, dtype=np.uint16, seed=0):

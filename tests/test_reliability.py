@@ -20,15 +20,14 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import REPO, ServerProcess
 from PIL import Image
 
-from drip_core import cli
-from drip_core.engines import get_engine
 import drip_protocol as P
-from drip_core.client import connect
-from conftest import REPO, ServerProcess
-
 from bench import fuzzing, stress  # noqa: E402
+from drip_core import cli
+from drip_core.client import connect
+from drip_core.engines import get_engine
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,16 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import threading
 import time
 import uuid
 
 import numpy as np
 import pytest
+from conftest import load_alphamatting
 
 import drip_protocol as P
-from drip_core.client import Client, connect
+from drip_core.client import connect
 from drip_core.engines import get_engine
-from conftest import load_alphamatting
 
 
 def raw_connect(server, token=None):
@@ -255,6 +254,7 @@ def test_idle_timeout_shuts_the_server_down(server_factory):
 def test_two_servers_started_at_once_one_survives(tmp_path):
     import subprocess
     import sys
+
     from conftest import REPO
     cmd = [sys.executable, "-m", "drip_core.server", "--discovery-file", str(tmp_path / "s.json"),
            "--log-file", str(tmp_path / "log")]

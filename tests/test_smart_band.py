@@ -6,10 +6,21 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from drip_core.engines import refining_engine
 from drip_core.errors import EngineError
-from drip_core.smart_band import DEFAULT, smart_trimap
-from drip_core.trimap import build
-from drip_core.trimap import from_selection
+from drip_core.trimaps import build as _build
+from drip_core.trimaps import from_selection
+from drip_core.trimaps.smart_band import DEFAULT
+from drip_core.trimaps.smart_band import smart_trimap as _smart_trimap
+
+
+def smart_trimap(*args, **kwargs):
+    """The smart band as the server runs it: its second pass mattes with the registry's engine."""
+    return _smart_trimap(*args, engine=refining_engine(), **kwargs)
+
+
+def build(*args, **kwargs):
+    return _build(*args, engine=refining_engine(), **kwargs)
 
 BLUE = (0.15, 0.25, 0.8)
 ORANGE = (0.95, 0.55, 0.1)
@@ -147,7 +158,7 @@ def test_empty_and_full_selections_as_from_selection():
 def test_band_radius_dispatch_and_input_checks():
     img = _finish(_scene(48, 48))
     sel = _disk(48, 48, 24, 24, 12).astype(np.uint8) * 255
-    # the one dispatcher (drip_core.trimap.build): a number = fixed band, "auto" = smart band
+    # the one dispatcher (drip_core.trimaps.build): a number = fixed band, "auto" = smart band
     assert (build("selection_band", sel, 5, image=img) == from_selection(sel, 5)).all()
     assert (build("selection_band", sel, "auto", image=img) == smart_trimap(img, sel)).all()
     img8 = (img * 255).astype(np.uint8)
@@ -161,7 +172,7 @@ def test_band_radius_dispatch_and_input_checks():
         smart_trimap(img, sel[:40])
     with pytest.raises(EngineError):
         smart_trimap(img[..., 0], sel)
-    # bool and float selections are read as drip_core.trimap reads them
+    # bool and float selections are read as drip_core.trimaps reads them
     assert (smart_trimap(img, sel > 0) == smart_trimap(img, sel)).all()
     assert (smart_trimap(img, sel / 255.0) == smart_trimap(img, sel)).all()
 

@@ -15,12 +15,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
 import drip_protocol as P
 from drip_core.client import connect, connect_address
 from drip_core.server.app import DripServer, ServerOptions
-from conftest import REPO
 
 
 def make_cert(folder, name="server"):

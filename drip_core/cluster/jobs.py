@@ -2,7 +2,7 @@
 
 A job is one input photo, paired by file name with a trimap (``--trimap-dir``) or a selection
 mask (``--mask-dir`` + ``--band-radius``, turned into a trimap by the same rule as the GIMP
-plug-in: ``drip_core.trimap.from_selection``). Its outputs are ``alpha/NAME.png`` and
+plug-in: ``drip_core.trimaps.build``). Its outputs are ``alpha/NAME.png`` and
 ``foreground/NAME.png`` under the output folder, the layout the local batch has always written.
 
 Jobs are small (paths only): workers read their own inputs and write their own outputs, so
@@ -18,8 +18,8 @@ import numpy as np
 
 from drip_protocol import ProtocolError
 
-from ..cli import IMAGE_SUFFIXES, UserError, read_image
-from ..image_io import encode_png
+from ..errors import UserError
+from ..image_io import IMAGE_SUFFIXES, encode_png, read_image
 from . import atomic, storage
 
 OUTPUT_KINDS = ("alpha", "foreground")
@@ -123,7 +123,8 @@ def _read(path: str) -> np.ndarray:
 def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
     """(image H x W x 3 at its own depth, trimap uint8 H x W with 0/128/255), or JobError with a code.
     A trimap without unknown pixels is refused by the engine's region (code no_unknown), as everywhere."""
-    from .. import trimap as trimaps
+    from .. import trimaps
+    from ..engines import refining_engine
     image = _read(job.image)
     if storage.size(job.guide) is None:
         raise JobError("missing_trimap", f"no {'trimap' if job.guide_kind == 'trimap' else 'mask'} {job.guide}")
@@ -135,7 +136,7 @@ def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
         raise JobError("bad_trimap", f"the {job.guide_kind} {job.guide} is {grey.shape[1]}x{grey.shape[0]} "
                                      f"but the image is {image.shape[1]}x{image.shape[0]}")
     if job.guide_kind == "mask":
-        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image)
+        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image, engine=refining_engine())
     else:
         trimap = trimaps.from_painted(grey)
     return image, trimap

@@ -18,6 +18,7 @@ import os
 from collections import deque
 
 from drip_protocol import ProtocolError
+
 from .jobs import Job, failure, run_job
 
 # On Linux Ray binds its servers to every interface and advertises the machine's outward IP.
@@ -58,7 +59,7 @@ class MatteActor:
 
 def connect(address: str | None, cpus: int | None):
     """ray.init for a local instance (address None/'local'), 'auto', 'ray://HOST:PORT' or HOST:PORT."""
-    from ..cli import UserError
+    from ..errors import UserError
     local = address in (None, "", "local")
     if local:
         os.environ.setdefault(LOOPBACK_ENV, "0")
@@ -86,12 +87,12 @@ def connect(address: str | None, cpus: int | None):
 
 
 def uses_actors(engine: str, drip_model: str | None) -> tuple[bool, str | None]:
-    """(actors?, model): DRIP needs a model held in memory; auto does when one is configured."""
-    if engine == "classical":
-        return False, None
+    """(actors?, model): an engine that holds a model (DRIP, or auto with a model configured)
+    runs in actors that load it once."""
     from ..config import configured_drip_model
+    from ..engines import intended_engine
     model = drip_model or configured_drip_model()
-    if engine == "auto" and not model:
+    if intended_engine(engine, model) == "classical":
         return False, None
     # resolve the model on the driver: workers may not share this user's config file
     return True, os.path.abspath(model) if model and "://" not in model else model

@@ -1,8 +1,11 @@
-"""Engine lookup by name, with ``auto`` resolution and warm instances.
+"""Engine lookup by name, with ``auto`` resolution and warm instances: the one place that
+knows which engines exist.
 
 ``auto`` means: DRIP when a DRIP model is configured and loads, else classical
 (``intended_engine`` is the one place that says so). The reason for the choice is
-returned so the user can be told (see ``resolve_engine``).
+returned so the user can be told (see ``resolve_engine``). A job's ``auto`` first defers to
+the server's own default (``requested_engine``). Each engine runs on one device queue
+(``queue_for``), and the smart band's second pass mattes with ``refining_engine()``.
 """
 from __future__ import annotations
 
@@ -13,6 +16,10 @@ from drip_protocol import ENGINES
 from ..config import configured_drip_model
 from .base import Engine, EngineError
 
+# the server's device queues, and the queue each engine runs on
+QUEUES = ("cpu", "accelerator")
+_QUEUE_OF = {"classical": "cpu", "drip": "accelerator"}
+
 _cache: dict[tuple, Engine] = {}
 _lock = threading.Lock()
 
@@ -20,6 +27,21 @@ _lock = threading.Lock()
 def get_engine(name: str = "auto", *, drip_model: str | None = None, device: str | None = None) -> Engine:
     """The engine called ``name`` ('auto', 'classical' or 'drip'), loaded once and kept warm."""
     return resolve_engine(name, drip_model=drip_model, device=device)[0]
+
+
+def requested_engine(job_engine: str, server_default: str) -> str:
+    """The engine a job asks for: its own choice, or the server's default for 'auto'."""
+    return server_default if job_engine == "auto" else job_engine
+
+
+def queue_for(name: str, drip_model: str | None = None) -> str:
+    """The device queue (one of QUEUES) a job for engine ``name`` waits in."""
+    return _QUEUE_OF[intended_engine(name, drip_model)]
+
+
+def refining_engine() -> Engine:
+    """The engine the smart band's second pass mattes with (drip_core.trimaps.smart_band)."""
+    return get_engine("classical")
 
 
 def intended_engine(name: str, drip_model: str | None = None) -> str:
@@ -71,13 +93,13 @@ def _cached(key, factory) -> Engine:
 
 
 def _make_classical() -> Engine:
-    from .classical import ClassicalEngine
+    from .classical.engine import ClassicalEngine
     return ClassicalEngine()
 
 
 def _make_drip(model: str, device: str | None) -> Engine:
     try:
-        from .drip_engine import DripEngine
+        from .drip.engine import DripEngine
     except ImportError as exc:
         raise EngineError("engine_unavailable",
                           f"the DRIP engine needs torch and diffusers ({exc.name or exc} is missing): "

@@ -25,13 +25,14 @@ class LastResult:
     result_depth: int
     foreground: np.ndarray     # the whole-image result as sent
     alpha: np.ndarray
-    solution: object = None    # engines.local_resolve.Solution (classical), else None
+    rerun_state: object = None  # the engine's record of the job for Engine.rerun (opaque here; its
+                                # ``nbytes``, when it has one, counts what it holds beyond this result)
     result_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # a client's 'base_result' names it
 
     @property
     def nbytes(self) -> int:
-        solved = self.solution.alpha.nbytes if self.solution is not None else 0  # its trimap is ours
-        return self.trimap.nbytes + self.foreground.nbytes + self.alpha.nbytes + solved
+        state = getattr(self.rerun_state, "nbytes", 0)
+        return self.trimap.nbytes + self.foreground.nbytes + self.alpha.nbytes + state
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
-"""Jobs and the per-device FIFO workers that run them off the event loop."""
+"""Jobs and the per-device FIFO workers that run them off the event loop.
+
+A worker knows engines only through their interface (drip_core/engines/base.py) and the
+registry: it builds the trimap, asks the registry for the job's engine, and either lets the
+engine update the image's previous result (``Engine.rerun``) or runs the job in full.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import threading
 import time
@@ -13,13 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drip_protocol import ProtocolError, image_digest
+from drip_protocol import JobSpec, ProtocolError, Stage, image_digest
 
-from .. import trimap as trimaps
-from ..buffers import depth_dtype, to_bytes
-from ..engines import resolve_engine
+from .. import trimaps
+from ..boxes import Box, mask_bbox
+from ..buffers import to_bytes
+from ..engines import Engine, refining_engine, resolve_engine
 from ..errors import Cancelled, is_out_of_memory
-from ..region import JobRegion, mask_bbox
+from ..region import JobRegion
+from ..samples import dtype_of
 from ..settings import settings
 from .job_cache import CachedImage, JobCache, LastResult
 
@@ -28,7 +34,7 @@ log = logging.getLogger("drip.server")
 
 @dataclass
 class Job:
-    spec: dict                 # the validated job header (protocol.validate_job)
+    spec: JobSpec              # the job as the client sent it ('auto' already replaced by the server's default)
     image: np.ndarray          # H x W x 3 uint8 / uint16 / float32: a view of the received bytes
     mask: np.ndarray           # uint8/uint16 HxW, turned into a trimap by the worker
     loop: asyncio.AbstractEventLoop
@@ -45,15 +51,28 @@ class Job:
 
     @property
     def id(self) -> str:
-        return self.spec["id"]
+        return self.spec.id
 
     def post(self, header: dict, payload=b"") -> None:
         """Thread-safe: hand a message to the connection that owns this job."""
         self.loop.call_soon_threadsafe(self.events.put_nowait, (header, payload))
 
-    def progress(self, fraction: float, stage: str, message: str = "") -> None:
+    def progress(self, fraction: float, stage: Stage, message: str = "") -> None:
         self.post({"type": "progress", "id": self.id, "fraction": round(float(fraction), 4),
-                   "stage": stage, "message": message})
+                   "stage": Stage(stage).value, "message": message})
+
+    def check_cancel(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled()
+
+
+@dataclass
+class Outcome:
+    """A finished job's result and how it was reached."""
+    last: LastResult           # the whole result, kept for the next job on this image
+    how: str                   # 'full', 'local' (Engine.rerun) or 'unchanged'
+    changed: Box | None        # a rerun: the rectangle whose pixels changed (None: a full run)
+    engine_seconds: float
 
 
 class DeviceWorker:
@@ -101,56 +120,9 @@ class DeviceWorker:
     # --- runs in the worker thread -----------------------------------------------------
 
     def _process(self, job: Job) -> None:
-        spec = job.spec
-        started = time.perf_counter()
+        """Run the job and post its result, or the one error frame it ends with."""
         try:
-            job.progress(0.0, "preparing", "building the trimap")
-            trimap = trimaps.build(spec["trimap_source"], job.mask, spec["band_radius"], job.image.shape, job.image)
-            name = spec["engine"]  # the server already put its default in place of a job's 'auto'
-            job.progress(0.01, "loading model", f"loading the {name} engine")
-            engine, note = resolve_engine(name, drip_model=self.drip_model)
-            job.progress(0.02, "starting", note)
-            region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)  # checks the trimap
-            engine_start = time.perf_counter()
-            rerun = self._rerun(job, engine, trimap)
-            changed = None  # the rectangle a rerun changed: all a client holding the previous result needs
-            if rerun is not None:
-                foreground, alpha, last, how, changed = rerun
-                engine_name = engine.name
-                del region
-            else:
-                how = "full"
-                _injected_fault(spec)
-                matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
-                if job.cancelled.is_set():
-                    raise Cancelled()
-                foreground, alpha = region.paste(matte.foreground, matte.alpha, depth_dtype(spec["result_depth"]))
-                engine_name = matte.engine or engine.name
-                last = LastResult(trimap, engine_name, spec["result_depth"], foreground, alpha,
-                                  _solution(engine, region, matte))
-                del matte, region  # the crop's floats are not needed while the result is sent
-            engine_seconds = time.perf_counter() - engine_start
-            self._remember(job, last)
-            extra = {"result_id": last.result_id} if self.cache.enabled else {}
-            base = job.cached.last if self.cache.enabled and job.cached is not None else None
-            if changed is not None and base is not None and spec["base_result"] == base.result_id:
-                rows, cols = changed
-                extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
-                payload = [to_bytes(np.ascontiguousarray(foreground[changed])),
-                           to_bytes(np.ascontiguousarray(alpha[changed]))]
-                if spec["want_trimap"]:
-                    payload.append(to_bytes(trimap[changed]))
-            else:
-                payload = [to_bytes(foreground), to_bytes(alpha)]
-                if spec["want_trimap"]:
-                    payload.append(to_bytes(trimap))
-            seconds = time.perf_counter() - started
-            log.info("job %s done: %dx%d, %s, %s run, image %s, %.2f s", job.id, spec["width"], spec["height"], note,
-                     how, "from the cache" if job.cached is not None else "sent", seconds)
-            job.post({"type": "result", "id": job.id, "engine": engine_name, "note": note, "rerun": how,
-                      "image_sent": job.cached is None,
-                      "seconds": round(seconds, 3), "engine_seconds": round(engine_seconds, 3), "width": spec["width"], "height": spec["height"],
-                      "result_depth": spec["result_depth"], "has_trimap": spec["want_trimap"], **extra}, payload)
+            self._run(job)
         except Cancelled:
             log.info("job %s cancelled", job.id)
             job.post(ProtocolError("cancelled", "the job was cancelled").to_header(job.id))
@@ -159,68 +131,106 @@ class DeviceWorker:
             exc.log_file = self.log_file
             job.post(exc.to_header(job.id))
         except Exception as exc:  # noqa: BLE001 - any engine bug must become an error frame
-            _free_accelerator_memory()
-            if is_out_of_memory(exc):
-                log.warning("job %s ran out of memory: %s", job.id, exc)
-                err = ProtocolError("out_of_memory", "the engine ran out of memory on this image",
-                                    log_file=self.log_file)
-            else:
-                log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
-                err = ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
-                                    log_file=self.log_file)
-            job.post(err.to_header(job.id))
+            job.post(self._crash_error(job, exc).to_header(job.id))
 
-    def _rerun(self, job: Job, engine, trimap: np.ndarray):
-        """(foreground, alpha, last, how) reusing the image's last result, or None for a full run.
-
-        The same trimap gives the cached result at once; a local edit of a classical job's
-        trimap re-solves only its neighbourhood (engines/local_resolve.py)."""
+    def _run(self, job: Job) -> None:
+        """1. the trimap, 2. the engine, 3. a rerun or a full run, 4. remember it, 5. send it."""
+        started = time.perf_counter()
         spec = job.spec
-        if not self.cache.enabled or "fault" in spec.get("options", {}):  # a fault test's job must reach the engine
+        job.progress(0.0, Stage.PREPARING, "building the trimap")
+        trimap = trimaps.build(spec.trimap_source, job.mask, spec.band_radius, job.image.shape, job.image,
+                               engine=refining_engine())
+        job.progress(0.01, Stage.LOADING_MODEL, f"loading the {spec.engine} engine")
+        engine, note = resolve_engine(spec.engine, drip_model=self.drip_model)
+        job.progress(0.02, Stage.STARTING, note)
+        region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)  # checks the trimap
+        outcome = self._reuse(job, engine, trimap) or self._full_run(job, engine, region)
+        del region  # the crop's floats are not needed while the result is sent
+        self._remember(job, outcome.last)
+        seconds = time.perf_counter() - started
+        log.info("job %s done: %dx%d, %s, %s run, image %s, %.2f s", job.id, spec.width, spec.height, note,
+                 outcome.how, "from the cache" if job.cached is not None else "sent", seconds)
+        job.post(*self._result_message(job, outcome, note, seconds))
+
+    def _full_run(self, job: Job, engine: Engine, region: JobRegion) -> Outcome:
+        start = time.perf_counter()
+        _injected_fault(job.spec)
+        matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
+        job.check_cancel()
+        foreground, alpha = region.paste(matte.foreground, matte.alpha, dtype_of(job.spec.result_depth))
+        last = LastResult(region.trimap, matte.engine or engine.name, job.spec.result_depth, foreground, alpha,
+                          matte.rerun_state)
+        return Outcome(last, "full", None, time.perf_counter() - start)
+
+    def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray) -> Outcome | None:
+        """The image's last result as it is (same trimap), or updated by the engine after a trimap
+        edit; None for a full run."""
+        spec = job.spec
+        if not self.cache.enabled or "fault" in spec.options:  # a fault test's job must reach the engine
             return None
         previous = job.cached.last if job.cached is not None else None
-        if previous is None or previous.engine != engine.name or previous.result_depth != spec["result_depth"]:
+        if previous is None or previous.engine != engine.name or previous.result_depth != spec.result_depth:
             return None
+        start = time.perf_counter()
         if np.array_equal(previous.trimap, trimap):
-            return previous.foreground, previous.alpha, previous, "unchanged", NOTHING
-        if previous.solution is None:  # not the classical engine: only an unchanged trimap is reused
+            return Outcome(previous, "unchanged", NOTHING, 0.0)
+        rerun = engine.rerun(previous.rerun_state, job.image, trimap, previous.foreground, previous.alpha,
+                             job.progress, job.cancelled.is_set)
+        if rerun is None:
             return None
-        from ..engines.local_resolve import changed_box, resolve_locally
-        changed = changed_box(previous.solution, trimap)
+        last = LastResult(trimap, engine.name, spec.result_depth, rerun.foreground, rerun.alpha, rerun.rerun_state)
+        changed = _what_changed(previous, rerun.foreground, rerun.alpha, rerun.changed)
+        return Outcome(last, "local", changed, time.perf_counter() - start)
 
-        def check_cancel():
-            if job.cancelled.is_set():
-                raise Cancelled()
+    def _result_message(self, job: Job, outcome: Outcome, note: str, seconds: float) -> tuple[dict, list]:
+        """The result frame: the whole result, or only the rectangle a rerun changed when the
+        client holds the previous result (``base_result``)."""
+        spec, last = job.spec, outcome.last
+        extra = {"result_id": last.result_id} if self.cache.enabled else {}
+        base = job.cached.last if self.cache.enabled and job.cached is not None else None
+        window = (slice(None), slice(None))
+        if outcome.changed is not None and base is not None and spec.base_result == base.result_id:
+            window = rows, cols = outcome.changed
+            extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
+        planes = [last.foreground, last.alpha] + ([last.trimap] if spec.want_trimap else [])
+        payload = [to_bytes(np.ascontiguousarray(plane[window])) for plane in planes]
+        header = {"type": "result", "id": job.id, "engine": last.engine, "note": note, "rerun": outcome.how,
+                  "image_sent": job.cached is None, "seconds": round(seconds, 3),
+                  "engine_seconds": round(outcome.engine_seconds, 3), "width": spec.width, "height": spec.height,
+                  "result_depth": spec.result_depth, "has_trimap": spec.want_trimap, **extra}
+        return header, payload
 
-        job.progress(0.05, "alpha", "re-solving the edited part")
-        out = resolve_locally(engine, job.image, trimap, previous.solution, changed, previous.foreground,
-                              previous.alpha, check_cancel)
-        if out is None:
-            return None
-        foreground, alpha, solution, box = out
-        return foreground, alpha, LastResult(trimap, engine.name, spec["result_depth"], foreground, alpha,
-                                             solution), "local", _what_changed(previous, foreground, alpha, box)
+    def _crash_error(self, job: Job, exc: Exception) -> ProtocolError:
+        """The error frame for an unexpected exception: out of memory, or an engine bug (logged)."""
+        _free_accelerator_memory()
+        if is_out_of_memory(exc):
+            log.warning("job %s ran out of memory: %s", job.id, exc)
+            return ProtocolError("out_of_memory", "the engine ran out of memory on this image", log_file=self.log_file)
+        log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
+        return ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
+                             log_file=self.log_file)
 
     def _remember(self, job: Job, last: LastResult) -> None:
-        """Keep the image and this result for the next job on it (a no-op when the cache is off)."""
+        """Keep the image and this result for the next job on it (a no-op when the cache is off).
+        The digest is always the server's own: a client's must never decide what is stored."""
         if not self.cache.enabled:
             return
         spec = job.spec
         if job.cached is not None:
             entry = CachedImage(job.cached.image, job.cached.held_bytes, last)
-            digest = spec["image_digest"]
+            digest = spec.image_digest  # the cache's own key, under which the image was found
         else:
             entry = CachedImage(job.image, job.held_bytes or job.image.nbytes, last)
-            digest = image_digest(job.image, spec["image_format"], spec["width"], spec["height"])
+            digest = image_digest(job.image, spec.image_format, spec.width, spec.height)
         self.cache.put(job.token, digest, entry)
 
 
 NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
 
 
-def _what_changed(previous: LastResult, foreground: np.ndarray, alpha: np.ndarray, box):
+def _what_changed(previous: LastResult, foreground: np.ndarray, alpha: np.ndarray, box: Box) -> Box:
     """The bounding box of the pixels of ``box`` whose result differs from the previous one at the
-    result's depth: far from the edit the re-solve moves alpha by less than a level, and the
+    result's depth: far from the edit a re-solve moves alpha by less than a level, and the
     client need not be sent (nor GIMP write) what did not change."""
     differs = alpha[box] != previous.alpha[box]
     differs |= (foreground[box] != previous.foreground[box]).any(axis=2)
@@ -231,21 +241,11 @@ def _what_changed(previous: LastResult, foreground: np.ndarray, alpha: np.ndarra
             slice(box[1].start + inside[1].start, box[1].start + inside[1].stop))
 
 
-def _solution(engine, region: JobRegion, matte):
-    """What a local re-solve of the next job needs (classical jobs only)."""
-    if engine.name != "classical" or matte.engine != "classical":
-        return None
-    from ..engines.local_resolve import Solution
-    stats = engine.last_stats
-    return Solution(region.trimap, region.box, matte.alpha, bool(stats.get("transparent", False)),
-                    int(stats.get("factor", 1)), (region.box[0].start, region.box[1].start), matte.known)
-
-
 # Test hook (docs/reliability.md): with DRIP_MATTING_TEST_FAULTS=1 in the server's environment,
 # a job whose options carry {"fault": NAME} fails the way a real engine can, so tests can check
 # that the error code is stable and the server keeps serving. Ignored when the variable is unset.
-def _injected_fault(spec: dict) -> None:
-    fault = spec.get("options", {}).get("fault")
+def _injected_fault(spec: JobSpec) -> None:
+    fault = spec.options.get("fault")
     if fault is None or not settings().test_faults:
         return
     if fault == "engine_error":

@@ -21,10 +21,10 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
+import plugin_logic as logic  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 import drip_protocol as protocol  # noqa: E402
-import plugin_logic as logic  # noqa: E402
 from drip_protocol import ProtocolError  # noqa: E402
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))

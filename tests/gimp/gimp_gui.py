@@ -4,8 +4,8 @@
 # 2. Screenshots (optional, params "screenshots"): the plug-in's dialog, and a result.
 import json
 import os
-import sys
 import subprocess
+import sys
 import time
 import traceback
 
@@ -14,8 +14,9 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
-from in_gimp import sh, settle, run_plugin  # noqa: E402
+from in_gimp import run_plugin, settle, sh  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]

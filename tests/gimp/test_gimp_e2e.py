@@ -10,7 +10,6 @@ with the reason otherwise. DRIP_GIMP_TESTS=0 turns them off.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,8 +29,8 @@ WIDTH = 400  # the photo is scaled to this width in GIMP to keep the classical s
 def tiny_drip_model(tmp: Path) -> Path | None:
     """A tiny random DRIP model folder, if the DRIP tooling exists in this checkout."""
     try:
-        from drip_core.drip.convert import convert_sd2
-        from drip_core.drip.testing import make_tiny_sd2
+        from drip_core.engines.drip.model.convert import convert_sd2
+        from drip_core.engines.drip.testing import make_tiny_sd2
     except Exception:  # noqa: BLE001 - DRIP extras absent: the drip scenario is skipped
         return None
     sd2 = make_tiny_sd2(str(tmp / "tiny-sd2"))
@@ -195,7 +194,7 @@ def test_refine_with_edited_trimap_updates_in_place(session):
     ex, ey, ew, eh = d["edit_rect"]
     # the full solve of the edited trimap, against this rerun and against the first run, beyond
     # a local re-solve's neighbourhood (this small layer's rerun is a full solve: equal to it)
-    from drip_core.engines.local_resolve import REACH
+    from drip_core.engines.classical.rerun import REACH
     beyond = np.ones((h, w), bool)
     beyond[max(ey - REACH, 0):ey + eh + REACH, max(ex - REACH, 0):ex + ew + REACH] = False
     print(f"refine rerun vs full solve: max {np.abs(new - new_alpha).max():.0f}/255 "
@@ -338,7 +337,7 @@ def test_server_down_is_a_message_and_no_new_layers(session):
 def test_tiny_drip_engine(session):
     d = scen(session, "drip_engine")
     if "skipped" in d:
-        pytest.skip(f"tiny DRIP scenario not run: {d['skipped']} (drip_core.drip.testing/convert unavailable?)")
+        pytest.skip(f"tiny DRIP scenario not run: {d['skipped']} (drip_core.engines.drip.testing/convert unavailable?)")
     assert d["run"]["status"] == "success", d["run"]
     check_alpha_against_cli(session, "drip", d, engine="drip",
                             extra_env={"DRIP_MATTING_ALLOW_UNTRAINED": "1"},

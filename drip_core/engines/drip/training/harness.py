@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from .model_folder import read_manifest, write_manifest
+from ..model.folder import read_manifest, write_manifest
 
 log = logging.getLogger("drip.train")
 

@@ -23,7 +23,7 @@ import json
 import os
 from datetime import datetime, timezone
 
-from ..settings import settings
+from ....settings import settings
 
 FORMAT = "drip-matting-model"
 FORMAT_VERSION = 1

@@ -21,8 +21,21 @@ import time
 
 import torch
 
-from .training import (MetricsLog, Runtime, add_common_args, export_model, load_checkpoint, log, lr_lambda,
-                       make_loader, make_optimizer, resolve_resume, save_checkpoint, setup_logging, validate)
+from .harness import (
+    MetricsLog,
+    Runtime,
+    add_common_args,
+    export_model,
+    load_checkpoint,
+    log,
+    lr_lambda,
+    make_loader,
+    make_optimizer,
+    resolve_resume,
+    save_checkpoint,
+    setup_logging,
+    validate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 def train(args) -> dict:
     from diffusers import DDPMScheduler
 
-    from .noise import multi_res_noise
+    from ..model.switcher import class_labels
+    from ..noise import multi_res_noise
+    from ..pipeline import DripPipeline
     from .losses import diffusion_loss
-    from .pipeline import DripPipeline
-    from .switcher import class_labels
 
     rt = Runtime(args)
     setup_logging(args.output, rt.main, "train")

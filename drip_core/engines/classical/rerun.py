@@ -29,14 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..region import FOREGROUND, UNKNOWN, JobRegion, mask_bbox, widen
-from .closed_form import closed_form_alpha
-from ..blocks import reduce_image, reduce_trimap, whole_blocks
-from .coarse_to_fine import carried_pixels, carry_up
+from ...blocks import reduce_image, reduce_trimap, whole_blocks
+from ...boxes import Box, area, hull, intersect, mask_bbox, relative, widen, width
+from ...region import JobRegion
+from ...trimaps.values import FOREGROUND, UNKNOWN
+from ..base import Rerun
+from .data_term import deep_unknown, information_flow, trimming
+from .data_term.information_flow import SPATIAL
+from .data_term.priors import alpha_priors, foreground_prior
 from .foreground import estimate_foreground
-from .information_flow import SPATIAL
-from .priors import alpha_priors, foreground_prior
-from . import deep_unknown, information_flow, trimming
+from .scale.coarse_to_fine import carried_pixels, carry_up
+from .solve.closed_form import closed_form_alpha
 
 REACH = 96       # px around the changed pixels that are solved again (at the solve's scale)
 # px of context around inner (at the solve's scale): deep_unknown's reach, so that no pixel of
@@ -50,12 +53,10 @@ ALIGN = math.lcm(information_flow.STRIDE, information_flow.GROUP_PX)
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
 
 
-Box = tuple[slice, slice]
-
-
 @dataclass(frozen=True)
 class Solution:
-    """What a finished classical job leaves for a local re-solve of the next one."""
+    """What a finished classical job leaves for a local re-solve of the next one (the engine's
+    rerun state; the server holds it without looking inside)."""
     trimap: np.ndarray   # the layer's trimap it was solved with (uint8 H x W)
     box: Box             # the region the engine solved
     alpha: np.ndarray    # the engine's float32 alpha of ``box`` (trimmed pixels 0 / 1)
@@ -67,15 +68,46 @@ class Solution:
 
     @property
     def nbytes(self) -> int:
-        return self.trimap.nbytes + self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
+        """What it holds beyond the job's result (whose trimap it shares)."""
+        return self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
 
     def alpha_in(self, window: Box, dtype=np.float64) -> np.ndarray:
         """The previous alpha over any window: the solved values inside ``box``, 0 / 1 outside."""
         out = (self.trimap[window] == FOREGROUND).astype(dtype)
-        overlap = _intersect(window, self.box)
+        overlap = intersect(window, self.box)
         if overlap is not None:
-            out[_relative(overlap, window)] = self.alpha[_relative(overlap, self.box)]
+            out[relative(overlap, window)] = self.alpha[relative(overlap, self.box)]
         return out
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a local re-solve works, in layer pixels and at the solve's scale."""
+    inner: Box                # the changed pixels' box widened by the reach: solved again
+    crop: Box                 # inner widened by MARGIN: colour context, held at the previous solution
+    corner: tuple[int, int]   # the crop's corner from the grid's, at the solve's scale
+    reaches_known: Box | None  # trimming's known patches the edit can change, at the solve's scale
+    spatial: tuple[float, float]  # the K-to-U flow's scale of positions: the whole region's
+
+    @property
+    def inner_in_crop(self) -> Box:
+        return relative(self.inner, self.crop)
+
+    @classmethod
+    def around(cls, changed: Box, previous: Solution, shape, reach: int) -> "Window | None":
+        """The window of an edit, or None when it would be too large a share of the region."""
+        f = previous.factor
+        inner = _on_grid(widen(changed, reach * f, shape), previous.grid, f * ALIGN, shape)
+        if area(inner) > MAX_SHARE * area(previous.box):
+            return None
+        crop = _on_grid(widen(inner, MARGIN * f, shape), previous.grid, f * ALIGN, shape)
+        corner = ((crop[0].start - previous.grid[0]) // f, (crop[1].start - previous.grid[1]) // f)
+        reaches_known = intersect(_at_scale(changed, previous.grid, f, trimming.BAND + 1),
+                                  _at_scale(hull(previous.box, inner), previous.grid, f, 0))
+        # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
+        # has the whole region's
+        spatial = (SPATIAL * width(crop, 1) / width(previous.box, 1), SPATIAL * width(crop, 0) / width(previous.box, 0))
+        return cls(inner, crop, corner, reaches_known, spatial)
 
 
 def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
@@ -84,81 +116,72 @@ def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
 
 
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
-                    foreground: np.ndarray, alpha: np.ndarray, check_cancel=None, reach: int = REACH):
-    """(foreground, alpha, solution, box) of the edited trimap, or None when the edit is too large;
-    outside ``box`` the result is the previous one.
+                    foreground: np.ndarray, alpha: np.ndarray, check_cancel=None, reach: int = REACH) -> Rerun | None:
+    """The edited trimap's result, or None when the edit is too large; outside the returned
+    ``changed`` box the result is the previous one.
 
     ``image`` is the layer at its own depth, ``trimap`` the new one, ``foreground`` / ``alpha``
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
     the ClassicalEngine whose parameters the previous job used.
     """
-    h, w = trimap.shape
-    f = previous.factor
-    inner = _on_grid(widen(changed, reach * f, (h, w)), previous.grid, f * ALIGN, (h, w))
-    if _area(inner) > MAX_SHARE * _area(previous.box):
+    window = Window.around(changed, previous, trimap.shape, reach)
+    if window is None:
         return None
-    crop = _on_grid(widen(inner, MARGIN * f, (h, w)), previous.grid, f * ALIGN, (h, w))
-    inner_in_crop = _relative(inner, crop)
-    # the crop's corner and the edit's reach into trimming's known patches, at the solve's scale
-    # from the grid's corner
-    corner = ((crop[0].start - previous.grid[0]) // f, (crop[1].start - previous.grid[1]) // f)
-    reaches_known = _intersect(_at_scale(changed, previous.grid, f, trimming.BAND + 1),
-                               _at_scale(_hull(previous.box, inner), previous.grid, f, 0))
     stats = {}
     t0 = time.perf_counter()
-    img, tri = JobRegion(image, trimap, crop).engine_inputs()
+    img, tri = JobRegion(image, trimap, window.crop).engine_inputs()
+    new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, check_cancel, stats)
+    inner, inside = window.inner, window.inner_in_crop
+    fg_out, alpha_out = foreground.copy(), alpha.copy()
+    JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
+    # the next edit starts from this one: the solved region grows to cover inner if need be
+    box = hull(previous.box, inner)
+    solved = previous.alpha_in(box, np.float32)
+    solved[relative(inner, box)] = new_alpha[inside]
+    stats.update(local=True, inner=area(inner), seconds=time.perf_counter() - t0)
+    solution = Solution(trimap, box, solved, previous.transparent, previous.factor, previous.grid, known)
+    return Rerun(fg_out, alpha_out, inner, solution, stats)
+
+
+def _solve_inner(engine, img, tri, previous: Solution, window: Window, check_cancel, stats):
+    """(alpha, foreground, trimming's known patches after the edit) of the window's crop: its
+    inner part solved again at the previous job's scale, the rest held at the previous alpha."""
     held = np.ones(tri.shape, bool)
-    held[inner_in_crop] = False                    # outside inner: the previous solution
-    start = previous.alpha_in(crop)                # boundary values and starting point
-    if (tri[inner_in_crop] == UNKNOWN).any():
-        # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
-        # has the whole region's (bench: near the edit, the mean difference from a full solve halves)
-        spatial = (SPATIAL * _width(crop, 1) / _width(previous.box, 1), SPATIAL * _width(crop, 0) / _width(previous.box, 0))
-        if f == 1:
-            new_alpha, new_fg, known = _solve_window(engine, img, tri, held, start, previous, spatial, corner,
-                                                     reaches_known, check_cancel, stats)
-        else:  # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
-            coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
-            coarse_held = whole_blocks(held, f)
-            coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
-            background = np.zeros_like(coarse_img)
-            alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, coarse_held, coarse_start,
-                                                 previous, spatial, corner, reaches_known, check_cancel, stats,
-                                                 background)
-            new_fg = img
-            new_alpha = carry_up(new_fg, tri, coarse_img, alpha_c, fg_c, background, f)
-    else:  # the edit left no unknown pixel nearby: nothing to solve, the known patches updated all the same
-        new_alpha, new_fg, known = start, img, None
+    held[window.inner_in_crop] = False             # outside inner: the previous solution
+    start = previous.alpha_in(window.crop)         # boundary values and starting point
+    f = previous.factor
+    if not (tri[window.inner_in_crop] == UNKNOWN).any():
+        # nothing to solve near the edit; the known patches are updated all the same
+        known = None
         if previous.known is not None:
             img_s, tri_s = (reduce_image(img, f), reduce_trimap(tri, f)) if f > 1 else (img, tri)
-            known = _known_after_edit(previous.known, trimming.patches_near_unknown(img_s, tri_s).known, corner,
-                                      reaches_known)
-    fg_out, alpha_out = foreground.copy(), alpha.copy()
-    JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inner_in_crop], new_alpha[inner_in_crop])
-    # the next edit starts from this one: the solved region grows to cover inner if need be
-    box = _hull(previous.box, inner)
-    solved = previous.alpha_in(box, np.float32)
-    solved[_relative(inner, box)] = new_alpha[inner_in_crop]
-    engine.last_stats = dict(stats, local=True, inner=(_area(inner)), seconds=time.perf_counter() - t0)
-    solution = Solution(trimap, box, solved, previous.transparent, f, previous.grid, known)
-    return fg_out, alpha_out, solution, inner
+            known = _known_after_edit(previous.known, trimming.patches_near_unknown(img_s, tri_s).known,
+                                      window.corner, window.reaches_known)
+        return start, img, known
+    if f == 1:
+        return _solve_window(engine, img, tri, held, start, previous, window, check_cancel, stats)
+    # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
+    coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
+    coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
+    background = np.zeros_like(coarse_img)
+    alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f), coarse_start,
+                                         previous, window, check_cancel, stats, background)
+    return carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f), img, known
 
 
-def _solve_window(engine, img, tri, held, start, previous, spatial, corner, reaches_known, check_cancel, stats,
+def _solve_window(engine, img, tri, held, start, previous: Solution, window: Window, check_cancel, stats,
                   background=None):
     """(alpha, foreground, trimming's known patches after the edit) of a window whose ``held``
     pixels keep ``start`` (boundary values and starting point); ``background``: receives the
-    background estimate (the window's unknown pixels and one pixel around them) when given.
-    ``corner``: the window's corner from the grid's, ``reaches_known``: the known patches the
-    edit can change, both at the window's scale."""
+    background estimate (the window's unknown pixels and one pixel around them) when given."""
     t0 = time.perf_counter()
     patches = known = None  # without the region's known patches (no trimming): alpha_priors decides
     if previous.known is not None:  # trimming compares with the whole region's known patches
         patches = trimming.patches_near_unknown(img, tri)
-        known = _known_after_edit(previous.known, patches.known, corner, reaches_known)
-        patches = patches._replace(known=known.shifted(-corner[0], -corner[1]))
-    priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent, spatial=spatial,
-                          patches=patches)
+        known = _known_after_edit(previous.known, patches.known, window.corner, window.reaches_known)
+        patches = patches._replace(known=known.shifted(-window.corner[0], -window.corner[1]))
+    priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent,
+                          spatial=window.spatial, patches=patches)
     solve_trimap = priors.trimap.copy()
     decided = ~held & (solve_trimap != UNKNOWN)
     start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
@@ -200,26 +223,3 @@ def _on_grid(box: Box, grid: tuple[int, int], f: int, shape) -> Box:
     return slice(max(r0, 0), min(r1, shape[0])), slice(max(c0, 0), min(c1, shape[1]))
 
 
-def _width(box: Box, axis: int) -> int:
-    return box[axis].stop - box[axis].start
-
-
-def _area(box: Box) -> int:
-    return _width(box, 0) * _width(box, 1)
-
-
-def _intersect(a: Box, b: Box) -> Box | None:
-    r0, r1 = max(a[0].start, b[0].start), min(a[0].stop, b[0].stop)
-    c0, c1 = max(a[1].start, b[1].start), min(a[1].stop, b[1].stop)
-    return (slice(r0, r1), slice(c0, c1)) if r0 < r1 and c0 < c1 else None
-
-
-def _hull(a: Box, b: Box) -> Box:
-    return (slice(min(a[0].start, b[0].start), max(a[0].stop, b[0].stop)),
-            slice(min(a[1].start, b[1].start), max(a[1].stop, b[1].stop)))
-
-
-def _relative(inner: Box, outer: Box) -> Box:
-    """``inner`` in the coordinates of ``outer`` (which contains it)."""
-    return (slice(inner[0].start - outer[0].start, inner[0].stop - outer[0].start),
-            slice(inner[1].start - outer[1].start, inner[1].stop - outer[1].start))

@@ -94,9 +94,9 @@ def tiny_pipeline(*, in_channels: int = 16, max_side: int = 256, seed: int = 0, 
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from .convert import dpm_solver_config
+    from .model.convert import dpm_solver_config
+    from .model.transparency_decoder import TransparencyDecoder
     from .pipeline import DripPipeline
-    from .transparency_decoder import TransparencyDecoder
 
     ucfg = dict(TINY_UNET_CONFIG, in_channels=in_channels, class_embed_type="projection",
                 projection_class_embeddings_input_dim=2)
@@ -161,7 +161,7 @@ def evaluation_composites(root: str, trimap_px: int = 4):
     import numpy as np
     from PIL import Image
 
-    from .data import trimap_from_alpha
+    from .training.data import trimap_from_alpha
 
     names = sorted(os.listdir(os.path.join(root, "fg")))
     bgs = sorted(os.listdir(os.path.join(root, "bg")))
@@ -186,7 +186,7 @@ def fit_tiny_vae(sd2_path: str, data_root: str, steps: int = 300, batch: int = 8
     import torch
     from diffusers import AutoencoderKL
 
-    from .data import CompositionDataset
+    from .training.data import CompositionDataset
 
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(os.path.join(sd2_path, "vae"))
@@ -224,7 +224,7 @@ def score_model(model_dir: str, samples, steps: int = 10, seed: int = 0) -> dict
     import numpy as np
     import torch
 
-    from ..eval.metrics import foreground_errors, sad, to_uint8
+    from ...eval.metrics import foreground_errors, sad, to_uint8
     from .pipeline import DripPipeline
 
     pipe = DripPipeline.from_pretrained(model_dir, device="cpu", dtype=torch.float32, verify="off")
@@ -244,8 +244,9 @@ def learning_check(work: str, *, stage1_steps: int = 300, stage2_steps: int = 15
     of the untrained, stage-1 and stage-2 models on those composites."""
     import time
 
-    from . import train, train_decoder
-    from .convert import convert_sd2
+    from .model.convert import convert_sd2
+    from .training import stage1_unet as train
+    from .training import stage2_decoder as train_decoder
 
     t0 = time.time()
     data = synthetic_composites(os.path.join(work, "data"))

@@ -1,7 +1,7 @@
 """The ``drip`` engine: DRIP (diffusion-prior matting) behind the common Engine interface.
 
 Construction verifies the model folder (drip.json, sha256 of every file: cached by size and
-mtime, see drip_core.drip.model_folder) and loads it once onto the best device (cuda -> mps ->
+mtime, see drip_core.engines.drip.model.folder) and loads it once onto the best device (cuda -> mps ->
 cpu; fp16 on GPUs), so a missing or damaged model fails *here*, with model_missing /
 model_corrupt, and the registry's ``auto`` falls back to the classical engine.
 
@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import threading
 
-from ..settings import env_name, settings
+from drip_protocol import Stage
 
-from ..errors import Cancelled, EngineError, is_out_of_memory
-from .base import Engine, Matte
+from ...errors import Cancelled, EngineError, is_out_of_memory
+from ...settings import env_name, settings
+from ..base import Engine, Matte
 
 # Steps, samples, native-size limit and the GPU performance options (docs/drip.md) come from
 # the arguments, else from drip_core.settings (DRIP_MATTING_STEPS, ..._BUCKET, ..._COMPILE, ...).
@@ -33,12 +34,12 @@ class DripEngine(Engine):
                  compile_mode: str | None = None, bucket_size: int | None = None, vae_tiling: bool | None = None,
                  vae_tile_size: int | None = None):
         try:
-            import torch  # noqa: F401
             import diffusers  # noqa: F401
+            import torch  # noqa: F401
         except ImportError as exc:
             raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers ({exc.name or exc} "
                                                     "is missing): install the 'drip' extra") from None
-        from ..drip.model_folder import ModelFolderError, verify_model_folder
+        from .model.folder import ModelFolderError, verify_model_folder
 
         self.model_path = os.path.abspath(os.fspath(model_path))
         try:
@@ -75,8 +76,8 @@ class DripEngine(Engine):
     def _load(self):
         if self._pipe is not None:
             return self._pipe
-        from ..drip.model_folder import ModelFolderError
-        from ..drip.pipeline import DripPipeline
+        from .model.folder import ModelFolderError
+        from .pipeline import DripPipeline
 
         kwargs = {"max_side": self.max_side} if self.max_side else {}
         if self.bucket_size:
@@ -107,7 +108,7 @@ class DripEngine(Engine):
 
     def _start_compile(self):
         """Background compile of the full-size bucket; jobs run eager until a shape is compiled."""
-        from ..drip.performance import DEFAULT_COMPILE_MODE
+        from .performance import DEFAULT_COMPILE_MODE
 
         try:
             self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE, warmup_sizes=(self._pipe.max_side,))
@@ -125,12 +126,12 @@ class DripEngine(Engine):
         import torch
 
         if self._pipe is None:
-            progress(0.0, "loading model", f"loading {self.model_path}")
+            progress(0.0, Stage.LOADING_MODEL, f"loading {self.model_path}")
             self._load()
         check_cancel()
         steps = self.num_inference_steps
         if self._pipe.device.type == "cpu":
-            progress(0.02, "starting", f"DRIP on the CPU is slow (minutes per image at {steps} steps); "
+            progress(0.02, Stage.STARTING, f"DRIP on the CPU is slow (minutes per image at {steps} steps); "
                                       "a GPU or the classical engine is much faster")
 
         def report(fraction, stage, message=""):

@@ -1,7 +1,7 @@
 """DRIP (NeurIPS 2024): diffusion priors for joint foreground and alpha matting.
 
 torch + diffusers re-implementation. Heavy imports happen only when a name below is used,
-so ``import drip_core.drip`` stays cheap (the server imports it lazily too).
+so ``import drip_core.engines.drip`` stays cheap (the server imports it lazily too).
 
 Parts (one concept per module):
     conv_in                 expanding the U-Net's first convolution to the four latent inputs
@@ -42,5 +42,5 @@ __all__ = sorted(_LAZY)
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'drip_core.drip' has no attribute '{name}'")
+        raise AttributeError(f"module 'drip_core.engines.drip' has no attribute '{name}'")
     return getattr(importlib.import_module(f".{module}", __name__), name)

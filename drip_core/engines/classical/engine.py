@@ -9,35 +9,63 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import reduce_trimap
-from . import deep_unknown, trimming
-from .base import Engine, EngineError, Matte
-from .closed_form import closed_form_alpha
-from .coarse_to_fine import carried_pixels, carry_up, choose_factor
+from drip_protocol import Stage
+
+from ...blocks import reduce_trimap
+from ...region import JobRegion
+from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
+from ..base import Engine, EngineError, Matte, Rerun, canceller
+from . import rerun as local_rerun
+from .data_term import deep_unknown, trimming
+from .data_term.information_flow import Flow, known_to_unknown
+from .data_term.priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing
+from .data_term.transparency import THRESHOLD, transparency_score
 from .foreground import estimate_foreground
-from .information_flow import Flow, known_to_unknown
-from .priors import SIGMA, alpha_priors, foreground_prior, mark_agreeing
-from .tiling import needs_tiles, plan, run_tiles, solve_tiled
-from .transparency import THRESHOLD, transparency_score
+from .scale.coarse_to_fine import carried_pixels, carry_up, choose_factor
+from .scale.tiling import needs_tiles, plan, run_tiles, solve_tiled
+from .solve.closed_form import closed_form_alpha
+
+
+@dataclass
+class SolvedCrop(Matte):
+    """A crop's matte and the known patches trimming compared it with (trimming.KnownPatchSet, at
+    the solve's scale): what a local re-solve of the next job needs besides the alpha."""
+    known: trimming.KnownPatchSet | None = None
+
 
 class ClassicalEngine(Engine):
     name = "classical"
     context_margin = 16  # known pixels around the unknown region: colour context (flow, trimming, foreground)
-    eps = 1e-8   # Levin's regulariser (plain closed form, SAD T1/T2: 1e-7 5.19/7.50, 1e-8 5.10/7.21; 1e-5 much worse)
-    # relative CG residual: 1e-3 left some pixels 25 / 255 from the exact minimum, where a local
-    # re-solve, starting elsewhere, stopped at another point (bench/refine_rerun.py); SAD alike
-    # (v1 T1 / T2: 1e-3 5.19 / 7.50, 1e-4 5.29 / 7.56; v2 now 3.736 / 4.577, with approximate
-    # searches and 1e-3 3.718 / 4.697)
+    eps = 1e-8   # Levin's regulariser (docs/benchmarks.md: the values tried)
+    # relative CG residual: a looser one leaves pixels far from the exact minimum, and a local
+    # re-solve, starting elsewhere, would stop at another point than the full solve
     tol = 1e-4
     sigma = SIGMA  # weight of the K-to-U term (priors.py); 0 with trim = False: plain closed form
     trim = True    # patch-based trimming
-    last_stats: dict = {}  # iterations and seconds per stage of the last matte (benchmarks); replaced per call
+
+    def rerun(self, state, image, trimap, foreground, alpha, progress=None, cancel=None) -> Rerun | None:
+        """After a small trimap edit, re-solve only the edit's neighbourhood (rerun.py)."""
+        if not isinstance(state, local_rerun.Solution):
+            return None
+        changed = local_rerun.changed_box(state, trimap)
+        if changed is None:
+            return None
+        if progress is not None:
+            progress(0.05, Stage.ALPHA, "re-solving the edited part")
+        check_cancel = canceller(cancel)
+        return local_rerun.resolve_locally(self, image, trimap, state, changed, foreground, alpha, check_cancel)
+
+    def _rerun_state(self, region: JobRegion, matte: Matte):
+        return local_rerun.Solution(region.trimap, region.box, matte.alpha, bool(matte.stats.get("transparent", False)),
+                                    int(matte.stats.get("factor", 1)), (region.box[0].start, region.box[1].start),
+                                    getattr(matte, "known", None))
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:
-        has_fg, has_bg = (trimap == 255).any(), (trimap == 0).any()
+        has_fg, has_bg = (trimap == FOREGROUND).any(), (trimap == BACKGROUND).any()
         if not has_fg or not has_bg:
             # the closed-form energy is then minimised by a constant alpha: useless, say so
             missing = "foreground" if not has_fg else "background"
@@ -49,24 +77,24 @@ class ClassicalEngine(Engine):
         factor, coarse_img = choose_factor(image, trimap)
         if factor > 1:
             coarse_tri = reduce_trimap(trimap, factor)
-            if (coarse_tri == 255).any() and (coarse_tri == 0).any():
+            if (coarse_tri == FOREGROUND).any() and (coarse_tri == BACKGROUND).any():
                 return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress, check_cancel)
         if needs_tiles(trimap.shape):
             return self._matte_tiled(image, trimap, progress, check_cancel)
-        alpha_roi, fg_roi, self.last_stats, known = self._solve(image, trimap, progress, check_cancel)
-        return Matte(fg_roi, alpha_roi, self.name, known)
+        alpha_roi, fg_roi, stats, known = self._solve(image, trimap, progress, check_cancel)
+        return SolvedCrop(fg_roi, alpha_roi, self.name, stats, known=known)
 
     def _matte_coarse(self, img, trimap, f, coarse_img, coarse_tri, progress, check_cancel) -> Matte:
         """A crop whose band has no detail below the scale f (coarse_to_fine.py): solved at 1/f
         size, alpha and foreground carried back to full resolution."""
-        def coarse_progress(frac, stage="alpha", message=None):
+        def coarse_progress(frac, stage=Stage.ALPHA, message=None):
             progress(0.9 * frac, stage, f"{message or stage}, at 1/{f} size")
 
         near = carried_pixels(coarse_tri)
         background = np.zeros_like(coarse_img)
         if needs_tiles(coarse_tri.shape):
             tiled = self._matte_tiled(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel)
-            alpha_c, known, stats = tiled.alpha, tiled.known, self.last_stats
+            alpha_c, known, stats = tiled.alpha, tiled.known, tiled.stats
             # the tiles return no background, so the (coarse, cheap) foreground runs once more here
             fg_c = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
                                        background=background)
@@ -76,9 +104,9 @@ class ClassicalEngine(Engine):
         check_cancel()
         t0 = time.perf_counter()
         alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
-                         lambda frac: progress(0.9 + 0.1 * frac, "alpha", "back to full size"))
-        self.last_stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
-        return Matte(img, alpha, self.name, known)
+                         lambda frac: progress(0.9 + 0.1 * frac, Stage.ALPHA, "back to full size"))
+        stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
+        return SolvedCrop(img, alpha, self.name, stats, known=known)
 
     def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None, trimmed=None,
                where=None, background=None):
@@ -88,28 +116,28 @@ class ClassicalEngine(Engine):
         ``flow`` / ``trimmed``: the tile's K-to-U flow and trimmed trimap when already made;
         ``where``: the pixels whose foreground is estimated (the unknown ones unless given);
         ``background``: an H x W x 3 float32 array that receives the background estimate there."""
-        progress(0.02, "alpha", "information flow and trimming")
+        progress(0.02, Stage.ALPHA, "information flow and trimming")
         priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
         stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed, deep=priors.deep)
         check_cancel()
-        progress(0.2, "alpha", "closed-form alpha")
+        progress(0.2, Stage.ALPHA, "closed-form alpha")
         t0 = time.perf_counter()
         try:
             alpha_roi = closed_form_alpha(img, priors.trimap, self.eps, self.tol, check_cancel,
-                                          lambda f: progress(0.2 + 0.5 * f, "alpha", "closed-form alpha"),
+                                          lambda f: progress(0.2 + 0.5 * f, Stage.ALPHA, "closed-form alpha"),
                                           prior_weight=priors.weight, prior_alpha=priors.alpha, stats=stats)
         except (FloatingPointError, RuntimeError) as exc:  # RuntimeError: SuperLU on a singular matrix
             raise EngineError("engine_failed", f"the classical solver failed: {exc}") from None
         stats["solve"] = time.perf_counter() - t0
         check_cancel()
         t0 = time.perf_counter()
-        progress(0.7, "foreground", "foreground estimation")
+        progress(0.7, Stage.FOREGROUND, "foreground estimation")
         # only the unknown pixels' foreground is pasted: estimated there (plus context), written
         # into the crop itself, which nothing reads afterwards
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
-                                     report=lambda f: progress(0.7 + 0.3 * f, "foreground", "foreground estimation"),
+                                     report=lambda f: progress(0.7 + 0.3 * f, Stage.FOREGROUND, "foreground estimation"),
                                      prior=foreground_prior(img, priors.flow),
-                                     where=trimap == 128 if where is None else where, out=img, background=background)
+                                     where=trimap == UNKNOWN if where is None else where, out=img, background=background)
         stats["foreground"] = time.perf_counter() - t0
         return alpha_roi.astype(np.float32, copy=False), fg_roi, stats, priors.known
 
@@ -118,7 +146,7 @@ class ClassicalEngine(Engine):
         trimming for all: the tiles' K-to-U flows first, then the whole crop's patch-based
         trimming (a tile's own known patches are too few to tell that the other side is far:
         GT05 at 800 px in 4 tiles, SAD 0.85 against 0.59 whole), then the tiles' solves."""
-        progress(0.01, "alpha", "transparency check")
+        progress(0.01, Stage.ALPHA, "transparency check")
         transparent = (self.sigma > 0 or self.trim) and transparency_score(img, trimap) > THRESHOLD
         tiles = plan(trimap)
         totals: dict = {}
@@ -143,16 +171,15 @@ class ClassicalEngine(Engine):
             return alpha, fg
 
         idx, alpha_u, fg_u = solve_tiled(img, trimap, solve,
-                                         lambda f: progress(after + (1 - after) * f, "alpha",
+                                         lambda f: progress(after + (1 - after) * f, Stage.ALPHA,
                                                             "alpha and foreground, in tiles"),
                                          check_cancel, tiles=tiles)
         if trimmed is not None:
             totals["trimmed"] = int(np.count_nonzero(trimmed != trimap))
-        alpha = (trimap == 255).astype(np.float32)
+        alpha = (trimap == FOREGROUND).astype(np.float32)
         alpha.reshape(-1)[idx] = alpha_u
         img.reshape(-1, 3)[idx] = fg_u  # the crop becomes the foreground (known pixels: their own colour)
-        self.last_stats = totals
-        return Matte(img, alpha, self.name, known)
+        return SolvedCrop(img, alpha, self.name, totals, known=known)
 
     def _trim_whole(self, img, trimap, tiles, progress, check_cancel, add):
         """(per-tile K-to-U flows, the whole crop's trimmed trimap, the known patches it compared
@@ -178,13 +205,14 @@ class ClassicalEngine(Engine):
             return Flow(flow.idx.astype(np.int32), flow.alpha_hat, None, flow.fg.astype(np.float32),
                         flow.bg.astype(np.float32), None, None)
 
-        flows = run_tiles([int(np.count_nonzero(trimap[core] == 128)) for core, _ in tiles], flow_of,
-                          lambda f: progress(0.02 + 0.28 * f, "alpha", "information flow, in tiles"), check_cancel)
+        flows = run_tiles([int(np.count_nonzero(trimap[core] == UNKNOWN)) for core, _ in tiles], flow_of,
+                          lambda f: progress(0.02 + 0.28 * f, Stage.ALPHA, "information flow, in tiles"), check_cancel)
         check_cancel()
-        progress(0.3, "alpha", "trimming")
+        progress(0.3, Stage.ALPHA, "trimming")
         t0 = time.perf_counter()
         patches = trimming.patches_near_unknown(img, trimap)
         trimmed, deep = deep_unknown.trim(img, trimap, *may_be, patches=patches)  # the same rule as a whole-crop solve (priors.py)
         add({"trim": time.perf_counter() - t0, "deep": deep})
         check_cancel()
         return flows, trimmed, patches.known
+

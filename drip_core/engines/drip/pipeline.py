@@ -41,11 +41,13 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import Cancelled
-from .cross_domain_attention import install_cross_domain_attention
-from .model_folder import EMPTY_TEXT_FILE, verify_model_folder
+from drip_protocol import Stage
+
+from ...errors import Cancelled
+from .model.cross_domain_attention import install_cross_domain_attention
+from .model.folder import EMPTY_TEXT_FILE, verify_model_folder
+from .model.switcher import class_labels
 from .performance import DEFAULT_COMPILE_MODE, CompiledUNet, bucketed_size
-from .switcher import class_labels
 
 # progress(fraction in [0, 1], stage, message)
 ProgressFn = Callable[[float, str, str], None]
@@ -187,7 +189,7 @@ class DripPipeline:
         from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
         from safetensors.torch import load_file
 
-        from .transparency_decoder import TransparencyDecoder
+        from .model.transparency_decoder import TransparencyDecoder
 
         path = os.fspath(path)
         manifest = verify_model_folder(path, mode=verify)
@@ -328,7 +330,7 @@ class DripPipeline:
 
                 def on_step(i, n, _where=where):
                     done[0] += 1
-                    report(done[0] / (total + 1), f"step {i}/{n}", f"{_where}denoising")
+                    report(done[0] / (total + 1), Stage.DENOISING, f"{_where}step {i}/{n}")
                     if cancel is not None and cancel():
                         raise Cancelled("cancelled between denoising steps")
 
@@ -349,7 +351,7 @@ class DripPipeline:
                 unc[covered] = acc_u[covered] / acc_w[covered]
         if unc is not None:
             unc[~unknown] = 0.0
-        report(1.0, "done", "")
+        report(1.0, Stage.DONE, "")
         return DripOutput(np.clip(fg, 0, 1).astype(np.float32), np.clip(alpha, 0, 1).astype(np.float32), unc)
 
     def _plan(self, unknown: np.ndarray) -> list[tuple]:
@@ -380,12 +382,12 @@ class DripPipeline:
         tri_p = np.pad(tri, ((0, ph), (0, pw)), mode="edge")
         image_t = torch.from_numpy(img_p).permute(2, 0, 1)[None].to(self.device) * 2 - 1
         tri_t = torch.from_numpy(tri_p.astype(np.float32) / 127.5 - 1.0)[None, None].to(self.device)
-        status("encoding", "VAE encode")
+        status(Stage.ENCODING, "VAE encode")
         z_img, z_tri = self.encode_conditions(image_t, tri_t)
         fgs, alphas = [], []
         for _ in range(num_samples):
             z_fg, z_alpha = self.denoise(z_img, z_tri, steps, generator, on_step)
-            status("decoding", "VAE decode + transparency decoder")
+            status(Stage.DECODING, "VAE decode + transparency decoder")
             out = self.refine(image_t, tri_t, z_fg, z_alpha)[0].cpu().numpy()
             fgs.append(out[:3, :h, :w].transpose(1, 2, 0))
             alphas.append(out[3, :h, :w])

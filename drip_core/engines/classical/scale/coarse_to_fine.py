@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.ndimage import binary_dilation
 
-from ..blocks import reduce_image
+from ....blocks import reduce_image
 
 FACTORS = (4, 3, 2)       # tried coarsest first
 DETAIL = 1.5 / 255        # RMS change of the band's colours a reduction may cause

@@ -126,7 +126,7 @@ def foreground_prior(image: np.ndarray, flow: information_flow.Flow | None, weig
     """``prior`` for foreground.estimate_foreground: the K-to-U flows' foreground and background
     colours (their weighted neighbour means) as targets for the unknown pixels, with a constant
     weight; None without a flow. Only the flow's pixels are listed (no crop-sized arrays)."""
-    from .foreground import PixelPrior
+    from ..foreground import PixelPrior
     if flow is None or weight <= 0:
         return None
     target = np.concatenate([flow.fg, flow.bg], axis=1).astype(np.float32)

@@ -55,8 +55,8 @@ Here the band follows the image:
    layer's working image is matted at half its resolution (``refine_scale``), which keeps a
    25-MP layer's trimap near 1 s.
 
-``drip_core.trimap.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
-the code (an int there gives the fixed band of drip_core.trimap.from_selection).
+``drip_core.trimaps.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
+the code (an int there gives the fixed band of drip_core.trimaps.from_selection).
 """
 from __future__ import annotations
 
@@ -67,10 +67,12 @@ from scipy import ndimage
 
 from drip_protocol import AUTO_BAND_REACH
 
-from .blocks import reduce_image, reduce_trimap
-from .errors import EngineError
-from .region import mask_bbox
-from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, _as_mask, _check_shape, from_selection
+from ..blocks import reduce_image, reduce_trimap
+from ..boxes import mask_bbox
+from ..errors import EngineError
+from ..samples import to_float
+from .fixed_band import from_selection
+from .values import BACKGROUND, FOREGROUND, UNKNOWN, as_mask, check_shape
 
 WORK_SCALE = 600.0   # object scale (px) at which the analysis runs; larger layers are reduced
 BINS = 16            # colour histogram bins per channel
@@ -120,11 +122,15 @@ DEFAULT = Params()
 
 # -- public API -------------------------------------------------------------------------------
 
-def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.ndarray:
+def smart_trimap(image, selection, shape=None, params: Params = DEFAULT, *, engine=None) -> np.ndarray:
     """Trimap (uint8 0 / 128 / 255) from an image (float HxWx3 in [0, 1], or uint8) and a selection
-    mask (>= 128 selected, as drip_core.trimap.from_selection)."""
-    sel = _as_mask(selection, "selection")
-    _check_shape(sel, shape)
+    mask (>= 128 selected, as drip_core.trimaps.from_selection). ``engine``: the engine the second
+    pass mattes with (an Engine, drip_core.engines.registry.refining_engine()); needed unless
+    ``params.refine`` is off."""
+    if params.refine and engine is None:
+        raise EngineError("bad_request", "the smart band's second pass needs an engine to matte with")
+    sel = as_mask(selection, "selection")
+    check_shape(sel, shape)
     img = _as_image(image)
     if img.shape[:2] != sel.shape:
         raise EngineError("bad_trimap", f"the selection is {sel.shape[1]}x{sel.shape[0]} but the image is "
@@ -151,7 +157,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT) -> np.n
     else:
         small_tri, deep_doubts = _analyse(small_img, small_in, sw, params)
         if params.refine:
-            small_tri = _widen_where_alpha_leaks(small_img, small_tri, sw, params, deep_doubts)
+            small_tri = _widen_where_alpha_leaks(small_img, small_tri, sw, params, engine, deep_doubts)
     trimap = np.zeros((h, w), np.uint8)
     if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
         sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
@@ -171,13 +177,11 @@ def _as_image(image) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] < 3 or img.size == 0:
         raise EngineError("bad_image", f"image must be HxWx3, got shape {img.shape}")
     img = img[:, :, :3]
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    if not np.issubdtype(img.dtype, np.floating):
+    if np.issubdtype(img.dtype, np.floating):
+        return img
+    if img.dtype != np.uint8 and img.dtype != np.uint16:
         raise EngineError("bad_image", f"image must be float in [0, 1], uint8 or uint16, got {img.dtype}")
-    return img
+    return to_float(img)
 
 
 def _expand(t: np.ndarray, f: int, shape) -> np.ndarray:
@@ -379,12 +383,11 @@ def _doubt_regions(doubt, tri, inside, e) -> np.ndarray | None:
     return np.where((near <= e + 1.5) & (tri != FOREGROUND) & inside, lab[iy, ix], 0)
 
 
-def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Params,
+def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Params, engine,
                              deep_doubts: np.ndarray | None = None) -> np.ndarray:
     """The second pass: matte with the first trimap, widen its band where that alpha says the
     transition runs on into a definite label (untraced fur outside, hair marked foreground), and
     give the foreground back a doubtful region deep inside that the matte finds opaque."""
-    from .engines import get_engine  # the engines import much more than the trimap needs
     # a large layer's working image (object scale up to 2 * work_scale) is matted at half its
     # resolution: the object scale then stays within that of the 800-px photos this was tuned on,
     # and the engine costs a quarter
@@ -393,7 +396,7 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
     if not all((small_tri == v).any() for v in (FOREGROUND, BACKGROUND, UNKNOWN)):
         return tri
     try:
-        alpha = get_engine("classical").matte(reduce_image(img, g), small_tri).alpha
+        alpha = engine.matte(reduce_image(img, g), small_tri).alpha
     except EngineError:   # cannot happen with both labels present; the first trimap is still good
         return tri
     alpha = _expand(alpha, g, tri.shape)

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from .model_folder import EMPTY_TEXT_FILE, write_manifest
+from .folder import EMPTY_TEXT_FILE, write_manifest
 from .switcher import encoding_dim
 
 PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -24,7 +24,7 @@ def _load(cls, folder: str, **kw):
     """from_pretrained on a local folder; falls back to the fp16 variant some SD2 copies ship."""
     import torch
 
-    from .pipeline import _quiet_diffusers
+    from ..pipeline import _quiet_diffusers
 
     with _quiet_diffusers():
         try:

@@ -20,8 +20,21 @@ import time
 
 import torch
 
-from .training import (MetricsLog, Runtime, add_common_args, export_model, load_checkpoint, log, lr_lambda,
-                       make_loader, make_optimizer, resolve_resume, save_checkpoint, setup_logging, validate)
+from .harness import (
+    MetricsLog,
+    Runtime,
+    add_common_args,
+    export_model,
+    load_checkpoint,
+    log,
+    lr_lambda,
+    make_loader,
+    make_optimizer,
+    resolve_resume,
+    save_checkpoint,
+    setup_logging,
+    validate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_decoder(args) -> dict:
+    from ..pipeline import DripPipeline
     from .losses import decoder_loss
-    from .pipeline import DripPipeline
 
     rt = Runtime(args)
     setup_logging(args.output, rt.main, "train_decoder")

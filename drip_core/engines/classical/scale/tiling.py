@@ -19,8 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import numpy as np
 
-from ..errors import Cancelled
-from ..region import widen
+from ....boxes import widen
+from ....errors import Cancelled
 
 TILE = 1024             # core side in pixels
 MARGIN = 64             # context around each core
