@@ -59,7 +59,7 @@ t0 = time.perf_counter()
 m = engine.matte(image, trimap, dtype=image.dtype)
 seconds = time.perf_counter() - t0
 write(sys.argv[3], m.alpha)
-print(json.dumps({"seconds": seconds, "stats": {k: v for k, v in engine.last_stats.items()
+print(json.dumps({"seconds": seconds, "stats": {k: v for k, v in m.stats.items()
                                                   if isinstance(v, (int, float))}}))
 """
 

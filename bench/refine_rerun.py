@@ -124,10 +124,11 @@ def main(argv=None) -> int:
                     row = {"edit": name, "end_to_end_s": round(seconds, 3), "server_s": info["seconds"],
                            "rerun": info["rerun"], "image_sent": client.connection.image_sent}
                     if not args.no_reference:
-                        ref = engine.matte(image, edited, dtype=np.float32).alpha
+                        reference = engine.matte(image, edited, dtype=np.float32)
+                        ref = reference.alpha
                         # outside the re-solved neighbourhood: REACH px around the edit at the
                         # scale the engine solves this layer at (coarse_to_fine.py)
-                        reach = REACH * engine.last_stats.get("factor", 1)
+                        reach = REACH * reference.stats.get("factor", 1)
                         near = ~disc(trimap.shape, centre, RADIUS + reach + 2)
                         diff = np.abs(alpha.astype(np.float32) / 255 - ref) * 255
                         unknown = edited == 128

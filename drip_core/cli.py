@@ -12,6 +12,7 @@ from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
 from .errors import UserError
 from .image_io import read_image
+from .trimaps.values import UNKNOWN
 
 
 def band_radius(text: str):
@@ -266,7 +267,7 @@ def run_demo(args, runner: Runner) -> None:
     print("  side_by_side.png  photo | trimap | alpha | cut-out")
     print("  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
     print(f"  alpha SAD vs ground truth: {sad(alpha, gt_u8, trimap):.2f} "
-          f"(the trimap's own grey guess scores {sad(np.where(trimap == 128, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
+          f"(the trimap's own grey guess scores {sad(np.where(trimap == UNKNOWN, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
 
 
 def _message(exc) -> str:

@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from .trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
+
 SUPERSAMPLE = 4
 
 
@@ -63,9 +65,9 @@ def make_scene(width: int = 640, height: int = 427, seed: int = 7, band: int = 8
     # A user-like trimap: a band around everything that is neither surely in nor surely out.
     sure_fg = ndimage.distance_transform_edt(alpha >= 0.999) > band
     sure_bg = ndimage.distance_transform_edt(alpha <= 0.001) > band
-    trimap = np.full((height, width), 128, np.uint8)
-    trimap[sure_fg] = 255
-    trimap[sure_bg] = 0
+    trimap = np.full((height, width), UNKNOWN, np.uint8)
+    trimap[sure_fg] = FOREGROUND
+    trimap[sure_bg] = BACKGROUND
     return image_u8, trimap, alpha.astype(np.float32), fg.astype(np.float32)
 
 

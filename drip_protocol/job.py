@@ -88,8 +88,7 @@ class JobSpec:
 
     def __post_init__(self):
         _check_id(self.id)
-        _check_int("width", self.width, 1, HARD_MAX_DIMENSION)
-        _check_int("height", self.height, 1, HARD_MAX_DIMENSION)
+        _check_size(self.width, self.height)
         _check_choice("result_depth", self.result_depth, tuple(RESULT_DEPTHS))
         if self.image_format == "":
             object.__setattr__(self, "image_format", RESULT_DEPTHS[self.result_depth][0])
@@ -111,11 +110,8 @@ class JobSpec:
         """The job a ``job`` header describes. Raises ProtocolError; the pixel count is checked
         from the header alone, before any payload is read."""
         _check_id(header.get("id"))
-        width = _int_field(header, "width", 0, HARD_MAX_DIMENSION)
-        height = _int_field(header, "height", 0, HARD_MAX_DIMENSION)
-        if width == 0 or height == 0:
-            raise ProtocolError("bad_image", f"the image is empty ({width}x{height} pixels)")
-        _check_pixels(width, height, max_pixels)
+        _check_size(header.get("width"), header.get("height"))
+        _check_pixels(header["width"], header["height"], max_pixels)
         _check_choice("image_format", header.get("image_format"), IMAGE_FORMATS)
         fields = {k: header[k] for k in _HEADER_FIELDS if k in header}
         fields.update(want_trimap=bool(header.get("want_trimap", False)),
@@ -186,10 +182,11 @@ def _check_options(options) -> None:
         raise ProtocolError("bad_request", "field 'options' must be a small JSON object")
 
 
-def _int_field(header: dict, name: str, lo: int, hi: int) -> int:
-    v = header.get(name)
-    _check_int(name, v, lo, hi)
-    return v
+def _check_size(width, height) -> None:
+    _check_int("width", width, 0, HARD_MAX_DIMENSION)
+    _check_int("height", height, 0, HARD_MAX_DIMENSION)
+    if width == 0 or height == 0:
+        raise ProtocolError("bad_image", f"the image is empty ({width}x{height} pixels)")
 
 
 def band_reach(band_radius, selected_area: int) -> int:

@@ -247,7 +247,7 @@ def test_engine_runs_v2_and_reports_stages():
     matte = engine.matte((img * 255).round().astype(np.uint8), tri)
     assert np.isfinite(matte.alpha).all()
     assert matte.alpha[7, 14] == 1.0  # trimmed to foreground
-    stats = engine.last_stats
+    stats = matte.stats
     assert not stats["transparent"]
     assert stats["trimmed"] > 0 and stats["iterations"] >= 0 and "flow" in stats and "solve" in stats
 

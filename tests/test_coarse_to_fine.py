@@ -102,10 +102,10 @@ def test_coarse_solve_is_close_to_the_full_resolution_solve(monkeypatch):
     engine = ClassicalEngine()
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
     coarse = engine.matte(image.copy(), trimap)
-    factor = engine.last_stats.get("factor")
+    factor = coarse.stats.get("factor")
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10 ** 12)
     full = engine.matte(image.copy(), trimap)
-    assert factor and factor > 1 and "factor" not in engine.last_stats
+    assert factor and factor > 1 and "factor" not in full.stats
     unknown = trimap == 128
     err_coarse = np.abs(coarse.alpha - true_alpha)[unknown].mean()
     err_full = np.abs(full.alpha - true_alpha)[unknown].mean()
@@ -145,14 +145,13 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     from drip_core.engines.classical import rerun as local_resolve
     from drip_core.engines.classical.rerun import changed_box, resolve_locally
     from drip_core.region import JobRegion
-    from drip_core.server.jobs import _solution
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
     monkeypatch.setattr(local_resolve, "MAX_SHARE", 1.0)  # a small layer: its neighbourhood is a large share
     image, _, trimap = _soft_scene(150, 200, 4, 16)
     engine = ClassicalEngine()
     region = JobRegion.around_unknown(image, trimap, engine.context_margin)
     crop = engine.run(region)
-    previous = _solution(engine, region, crop)
+    previous = crop.rerun_state
     assert previous.factor > 1 and previous.grid == (region.box[0].start, region.box[1].start)
     fg, alpha = region.paste(crop.foreground, crop.alpha, np.float32)
     ys, xs = np.nonzero(trimap == 128)
@@ -163,7 +162,8 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     calls = []
     real = c2f.carry_up
     monkeypatch.setattr("drip_core.engines.classical.rerun.carry_up", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
-    fg2, alpha2, solution, box = resolve_locally(engine, image, edited, previous, changed_box(previous, edited), fg, alpha)
+    rerun = resolve_locally(engine, image, edited, previous, changed_box(previous, edited), fg, alpha)
+    fg2, alpha2, solution, box = rerun.foreground, rerun.alpha, rerun.rerun_state, rerun.changed
     assert calls == [previous.factor] and solution.factor == previous.factor and solution.grid == previous.grid
     inside = np.zeros(trimap.shape, bool)
     inside[box] = True
@@ -186,7 +186,7 @@ def test_a_coarse_crop_that_still_needs_tiles_is_tiled(monkeypatch):
     real = engine._matte_tiled
     monkeypatch.setattr(engine, "_matte_tiled", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
     m = engine.matte(image.copy(), trimap)
-    f = engine.last_stats["factor"]
+    f = m.stats["factor"]
     assert calls and calls[0][0] < trimap.shape[0] // f + 2  # the coarse crop went to the tiles
     unknown = trimap == 128
     assert np.abs(m.alpha - true_alpha)[unknown].mean() < 0.01

@@ -164,12 +164,14 @@ def test_out_of_memory_frees_accelerator_memory(monkeypatch):
 
     class FakeJob:
         def __init__(self, fault):
-            self.spec = {"id": fault, "width": 32, "height": 32, "trimap_source": "trimap", "band_radius": 0,
-                         "engine": "classical", "result_depth": 8, "want_trimap": False, "options": {"fault": fault}}
+            self.spec = P.JobSpec(32, 32, id=fault, band_radius=0, engine="classical", options={"fault": fault})
             self.image, self.mask, self.cancelled, self.posted = image, trimap, threading.Event(), []
-            self.id = fault
+            self.id, self.cached = fault, None
 
         def progress(self, *a):
+            pass
+
+        def check_cancel(self):
             pass
 
         def post(self, header, payload=b""):

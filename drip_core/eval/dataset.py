@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
+
 TRIMAPS = ("Trimap1", "Trimap2")
 
 
@@ -66,4 +68,4 @@ def load_sample(root: str | Path, name: str, trimap: str = "Trimap1") -> Sample:
 
 def snap_trimap(tri: np.ndarray) -> np.ndarray:
     """Some trimaps are not exactly {0,128,255} (resampled or JPEG'd): snap to the nearest class."""
-    return np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
+    return np.where(tri < 64, BACKGROUND, np.where(tri > 191, FOREGROUND, UNKNOWN)).astype(np.uint8)

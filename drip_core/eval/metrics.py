@@ -1,7 +1,7 @@
 """Matting error metrics, reproducing the DIM MATLAB evaluation code (Xu et al. 2017/2018).
 
 Conventions (see docs of the MATLAB files compute_{sad,mse,gradient,connectivity}_*.m):
-alpha maps are uint8 0..255, the evaluated region is trimap == 128, and the prediction is
+alpha maps are uint8 0..255, the evaluated region is trimap == UNKNOWN, and the prediction is
 first clamped to the trimap's known regions (0 / 255), because Grad and Conn look at
 the whole map through a filter or a connected-component pass.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-UNKNOWN = 128
+from ..trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 
 
 @dataclass
@@ -43,8 +43,8 @@ def _check(pred, gt, trimap):
 def clamp_to_trimap(pred: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     """The prediction with the trimap's known regions imposed (0 where 0, 255 where 255)."""
     out = np.array(pred, dtype=np.uint8, copy=True)
-    out[trimap == 0] = 0
-    out[trimap == 255] = 255
+    out[trimap == BACKGROUND] = 0
+    out[trimap == FOREGROUND] = 255
     return out
 
 
@@ -202,7 +202,7 @@ def foreground_errors(pred_fg, gt_fg, gt_alpha, trimap=None, variant: str = "ger
     variant "germer": region 0 < alpha_gt < 1, as Germer et al. / pymatting's
         foreground-estimation-evaluation (only where the foreground is actually mixed);
         MSE there weighs the squared error by alpha_gt (not alpha_gt squared).
-    variant "unknown": region trimap == 128, alpha_gt-weighted as "germer" (pixels with
+    variant "unknown": region trimap == UNKNOWN, alpha_gt-weighted as "germer" (pixels with
         alpha_gt = 0 count in the mean but add nothing), BackgroundMattingV2's benchmark style.
     """
     f = np.asarray(pred_fg, dtype=np.float64)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .dataset import TRIMAPS
-from .layouts import AlphamattingLayout
 from .metrics import alpha_errors, foreground_errors, to_uint8
 
 COLUMNS = ("sad", "mse", "grad", "conn", "seconds")
@@ -57,12 +55,6 @@ def evaluate_layout(layout, engine, limit: int | None = None, on_row=None, fg_va
         if on_row:
             on_row(row)
     return result
-
-
-def evaluate(data: str | Path, engine, trimap: str = "Trimap1", limit: int | None = None,
-             on_row=None) -> RunResult:
-    """The alphamatting.com layout with one trimap set."""
-    return evaluate_layout(AlphamattingLayout(data, trimap), engine, limit, on_row, label=trimap)
 
 
 def trimap_list(choice: str) -> list[str]:

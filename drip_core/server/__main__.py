@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from drip_protocol import DEFAULT_MAX_PIXELS, ProtocolError, default_discovery_file, default_log_file
+from drip_protocol import DEFAULT_MAX_PIXELS, ENGINES, ProtocolError, default_discovery_file, default_log_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -17,7 +17,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one, published in the discovery file)")
     p.add_argument("--discovery-file", default=None, help=f"where to publish host/port/token (default: {default_discovery_file()})")
-    p.add_argument("--engine", choices=("auto", "classical", "drip"), default="auto",
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="engine for jobs that ask for 'auto' (default: auto = DRIP if a model is configured)")
     p.add_argument("--drip-model", default=None, help="DRIP model folder (default: from the user config)")
     p.add_argument("--idle-timeout", type=float, default=0.0, help="shut down after this many idle seconds (0 = never)")

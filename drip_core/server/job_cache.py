@@ -21,7 +21,7 @@ import numpy as np
 class LastResult:
     """A finished job's result, and what a rerun needs to reuse it."""
     trimap: np.ndarray         # the trimap the server built (uint8 H x W)
-    engine: str                # the engine that ran ('classical' / 'drip')
+    engine: str                # the name of the engine that ran
     result_depth: int
     foreground: np.ndarray     # the whole-image result as sent
     alpha: np.ndarray

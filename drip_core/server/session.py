@@ -9,8 +9,6 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
-
 from drip_protocol import (
     PREFIX,
     PROTOCOL_VERSION,
@@ -29,9 +27,6 @@ from ..buffers import to_array
 from ..engines import available_engines, requested_engine
 from .jobs import DeviceWorker, Job
 
-if TYPE_CHECKING:
-    from .app import DripServer
-
 log = logging.getLogger("drip.server")
 
 HELLO_TIMEOUT = 10.0       # seconds a new connection has to authenticate
@@ -40,7 +35,9 @@ MIN_TRANSFER_RATE = 1 << 20  # bytes/s a client must sustain while sending a pay
 
 
 class Session:
-    def __init__(self, server: "DripServer", reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    """``server``: the DripServer (its options, token, workers, cache and counters)."""
+
+    def __init__(self, server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.server, self.reader, self.writer = server, reader, writer
         self.send_lock = asyncio.Lock()
         self.token = ""

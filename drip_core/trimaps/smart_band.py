@@ -106,8 +106,7 @@ class Params:
     refine: bool = True        # the second pass (step 6)
     leak_bg: float = 0.05      # first alpha above this next to definite background: the band ends too early
     leak_fg: float = 0.1       # ... below 1 - this next to definite foreground (looser: a soft but opaque
-                               #     inside, shading or texture, is commoner than hair; 0.05 made more
-                               #     photos worse than band 12, 0.15 was the best before step 4b)
+                               #     inside, shading or texture, is commoner than hair)
     leak_near: float = 2.0     # ... "next to": within this many working pixels
     grow: float = 0.04         # definite pixels this near such a leak become unknown
     refine_scale: float = WORK_SCALE  # the second pass mattes at an object scale of at most this (px)
@@ -258,8 +257,8 @@ class _LocalColourModel:
         return num, den
 
 
-def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.ndarray:
-    """The trimap at the working resolution."""
+def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the trimap at the working resolution, the doubtful regions deep inside for the second pass)."""
     d_in = ndimage.distance_transform_edt(inside)
     d_out = ndimage.distance_transform_edt(~inside)
     dist = np.where(inside, d_in, d_out)          # distance to the selection edge (>= 1 on both sides)
@@ -277,8 +276,28 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
     # they do not teach the background model the hair's colours
     ramp = np.where(zin, 0.0, p.ramp_out * sw)
     sample = np.clip((zdist - base) / np.maximum(ramp, 1e-6), 0.0, 1.0).astype(np.float32)
+    lf, lb, label = _relabelled(model, ys, xs, bins, zin, sample, p)
+
+    # the selection as a prior whose trust grows with the distance from its edge: a hole deep
+    # inside or a foreground-coloured thing far outside needs stronger colour evidence than one
+    # at the edge (outside trust grows faster: far clutter is commoner than long strands)
+    length = np.where(zin, p.trust_in, p.trust_out) * sw
+    prior_odds = np.exp(np.clip(np.where(zin, zdist, -zdist) / length, -30.0, 30.0)).astype(np.float32)
+    prob = lf * prior_odds / (lf * prior_odds + lb)
+    P = np.where(inside, 1.0, 0.0).astype(np.float32)
+    P[ys, xs] = prob
+    hairy = _like_the_strands_outside(model, ys, xs, bins, zin, zdist, prob, lf, lb, base, sw, p)
+    P[ys[hairy], xs[hairy]] = np.minimum(prob[hairy], 0.5 * (p.bg_in + p.fg_in))   # neither candidate
+    doubt = _look_deeper_inside(P, img, inside & (dist > reach), dist, bins, sample, label, sw, p)
+    tri, e = _labels(P, inside, dist <= base, sw, p)
+    return tri, _doubt_regions(doubt, tri, inside, e)
+
+
+def _relabelled(model, ys, xs, bins, zin, sample, p: Params):
+    """(foreground likelihood, background likelihood, labels) of the zone's pixels after the
+    relabelling rounds: the selection is a noisy label, so the samples are relabelled by their
+    posterior and the colour models fitted again (as in GrabCut)."""
     label = zin.astype(np.float32)                 # 1 = foreground
-    prob = label
     for _ in range(max(1, p.rounds)):
         wf = sample * label
         wb = sample * (1.0 - label)
@@ -293,34 +312,22 @@ def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> np.nd
         prob = lf / (lf + lb)
         # relabel the samples by their posterior, with the selection as a prior
         label = np.where(zin, prob >= p.relabel_in, prob >= p.relabel_out).astype(np.float32)
+    return lf, lb, label
 
-    # the selection as a prior whose trust grows with the distance from its edge: a hole deep
-    # inside or a foreground-coloured thing far outside needs stronger colour evidence than one
-    # at the edge (outside trust grows faster: far clutter is commoner than long strands)
-    length = np.where(zin, p.trust_in, p.trust_out) * sw
-    prior_odds = np.exp(np.clip(np.where(zin, zdist, -zdist) / length, -30.0, 30.0)).astype(np.float32)
-    prob = lf * prior_odds / (lf * prior_odds + lb)
-    h, w = inside.shape
-    P = np.where(inside, 1.0, 0.0).astype(np.float32)
-    P[ys, xs] = prob
-    hairy = _like_the_strands_outside(model, ys, xs, bins, zin, zdist, prob, lf, lb, base, sw, p)
-    P[ys[hairy], xs[hairy]] = np.minimum(prob[hairy], 0.5 * (p.bg_in + p.fg_in))   # neither candidate
-    doubt = _look_deeper_inside(P, img, inside & (dist > reach), dist, bins, sample, label, sw, p)
-    # inside: foreground where clearly foreground-coloured, a background candidate (a hole in
-    # the object) where clearly background-coloured, unknown between; outside: background unless
-    # foreground-like (strands the lasso missed), which is unknown, never definite foreground
-    fg_cand = inside & (P >= p.fg_in)
-    bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out)
-    band = dist <= base                            # the lasso's own uncertainty
-    fg_cand &= ~band
-    bg_cand &= ~band
+
+def _labels(P: np.ndarray, inside: np.ndarray, band: np.ndarray, sw: float, p: Params):
+    """(trimap, erosion) from the posterior P: inside, foreground where clearly foreground-coloured,
+    a background candidate (a hole in the object) where clearly background-coloured, unknown
+    between; outside, background unless foreground-like (strands the lasso missed), which is
+    unknown, never definite foreground. ``band``: the lasso's own uncertainty, always unknown.
+    Definite labels are the candidates eroded, so every change of label gets an unknown rim."""
+    fg_cand = inside & (P >= p.fg_in) & ~band
+    bg_cand = np.where(inside, P < p.bg_in, P < p.bg_out) & ~band
     e = max(p.erode_min, p.erode * sw)
-    fg_def = ndimage.distance_transform_edt(fg_cand) > e
-    bg_def = ndimage.distance_transform_edt(bg_cand) > e
-    tri = np.full((h, w), UNKNOWN, np.uint8)
-    tri[fg_def] = FOREGROUND
-    tri[bg_def] = BACKGROUND
-    return tri, _doubt_regions(doubt, tri, inside, e)
+    tri = np.full(inside.shape, UNKNOWN, np.uint8)
+    tri[ndimage.distance_transform_edt(fg_cand) > e] = FOREGROUND
+    tri[ndimage.distance_transform_edt(bg_cand) > e] = BACKGROUND
+    return tri, e
 
 
 def _like_the_strands_outside(model, ys, xs, bins, zin, zdist, prob, lf, lb, base, sw, p: Params):

@@ -132,7 +132,7 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, tick, 
     D = _split(data, h2, w2)
     rhs = np.empty_like(F[0][0])
     tmp = np.empty_like(rhs)
-    for it in range(iterations):
+    for _ in range(iterations):
         for py, px in RED_BLACK:
             np.copyto(rhs, D[py][px])
             for d in DIRECTIONS:
@@ -294,16 +294,24 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
     ``check_cancel()`` too. ``prior`` adds weight (|F - F^|^2 + |B - B^|^2) on its pixels."""
     image = np.asarray(image, dtype=np.float32)
     alpha = np.asarray(alpha, dtype=np.float32)
-    h0, w0 = alpha.shape
     if where is not None and not where.any():
         return image.copy() if out is None else out
     if prior is not None and prior.idx.size == 0:
         prior = None
-    plan = _plan(h0, w0, where)
+    plan = _plan(*alpha.shape, where)
 
     def iterations_at(h, w):
         return small_iterations if max(h, w) <= small_size else big_iterations
 
+    tick = _ticker(plan, iterations_at, check_cancel, report)
+    fb = _relax_levels(image, alpha, plan, iterations_at, np.float32(regularization), np.float32(gradient_weight),
+                       prior, tick)
+    return _foreground_of(fb, image, where, out, background)
+
+
+def _ticker(plan, iterations_at, check_cancel, report):
+    """tick(size) -> the callback of one relaxation sweep over ``size`` pixels: counts the work
+    done, checks for cancellation and reports the fraction done."""
     work = [0.0, sum(iterations_at(h, w) * (h * w if need is None else np.count_nonzero(need))
                      for h, w, need in plan)]
 
@@ -315,10 +323,16 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
             if report is not None:
                 report(min(1.0, work[0] / work[1]))
         return step
+    return tick
 
+
+def _relax_levels(image, alpha, plan, iterations_at, r, g, prior, tick):
+    """Foreground and background, coarse to fine: each level starts from the one before
+    (the coarsest from the mean colour). Returns the finest level: an H x W x 6 array, or a
+    _SparseLevel holding only the pixels it was asked for."""
+    h0, w0 = alpha.shape
     fb = None
     start = image[::4, ::4].reshape(-1, 3).mean(axis=0)  # the coarsest level's start: the mean colour (sampled)
-    r, g = np.float32(regularization), np.float32(gradient_weight)
     for h, w, need in plan:
         iterations = iterations_at(h, w)
         if need is not None:
@@ -335,6 +349,12 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
             fb = _resize_nearest(fb, h, w)
         lvl_prior = None if prior is None else _dense_prior(prior, h, w, (h0, w0))
         fb = _relax(img, a, fb, iterations, r, g, tick(h * w), lvl_prior)
+    return fb
+
+
+def _foreground_of(fb, image, where, out, background):
+    """The foreground from the finest level: at the ``where`` pixels (the image's own colour
+    elsewhere) or everywhere; ``background`` receives the background estimate there."""
     if isinstance(fb, _SparseLevel):  # the finest level: its listed pixels are at full resolution
         result = image.copy() if out is None else out
         flat_out = result.reshape(-1, 3)

@@ -44,6 +44,7 @@ import torch
 from drip_protocol import Stage
 
 from ...errors import Cancelled
+from ...trimaps.values import FOREGROUND, UNKNOWN
 from .model.cross_domain_attention import install_cross_domain_attention
 from .model.folder import EMPTY_TEXT_FILE, verify_model_folder
 from .model.switcher import class_labels
@@ -314,9 +315,9 @@ class DripPipeline:
         report = progress or (lambda *a: None)
         h, w = tri.shape
         fg = img.copy()
-        alpha = (tri == 255).astype(np.float32)
+        alpha = (tri == FOREGROUND).astype(np.float32)
         unc = np.zeros((h, w), np.float32) if num_samples > 1 else None
-        unknown = tri == 128
+        unknown = tri == UNKNOWN
         if unknown.any():
             tiles = self._plan(unknown)
             total = len(tiles) * num_samples * num_inference_steps

@@ -12,15 +12,14 @@ fills the box with haze: a semi-transparent curtain, a semi-transparent top of t
 So for the unknown pixels with no known pixel within FAR px (Chebyshev) the gate is open: their
 trimming decision (trimming.py: the own side's known patch near, the other side's far) is kept
 whatever alpha_hat says.  Such a decision pins alpha hard, and in translucent hair a few
-scattered wrong ones drag whole strands (the expert trimaps' wide bands: GT08 Trimap1 12.06 ->
-13.51 SAD from 103 opened decisions beyond 28 px, Euclidean; v1 11.39), while the decisions that
+scattered wrong ones drag whole strands (in the expert trimaps' wide bands), while the decisions that
 matter in a painted region come in clusters (a stretch of curtain, of fur): an opened decision is
 kept only where at least DENSITY of its WINDOW x WINDOW neighbourhood has the same label (known,
 trimmed or opened).
 
 Only the trimming gate changes: the flow, its data term and the other pixels are as before.
 (Deciding the deep pixels first, so that the flow sees them as known, cascades into the expert
-trimaps' hair: Trimap1 mean SAD 3.76 -> 4.36.)  FAR, WINDOW and DENSITY were chosen on the tuft's
+trimaps' hair.)  FAR, WINDOW and DENSITY were chosen on the tuft's
 3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/benchmarks.md,
 "GT24's tuft painted grey".  Crops solved in tiles trim the whole crop once with this rule too
 (classical._trim_whole).
@@ -30,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from ....trimaps.values import UNKNOWN
 from . import trimming
 from .information_flow import near_unknown
 
@@ -51,7 +51,7 @@ def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray, may_be_bg
     (the flow's gate, bool H x W) opened on the deep pixels, then the opened decisions that
     stand alone dropped (see the module docstring).  Without deep pixels: trimming.trim as is.
     ``patches``: as trimming.trim's."""
-    deep = deep_pixels(trimap == 128, far)
+    deep = deep_pixels(trimap == UNKNOWN, far)
     if not deep.any():
         return trimming.trim(image, trimap, may_be_fg, may_be_bg, patches=patches), 0
     out = trimming.trim(image, trimap, may_be_fg | deep, may_be_bg | deep, patches=patches)
@@ -60,6 +60,6 @@ def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray, may_be_bg
         same = out == label
         opened = same & deep & ~gated  # decided only because the gate was open
         alone = opened & (uniform_filter(same.astype(np.float32), window) < density)
-        out[alone] = 128
+        out[alone] = UNKNOWN
         kept += int(np.count_nonzero(opened & ~alone))
     return out, kept

@@ -34,21 +34,21 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 from scipy.spatial import cKDTree
 
+from ....trimaps.values import UNKNOWN
+
 K_FG = 7
 K_BG = 7
 SPATIAL = 10.0   # weight of the normalised pixel coordinates in the feature space
 LLE_REG = 1e-10  # regulariser of the LLE Gram matrix
 WEAK_DET = 1e-6  # a Gram matrix whose det is below this share of its diagonal's product: solved by LAPACK
 BAND = 32        # known pixels this close (Chebyshev distance) to an unknown pixel are searched ...
-STRIDE = 2       # ... on every STRIDE-th row and column (a quarter of them: 4x smaller trees; 3: SAD T2 +0.2)
+STRIDE = 2       # ... on every STRIDE-th row and column (a quarter of them: 4x smaller trees)
 SEARCH_EPS = 0.0  # exact k-d searches: an approximate one answers from the tree's shape, so a brush
                   # stroke anywhere would move the flow everywhere (local_resolve.py could not
-                  # reproduce a full solve); exact, SAD T2 is lower too (docs/benchmarks.md)
+                  # reproduce a full solve)
 WORKERS = -1     # k-d searches on every core
-GROUP_PX = 3     # unknown pixels in one GROUP_PX x GROUP_PX block share one neighbour search (each keeps
-                 # its own LLE weights): 9x fewer searches; approximate searches: SAD T1 / T2 3.78 / 4.78 ->
-                 # 3.76 / 4.77 (2) / 3.77 / 4.80 (3); exact, CG tol 1e-3: 3.721 / 4.544 (2), 3.717 / 4.562
-                 # (3, 6 % faster)
+GROUP_PX = 3     # unknown pixels in one GROUP_PX x GROUP_PX block share one neighbour search (each
+                 # keeps its own LLE weights): 9x fewer searches, as accurate
 GROUP_COLOUR = 0.0  # > 0: ... only those whose colours agree within GROUP_COLOUR (off)
 
 
@@ -147,7 +147,7 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     """The K-to-U flow of every unknown pixel of the crop (``image`` float in [0, 1],
     ``trimap`` uint8 0 / 128 / 255), or None when foreground or background is missing."""
     image = np.asarray(image)  # taken to double precision pixel by pixel as gathered (no crop-sized copy)
-    unknown = trimap == 128
+    unknown = trimap == UNKNOWN
     near = near_unknown(unknown, band)
     u_idx = np.flatnonzero(unknown)
     f_idx, b_idx = (_sampled((trimap == v) & near, stride) for v in (255, 0))

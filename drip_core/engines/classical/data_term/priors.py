@@ -24,7 +24,7 @@ from . import deep_unknown, information_flow, transparency, trimming
 SIGMA = 0.1   # weight of the K-to-U term against Levin's (unnormalised) matting Laplacian
 TAU = 0.05    # mixture-residual scale of the per-pixel confidence
 AGREE = 0.2   # a trimming decision is kept where |alpha_hat - decision| < AGREE
-FG_PRIOR = 0.01  # weight of the flows' colours in the foreground stage (exact composites: SAD 1.975 -> 1.938)
+FG_PRIOR = 0.01  # weight of the flows' colours in the foreground stage
 
 
 @dataclass
@@ -101,8 +101,7 @@ def mark_agreeing(may_be: list[np.ndarray], idx: np.ndarray, alpha_hat: np.ndarr
     """Sets ``may_be`` = [may become foreground, may become background] (bool H x W) at the flat
     pixels ``idx`` from their K-to-U alpha_hat. A trimming decision is kept only where the K-to-U
     estimate agrees with it: a decided pixel becomes a hard constraint, and a few wrong ones
-    inside translucent hair pin the strands around them (GT08, Trimap1: SAD 11.4 -> 21.1 without
-    this check, 13.3 with); the other pixels are not searched at all."""
+    inside translucent hair pin the strands around them; the other pixels are not searched at all."""
     may_be[0].flat[idx] = alpha_hat > 1.0 - agree_within
     may_be[1].flat[idx] = alpha_hat < agree_within
 
@@ -112,9 +111,8 @@ def confidence(image: np.ndarray, flow: information_flow.Flow, tau: float = TAU)
     sep = |F^ - B^|^2 / 3 the separation of the flows' foreground and background colours
     (alpha_hat is ill-determined where they are alike: hair in front of similar colours) and
     R the mixture residual (information_flow.mixture_residual: the pixel is no mix of them).
-    Measured against Aksoy et al.'s eta = |sum_F w c - sum_B w c|^2 / 3 (27 photos, SAD
-    T1 / T2, each at its best sigma): eta 3.81 / 5.02, sep 3.78 / 4.86, sep^2 3.78 / 4.78, and
-    GT08's loss to the plain closed form (Trimap1) +1.7 -> +0.8 (docs/benchmarks.md, v2)."""
+    sep^2 rather than Aksoy et al.'s eta = |sum_F w c - sum_B w c|^2 / 3: it was the more accurate
+    on the benchmark photos (docs/benchmarks.md, "Figures behind the engine's constants")."""
     sep = ((flow.fg - flow.bg) ** 2).sum(axis=1) / 3.0
     conf = sep ** 2
     if tau > 0:

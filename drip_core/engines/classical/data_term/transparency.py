@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 from .information_flow import near_unknown
 
 BINS = 8          # per channel
@@ -43,9 +44,9 @@ def mix_fit(h_u: np.ndarray, h_f: np.ndarray, h_b: np.ndarray) -> tuple[float, f
 def transparency_score(image: np.ndarray, trimap: np.ndarray, band: int = BAND, bins: int = BINS) -> float:
     """How poorly the unknown region's colours are explained by the known ones near it
     (``image`` float in [0, 1], ``trimap`` uint8 0 / 128 / 255); 1.0 when a side is missing."""
-    unknown = trimap == 128
+    unknown = trimap == UNKNOWN
     near = near_unknown(unknown, band)
-    fg, bg = (trimap == 255) & near, (trimap == 0) & near
+    fg, bg = (trimap == FOREGROUND) & near, (trimap == BACKGROUND) & near
     if not unknown.any() or not fg.any() or not bg.any():
         return 1.0
     # float32 bins exactly as float64 would (x 8 is exact): no crop-sized double copy

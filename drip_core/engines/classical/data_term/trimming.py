@@ -29,6 +29,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
+from ....trimaps.values import FOREGROUND, UNKNOWN
 from .information_flow import near_unknown
 
 K = 5            # nearest known patches (by mean colour) compared on each side
@@ -225,13 +226,13 @@ class NearUnknown(NamedTuple):
 def patches_near_unknown(image: np.ndarray, trimap: np.ndarray, band: int = BAND, reg: float = COV_REG) -> NearUnknown:
     """The patches of the unknown pixels and of the known ones within ``band`` of them (positions
     of the known ones in the crop's frame)."""
-    unknown = trimap == 128
+    unknown = trimap == UNKNOWN
     need = np.flatnonzero(unknown | near_unknown(unknown, band))
     mu, cov = patch_gaussians(image, need, reg)
     label = trimap.reshape(-1)[need]
-    known, u = label != 128, label == 128
+    known, u = label != UNKNOWN, label == UNKNOWN
     rows, cols = np.divmod(need[known], trimap.shape[1])
-    return NearUnknown(KnownPatchSet(rows.astype(np.int32), cols.astype(np.int32), label[known] == 255,
+    return NearUnknown(KnownPatchSet(rows.astype(np.int32), cols.astype(np.int32), label[known] == FOREGROUND,
                                      mu[known], cov[known]), need[u], mu[u], cov[u])
 
 
@@ -247,7 +248,7 @@ def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray | None = N
     ``patches``: patches_near_unknown's answer when already made (the engine makes it while the
     flow runs; a local re-solve puts the whole region's known patches in it)."""
     out = trimap.copy()
-    if not (trimap == 128).any():
+    if not (trimap == UNKNOWN).any():
         return out
     known, u_idx, mu_u, cov_u = patches if patches is not None else patches_near_unknown(image, trimap, band, reg)
     sides = {255: known.side(True), 0: known.side(False)}

@@ -28,6 +28,7 @@ from scipy import ndimage
 from scipy.ndimage import binary_dilation
 
 from ....blocks import reduce_image
+from ....trimaps.values import FOREGROUND, UNKNOWN
 
 FACTORS = (4, 3, 2)       # tried coarsest first
 DETAIL = 1.5 / 255        # RMS change of the band's colours a reduction may cause
@@ -47,7 +48,7 @@ CHUNK = 1 << 18           # full-resolution pixels interpolated at a time
 def carried_pixels(coarse_trimap: np.ndarray) -> np.ndarray:
     """The coarse pixels whose foreground and background ``carry_up`` interpolates: the unknown
     ones and one pixel around them (bilinear weights reach one block centre further)."""
-    return binary_dilation(coarse_trimap == 128, np.ones((3, 3), bool))
+    return binary_dilation(coarse_trimap == UNKNOWN, np.ones((3, 3), bool))
 
 
 def _bilinear(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:
@@ -73,7 +74,7 @@ def _bilinear(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.n
 def round_trip_error(image: np.ndarray, trimap: np.ndarray, coarse: np.ndarray, f: int, rng=None) -> float:
     """RMS colour change of (a sample of) the unknown pixels after the f x reduction ``coarse``
     and a bilinear enlargement back: how much detail the band has below the scale f."""
-    ys, xs = np.nonzero(trimap == 128)
+    ys, xs = np.nonzero(trimap == UNKNOWN)
     if len(ys) > SAMPLE:
         pick = (rng or np.random.default_rng(0)).choice(len(ys), SAMPLE, replace=False)
         ys, xs = ys[pick], xs[pick]
@@ -167,9 +168,9 @@ def carry_up(image: np.ndarray, trimap: np.ndarray, coarse_image: np.ndarray, co
     ``coarse_fg`` / ``coarse_bg``: the coarse foreground and background (H x W x 3), valid at
     least at ``carried_pixels``; interpolated together with the affine fit."""
     fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fg, coarse_bg], axis=2, dtype=np.float32)
-    alpha = (trimap == 255).astype(np.float32)
+    alpha = (trimap == FOREGROUND).astype(np.float32)
     flat_alpha, flat_img = alpha.reshape(-1), image.reshape(-1, 3)
-    idx = np.flatnonzero(trimap == 128)
+    idx = np.flatnonzero(trimap == UNKNOWN)
     w = trimap.shape[1]
     for start in range(0, idx.size, CHUNK):
         part = idx[start:start + CHUNK]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ....boxes import widen
 from ....errors import Cancelled
+from ....trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 
 TILE = 1024             # core side in pixels
 MARGIN = 64             # context around each core
@@ -46,7 +47,7 @@ def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | Non
     while True:
         box = widen(core, margin, trimap.shape)
         sub = trimap[box]
-        if ((sub == 255).any() and (sub == 0).any()) or (box[0].stop - box[0].start == h and
+        if ((sub == FOREGROUND).any() and (sub == BACKGROUND).any()) or (box[0].stop - box[0].start == h and
                                                            box[1].stop - box[1].start == w):
             return box
         margin *= 2
@@ -55,7 +56,7 @@ def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | Non
 def plan(trimap: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
     """(core, context box) of every tile with unknown pixels: the boxes every pass over the
     tiles shares (a first pass's per-tile results stay valid in the next)."""
-    return [(core, context_box(trimap, core)) for core in tile_boxes(trimap == 128)]
+    return [(core, context_box(trimap, core)) for core in tile_boxes(trimap == UNKNOWN)]
 
 
 def run_tiles(weights: list[int], work, progress, check_cancel, workers: int | None = None) -> list:
@@ -103,7 +104,7 @@ def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_ca
     image with its context: the foreground is written into it; alpha float H x W, foreground
     H x W x 3) and returns (flat indices, alpha values, foreground colours) of the crop's
     unknown pixels."""
-    unknown = trimap == 128
+    unknown = trimap == UNKNOWN
     tiles = plan(trimap) if tiles is None else tiles
     w = trimap.shape[1]
 

@@ -13,9 +13,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ....trimaps.values import FOREGROUND, UNKNOWN
+from .multigrid import DIRECT_SIZE, MultigridSolver
+
 OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
 WINDOW = [(dy, dx) for dy in range(-1, 2) for dx in range(-1, 2)]
 CHUNK = 1 << 17  # windows built at a time (bounds the double-precision temporaries)
+MAX_ITERATIONS = 200  # CG iterations at most (the multigrid converges in tens)
 
 
 def _inv3_sym(a, b, c, d, e, f):
@@ -175,23 +179,13 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     coarsest level (multigrid.DIRECT_SIZE unless given).
     ``report(fraction)`` follows the solver's progress; ``stats`` (a dict) receives the
     CG iteration count."""
-    from .multigrid import DIRECT_SIZE, MultigridSolver
-
     h, w = trimap.shape
     if h < 3 or w < 3:  # 3x3 windows need room: replicate the borders, crop afterwards
-        ph, pw = max(0, 3 - h), max(0, 3 - w)
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
-        trimap = np.pad(trimap, ((0, ph), (0, pw)), mode="edge")
-        if prior_weight is not None:  # padded pixels carry no prior: they are copies
-            prior_weight = np.pad(prior_weight, ((0, ph), (0, pw)))
-            prior_alpha = np.pad(prior_alpha, ((0, ph), (0, pw)))
-        if boundary is not None:
-            boundary = np.pad(boundary, ((0, ph), (0, pw)), mode="edge")
-        return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
-                                 stats, boundary, direct_size)[:h, :w]
-    unknown = trimap == 128
+        return _on_padded(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha, stats, boundary,
+                          direct_size)
+    unknown = trimap == UNKNOWN
     # the known alpha: a mask (no image-sized float array) unless the caller gives the values
-    known = trimap == 255 if boundary is None else np.where(unknown, 0.0, boundary)
+    known = trimap == FOREGROUND if boundary is None else np.where(unknown, 0.0, boundary)
     if not unknown.any():  # e.g. trimming decided every pixel
         if stats is not None:
             stats["iterations"] = 0
@@ -199,31 +193,58 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     rows, idx = unknown_rows_stencil(image, unknown, eps)
     A, b = dirichlet_system(rows, idx, unknown.shape, known)
     del rows
-    x0 = np.full(idx.size, 0.5)
-    if prior_weight is not None:
-        pw = np.asarray(prior_weight, dtype=np.float64).reshape(-1)[idx]
-        pa = np.asarray(prior_alpha, dtype=np.float64).reshape(-1)[idx]
-        A = (A + sp.diags(pw, format="csr")).tocsr()
-        A.sort_indices()
-        b = b + pw * pa
-        x0 = np.where(pw > 0, np.clip(pa, 0.0, 1.0), 0.5)
+    A, b, x0 = _with_prior(A, b, idx, prior_weight, prior_alpha)
     if boundary is not None:
         x0 = np.asarray(boundary, dtype=np.float64).reshape(-1)[idx]
     if check_cancel:
         check_cancel()
+    x = _multigrid_solve(A, b, x0, image, idx, w, tol, check_cancel, report, stats, direct_size)
+    alpha = known.astype(np.float32)
+    alpha.reshape(-1)[idx] = np.clip(x, 0.0, 1.0)
+    return alpha
+
+
+def _on_padded(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha, stats, boundary,
+               direct_size) -> np.ndarray:
+    """closed_form_alpha of an image less than 3 pixels high or wide, its borders replicated."""
+    h, w = trimap.shape
+    ph, pw = max(0, 3 - h), max(0, 3 - w)
+    image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    trimap = np.pad(trimap, ((0, ph), (0, pw)), mode="edge")
+    if prior_weight is not None:  # padded pixels carry no prior: they are copies
+        prior_weight = np.pad(prior_weight, ((0, ph), (0, pw)))
+        prior_alpha = np.pad(prior_alpha, ((0, ph), (0, pw)))
+    if boundary is not None:
+        boundary = np.pad(boundary, ((0, ph), (0, pw)), mode="edge")
+    return closed_form_alpha(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha,
+                             stats, boundary, direct_size)[:h, :w]
+
+
+def _with_prior(A, b, idx, prior_weight, prior_alpha):
+    """(A, b, starting point) with the data term added: a diagonal and a right-hand side; the
+    start is the prior's alpha where it has weight, 0.5 elsewhere."""
+    x0 = np.full(idx.size, 0.5)
+    if prior_weight is None:
+        return A, b, x0
+    pw = np.asarray(prior_weight, dtype=np.float64).reshape(-1)[idx]
+    pa = np.asarray(prior_alpha, dtype=np.float64).reshape(-1)[idx]
+    A = (A + sp.diags(pw, format="csr")).tocsr()
+    A.sort_indices()
+    return A, b + pw * pa, np.where(pw > 0, np.clip(pa, 0.0, 1.0), 0.5)
+
+
+def _multigrid_solve(A, b, x0, image, idx, w, tol, check_cancel, report, stats, direct_size) -> np.ndarray:
+    """The unknown pixels' alpha: CG preconditioned by the multigrid whose near-kernel is alpha
+    affine in the colour (a constant and three channels)."""
     ys, xs = np.divmod(idx, w)
-    # near-kernel of the Laplacian: alpha affine in the colour (constant + 3 channels)
     colours = image.reshape(-1, 3)[idx]
     solver = MultigridSolver(A, ys, xs, np.column_stack([np.ones(idx.size), colours]),
                              direct_size=DIRECT_SIZE if direct_size is None else direct_size)
     if report:
         report(0.3)
-    max_iter = 200
-    x = solver.solve(A, b, x0, tol=tol, max_iter=max_iter, check_cancel=check_cancel,
+    x = solver.solve(A, b, x0, tol=tol, max_iter=MAX_ITERATIONS, check_cancel=check_cancel,
                      report=(lambda i, n: report(0.3 + 0.7 * min(1.0, i / 20))) if report else None,
                      stats=stats)
     if not np.isfinite(x).all():
         raise FloatingPointError("the closed-form solve did not converge")
-    alpha = known.astype(np.float32)
-    alpha.reshape(-1)[idx] = np.clip(x, 0.0, 1.0)
-    return alpha
+    return x
