@@ -60,17 +60,21 @@ case "$cmd" in
             tests/gimp/build_roots.sh || echo "dev.sh: GIMP roots not built; the GIMP tests will say why they skip" >&2
         fi
         set +e
+        # lint first (seconds), then the suite; either failing fails the run
+        "$VENV/bin/ruff" check .
+        lint=$?
         QT_QPA_PLATFORM=offscreen "$VENV/bin/python" -m pytest "$@"
         rc=$?
         set -e
         if [ "$rc" -eq 5 ]; then echo "dev.sh: no tests were collected"; rc=0; fi
+        if [ "$lint" -ne 0 ]; then echo "dev.sh: ruff check found problems (above)"; [ "$rc" -ne 0 ] || rc=1; fi
         exit "$rc"
         ;;
     setup)
         setup "drip,gui,dev,bench,cluster"
         ;;
     *)
-        sed -n '2,6p' "$0"
+        sed -n '2,5p' "$0"
         exit 2
         ;;
 esac

@@ -50,10 +50,12 @@ def load(name: str, trimap_set: str | None = None):
 
 def build_trimap(source, mask, band, image):
     try:
+        from drip_core.engines import refining_engine
         from drip_core.trimaps import build
-    except ImportError:  # the layout before architecture v3
-        from drip_core.trimaps import build
-    return build(source, mask, band, image.shape, image)
+    except ImportError:  # the layout before architecture v3: the smart band found its engine itself
+        from drip_core.trimap import build
+        return build(source, mask, band, image.shape, image)
+    return build(source, mask, band, image.shape, image, engine=refining_engine())
 
 
 def demo() -> dict:

@@ -12,7 +12,8 @@ def mask_bbox(mask: np.ndarray, margin: int) -> Box | None:
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
-    return widen((slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)), margin, mask.shape)
+    return widen((slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)),
+                 margin, mask.shape)
 
 
 def widen(box: Box, margin: int, shape) -> Box:

@@ -18,7 +18,8 @@ def to_array(data, fmt: str, width: int, height: int) -> np.ndarray:
     channels, sample_bytes = FORMATS[fmt]
     expected = width * height * channels * sample_bytes
     if memoryview(data).nbytes != expected:
-        raise EngineError("bad_image", f"{fmt} buffer holds {memoryview(data).nbytes} bytes, {width}x{height} needs {expected}")
+        raise EngineError("bad_image", f"{fmt} buffer holds {memoryview(data).nbytes} bytes, "
+                                       f"{width}x{height} needs {expected}")
     arr = np.frombuffer(data, dtype=dtype_of(8 * sample_bytes)).reshape(height, width, channels)
     return arr[:, :, 0] if channels == 1 else arr
 

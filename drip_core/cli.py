@@ -45,28 +45,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rgba", help="write the cut-out (foreground + alpha) here")
     p.add_argument("--input-dir", help="batch mode: folder of photos")
     p.add_argument("--trimap-dir", help="batch mode: folder of trimaps with the same file names")
-    p.add_argument("--mask-dir", help="batch mode, instead of --trimap-dir: folder of selection masks (white = "
-                                      "selected) with the same file names, turned into trimaps with --band-radius")
+    p.add_argument("--mask-dir", help="batch mode, instead of --trimap-dir: folder of selection masks "
+                                      "(white = selected) with the same file names, turned into trimaps "
+                                      "with --band-radius")
     p.add_argument("--band-radius", type=band_radius, default=DEFAULT_BAND_RADIUS,
-                   help="with --mask / --mask-dir: 'auto' (default, as in the GIMP plug-in: a smart band, wide "
-                        "over hair and mixed colours, narrow on crisp edges) or the half-width in pixels of a "
-                        "fixed unsure band around the mask's edge")
+                   help="with --mask / --mask-dir: 'auto' (default, as in the GIMP plug-in: a smart band, "
+                        "wide over hair and mixed colours, narrow on crisp edges) or the half-width in "
+                        "pixels of a fixed unsure band around the mask's edge")
     p.add_argument("--output-dir", help="batch mode: writes alpha/ and foreground/ here (and report.json)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="batch mode on Ray (needs the 'cluster' extra): alone, a local Ray instance on this "
-                        "machine; 'auto' joins the cluster named by RAY_ADDRESS; ray://HOST:PORT uses Ray Client. "
-                        "Reruns skip images whose outputs are complete")
-    p.add_argument("--ray-cpus", type=int, help="with --ray alone: CPUs for the local Ray instance (default: all)")
+                        "machine; 'auto' joins the cluster named by RAY_ADDRESS; ray://HOST:PORT uses Ray "
+                        "Client. Reruns skip images whose outputs are complete")
+    p.add_argument("--ray-cpus", type=int,
+                   help="with --ray alone: CPUs for the local Ray instance (default: all)")
     p.add_argument("--ray-actors", type=int,
                    help="with --ray and DRIP: model-holding actors (default: one per GPU; CPU-only clusters: "
                         "one per 4 CPUs)")
     p.add_argument("--server", default="none",
                    help="none = run in this process (default); auto = use or start a local server; HOST:PORT")
     p.add_argument("--token", help="token for --server HOST:PORT (default: from the discovery file)")
-    p.add_argument("--tls-ca", metavar="CERT", help="for a TLS server at --server HOST:PORT: the CA (or the server's "
-                                                    "self-signed certificate) to verify it with")
+    p.add_argument("--tls-ca", metavar="CERT",
+                   help="for a TLS server at --server HOST:PORT: the CA (or the server's "
+                        "self-signed certificate) to verify it with")
     p.add_argument("--discovery-file", help="server discovery file (default: per-user state folder)")
-    p.add_argument("--demo", metavar="OUTDIR", help="matte the bundled demo scene and write the results to OUTDIR")
+    p.add_argument("--demo", metavar="OUTDIR",
+                   help="matte the bundled demo scene and write the results to OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)
 
@@ -77,9 +81,11 @@ def read_trimap(path: str, shape) -> np.ndarray:
     from . import trimaps
     grey = read_image(path)[..., 0] if path else None
     if grey is None:
-        raise UserError("a trimap is needed: --trimap TRIMAP.png (white = foreground, black = background, grey = unknown)")
+        raise UserError("a trimap is needed: --trimap TRIMAP.png "
+                        "(white = foreground, black = background, grey = unknown)")
     if grey.shape != tuple(shape[:2]):
-        raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} but the image is {shape[1]}x{shape[0]}")
+        raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} "
+                        f"but the image is {shape[1]}x{shape[0]}")
     return trimaps.from_painted(grey)
 
 
@@ -119,7 +125,8 @@ class ProgressLine:
             return
         if self.tty:
             filled = int(round(fraction * 30))
-            sys.stderr.write(f"\r{self.prefix}[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {stage:<24.24}")
+            sys.stderr.write(f"\r{self.prefix}[{'#' * filled}{'.' * (30 - filled)}] "
+                             f"{fraction * 100:5.1f}% {stage:<24.24}")
             sys.stderr.flush()
         elif stage != self.last_stage:
             sys.stderr.write(f"{self.prefix}{fraction * 100:5.1f}% {stage}\n")
@@ -147,7 +154,8 @@ class Runner:
             host, _, port = args.server.rpartition(":")
             if not host or not port.isdigit():
                 raise UserError(f"--server must be none, auto or HOST:PORT, got '{args.server}'")
-            self.client = connect_address(host, int(port), args.token, args.discovery_file, cafile=args.tls_ca)
+            self.client = connect_address(host, int(port), args.token, args.discovery_file,
+                                          cafile=args.tls_ca)
 
     def matte(self, image, trimap, progress):
         """(foreground, alpha) in the image's own sample type, in-process or through the server."""
@@ -211,8 +219,8 @@ def run_batch(args, runner: Runner) -> int:
     settings = {"input_dir": args.input_dir, f"{kind}_dir": guide_dir}
     if kind == "mask":
         settings["band_radius"] = args.band_radius
-    report = Report(args.output_dir, mode="ray" if args.ray else "local", engine=args.engine, total=plan.total,
-                    skipped=plan.skipped, settings=settings)
+    report = Report(args.output_dir, mode="ray" if args.ray else "local", engine=args.engine,
+                    total=plan.total, skipped=plan.skipped, settings=settings)
     progress = BatchProgress(len(plan.jobs) + len(plan.clashes), quiet=args.quiet, skipped=len(plan.skipped))
     try:
         for name, message in plan.clashes:
@@ -223,7 +231,8 @@ def run_batch(args, runner: Runner) -> int:
             from .cluster import ray_runner
             ray_runner.run(plan.jobs, report, progress, engine=args.engine, drip_model=args.drip_model,
                            address=None if args.ray == "local" else args.ray, cpus=args.ray_cpus,
-                           actors=args.ray_actors, announce=progress.write if not args.quiet else lambda _: None)
+                           actors=args.ray_actors,
+                           announce=progress.write if not args.quiet else lambda _: None)
         else:
             for job in plan.jobs:
                 result = _local_job(job, runner)
@@ -266,8 +275,9 @@ def run_demo(args, runner: Runner) -> None:
     print(f"Demo done: {out.resolve()}")
     print("  side_by_side.png  photo | trimap | alpha | cut-out")
     print("  alpha.png, foreground.png, cutout.png (RGBA), image.png, trimap.png")
+    grey_guess = np.where(trimap == UNKNOWN, 128, trimap).astype(np.uint8)
     print(f"  alpha SAD vs ground truth: {sad(alpha, gt_u8, trimap):.2f} "
-          f"(the trimap's own grey guess scores {sad(np.where(trimap == UNKNOWN, 128, trimap).astype(np.uint8), gt_u8, trimap):.2f})")
+          f"(the trimap's own grey guess scores {sad(grey_guess, gt_u8, trimap):.2f})")
 
 
 def _message(exc) -> str:
@@ -284,7 +294,8 @@ def main(argv=None) -> int:
         if sum(modes) != 1:
             raise UserError("give one of: IMAGE --trimap T, --input-dir ..., or --demo OUTDIR (see --help)")
         if args.ray and (not args.input_dir or args.server != "none"):
-            raise UserError("--ray is for batch mode (--input-dir) and runs the engines on the cluster, not --server")
+            raise UserError("--ray is for batch mode (--input-dir) and runs the engines on the cluster, "
+                            "not --server")
         runner = Runner(args)
         if args.demo:
             run_demo(args, runner)
@@ -303,7 +314,8 @@ def main(argv=None) -> int:
         print("drip-matte: out of memory: try a smaller image or a tighter trimap", file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
-        print(f"drip-matte: internal error: {exc.__class__.__name__}: {exc} (please report this)", file=sys.stderr)
+        print(f"drip-matte: internal error: {exc.__class__.__name__}: {exc} (please report this)",
+              file=sys.stderr)
         return 4
     finally:
         if runner is not None:

@@ -55,15 +55,17 @@ class Client:
         """
         image, trimap = np.asarray(image), np.asarray(trimap)
         if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ProtocolError("bad_image", f"image must be H x W x 3 (or 4), got {image.dtype} {image.shape}")
+            raise ProtocolError("bad_image",
+                                f"image must be H x W x 3 (or 4), got {image.dtype} {image.shape}")
         depth = depth_of(image)
         if trimap.dtype not in (np.uint8, np.uint16) or trimap.shape != image.shape[:2]:
-            raise ProtocolError("bad_trimap", f"trimap must be uint8 or uint16 with the image's size {image.shape[:2]}, "
-                                              f"got {trimap.dtype} {trimap.shape}")
+            raise ProtocolError("bad_trimap", f"trimap must be uint8 or uint16 with the image's size "
+                                              f"{image.shape[:2]}, got {trimap.dtype} {trimap.shape}")
         h, w = trimap.shape
         rgb_format, grey_format = RESULT_DEPTHS[depth]
         job = JobSpec(w, h, depth, mask_format="y16" if trimap.dtype == np.uint16 else "y8",
-                      trimap_source=trimap_source, band_radius=band_radius, engine=engine, want_trimap=want_trimap)
+                      trimap_source=trimap_source, band_radius=band_radius, engine=engine,
+                      want_trimap=want_trimap)
         out = self.connection.run_job(job, to_bytes(image[:, :, :3]), to_bytes(trimap), progress)
         fg = to_array(out["foreground"], rgb_format, w, h)
         alpha = to_array(out["alpha"], grey_format, w, h)

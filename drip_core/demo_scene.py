@@ -22,7 +22,8 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(40):  # out-of-focus highlights
         cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(10, 45)
         colour = rng.uniform(0.2, 1.0, 3)
-        blobs += colour * (((yy * max(h, w) - cy) ** 2 + (xx * max(h, w) - cx) ** 2) < r * r)[..., None] * 0.25
+        blobs += (colour * (((yy * max(h, w) - cy) ** 2 + (xx * max(h, w) - cx) ** 2) < r * r)[..., None]
+                  * 0.25)
     bg = bg + ndimage.gaussian_filter(blobs, sigma=(6, 6, 0))
     return np.clip(bg, 0, 1)
 

@@ -21,7 +21,8 @@ class Connection:
         try:
             sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
-            raise ProtocolError("no_server", f"no Drip server answers at {host}:{port} ({exc.strerror or exc})") from None
+            raise ProtocolError("no_server", f"no Drip server answers at {host}:{port} "
+                                             f"({exc.strerror or exc})") from None
         # The handshake has its own short deadline: a program that took over a stale port and
         # never answers must not hold the caller for the whole idle timeout.
         sock.settimeout(hello_timeout)
@@ -30,7 +31,8 @@ class Connection:
                 sock = ssl_context.wrap_socket(sock, server_hostname=host)
             except ssl.SSLError as exc:
                 sock.close()
-                raise ProtocolError("tls_failed", f"TLS with {host}:{port} failed ({exc.reason or exc})") from None
+                raise ProtocolError("tls_failed",
+                                    f"TLS with {host}:{port} failed ({exc.reason or exc})") from None
             except OSError as exc:
                 sock.close()
                 code = "timeout" if isinstance(exc, socket.timeout) else "connection_lost"
@@ -80,8 +82,8 @@ class Connection:
             raise ProtocolError.from_header(reply)
         return reply
 
-    def run_job(self, job: JobSpec | dict, image: bytes, mask: bytes, progress=None, *, use_cache: bool = True,
-                held_result: str | None = None) -> dict:
+    def run_job(self, job: JobSpec | dict, image: bytes, mask: bytes, progress=None, *,
+                use_cache: bool = True, held_result: str | None = None) -> dict:
         """Send one job and wait for its result.
 
         ``progress(fraction, stage, message)`` is called for every heartbeat; if it returns
@@ -105,7 +107,8 @@ class Connection:
         job = job.replace(image_cached=False, image_digest=None, base_result=None)
         job.check_size(self.max_pixels)
         if payload_length([image, mask]) != job.payload_len:
-            raise ProtocolError("bad_image", "image/mask byte counts do not match the declared size and format")
+            raise ProtocolError("bad_image",
+                                "image/mask byte counts do not match the declared size and format")
         if not (use_cache and self.server_caches_images):
             self.image_sent = True
             return self._exchange(job, [image, mask], progress)
@@ -116,7 +119,8 @@ class Connection:
         if held_result is not None:
             base = None
         cached = job.replace(image_digest=digest, image_cached=True,
-                             base_result=held_result if held_result is not None else base[2] if base else None)
+                             base_result=(held_result if held_result is not None
+                                          else base[2] if base else None))
         try:
             self.image_sent = False
             out = self._exchange(cached, [mask], progress, base[3] if base else None,
@@ -144,7 +148,8 @@ class Connection:
             kind = header["type"]
             if kind == "progress":
                 if progress is not None and progress(_number(header.get("fraction"), 0.0, 1.0),
-                                                     str(header.get("stage", "")), str(header.get("message", ""))):
+                                                     str(header.get("stage", "")),
+                                                     str(header.get("message", ""))):
                     send_frame(self.sock, {"type": "cancel", "id": job.id})
             elif kind == "accepted":
                 if progress is not None:
@@ -163,7 +168,8 @@ class Connection:
                             "payload": payload, "patch": rect}
                 if "patch" in header:
                     if base is None:
-                        raise ProtocolError("bad_frame", "a result patch for a job that holds no previous result")
+                        raise ProtocolError("bad_frame",
+                                            "a result patch for a job that holds no previous result")
                     rect = check_patch(header["patch"], job.width, job.height)
                     payload = _apply_patch(base, payload, rect, job.width, job.height, sizes,
                                            result_sizes(job, rect))
@@ -213,12 +219,14 @@ def tls_client_context(cafile: str | None = None) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=cafile)
     except OSError as exc:
-        raise ProtocolError("tls_failed", f"cannot load the TLS certificate {cafile} ({exc.strerror or exc})") from None
+        raise ProtocolError("tls_failed", f"cannot load the TLS certificate {cafile} "
+                                          f"({exc.strerror or exc})") from None
     if cafile and hasattr(ssl, "VERIFY_X509_PARTIAL_CHAIN"):
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # trust a leaf certificate given as the anchor
     return context
 
-def try_connect(discovery_file: str, client: str = "drip-python", idle_timeout: float = 60.0) -> Connection | None:
+def try_connect(discovery_file: str, client: str = "drip-python",
+                idle_timeout: float = 60.0) -> Connection | None:
     """Connect to the server the discovery file names, or None if none answers there.
 
     A stale file (dead pid, or a port now used by another program) gives None, not an error;
@@ -235,8 +243,8 @@ def try_connect(discovery_file: str, client: str = "drip-python", idle_timeout: 
         cert = record.get("tls_cert")
         context = tls_client_context(cert if isinstance(cert, str) else None)
     try:
-        return Connection(record["host"], record["port"], record["token"], client=client, idle_timeout=idle_timeout,
-                          ssl_context=context)
+        return Connection(record["host"], record["port"], record["token"], client=client,
+                          idle_timeout=idle_timeout, ssl_context=context)
     except ProtocolError as exc:
         if exc.code in ("no_server", "connection_lost", "timeout", "bad_frame"):
             return None

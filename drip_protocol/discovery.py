@@ -17,7 +17,8 @@ def user_dir(kind: str = "state") -> str:
     home = os.path.expanduser("~")
     if sys.platform == "win32":
         env = "APPDATA" if kind == "config" else "LOCALAPPDATA"
-        base = os.environ.get(env) or os.path.join(home, "AppData", "Roaming" if kind == "config" else "Local")
+        base = os.environ.get(env) or os.path.join(home, "AppData",
+                                                   "Roaming" if kind == "config" else "Local")
     elif sys.platform == "darwin":
         base = os.path.join(home, "Library", "Application Support")
     else:

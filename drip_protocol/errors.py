@@ -5,7 +5,8 @@ from __future__ import annotations
 # message (what happened); clients add this hint (what to do).
 ERROR_HINTS = {
     "bad_frame": "The connection spoke something that is not the Drip protocol; check host and port.",
-    "too_large": "The image is larger than the server accepts: select a smaller region or raise --max-pixels.",
+    "too_large": ("The image is larger than the server accepts: select a smaller region "
+                  "or raise --max-pixels."),
     "version_mismatch": "Server and plug-in are from different Drip Matting versions: rerun the installer.",
     "auth_failed": "The server's token did not match: restart the server, or rerun the installer.",
     "bad_request": "The request was malformed; this is a bug, please report it with the server log.",
@@ -14,15 +15,20 @@ ERROR_HINTS = {
     "empty_selection": "Nothing is selected: select the object roughly first (or use a trimap channel).",
     "no_unknown": "The trimap has no grey (unknown) region, so there is nothing to matte: widen the band.",
     "engine_unavailable": "That engine cannot run here: choose 'classical', or install the DRIP extras.",
-    "model_missing": "No DRIP model is configured: import one with the installer (--drip-model PATH) or use 'classical'.",
+    "model_missing": ("No DRIP model is configured: import one with the installer (--drip-model PATH) "
+                      "or use 'classical'."),
     "model_corrupt": "The DRIP model folder is damaged or from another version: import it again.",
-    "out_of_memory": "Out of memory: select a smaller region, close other GPU programs, or use the classical engine.",
+    "out_of_memory": ("Out of memory: select a smaller region, close other GPU programs, "
+                      "or use the classical engine."),
     "cancelled": "The job was cancelled.",
     "engine_failed": "The engine failed on this image; the server log has the details.",
-    "image_not_cached": "The server no longer holds this image; the client sends its pixels again (no action needed).",
+    "image_not_cached": ("The server no longer holds this image; the client sends its pixels again "
+                         "(no action needed)."),
     "busy": "The server's queue is full; try again in a moment.",
-    "no_server": "No Drip server is running and none could be started: run the installer again, or start `drip-server` by hand.",
-    "tls_failed": "The server's TLS certificate could not be verified: give its certificate (drip-matte --tls-ca CERT), or check host and port.",
+    "no_server": ("No Drip server is running and none could be started: run the installer again, "
+                  "or start `drip-server` by hand."),
+    "tls_failed": ("The server's TLS certificate could not be verified: give its certificate "
+                   "(drip-matte --tls-ca CERT), or check host and port."),
     "timeout": "The server stopped answering: restart it (or look at its log).",
     "connection_lost": "The connection to the server was lost (did it crash or get stopped?).",
     "internal": "The server hit an unexpected error; the server log has the details.",

@@ -140,8 +140,9 @@ class JobSpec:
         return self.image_len + buffer_size(self.mask_format, self.width, self.height)
 
 
-_HEADER_FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius", "engine",
-                  "result_depth", "want_trimap", "image_digest", "image_cached", "base_result", "options")
+_HEADER_FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius",
+                  "engine", "result_depth", "want_trimap", "image_digest", "image_cached", "base_result",
+                  "options")
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

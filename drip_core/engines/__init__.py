@@ -12,5 +12,6 @@ from .registry import (
     resolve_engine,
 )
 
-__all__ = ["QUEUES", "Cancelled", "Engine", "EngineError", "Matte", "Rerun", "available_engines", "get_engine",
-           "intended_engine", "queue_for", "refining_engine", "requested_engine", "resolve_engine"]
+__all__ = ["QUEUES", "Cancelled", "Engine", "EngineError", "Matte", "Rerun", "available_engines",
+           "get_engine", "intended_engine", "queue_for", "refining_engine", "requested_engine",
+           "resolve_engine"]

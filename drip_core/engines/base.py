@@ -58,7 +58,8 @@ class Engine:
     name = "base"
     context_margin = 16  # known pixels the engine wants around the unknown region
 
-    def run(self, region: JobRegion, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Matte:
+    def run(self, region: JobRegion, progress: ProgressFn | None = None,
+            cancel: CancelFn | None = None) -> Matte:
         """The engine on the region's crop; returns the crop's foreground and alpha."""
         report = progress or (lambda *a, **k: None)
         check_cancel = canceller(cancel)
