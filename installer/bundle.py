@@ -8,7 +8,7 @@ The archive unpacks to ``drip-matting-<version>/`` holding:
     gimp_plugin/drip_matting/   the GIMP plug-in
     drip_protocol/              the wire protocol package (standard library only)
     drip_core/                  the few standard-library modules the installer needs
-                                (config.py, settings.py, errors.py, drip/model_folder.py)
+                                (config.py, settings.py, errors.py, engines/drip/model/folder.py)
     wheels/drip_matting-<version>-py3-none-any.whl   what goes into the venv
 
 The wheel is built from this source tree with pip (no build isolation when setuptools is
@@ -29,7 +29,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE_FILES = ("drip_core/__init__.py", "drip_core/config.py", "drip_core/settings.py", "drip_core/errors.py",
-              "drip_core/drip/__init__.py", "drip_core/drip/model_folder.py")
+              "drip_core/engines/drip/__init__.py", "drip_core/engines/drip/model/__init__.py",
+              "drip_core/engines/drip/model/folder.py")
+# drip_core/engines/__init__.py imports the engines themselves (numpy and more), which a bare
+# Python cannot load: the bundle gets an empty package in its place, so the installer can still
+# import the model folder module below it. The real one is in the wheel that goes into the venv.
+ENGINES_STUB = ("drip_core/engines/__init__.py",
+                '"""Only what the installer needs before the venv exists; the engines are in the wheel."""\n')
 LAUNCHER = '''#!/usr/bin/env python3
 """Drip Matting installer (bundle launcher): python install.py --help"""
 import os
@@ -105,11 +111,14 @@ def stage(dest: str | os.PathLike, wheel: str | os.PathLike | None = None, log=p
     top.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "installer", top / "installer", ignore=ignore)
-    shutil.copytree(ROOT / "gimp_plugin" / "drip_matting", top / "gimp_plugin" / "drip_matting", ignore=ignore)
+    plugin = Path("gimp_plugin") / "drip_matting"
+    shutil.copytree(ROOT / plugin, top / plugin, ignore=ignore)
     shutil.copytree(ROOT / "drip_protocol", top / "drip_protocol", ignore=ignore)
     for rel in CORE_FILES:
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, top / rel)
+    stub, text = ENGINES_STUB
+    (top / stub).write_text(text, encoding="utf-8")
     (top / "wheels").mkdir()
     if wheel is None:
         wheel = build_wheel(top / "wheels", log=log)
@@ -118,7 +127,7 @@ def stage(dest: str | os.PathLike, wheel: str | os.PathLike | None = None, log=p
     launcher = top / "install.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
     (top / "README.txt").write_text(README.format(version=version()), encoding="utf-8")
-    for script in (launcher, top / "installer" / "install.py", top / "gimp_plugin" / "drip_matting" / "drip_matting.py"):
+    for script in (launcher, top / "installer" / "install.py", top / plugin / "drip_matting.py"):
         if script.exists():
             script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return top

@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 
 from . import model_import, profiles
-from . import plan as plan_mod
 from . import venv as venv_mod
 from .common import COMMAND_ENV, free_mb, installer_command, options_from, parser
-from .plan import InstallError, Options
+from .environment import prepare_venv
+from .install_steps import build_install
+from .options import Options, default_venv
+from .plan import InstallError, Plan
+from .uninstall_steps import build_uninstall
 
 BOOTSTRAP_ENV = "DRIP_INSTALLER_GUI_BOOTSTRAPPED"
 
@@ -42,16 +45,18 @@ def interactive_choices(options: Options) -> None:
         if len(found) > 1 and not ask("Install into all of these GIMP profiles?\n  "
                                       + "\n  ".join(p.label() for p in found) + "\n"):
             options.gimp_profiles = [str(p.path) for p in found if ask(f"  {p.label()}?")]
-    if options.engine != "classical" and not (options.drip_model or options.download_model or options.model_url):
+    model_given = options.drip_model or options.download_model or options.model_url
+    if options.engine != "classical" and not model_given:
         try:
-            path = input("DRIP model folder to import (Enter for none; the classical engine works without): ").strip()
+            path = input("DRIP model folder to import "
+                         "(Enter for none; the classical engine works without): ").strip()
         except EOFError:
             path = ""
         if path:
             options.drip_model = path
 
 
-def finish_text(p: plan_mod.Plan) -> str:
+def finish_text(p: Plan) -> str:
     import drip_protocol as protocol
     lines = ["", "Drip Matting is installed."]
     lines.append("In GIMP: restart GIMP, open an image, select the object roughly (or paint a trimap), then "
@@ -80,11 +85,11 @@ def run_gui(argv: list[str], args) -> int:
 def bootstrap_gui(argv: list[str], args) -> int:
     """PyQt6 is missing here: build the environment, put PyQt6 in it, and re-run there."""
     options = options_from(args)
-    venv = Path(options.venv).expanduser().absolute() if options.venv else plan_mod.default_venv()
+    venv = Path(options.venv).expanduser().absolute() if options.venv else default_venv()
     print(f"The installer window needs PyQt6; installing it into {venv} first ...")
     try:
         # never --upgrade here: the window's own install step rebuilds the environment if asked to
-        plan_mod.prepare_venv(venv, dataclasses.replace(options, upgrade=False), print)
+        prepare_venv(venv, dataclasses.replace(options, upgrade=False), print)
         venv_mod.pip_install(venv, ["PyQt6>=6.5"], print, extra_args=options.pip_args)
     except (venv_mod.VenvError, InstallError) as exc:
         print(f"error: {exc}\nUse the terminal installer instead (drop --gui).", file=sys.stderr)
@@ -107,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     interactive = not args.yes and not args.dry_run and sys.stdin.isatty()
     try:
         if args.uninstall:
-            p = plan_mod.build_uninstall(options)
+            p = build_uninstall(options)
         else:
             if interactive:
                 interactive_choices(options)
-            p = plan_mod.build_install(options)
+            p = build_install(options)
     except InstallError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.uninstall:
         free = free_mb(p.venv)
         if free < p.disk_mb:
-            print(f"\nerror: about {p.disk_mb / 1000:.1f} GB of disk space is needed in {p.venv.parent}, but only "
-                  f"{free / 1000:.1f} GB is free. Free some space or choose another place with --venv DIR.",
+            print(f"\nerror: about {p.disk_mb / 1000:.1f} GB of disk space is needed in {p.venv.parent}, "
+                  f"but only {free / 1000:.1f} GB is free. Free some space or choose another place "
+                  "with --venv DIR.",
                   file=sys.stderr)
             return 2
     if interactive and not ask("\nProceed?"):
@@ -136,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         p.run()
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing is left half-installed; run the installer again to finish", file=sys.stderr)
+        print("\ninterrupted: nothing is left half-installed; run the installer again to finish",
+              file=sys.stderr)
         return 130
     except (InstallError, venv_mod.VenvError, model_import.ModelError, OSError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

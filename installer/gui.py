@@ -38,10 +38,11 @@ from PyQt6.QtWidgets import (
 import drip_protocol as protocol
 
 from . import model_import, profiles, torch_choice
-from . import plan as plan_mod
 from . import venv as venv_mod
 from .common import free_mb, installer_command, options_from, parser
-from .plan import InstallError, Options
+from .install_steps import build_install
+from .options import Options, default_venv, version
+from .plan import InstallError, Reporter
 
 PAGE_IDS = ("welcome", "profiles", "engine", "model", "install", "finish")
 
@@ -53,7 +54,7 @@ def _label(text: str, wrap: bool = True) -> QLabel:
     return lab
 
 
-class SignalReporter(plan_mod.Reporter):
+class SignalReporter(Reporter):
     def __init__(self, worker: "InstallWorker"):
         self.worker = worker
 
@@ -82,7 +83,7 @@ class InstallWorker(QThread):
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         try:
-            self.plan = plan_mod.build_install(self.options)
+            self.plan = build_install(self.options)
             self.log.emit(self.plan.describe())
             changed = self.plan.run(SignalReporter(self))
         except (InstallError, venv_mod.VenvError, model_import.ModelError, OSError) as exc:
@@ -97,7 +98,7 @@ class InstallWorker(QThread):
 class WelcomePage(QWizardPage):
     def __init__(self):
         super().__init__()
-        self.setTitle(f"Drip Matting {plan_mod.version()}")
+        self.setTitle(f"Drip Matting {version()}")
         self.setSubTitle("AI image matting for GIMP 3")
         lay = QVBoxLayout(self)
         lay.addWidget(_label(
@@ -172,7 +173,8 @@ class EnginePage(QWizardPage):
         super().__init__()
         self.options = options
         self.setTitle("Engine and device")
-        self.setSubTitle("DRIP gives the best mattes and needs torch; the classical engine is small and fast.")
+        self.setSubTitle("DRIP gives the best mattes and needs torch; "
+                         "the classical engine is small and fast.")
         lay = QVBoxLayout(self)
         self.drip = QRadioButton("DRIP and the classical engine (recommended)")
         self.classical = QRadioButton("Classical engine only (no torch)")
@@ -189,8 +191,8 @@ class EnginePage(QWizardPage):
         row = QHBoxLayout()
         row.addWidget(QLabel("torch build:"))
         self.torch = QComboBox()
-        for value, text in (("auto", f"automatic ({detected.build})"), ("cpu", "CPU"), ("cuda", "NVIDIA CUDA"),
-                            ("skip", "do not install torch (I manage it myself)")):
+        for value, text in (("auto", f"automatic ({detected.build})"), ("cpu", "CPU"),
+                            ("cuda", "NVIDIA CUDA"), ("skip", "do not install torch (I manage it myself)")):
             self.torch.addItem(text, value)
         self.torch.setCurrentIndex(max(0, self.torch.findData(options.torch)))
         row.addWidget(self.torch, 1)
@@ -210,7 +212,7 @@ class EnginePage(QWizardPage):
         self.torch.setEnabled(self.drip.isChecked())
         t = choose_safe(self.torch.currentData(), self.engine(), self.gpus)
         need = torch_choice.disk_needed_mb(t, self.engine(), False)
-        free = free_mb(plan_mod.default_venv())
+        free = free_mb(default_venv())
         self.disk.setText(f"Disk space needed: about {need / 1000:.1f} GB (plus about "
                           f"{torch_choice.SIZE_MB['model'] / 1000:.1f} GB for a DRIP model); free: "
                           f"{free / 1000:.1f} GB.\n{t.reason}.")
@@ -253,15 +255,16 @@ class ModelPage(QWizardPage):
         lay.addWidget(self.download)
         self.url = QLineEdit(options.model_url or "")
         sources = model_import.configured_sources()
-        self.url.setPlaceholderText(sources[0]["url"] if sources else "archive address (no source is configured "
-                                                                       "for this release)")
+        self.url.setPlaceholderText(sources[0]["url"] if sources
+                                    else "archive address (no source is configured for this release)")
         self.url.textChanged.connect(self.completeChanged)
         lay.addWidget(self.url)
         self.sources = sources
         self.note = _label("")
         lay.addWidget(self.note)
         lay.addStretch(1)
-        (self.local if options.drip_model else self.download if options.model_url else self.none).setChecked(True)
+        chosen = self.local if options.drip_model else self.download if options.model_url else self.none
+        chosen.setChecked(True)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "DRIP model folder")
@@ -351,7 +354,8 @@ class InstallPage(QWizardPage):
 
     def _on_fail(self, message: str) -> None:
         self.error = message
-        self.status.setText("The installation failed (nothing is left half-installed): " + message.splitlines()[-1])
+        self.status.setText("The installation failed (nothing is left half-installed): "
+                            + message.splitlines()[-1])
         self.status.setStyleSheet("color: #b00020")
         self.log.appendPlainText("\nERROR: " + message)
         self.completeChanged.emit()
@@ -406,8 +410,8 @@ class InstallerWizard(QWizard):
         self.model_page = ModelPage(self.options)
         self.install_page = InstallPage(self)
         self.finish_page = FinishPage(self)
-        for page in (self.welcome_page, self.profiles_page, self.engine_page, self.model_page, self.install_page,
-                     self.finish_page):
+        for page in (self.welcome_page, self.profiles_page, self.engine_page, self.model_page,
+                     self.install_page, self.finish_page):
             self.addPage(page)
         self.resize(720, 520)
 

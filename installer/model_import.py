@@ -1,9 +1,10 @@
 """Importing a DRIP model folder (copy or use in place, sha256-verified) and downloading one.
 
 A DRIP model folder holds ``drip.json`` with the sha256 of every weight file
-(drip_core/drip/model_folder.py). That module is standard library only, so the installer
-uses its manifest reader and verifier directly; if it is absent (an old bundle) a
-minimal check of ``{"files": {relpath: sha256}}`` is used instead.
+(drip_core/engines/drip/model/folder.py). That module is standard library only, so the installer
+uses its manifest reader and verifier directly; if it cannot be imported (an old bundle without
+it, or a source tree run by a Python that cannot load the package ``drip_core.engines``, whose
+``__init__`` imports the engines) a minimal check of ``{"files": {relpath: sha256}}`` is used instead.
 
 Copying hashes each file while it copies (one pass over multi-GB weights) into a staging
 folder next to the destination, then renames it into place: an interrupted import leaves
@@ -26,7 +27,7 @@ from pathlib import Path
 
 try:  # the project's own manifest format and verifier (standard library only)
     from drip_core.engines.drip.model import folder as _mf
-except ImportError:  # pragma: no cover - only in a bundle without it
+except ImportError:  # pragma: no cover - see the module docstring
     _mf = None
 
 MANIFEST = "drip.json"
@@ -72,7 +73,8 @@ def verify_in_place(folder: str | os.PathLike) -> dict:
         if not path.is_file():
             raise ModelError(f"{folder} lacks {rel}, listed in {MANIFEST}: the folder is incomplete")
         if _sha256(path) != expected:
-            raise ModelError(f"{rel} in {folder} does not match its sha256 in {MANIFEST} (damaged or partly copied)")
+            raise ModelError(f"{rel} in {folder} does not match its sha256 in {MANIFEST} "
+                             "(damaged or partly copied)")
     return manifest
 
 
@@ -101,10 +103,6 @@ def _copy_hashing(src: Path, dst: Path) -> str:
             fo.write(block)
     shutil.copystat(src, dst)
     return h.hexdigest()
-
-
-def folder_size(folder: str | os.PathLike) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def snapshot(folder: str | os.PathLike) -> dict:
@@ -150,7 +148,8 @@ def copy_model(src: str | os.PathLike, models_dir: str | os.PathLike, log=print,
             if progress:
                 progress(done / total)
         if expected:
-            raise ModelError(f"{src} lacks {sorted(expected)[0]}, listed in {MANIFEST}: the folder is incomplete")
+            raise ModelError(f"{src} lacks {sorted(expected)[0]}, listed in {MANIFEST}: "
+                             "the folder is incomplete")
         _check_structure(staging)
         old = None
         if dest.exists():
@@ -219,8 +218,8 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, lo
                     if progress and total:
                         progress(done / total)
             if total is not None and done < total:
-                raise ModelError(f"the download from {host} stopped at {done} of {total} bytes; run the installer "
-                                 f"again to resume (kept: {part})")
+                raise ModelError(f"the download from {host} stopped at {done} of {total} bytes; "
+                                 f"run the installer again to resume (kept: {part})")
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # range past the end: the .part is complete
             pass
@@ -228,15 +227,17 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, lo
             raise ModelError(f"the download from {host} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ModelError(f"cannot download the model from {host} ({reason}). You seem to be offline or the "
-                         f"server is unreachable. What was fetched is kept in {part} and the next run resumes; "
-                         "or download the model yourself and run the installer with --drip-model FOLDER.") from None
+        raise ModelError(f"cannot download the model from {host} ({reason}). You seem to be offline or "
+                         f"the server is unreachable. What was fetched is kept in {part} and the next run "
+                         "resumes; or download the model yourself and run the installer with "
+                         "--drip-model FOLDER.") from None
     if sha256 is not None:
         got = _sha256(part)
         if got != sha256:
             part.unlink(missing_ok=True)
-            raise ModelError(f"the file downloaded from {host} has sha256 {got[:16]}..., expected {sha256[:16]}...: "
-                             "it was damaged or changed on the server; run the installer again")
+            raise ModelError(f"the file downloaded from {host} has sha256 {got[:16]}..., "
+                             f"expected {sha256[:16]}...: it was damaged or changed on the server; "
+                             "run the installer again")
     os.replace(part, dest)
     return dest
 

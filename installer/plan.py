@@ -1,94 +1,27 @@
-"""The installation as a list of small named steps.
+"""The installation as a list of small named steps: the Step and Plan types and running them.
 
-``build_install(options)`` and ``build_uninstall(options)`` return a Plan: a list of Steps, each
-with a name, a ``done()`` check (already in the wanted state?) and a ``run(ctx)`` that gets it
-there. ``plan.describe()`` is what --dry-run prints; ``plan.run(reporter)`` runs them in order.
-A step that is already done is skipped, so a second run changes nothing.
+A Plan is a list of Steps, each with a name, a ``done()`` check (already in the wanted state?)
+and a ``run(ctx)`` that gets it there. ``plan.describe()`` is what --dry-run prints;
+``plan.run(reporter)`` runs them in order. A step that is already done is skipped, so a second
+run changes nothing. If a step fails, the plan's ``on_failure`` actions clean up before the
+error goes on to the caller.
 
-The decisions (which venv, torch build, model, profiles) are made once, up front, by
-``Install``; its methods are the steps' checks and actions. The GIMP plug-in folders come
-last, and each is assembled in a temporary folder and renamed into place, so a failure
-anywhere leaves no half-installed plug-in; plug-in folders a failed run added are removed
-again. A virtual environment survives a failed torch/pip step (recorded as unfinished in the
-manifest), so the next run resumes instead of downloading again; one whose creation failed is
-removed, and one of ours without pip is rebuilt. Standard library only.
+The steps themselves are made by install_steps.py (``build_install``) and uninstall_steps.py
+(``build_uninstall``). Standard library only.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import drip_protocol as protocol
-from drip_core import config as drip_config
-
 from . import manifest as manifest_mod
-from . import model_import, plugin_files, profiles, server_stop, user_config
-from . import venv as venv_mod
-from .torch_choice import TorchPlan, choose_torch, disk_needed_mb
-
-INSTALLER_DIR = Path(__file__).resolve().parent
-ROOT = INSTALLER_DIR.parent
-ENGINES = ("auto", "drip", "classical")
+from . import profiles
+from .torch_choice import TorchPlan
 
 
 class InstallError(Exception):
     """A problem the user can fix; the message says how."""
-
-
-def version() -> str:
-    try:
-        from drip_core import __version__
-        return __version__
-    except ImportError:  # pragma: no cover
-        return "0"
-
-
-def default_venv() -> Path:
-    return Path(drip_config.data_dir()) / "venv"
-
-
-def models_dir() -> Path:
-    return Path(drip_config.data_dir()) / "models"
-
-
-def downloads_dir() -> Path:
-    return Path(drip_config.data_dir()) / "downloads"
-
-
-def default_source() -> Path:
-    """What to pip-install: the wheel shipped in a bundle (wheels/), else this source tree."""
-    wheels = sorted((ROOT / "wheels").glob("drip_matting-*.whl"))
-    if wheels:
-        return wheels[-1]
-    if (ROOT / "pyproject.toml").is_file():
-        return ROOT
-    raise InstallError(f"found neither a wheel in {ROOT / 'wheels'} nor a source tree at {ROOT}: "
-                       "this copy of the installer is incomplete; download the bundle again")
-
-
-@dataclass
-class Options:
-    venv: str | None = None
-    python: str = sys.executable
-    torch: str = "auto"
-    engine: str = "auto"
-    gimp_profiles: list[str] = field(default_factory=list)
-    drip_model: str | None = None
-    model_mode: str = "copy"            # copy | link (use the folder where it is)
-    download_model: bool = False
-    model_url: str | None = None
-    model_sha256: str | None = None
-    source: str | None = None           # wheel or source tree (default_source())
-    pip_args: list[str] = field(default_factory=list)
-    system_site_packages: bool = False
-    upgrade: bool = False
-    purge: bool = False
-    gpus: list | None = None            # detected NVIDIA GPUs (None = detect)
 
 
 class Reporter:
@@ -145,7 +78,8 @@ class Plan:
 
     def all_recorded(self) -> bool:
         """The manifest already says this version is completely installed."""
-        return self.record.get("status") == "complete" and self.record.get("installed_version") == self.version
+        return self.record.get("status") == "complete" and \
+            self.record.get("installed_version") == self.version
 
     def describe(self) -> str:
         lines = list(self.summary)
@@ -159,493 +93,30 @@ class Plan:
         """Do every pending step; returns how many steps changed something."""
         reporter = reporter or Reporter()
         ctx = Context(reporter, self.record)
-        changed = 0
-        total = len(self.steps)
         try:
-            for i, s in enumerate(self.steps):
-                reporter.step(i, total, s.name)
-                if s.done():
-                    reporter.log("  already done")
-                else:
-                    s.run(ctx)
-                    changed += 1
+            changed = self._run_steps(ctx)
             if self.finish is not None:
                 self.finish(ctx)
         except BaseException:
-            for undo in self.on_failure:
-                try:
-                    undo(ctx)
-                except Exception as exc:  # noqa: BLE001 - report, keep cleaning up
-                    reporter.log(f"  clean-up after the failure also failed: {exc}")
+            self._clean_up(ctx)
             raise
         return changed
 
-
-# --- shared pieces ------------------------------------------------------------------------------
-
-def resolve_profiles(options: Options) -> list[profiles.Profile]:
-    if options.gimp_profiles:
-        try:
-            return [profiles.named_profile(p) for p in options.gimp_profiles]
-        except profiles.ProfileError as exc:
-            raise InstallError(str(exc)) from None
-    found = profiles.find_profiles()
-    if not found:
-        raise InstallError(profiles.no_gimp_message())
-    return found
-
-
-def server_command(python: Path, model: str | None, profile: profiles.Profile) -> list[str]:
-    cmd = [str(python), "-m", "drip_core.server", "--engine", "auto"]
-    if model:
-        cmd += ["--drip-model", model]
-    if profile.kind == "flatpak":
-        # The plug-in runs inside the sandbox; the server must start on the host.
-        cmd = ["flatpak-spawn", "--host", *cmd]
-    return cmd
-
-
-def plugin_config_for(python: Path, model: str | None, profile: profiles.Profile) -> dict:
-    return plugin_files.plugin_config(server_command(python, model, profile),
-                                      log_file=protocol.default_log_file(),
-                                      discovery_file=protocol.default_discovery_file(),
-                                      version=version())
-
-
-def check_options(options: Options) -> None:
-    if options.engine not in ENGINES:
-        raise InstallError(f"--engine must be one of {', '.join(ENGINES)}, not {options.engine!r}")
-    if options.model_mode not in ("copy", "link"):
-        raise InstallError(f"--model-mode must be copy or link, not {options.model_mode!r}")
-    if options.drip_model and (options.download_model or options.model_url):
-        raise InstallError("choose one: --drip-model PATH (a folder you have) or --download-model")
-    if options.drip_model and not Path(options.drip_model).expanduser().is_dir():
-        raise InstallError(f"--drip-model {options.drip_model}: no such folder. Name the DRIP model folder "
-                           "(the one holding drip.json) that drip-convert or drip-train wrote.")
-    if options.engine == "classical" and (options.drip_model or options.download_model or options.model_url):
-        raise InstallError("--engine classical installs no DRIP engine, so a DRIP model is of no use: "
-                           "drop --drip-model/--download-model or use --engine auto")
-
-
-def venv_is_ours(venv: Path) -> bool:
-    """Did this installer make ``venv``? Its marker file says so. Without the marker (written by
-    an older installer only after a successful creation, or lost) only a plain environment at the
-    installer's own place in its data folder counts; a folder holding anything else never does."""
-    if venv_mod.ours(venv):
-        return True
-    return os.path.abspath(venv) == os.path.abspath(default_venv()) and venv_mod.plain_venv(venv)
-
-
-def prepare_venv(venv: Path, options: Options, log: Callable[[str], None]) -> bool:
-    """Leave a working environment with pip at ``venv``; True if it was (re)created now.
-
-    One of ours that is broken (no pip: e.g. made where python3-venv was missing) or that
-    --upgrade replaces is removed and built again; anyone else's is never touched."""
-    venv_mod.check_python(options.python)
-    ours = venv_is_ours(venv)
-    healthy = venv_mod.is_venv(venv) and venv_mod.can_import(venv, "pip")
-    if venv.exists() and ours and (options.upgrade or not healthy):
-        log(f"  removing the {'old' if healthy else 'broken'} environment {venv} (models and settings are kept)")
-        shutil.rmtree(venv)
-    elif venv.exists() and not venv_mod.is_venv(venv) and (not venv.is_dir() or any(venv.iterdir())):
-        raise InstallError(f"{venv} exists and is not a virtual environment: choose another --venv")
-    elif venv_mod.is_venv(venv) and not healthy:
-        raise InstallError(f"the environment {venv} has no pip, and it was not made by this installer (or holds "
-                           "files it did not put there), so it is left alone. Choose another --venv, or remove "
-                           "that folder yourself and run the installer again.")
-    if venv_mod.is_venv(venv):
-        return False
-    venv_mod.create_venv(venv, options.python, log, system_site_packages=options.system_site_packages)
-    return True
-
-
-# --- install ------------------------------------------------------------------------------------
-
-class Install:
-    """What an install will do (decided when it is made, nothing changed yet) and its steps'
-    checks and actions. Only ``created_venv`` and ``created_plugins`` change while it runs."""
-
-    def __init__(self, options: Options):
-        check_options(options)
-        try:
-            self.torch = choose_torch(options.torch, options.engine, gpus=options.gpus)
-        except ValueError as exc:
-            raise InstallError(str(exc)) from None
-        self.options = options
-        self.record = manifest_mod.load()
-        self.targets = resolve_profiles(options)
-        self.source = Path(options.source).expanduser().resolve() if options.source else default_source()
-        if not self.source.exists():
-            raise InstallError(f"--source {options.source}: no such wheel or folder")
-        self.venv = Path(options.venv).expanduser().absolute() if options.venv else \
-            Path(self.record["venv"].get("path") or default_venv())
-        self.py = venv_mod.venv_python(self.venv)
-        self.fingerprint = venv_mod.source_fingerprint(self.source)
-        self.extras = "[drip]" if (options.engine != "classical" and self.torch.build != "skip") else ""
-        self.ver = version()
-        self.model_src, self.download, self.model_path = self._model_choice()
-        # Folders that did not exist before: uninstall removes them again if they are empty
-        # (the state folder appears later, when the server first writes its log).
-        self.watched = _missing_ancestors([Path(drip_config.data_dir()), Path(drip_config.config_dir()),
-                                           Path(protocol.state_dir()), *[t.plugins_dir for t in self.targets]])
-        self.created_venv = False                  # made (or rebuilt) by this run: later steps must redo
-        self.created_plugins: list[Path] = []      # plug-in folders this run added (removed on failure)
-
-    def _model_choice(self) -> tuple[Path | None, dict | None, str | None]:
-        """(folder to import, download source, where the model ends up): decided now, because the
-        plug-in config names the model."""
-        o = self.options
-        src = Path(o.drip_model).expanduser().resolve() if o.drip_model else None
-        download = _download_source(o) if (o.download_model or o.model_url) else None
-        if src is not None:
-            path = str(src) if o.model_mode == "link" else str(models_dir() / model_import.model_name(src))
-        elif download is not None:
-            path = str(models_dir() / download["name"])
-        else:
-            known = self.record["model"].get("path")
-            path = known if known and Path(known).is_dir() else None
-        return src, download, path
-
-    def plan(self) -> Plan:
-        o = self.options
-        steps = [
-            # a server running the old software stops first (the next filter run starts the new one;
-            # on Windows its files could not even be replaced while it runs)
-            Step("a running Drip server is stopped if its software changes", self.server_unaffected,
-                 self.stop_server),
-            Step(f"Python environment {self.venv}", self.venv_ready, self.make_venv, self.venv_note()),
-            Step(f"torch ({self.torch.build})", self.torch_ready, self.install_torch, self.torch.reason),
-            Step(f"drip-matting {self.ver}{self.extras} from {self.source.name}", self.software_ready,
-                 self.install_software),
-            *self.model_steps(),
-            *[Step(f"plug-in into {prof.label()}", partial(self.plugin_ready, prof), partial(self.install_plugin, prof))
-              for prof in self.targets],
-        ]
-        copy_model = bool(self.model_src or self.download) and o.model_mode == "copy"
-        disk = disk_needed_mb(self.torch, o.engine, copy_model)
-        return Plan("install", steps, self.summary(disk), self.record,
-                    on_failure=[self.drop_new_plugins, self.keep_new_venv, self.note_dirs], finish=self.finish,
-                    version=self.ver, venv=self.venv, targets=self.targets, model_path=self.model_path,
-                    torch=self.torch, disk_mb=disk)
-
-    def summary(self, disk_mb: float) -> list[str]:
-        o = self.options
-        return [
-            f"Drip Matting {self.ver} installer",
-            f"  environment: {self.venv} (Python {o.python})",
-            f"  engine:      {o.engine}; torch: {self.torch.build} - {self.torch.reason}",
-            f"  software:    {self.source}",
-            f"  model:       {self.model_path or 'none (the classical engine works without one)'}",
-            "  GIMP:        " + ("\n               ".join(p.label() for p in self.targets)),
-            f"  disk space:  about {disk_mb / 1000:.1f} GB",
-            f"  server log:  {protocol.default_log_file()}",
-        ]
-
-    # a running server
-    def server_unaffected(self) -> bool:
-        return server_stop.running_server() is None or \
-            (self.venv_ready() and self.torch_ready() and self.software_ready())
-
-    def stop_server(self, ctx: Context) -> None:
-        server_stop.stop_server(log=ctx.log)
-
-    # the virtual environment
-    def venv_record(self) -> dict:
-        """What the manifest knows about *this* venv (nothing if it names another one)."""
-        return self.record["venv"] if self.record["venv"].get("path") == str(self.venv) else {}
-
-    def venv_note(self) -> str:
-        if self.options.upgrade:
-            return "rebuilt (--upgrade)"
-        if venv_mod.is_venv(self.venv) and venv_is_ours(self.venv) and not venv_mod.can_import(self.venv, "pip"):
-            return "rebuilt: it has no pip"
-        return ""
-
-    def venv_ready(self) -> bool:
-        if self.options.upgrade and not self.created_venv and venv_is_ours(self.venv):
-            return False  # --upgrade rebuilds an environment this installer made
-        return bool(self.venv_record()) and venv_mod.is_venv(self.venv) and venv_mod.can_import(self.venv, "pip")
-
-    def make_venv(self, ctx: Context) -> None:
-        self.created_venv = prepare_venv(self.venv, self.options, ctx.log)
-        old = ctx.record["venv"]
-        if old.get("path") and old["path"] != str(self.venv) and old.get("created"):
-            # moved with --venv: the old one is removed by --uninstall (a server may still run from it)
-            ctx.record["stale_venvs"] = sorted(set(ctx.record.get("stale_venvs", [])) | {old["path"]})
-            ctx.log(f"  the previous environment {old['path']} is no longer used (--uninstall removes it)")
-        keep = old if old.get("path") == str(self.venv) and not self.created_venv else {}
-        ctx.record["venv"] = {**keep, "path": str(self.venv), "created": venv_is_ours(self.venv)}
-        ctx.record["status"] = "incomplete"
-        ctx.save()
-
-    def keep_new_venv(self, ctx: Context) -> None:
-        # A failed torch/software step keeps the environment (recorded as ours and unfinished):
-        # the next run continues there instead of downloading gigabytes again, and
-        # --uninstall removes it. GIMP never sees it: the plug-ins come last.
-        if self.created_venv and self.venv.exists():
-            ctx.log(f"  kept the unfinished environment {self.venv}: the next run continues there")
-
-    # torch
-    def torch_ready(self) -> bool:
-        if self.torch.build == "skip":
-            return True
-        return self.venv_record().get("torch") == self.torch.build and not self.created_venv and \
-            venv_mod.can_import(self.venv, "torch")
-
-    def install_torch(self, ctx: Context) -> None:
-        ctx.log(f"  {self.torch.reason}")
-        venv_mod.upgrade_pip(self.venv, ctx.log, extra_args=self.options.pip_args)
-        venv_mod.pip_install(self.venv, self.torch.pip_args(), ctx.log, extra_args=self.options.pip_args)
-        ctx.record["venv"]["torch"] = self.torch.build
-        ctx.save()
-
-    # drip-matting itself
-    def software_ready(self) -> bool:
-        rec = self.venv_record()
-        return (not self.options.upgrade and not self.created_venv and rec.get("fingerprint") == self.fingerprint
-                and rec.get("extras") == self.extras and venv_mod.installed_version(self.venv) == self.ver)
-
-    def install_software(self, ctx: Context) -> None:
-        pip_args, target = self.options.pip_args, f"{self.source}{self.extras}"
-        if not self.created_venv and venv_mod.installed_version(self.venv) == self.ver:
-            # same version number, other contents (or --upgrade): replace the package itself
-            venv_mod.pip_install(self.venv, [str(self.source)], ctx.log,
-                                 extra_args=[*pip_args, "--force-reinstall", "--no-deps"])
-            if self.extras:
-                venv_mod.pip_install(self.venv, [target], ctx.log, extra_args=pip_args)
-        else:
-            venv_mod.pip_install(self.venv, [target], ctx.log, extra_args=pip_args)
-        got = venv_mod.installed_version(self.venv)
-        if got != self.ver:
-            raise InstallError(f"drip-matting {self.ver} did not end up in {self.venv} (found {got}); "
-                               "see the log above")
-        ctx.record["venv"].update({"fingerprint": self.fingerprint, "extras": self.extras,
-                                   "engine": self.options.engine, "python": str(self.py)})
-        ctx.save()
-
-    # the DRIP model, and the server config that names it
-    def model_steps(self) -> list[Step]:
-        steps = []
-        if self.download is not None:
-            steps.append(Step(f"download the DRIP model from {self.download['url']}", self.model_unchanged,
-                              self.download_model))
-        elif self.model_src is not None and self.options.model_mode == "link":
-            steps.append(Step(f"verify the DRIP model {self.model_src} (used in place)", self.linked_model_verified,
-                              self.verify_linked_model))
-        elif self.model_src is not None:
-            steps.append(Step(f"copy and verify the DRIP model {self.model_src}", self.model_copied, self.copy_model))
-        if self.model_path:
-            steps.append(Step(f"server config: DRIP model {self.model_path}", self.config_ready, self.write_config))
-        return steps
-
-    def model_unchanged(self) -> bool:
-        rec, path = self.record["model"], self.model_path
-        return rec.get("path") == path and Path(path).is_dir() and rec.get("snapshot") == model_import.snapshot(path)
-
-    def download_model(self, ctx: Context) -> None:
-        dl = self.download
-        archive = downloads_dir() / dl["file"]
-        model_import.download(dl["url"], archive, sha256=dl.get("sha256"), log=ctx.log, progress=ctx.reporter.fraction)
-        unpack = Path(model_import.tempfile.mkdtemp(prefix=".unpack-", dir=downloads_dir()))
-        try:
-            folder = model_import.unpack_model(archive, unpack)
-            dest = model_import.copy_model(folder, models_dir(), log=ctx.log, name=dl["name"])
-        finally:
-            shutil.rmtree(unpack, ignore_errors=True)
-        archive.unlink(missing_ok=True)
-        self._record_model(ctx, dest, "download", dl["url"])
-
-    def linked_model_verified(self) -> bool:
-        rec = self.record["model"]
-        return rec.get("path") == str(self.model_src) and rec.get("mode") == "link" and \
-            rec.get("snapshot") == model_import.snapshot(self.model_src)
-
-    def verify_linked_model(self, ctx: Context) -> None:
-        model_import.verify_in_place(self.model_src)
-        ctx.log(f"  verified {self.model_src}; the server uses it where it is")
-        self._record_model(ctx, self.model_src, "link", str(self.model_src))
-
-    def model_copied(self) -> bool:
-        return self.model_unchanged() and model_import.same_model(self.model_src, self.model_path,
-                                                                  self.record["model"].get("snapshot"))
-
-    def copy_model(self, ctx: Context) -> None:
-        dest = model_import.copy_model(self.model_src, models_dir(), log=ctx.log, progress=ctx.reporter.fraction)
-        self._record_model(ctx, dest, "copy", str(self.model_src))
-
-    def _record_model(self, ctx: Context, path: Path, mode: str, source: str) -> None:
-        ctx.record["model"] = {"path": str(path), "mode": mode, "source": source,
-                               "snapshot": model_import.snapshot(path)}
-        ctx.save()
-
-    def config_ready(self) -> bool:
-        return not user_config.needs_model(self.model_path)
-
-    def write_config(self, ctx: Context) -> None:
-        ctx.record["user_config"] = user_config.set_model(self.model_path, ctx.record.get("user_config") or {})
-        ctx.log(f"  {user_config.path()}: drip_model = {self.model_path}")
-        ctx.save()
-
-    # the plug-ins, last
-    def plugin_ready(self, prof: profiles.Profile) -> bool:
-        cfg = plugin_config_for(self.py, self.model_path, prof)
-        return not self.options.upgrade and plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
-            str(prof.plugins_dir) in self.record["plugins"]
-
-    def install_plugin(self, prof: profiles.Profile, ctx: Context) -> None:
-        fresh = not (prof.plugins_dir / plugin_files.PLUGIN_NAME).exists()
-        folder = plugin_files.install_plugin_folder(prof.plugins_dir, plugin_config_for(self.py, self.model_path, prof))
-        if fresh:
-            self.created_plugins.append(folder)
-        ctx.record["plugins"][str(prof.plugins_dir)] = {**prof.to_json(), "folder": str(folder)}
-        ctx.log(f"  installed {folder}")
-        if prof.kind == "snap":
-            ctx.log("  Snap GIMP is strictly confined: it may not be allowed to start the server from your home "
-                    "folder. If Filters > Drip Matting says no server answers, start it yourself with\n"
-                    f"    {self.py} -m drip_core.server")
-        if prof.kind == "flatpak":
-            ctx.log("  Flatpak GIMP starts the server on the host through flatpak-spawn; allow it once with:\n"
-                    "    flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP")
-        ctx.save()
-
-    def drop_new_plugins(self, ctx: Context) -> None:
-        # A failed run must not leave plug-ins behind that point at a half-made installation.
-        for folder in self.created_plugins:
-            shutil.rmtree(folder, ignore_errors=True)
-            ctx.record["plugins"].pop(str(folder.parent), None)
-            ctx.log(f"  removed {folder} again (the installation failed)")
-        if self.created_plugins:
-            ctx.save()
-
-    # the end (or a failure)
-    def note_dirs(self, ctx: Context) -> None:
-        made = set(ctx.record.get("created_dirs", []))
-        made.update(str(d) for d in self.watched)
-        ctx.record["created_dirs"] = sorted(made)
-        ctx.save()
-
-    def finish(self, ctx: Context) -> None:
-        self.note_dirs(ctx)
-        ctx.record["status"] = "complete"
-        ctx.record["installed_version"] = self.ver
-        ctx.record["venv"].setdefault("path", str(self.venv))
-        ctx.save()
-
-
-def build_install(options: Options) -> Plan:
-    return Install(options).plan()
-
-
-def _missing_ancestors(paths: list[Path]) -> list[Path]:
-    """Folders on the way to ``paths`` (inside the home folder) that do not exist yet."""
-    home = Path(os.path.expanduser("~")).absolute()
-    out = []
-    for p in paths:
-        p = p.absolute()
-        while p != home and home in p.parents and not p.exists():
-            out.append(p)
-            p = p.parent
-    return out
-
-
-def _download_source(options: Options) -> dict:
-    if options.model_url:
-        url = options.model_url
-        name = Path(url.split("?")[0].rstrip("/")).name
-        for suffix in (".zip", ".tar.gz", ".tgz", ".tar"):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-        return {"url": url, "sha256": options.model_sha256, "name": name or "drip-model",
-                "file": Path(url.split("?")[0]).name or "drip-model.zip"}
-    sources = model_import.configured_sources()
-    if not sources:
-        raise InstallError("no model download source is configured for this release. Make a DRIP model folder "
-                           "with drip-convert (see docs/install.md) and import it with --drip-model FOLDER, "
-                           "or give an archive address with --model-url URL.")
-    s = sources[0]
-    return {"url": s["url"], "sha256": s.get("sha256"), "name": s.get("name", "drip-model"),
-            "file": s.get("file") or Path(s["url"].split("?")[0]).name}
-
-
-# --- uninstall ----------------------------------------------------------------------------------
-
-def _absent(path: Path, ours: Callable[[Path], bool] | None = None) -> bool:
-    """Nothing (of ours) left at ``path``."""
-    return not (path.exists() and (ours is None or ours(path)))
-
-
-def _remove(path: Path, ctx: Context) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-    ctx.log(f"  removed {path}")
-
-
-def _removal(name: str, path: Path, ours: Callable[[Path], bool] | None = None) -> Step:
-    return Step(name, partial(_absent, path, ours), partial(_remove, path))
-
-
-def _our_plugin(folder: Path) -> bool:
-    return folder.is_dir() and plugin_files.is_our_plugin(folder)
-
-
-def build_uninstall(options: Options) -> Plan:
-    record = manifest_mod.load()
-    data = Path(drip_config.data_dir())
-    venv = Path(options.venv).expanduser().absolute() if options.venv else \
-        Path(record["venv"].get("path") or default_venv())
-
-    # plug-in folders: the recorded ones, plus ours in every profile we can see
-    folders = {str(e["folder"]): Path(e["folder"]) for e in record["plugins"].values()}
-    try:
-        seen = [profiles.named_profile(p) for p in options.gimp_profiles] if options.gimp_profiles else []
-    except profiles.ProfileError as exc:
-        raise InstallError(str(exc)) from None
-    for prof in seen + profiles.find_profiles():
-        f = prof.plugins_dir / plugin_files.PLUGIN_NAME
-        folders[str(f)] = f
-
-    steps = [Step("stop the running Drip server", lambda: server_stop.running_server() is None,
-                  lambda ctx: server_stop.stop_server(log=ctx.log))]
-    steps += [_removal(f"remove the plug-in {f}", f, _our_plugin) for _, f in sorted(folders.items())]
-
-    # environments: earlier ones (--venv moved away), a leftover in the installer's own place
-    # (e.g. the window's PyQt6 bootstrap, or a failed first run), and the current one
-    earlier = [Path(p) for p in record.get("stale_venvs", [])]
-    if default_venv() not in earlier and default_venv().exists() and venv_is_ours(default_venv()):
-        earlier.append(default_venv())
-    steps += [_removal(f"remove the earlier Python environment {p}", p, venv_is_ours) for p in earlier if p != venv]
-    steps.append(_removal(f"remove the Python environment {venv}", venv, venv_is_ours))
-    kept = []
-    if venv.exists() and not venv_is_ours(venv):
-        kept.append(f"the environment {venv} was not made by this installer and is kept")
-
-    def config_unchanged() -> bool:
-        rec = record.get("user_config") or {}
-        return not rec or user_config.read().get(user_config.KEY) != rec.get("set")
-
-    steps.append(Step(f"remove the DRIP model setting from {user_config.path()}", config_unchanged,
-                      lambda ctx: user_config.undo(record.get("user_config") or {}, ctx.log)))
-
-    state = Path(protocol.state_dir())
-    if state != data:
-        steps.append(_removal(f"remove {state}", state))
-    else:  # Windows/macOS: the server's state lives in the data folder
-        steps += [_removal(f"remove {state / name}", state / name) for name in ("server.json", "server.log")]
-    if options.purge:
-        steps += [_removal(f"remove {p} (--purge)", p) for p in (models_dir(), downloads_dir())]
-
-    def finish(ctx: Context) -> None:
-        manifest_mod.remove()
-        created = [Path(d) for d in record.get("created_dirs", [])]
-        for d in sorted({data, Path(drip_config.config_dir()), *created}, key=lambda p: len(p.parts), reverse=True):
+    def _run_steps(self, ctx: Context) -> int:
+        changed = 0
+        total = len(self.steps)
+        for i, s in enumerate(self.steps):
+            ctx.reporter.step(i, total, s.name)
+            if s.done():
+                ctx.log("  already done")
+            else:
+                s.run(ctx)
+                changed += 1
+        return changed
+
+    def _clean_up(self, ctx: Context) -> None:
+        for undo in self.on_failure:
             try:
-                d.rmdir()  # only if empty
-            except OSError:
-                pass
-
-    if not options.purge and models_dir().is_dir():
-        kept.append(f"models are kept in {models_dir()} (add --purge to remove them)")
-    summary = ["Drip Matting uninstaller"] + [f"  {k}" for k in kept]
-    return Plan("uninstall", steps, summary, record, finish=finish, venv=venv, kept=kept)
+                undo(ctx)
+            except Exception as exc:  # noqa: BLE001 - report, keep cleaning up
+                ctx.log(f"  clean-up after the failure also failed: {exc}")

@@ -8,7 +8,6 @@ half-installed plug-in that GIMP would try to load.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -89,13 +88,6 @@ def plugin_folder_matches(plugins_dir: str | os.PathLike, config: dict) -> bool:
             return False
     main = main_script(target)
     return os.name == "nt" or bool(main.stat().st_mode & stat.S_IXUSR)
-
-
-def installed_files(folder: str | os.PathLike) -> dict[str, str]:
-    """{relpath: sha256} of an installed plug-in folder (recorded in the install manifest)."""
-    folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
 
 
 def is_our_plugin(folder: str | os.PathLike) -> bool:

@@ -93,7 +93,8 @@ def other_gimp_profiles(home=None, platform=None, environ=None) -> list[Path]:
     out = []
     for root, _kind in search_roots(home, platform, environ):
         if root.is_dir():
-            out += sorted(c for c in root.iterdir() if PROFILE_NAME.match(c.name) and not c.name.startswith("3."))
+            out += sorted(c for c in root.iterdir()
+                          if PROFILE_NAME.match(c.name) and not c.name.startswith("3."))
     return out
 
 
@@ -108,7 +109,8 @@ def named_profile(path: str | os.PathLike, home=None) -> Profile:
     m = PROFILE_NAME.match(p.name)
     if m and m.group(1) != "3":
         raise ProfileError(f"--gimp-profile {path}: this is a GIMP {p.name} profile; Drip Matting needs "
-                           "GIMP 3.0 or later (a GIMP 3 plug-in fails there with 'Namespace Gimp not available').")
+                           "GIMP 3.0 or later (a GIMP 3 plug-in fails there with "
+                           "'Namespace Gimp not available').")
     kind = "custom"
     text = str(p)
     if f"{os.sep}.var{os.sep}app{os.sep}{FLATPAK_APP}{os.sep}" in text:

@@ -86,7 +86,8 @@ def snapshot(root: Path, skip=()) -> dict:
     root = Path(root)
     out = {}
     for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not any(Path(dirpath, d).relative_to(root).as_posix().startswith(s) for s in skip)]
+        dirs[:] = [d for d in dirs
+                   if not any(Path(dirpath, d).relative_to(root).as_posix().startswith(s) for s in skip)]
         for name in dirs + files:
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()

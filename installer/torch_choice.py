@@ -85,11 +85,13 @@ def choose_torch(requested: str = "auto", engine: str = "auto", platform: str | 
         gpus = detect_nvidia() if gpus is None else gpus
         if gpus:
             tag = cuda_tag(gpus[0].driver_cuda)
-            return TorchPlan("cuda", f"{PYTORCH_INDEX}/{tag}", f"NVIDIA GPU found ({gpus[0].name}): CUDA build {tag}")
+            return TorchPlan("cuda", f"{PYTORCH_INDEX}/{tag}",
+                             f"NVIDIA GPU found ({gpus[0].name}): CUDA build {tag}")
         return TorchPlan("cpu", f"{PYTORCH_INDEX}/cpu", "no NVIDIA GPU found: CPU build (DRIP will be slow)")
     if requested == "cuda":
         if platform == "darwin":
-            raise ValueError("--torch cuda: there is no CUDA build of torch for macOS; use --torch auto (MPS)")
+            raise ValueError("--torch cuda: there is no CUDA build of torch for macOS; "
+                             "use --torch auto (MPS)")
         gpus = detect_nvidia() if gpus is None else gpus
         tag = cuda_tag(gpus[0].driver_cuda if gpus else None)
         return TorchPlan("cuda", f"{PYTORCH_INDEX}/{tag}", f"--torch cuda: CUDA build {tag}")

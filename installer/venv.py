@@ -6,7 +6,6 @@ to a callback (the terminal or the window's live log).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -53,7 +52,8 @@ def plain_venv(venv: str | os.PathLike) -> bool:
         cfg = venv / "pyvenv.cfg"
         if cfg.is_symlink() or not cfg.is_file():
             return False
-        keys = {line.partition("=")[0].strip().lower() for line in cfg.read_text(encoding="utf-8").splitlines()}
+        lines = cfg.read_text(encoding="utf-8").splitlines()
+        keys = {line.partition("=")[0].strip().lower() for line in lines}
         return "home" in keys and all(p.name in VENV_ENTRIES for p in venv.iterdir())
     except (OSError, UnicodeDecodeError):
         return False
@@ -120,8 +120,8 @@ def create_venv(venv: str | os.PathLike, python: str | os.PathLike, log, *,
         raise
     if rc != 0:
         shutil.rmtree(venv, ignore_errors=True)
-        raise VenvError(f"creating the virtual environment {venv} failed (see the log above); nothing was left "
-                        "there. On Debian/Ubuntu install the python3-venv package first "
+        raise VenvError(f"creating the virtual environment {venv} failed (see the log above); "
+                        "nothing was left there. On Debian/Ubuntu install the python3-venv package first "
                         "(sudo apt install python3-venv), then run the installer again.")
 
 
@@ -155,11 +155,12 @@ def pip_install(venv, args: list[str], log, *, extra_args: list[str] | None = No
 
 
 def upgrade_pip(venv, log, extra_args: list[str] | None = None) -> None:
-    """A recent pip resumes broken downloads (--resume-retries); an old one still works, so failure is fine."""
+    """Update pip in ``venv`` to one that resumes broken downloads (25.1+, --resume-retries),
+    unless it is that new already. An older pip still works, so a failed update is only logged."""
     if pip_version(venv) >= (25, 1):
         return
-    cmd = [str(venv_python(venv)), "-I", "-m", "pip", "install", "--upgrade", "--retries", "5", "--timeout", "30",
-           *(extra_args or []), "pip"]
+    cmd = [str(venv_python(venv)), "-I", "-m", "pip", "install", "--upgrade", "--retries", "5",
+           "--timeout", "30", *(extra_args or []), "pip"]
     if run_streamed(cmd, log) != 0:
         log("  (could not update pip; going on with the one there)")
 
@@ -217,11 +218,3 @@ def source_fingerprint(source: str | os.PathLike) -> str:
 
 def describe(venv) -> dict:
     return {"path": str(venv), "python": str(venv_python(venv)), "exists": is_venv(venv)}
-
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

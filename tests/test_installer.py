@@ -65,7 +65,8 @@ def assert_same_package(installed: Path, tree: Path):
 
 
 def check_plugin(folder: Path, venv_python: Path, model: str | None = None):
-    shipped = {p.name for p in plugin_files.plugin_source_dir().iterdir() if p.is_file() and p.suffix != ".pyc"}
+    shipped = {p.name for p in plugin_files.plugin_source_dir().iterdir()
+               if p.is_file() and p.suffix != ".pyc"}
     assert {p.name for p in folder.iterdir()} == shipped | {"drip_matting.json", "drip_protocol"}
     assert {"drip_matting.py", "plugin_logic.py"} <= shipped
     main = folder / "drip_matting.py"
@@ -98,7 +99,8 @@ def test_install_noop_rerun_and_uninstall_leave_nothing(home, wheel, user_venv):
     for prof in PROFILES:
         check_plugin(home / prof / "plug-ins" / "drip_matting", py)
     # the server's environment really holds this drip-matting
-    out = subprocess.run([str(py), "-I", "-c", "import drip_core, drip_protocol as p; print(drip_core.__version__)"],
+    out = subprocess.run([str(py), "-I", "-c",
+                          "import drip_core, drip_protocol as p; print(drip_core.__version__)"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "0.1.0", out.stderr
     manifest = testing.read_json(home / ".local/share/drip-matting/install-manifest.json")
@@ -168,7 +170,8 @@ def test_failure_in_the_middle_of_the_plugin_step(home, wheel, user_venv, monkey
     calls = {"n": 0}
 
     def flaky_copy2(src, dst, *a, **kw):
-        if os.fspath(src).endswith(os.path.join("drip_protocol", "framing.py")):  # copytree may pass a DirEntry
+        # os.fspath: copytree may pass a DirEntry
+        if os.fspath(src).endswith(os.path.join("drip_protocol", "framing.py")):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise OSError(28, "No space left on device")
@@ -211,8 +214,8 @@ def test_model_import_upgrade_keeps_model_purge_removes(home, wheel, user_venv, 
     mtime = weights.stat().st_mtime_ns
     assert cli.main(args + ["--upgrade"]) == 0
     assert weights.stat().st_mtime_ns == mtime
-    assert "--drip-model" in testing.read_json(home / PROFILES[1] / "plug-ins/drip_matting/drip_matting.json")[
-        "server_command"]
+    config = testing.read_json(home / PROFILES[1] / "plug-ins/drip_matting/drip_matting.json")
+    assert "--drip-model" in config["server_command"]
 
     # uninstall keeps models ...
     assert cli.main(["--uninstall", "--yes"]) == 0
@@ -322,7 +325,8 @@ def start_server(home: Path):
     disc = Path(protocol.default_discovery_file())
     proc = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--engine", "classical",
                              "--discovery-file", str(disc), "--log-file", protocol.default_log_file()],
-                            cwd=str(REPO), env=testing.home_env(home, {**os.environ, "PYTHONPATH": str(REPO)}),
+                            cwd=str(REPO),
+                            env=testing.home_env(home, {**os.environ, "PYTHONPATH": str(REPO)}),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # In real use the server is no child of the installer; here it is, so reap it as soon as it
     # exits (a zombie would still look alive to the installer's pid check).
@@ -371,12 +375,14 @@ def test_bundle_unpacks_and_installs(home, tmp_path, wheel, user_venv):
         assert mode & stat.S_IXUSR
         z.extractall(tmp_path / "unpacked")
     top = tmp_path / "unpacked" / "drip-matting-0.1.0"
-    for rel in ("install.py", "README.txt", "installer/install.py", "gimp_plugin/drip_matting/plugin_logic.py",
-                "drip_protocol/__init__.py", "wheels/drip_matting-0.1.0-py3-none-any.whl"):
+    for rel in ("install.py", "README.txt", "installer/install.py",
+                "gimp_plugin/drip_matting/plugin_logic.py", "drip_protocol/__init__.py",
+                "wheels/drip_matting-0.1.0-py3-none-any.whl"):
         assert f"drip-matting-0.1.0/{rel}" in names
     env = testing.home_env(home)
-    r = subprocess.run([sys.executable, str(top / "install.py"), "--yes", "--torch", "skip", "--engine", "classical",
-                        f"--pip-args={testing.OFFLINE_PIP}", "--venv", str(user_venv)],
+    r = subprocess.run([sys.executable, str(top / "install.py"), "--yes", "--torch", "skip",
+                        "--engine", "classical", f"--pip-args={testing.OFFLINE_PIP}",
+                        "--venv", str(user_venv)],
                        env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "drip_matting-0.1.0-py3-none-any.whl" in r.stdout  # the bundled wheel was the source

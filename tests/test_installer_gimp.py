@@ -58,9 +58,10 @@ def test_installed_plugin_registers_in_real_gimp(version, user_venv):
     (home / ".config" / "GIMP" / harness.VERSIONS[version]["profile"]).mkdir(parents=True)
     try:
         env = testing.home_env(home)
-        r = subprocess.run([sys.executable, str(REPO / "installer" / "install.py"), "--yes", "--torch", "skip",
-                            "--engine", "classical", "--source", str(wheel), f"--pip-args={testing.OFFLINE_PIP}",
-                            "--venv", str(venv)], env=env, capture_output=True, text=True, timeout=300)
+        r = subprocess.run([sys.executable, str(REPO / "installer" / "install.py"), "--yes",
+                            "--torch", "skip", "--engine", "classical", "--source", str(wheel),
+                            f"--pip-args={testing.OFFLINE_PIP}", "--venv", str(venv)],
+                           env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         folder = home / ".config/GIMP" / harness.VERSIONS[version]["profile"] / "plug-ins/drip_matting"
         assert os.access(folder / "drip_matting.py", os.X_OK)

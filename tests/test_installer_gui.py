@@ -17,7 +17,7 @@ pytest.importorskip("PyQt6.QtWidgets")
 pytest.importorskip("pytestqt")
 
 from installer import testing  # noqa: E402
-from installer.plan import Options  # noqa: E402
+from installer.options import Options  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

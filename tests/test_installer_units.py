@@ -34,8 +34,8 @@ def test_linux_profiles_native_flatpak_snap(tmp_path):
 def test_xdg_config_home_and_other_oses(tmp_path):
     xdg = tmp_path / "xdg"
     (xdg / "GIMP/3.0").mkdir(parents=True)
-    assert [p.path for p in profiles.find_profiles(home=tmp_path, platform="linux",
-                                                   environ={"XDG_CONFIG_HOME": str(xdg)})] == [xdg / "GIMP/3.0"]
+    found = profiles.find_profiles(home=tmp_path, platform="linux", environ={"XDG_CONFIG_HOME": str(xdg)})
+    assert [p.path for p in found] == [xdg / "GIMP/3.0"]
     appdata = tmp_path / "AppData/Roaming"
     (appdata / "GIMP/3.0").mkdir(parents=True)
     win = profiles.find_profiles(home=tmp_path, platform="win32", environ={"APPDATA": str(appdata)})
@@ -77,7 +77,8 @@ def test_torch_choice():
     assert choose_torch("cuda", gpus=[], platform="linux").build == "cuda"
     with pytest.raises(ValueError, match="no CUDA build of torch for macOS"):
         choose_torch("cuda", platform="darwin")
-    assert torch_choice.disk_needed_mb(cpu, "auto", True) > torch_choice.disk_needed_mb(cpu, "classical", False)
+    assert torch_choice.disk_needed_mb(cpu, "auto", True) > \
+        torch_choice.disk_needed_mb(cpu, "classical", False)
 
 
 def test_nvidia_smi_parsing(monkeypatch):
@@ -87,7 +88,9 @@ def test_nvidia_smi_parsing(monkeypatch):
     monkeypatch.setattr(torch_choice.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
 
     def runner(cmd, **kw):
-        return R("A100\n") if "--query-gpu=name" in cmd else R("| NVIDIA-SMI 550  Driver  CUDA Version: 12.4 |")
+        if "--query-gpu=name" in cmd:
+            return R("A100\n")
+        return R("| NVIDIA-SMI 550  Driver  CUDA Version: 12.4 |")
     assert torch_choice.detect_nvidia(runner) == [Gpu("A100", (12, 4))]
     monkeypatch.setattr(torch_choice.shutil, "which", lambda name: None)
     assert torch_choice.detect_nvidia(runner) == []
@@ -176,7 +179,8 @@ def test_download_offline_message(tmp_path):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     with pytest.raises(model_import.ModelError) as exc:
-        model_import.download(f"http://127.0.0.1:{port}/m.zip", tmp_path / "m.zip", log=lambda *_: None, timeout=5)
+        model_import.download(f"http://127.0.0.1:{port}/m.zip", tmp_path / "m.zip", log=lambda *_: None,
+                              timeout=5)
     text = str(exc.value)
     assert "offline" in text and "--drip-model FOLDER" in text and "resumes" in text
 
@@ -214,7 +218,8 @@ def test_installer_imports_only_the_standard_library():
     code += ("import sys, os\n"
              "std = sys.stdlib_module_names\n"
              "bad = sorted(m for m in sys.modules if m.split('.')[0] not in std and m.split('.')[0] not in "
-             "('installer', 'drip_core', 'drip_protocol', '__main__', '_distutils_hack', 'sitecustomize', 'usercustomize'))\n"
+             "('installer', 'drip_core', 'drip_protocol', '__main__', '_distutils_hack', 'sitecustomize', "
+             "'usercustomize'))\n"
              "print(bad)\n")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=str(REPO))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
@@ -249,16 +254,18 @@ def fake_home(tmp_path, monkeypatch):
 
 
 def test_install_plan_is_a_list_of_named_steps(fake_home, tmp_path):
-    from installer import plan
+    from installer.install_steps import build_install
+    from installer.options import Options, default_venv, version
+    from installer.plan import Step
     wheel = tmp_path / "drip_matting-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"not read: nothing runs")
-    p = plan.build_install(plan.Options(torch="skip", engine="classical", source=str(wheel), gpus=[]))
-    assert all(isinstance(s, plan.Step) and s.name and callable(s.done) and callable(s.run) for s in p.steps)
+    p = build_install(Options(torch="skip", engine="classical", source=str(wheel), gpus=[]))
+    assert all(isinstance(s, Step) and s.name and callable(s.done) and callable(s.run) for s in p.steps)
     names = [s.name for s in p.steps]
     assert names[1] == f"Python environment {fake_home / '.local/share/drip-matting/venv'}"
     assert [n.split(" into ")[0] for n in names[-3:]] == ["plug-in"] * 3
-    assert p.venv == plan.default_venv() and len(p.targets) == 3 and p.model_path is None
-    assert p.torch.build == "skip" and p.disk_mb > 0 and p.version == plan.version() and not p.all_recorded()
+    assert p.venv == default_venv() and len(p.targets) == 3 and p.model_path is None
+    assert p.torch.build == "skip" and p.disk_mb > 0 and p.version == version() and not p.all_recorded()
     text = p.describe()
     assert all(f"] {n}" in text for n in names) and "[ok  ] torch (skip)" in text
     assert not (fake_home / ".local").exists()  # building and describing a plan changes nothing
@@ -272,25 +279,26 @@ def make_plain_venv(folder: Path) -> Path:
 
 
 def test_which_environments_count_as_the_installers(fake_home, tmp_path):
-    from installer import plan
     from installer import venv as venv_mod
-    default = plan.default_venv()
-    assert not plan.venv_is_ours(default)                    # nothing there
+    from installer.environment import venv_is_ours
+    from installer.options import default_venv
+    default = default_venv()
+    assert not venv_is_ours(default)                    # nothing there
     make_plain_venv(default)
-    assert plan.venv_is_ours(default)                        # plain venv in the installer's place
+    assert venv_is_ours(default)                        # plain venv in the installer's place
     (default / "README").write_text("mine")
-    assert not plan.venv_is_ours(default)                    # something foreign in it
+    assert not venv_is_ours(default)                    # something foreign in it
     (default / "README").unlink()
     (default / "pyvenv.cfg").write_text("not a venv config\n")
-    assert not plan.venv_is_ours(default)
+    assert not venv_is_ours(default)
     elsewhere = make_plain_venv(tmp_path / "elsewhere")
-    assert not plan.venv_is_ours(elsewhere)                  # not in the installer's place
+    assert not venv_is_ours(elsewhere)                  # not in the installer's place
     (elsewhere / venv_mod.MARKER).write_text("x")
-    assert plan.venv_is_ours(elsewhere)                      # its marker: made by the installer
+    assert venv_is_ours(elsewhere)                      # its marker: made by the installer
     import shutil
     shutil.rmtree(default)
     default.symlink_to(make_plain_venv(tmp_path / "linked"), target_is_directory=True)
-    assert not plan.venv_is_ours(default)                    # a link to somewhere else
+    assert not venv_is_ours(default)                    # a link to somewhere else
 
 
 def test_create_venv_failure_removes_what_it_made(tmp_path):
@@ -322,7 +330,8 @@ def test_hints_name_the_interpreter_the_user_ran(monkeypatch):
     assert cmd("--uninstall", argv0="install.py", executable="/usr/bin/python3", platform="darwin",
                which=which) == "python3 install.py --uninstall"  # the bundle's launcher
     assert cmd("--uninstall", argv0="installer/install.py", executable="/opt/my py/bin/python3.12",
-               platform="linux", which=which) == "'/opt/my py/bin/python3.12' installer/install.py --uninstall"
+               platform="linux", which=which) == \
+        "'/opt/my py/bin/python3.12' installer/install.py --uninstall"
     assert cmd(argv0="installer\\install.py", executable="C:\\Python312\\python.exe", platform="win32",
                which=which) == "py installer\\install.py"
     assert cmd("--venv", "/a b", argv0="install.py", executable="/usr/bin/python3", platform="linux",
