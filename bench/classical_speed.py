@@ -68,8 +68,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
-            "numpy": np.__version__}
+    return {"nproc": os.cpu_count(), "cpu": model or platform.processor(),
+            "python": platform.python_version(), "numpy": np.__version__}
 
 
 def cold(data, imports, call, env=None) -> dict:
@@ -123,7 +123,8 @@ def foreground_quality(data, names) -> dict:
         trimap = np.where(a >= 1, 255, np.where(a <= 0, 0, 128)).astype(np.uint8)
         return estimate_foreground(image, a, prior=foreground_prior(image, known_to_unknown(image, trimap)))
 
-    methods = {"naive (F = I)": lambda image, a: image, "pymatting estimate_foreground_ml": estimate_foreground_ml,
+    methods = {"naive (F = I)": lambda image, a: image,
+               "pymatting estimate_foreground_ml": estimate_foreground_ml,
                "ours": estimate_foreground, "ours + K-to-U colours": ours_flow}
     rows = {k: [] for k in methods}
     estimate_foreground_ml(np.random.rand(8, 8, 3), np.random.rand(8, 8))  # compile outside the timings
@@ -139,7 +140,8 @@ def foreground_quality(data, names) -> dict:
             seconds = time.perf_counter() - t0
             e = foreground_errors(est, F, a)
             rows[key].append((e.sad, e.mse * 1e3, seconds))
-    return {k: dict(zip(("sad", "mse_x1e3", "seconds"), np.mean(v, axis=0).tolist())) for k, v in rows.items()}
+    return {k: dict(zip(("sad", "mse_x1e3", "seconds"), np.mean(v, axis=0).tolist()))
+            for k, v in rows.items()}
 
 
 def main(argv=None) -> int:
@@ -174,7 +176,8 @@ def main(argv=None) -> int:
         # numba keeps compiled code on disk: time both a filled cache and a fresh install's empty one
         results["pymatting_cold"] = cold(args.data, *PYMATTING)
         with tempfile.TemporaryDirectory() as empty:
-            results["pymatting_cold_empty_cache"] = cold(args.data, *PYMATTING, env={"NUMBA_CACHE_DIR": empty})
+            results["pymatting_cold_empty_cache"] = cold(args.data, *PYMATTING,
+                                                         env={"NUMBA_CACHE_DIR": empty})
 
     from drip_core.engines.classical.engine import ClassicalEngine
     engine = ClassicalEngine()
@@ -225,7 +228,8 @@ def main(argv=None) -> int:
             if "error" in c:
                 print(f"cold first call, {label}: failed ({c['error']})")
             else:
-                print(f"cold first call, {label}: {c['first_call_s']:.2f} s (+ {c['import_s']:.2f} s import), GT01 Trimap1")
+                print(f"cold first call, {label}: {c['first_call_s']:.2f} s "
+                      f"(+ {c['import_s']:.2f} s import), GT01 Trimap1")
     gegl_why = "skipped (--no-gegl)" if args.no_gegl else gegl_baseline.available()
     if gegl_why is None:
         # GIMP's own engine, live, in the GIMP 3.0 chroot (bench/gegl_baseline.py), same run
@@ -238,10 +242,12 @@ def main(argv=None) -> int:
             results["gegl"][trimap] = {"mean_seconds": float(np.mean(secs)), "mean_sad": float(np.mean(sads))}
             r = results["gegl"][trimap]
             ours_s = results["trimaps"][trimap]["ours"]["mean_seconds"]
-            print(f"{trimap:<10}{'GEGL matting-global (live)':<28}{r['mean_seconds']:9.3f}{'':>8}{r['mean_sad']:8.3f}"
+            print(f"{trimap:<10}{'GEGL matting-global (live)':<28}{r['mean_seconds']:9.3f}"
+                  f"{'':>8}{r['mean_sad']:8.3f}"
                   f"   ours: {r['mean_seconds'] / ours_s:.2f}x faster")
     else:
-        print(f"GEGL matting-global live baseline: {gegl_why}; reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
+        print(f"GEGL matting-global live baseline: {gegl_why}; "
+              f"reference from SOURCE.txt: 0.55 s, SAD 9.96 (Trimap1)")
     return _finish(args, results)
 
 
@@ -268,7 +274,8 @@ def _per_image(trimap, names, entry) -> None:
     print(f"  mean: it {mean['iterations']:.1f}" + "".join(f"  {k} {mean[k]:.3f} s" for k in STAGES))
     if "v1" in entry:
         d = np.array(ours["sad"]) - np.array(entry["v1"]["sad"])
-        entry["delta_vs_v1"] = {"mean": float(d.mean()), "worst": float(d.max()), "worst_image": names[int(d.argmax())],
+        entry["delta_vs_v1"] = {"mean": float(d.mean()), "worst": float(d.max()),
+                                "worst_image": names[int(d.argmax())],
                                 "over_1": [names[i] for i in np.flatnonzero(d > 1.0)]}
         print(f"  delta vs v1: mean {d.mean():+.3f}, worst {d.max():+.3f} ({names[int(d.argmax())]}), "
               f"losses over 1.0: {entry['delta_vs_v1']['over_1'] or 'none'}")

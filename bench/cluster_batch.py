@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 # the local Ray instances bind to 127.0.0.1 only; must be set before ray is imported
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + os.environ["PYTHONPATH"]
+                                        if os.environ.get("PYTHONPATH") else "")
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -141,7 +142,8 @@ def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
                 results.setdefault(f"cpu_ray{cpus}", []).append(CPU[str(work / f"ray{cpus}-{r}")])
             if cpus == 2:  # for reference: today's local batch when it may use both cores
                 pin(ALL_CORES)
-                results["local_all_cores"] = [timed(batch_args(data, work / f"local-all-{r}")) for r in range(repeat)]
+                results["local_all_cores"] = [timed(batch_args(data, work / f"local-all-{r}"))
+                                              for r in range(repeat)]
         finally:
             ray.shutdown()
             pin(ALL_CORES)
@@ -153,11 +155,12 @@ def warm_runs(data: Path, warm: Path, work: Path, repeat: int) -> dict:
 def cold_runs(data: Path, work: Path) -> dict:
     env = dict(os.environ)
     results = {}
-    for name, extra in (("local", []), ("ray1", ["--ray", "--ray-cpus", "1"]), ("ray2", ["--ray", "--ray-cpus", "2"])):
+    for name, extra in (("local", []), ("ray1", ["--ray", "--ray-cpus", "1"]),
+                        ("ray2", ["--ray", "--ray-cpus", "2"])):
         out = work / f"cold-{name}"
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "drip_core.cli", *batch_args(data, out), *extra], cwd=REPO, env=env,
-                           capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "drip_core.cli", *batch_args(data, out), *extra], cwd=REPO,
+                           env=env, capture_output=True, text=True)
         results[name] = round(time.perf_counter() - t0, 2)
         if r.returncode != 0:
             raise SystemExit(f"cold {name} failed: {r.stderr}")
@@ -183,7 +186,8 @@ def main() -> None:
         load_after = os.getloadavg()
         reference = outputs(work / "local1-0")
         identical = all(outputs(work / f"{m}-{r}") == reference
-                        for m in ("local1", "local2", "ray1", "ray2", "local-all") for r in range(args.repeat))
+                        for m in ("local1", "local2", "ray1", "ray2", "local-all")
+                        for r in range(args.repeat))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -194,8 +198,8 @@ def main() -> None:
     speedup = float(np.median(res["pairs1"])) / float(np.median(res["pairs2"]))
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, Ray {__import__('ray').__version__}")
-    print(f"{n} generated scenes {width}x{height}, classical engine, medians of {args.repeat} batches per Ray mode "
-          f"({2 * args.repeat} local, alternating with them); "
+    print(f"{n} generated scenes {width}x{height}, classical engine, medians of {args.repeat} batches "
+          f"per Ray mode ({2 * args.repeat} local, alternating with them); "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{'mode':<18}{'images/s':>10}{'s/image':>10}")
     per_image["local_all_cores"] = float(np.median(res["local_all_cores"])) / n
@@ -210,8 +214,8 @@ def main() -> None:
     print("CPU seconds per image (this process and its descendants, i.e. the Ray instance): "
           + ", ".join(f"{m} {v:.3f}" for m, v in cpu.items())
           + f"; Ray 1 CPU vs local: {(cpu['ray1'] / cpu['local'] - 1) * 100:+.1f} %")
-    print(f"Ray start-up: {res['ray1_start_s']} s (1 CPU), {res['ray2_start_s']} s (2 CPUs); first batch of 4 "
-          f"(workers starting): {res['ray1_warmup_s']} s / {res['ray2_warmup_s']} s")
+    print(f"Ray start-up: {res['ray1_start_s']} s (1 CPU), {res['ray2_start_s']} s (2 CPUs); "
+          f"first batch of 4 (workers starting): {res['ray1_warmup_s']} s / {res['ray2_warmup_s']} s")
     print(f"outputs byte-identical across modes: {'yes' if identical else 'NO'}")
     if cold:
         print("cold, drip-matte end to end in a new process (s): "
@@ -220,8 +224,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({
             "images": n, "size": [width, height], "repeat": args.repeat, "seconds": res,
             "images_per_second": {m: 1 / v for m, v in per_image.items()}, "overhead": overhead,
-            "speedup_2_vs_1": speedup, "cpu_seconds_per_image": cpu, "identical": identical, "cold_seconds": cold,
-            "load": [load_before, load_after]}, indent=2))
+            "speedup_2_vs_1": speedup, "cpu_seconds_per_image": cpu, "identical": identical,
+            "cold_seconds": cold, "load": [load_before, load_after]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ CATEGORIES = ("random_bytes", "absurd_lengths", "truncated", "bad_header", "wron
               "payload_mismatch", "out_of_order", "mutated_session")
 
 
-def raw_frame(header, payload: bytes = b"", header_len: int | None = None, payload_len: int | None = None) -> bytes:
+def raw_frame(header, payload: bytes = b"", header_len: int | None = None,
+              payload_len: int | None = None) -> bytes:
     raw = header if isinstance(header, (bytes, bytearray)) else \
         json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
     hl = len(raw) if header_len is None else header_len
@@ -104,10 +105,11 @@ class FuzzInputs:
     authenticate, so the server must end it on its own deadline even without an EOF.
     """
 
-    JUNK_VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63, 10**30, -(10**30), 1.5, float("nan"), float("inf"),
-                   "", "x", "ü" * 3, "\x00", [], [1, 2], {}, {"a": {"b": []}}, "rgb8", "y16", 8, 16, 65536]
-    FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius", "engine",
-              "result_depth", "want_trimap", "options", "type", "image_digest", "image_cached")
+    JUNK_VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63, 10**30, -(10**30), 1.5, float("nan"),
+                   float("inf"), "", "x", "ü" * 3, "\x00", [], [1, 2], {}, {"a": {"b": []}}, "rgb8", "y16", 8,
+                   16, 65536]
+    FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius",
+              "engine", "result_depth", "want_trimap", "options", "type", "image_digest", "image_cached")
 
     def __init__(self, seed: int, token: str, allow_shutdown: bool = True):
         self.rng = random.Random(seed)
@@ -116,15 +118,16 @@ class FuzzInputs:
 
     # -- building blocks
     def hello(self, good: bool = True) -> bytes:
-        return raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": self.token if good else "nope"})
+        return raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION,
+                          "token": self.token if good else "nope"})
 
     def tiny_job(self) -> tuple[dict, bytes]:
         r = self.rng
         w, h = r.randint(1, 24), r.randint(1, 24)
         fmt, mfmt = r.choice(P.IMAGE_FORMATS), r.choice(P.MASK_FORMATS)
-        header = {"type": "job", "id": f"f{r.getrandbits(32):x}", "width": w, "height": h, "image_format": fmt,
-                  "mask_format": mfmt, "trimap_source": r.choice(P.TRIMAP_SOURCES), "engine": "classical",
-                  "band_radius": r.randint(0, 5), "want_trimap": r.random() < 0.3,
+        header = {"type": "job", "id": f"f{r.getrandbits(32):x}", "width": w, "height": h,
+                  "image_format": fmt, "mask_format": mfmt, "trimap_source": r.choice(P.TRIMAP_SOURCES),
+                  "engine": "classical", "band_radius": r.randint(0, 5), "want_trimap": r.random() < 0.3,
                   "result_depth": r.choice((8, 16))}
         image, mask = r.randbytes(P.buffer_size(fmt, w, h)), r.randbytes(P.buffer_size(mfmt, w, h))
         if r.random() < 0.2:   # named by digest, mask only (protocol 3): the server may or may not hold it
@@ -165,7 +168,8 @@ class FuzzInputs:
     def _absurd_lengths(self):
         r = self.rng
         lead, pre = self.lead()
-        hl = r.choice((0, 1, 2, 15, P.MAX_HEADER_BYTES, P.MAX_HEADER_BYTES + 1, 2**31, 2**32 - 1, r.getrandbits(32)))
+        hl = r.choice((0, 1, 2, 15, P.MAX_HEADER_BYTES, P.MAX_HEADER_BYTES + 1, 2**31, 2**32 - 1,
+                       r.getrandbits(32)))
         pl = r.choice((0, 1, 2**32, 2**63, 2**64 - 1, P.max_job_payload(P.DEFAULT_MAX_PIXELS) + 1,
                        r.getrandbits(64), r.getrandbits(24)))
         tail = r.randbytes(r.randint(0, 64))
@@ -189,7 +193,8 @@ class FuzzInputs:
         elif choice == 1:
             raw = b'{"type":"ping","x":"' + b"\xff\xfe\xc0\x80" + b'"}'       # invalid UTF-8
         elif choice == 2:
-            raw = r.choice((b"[1]", b"1", b"null", b'"job"', b"true", b"{}", b'{"type":null}', b'{"type":[]}'))
+            raw = r.choice((b"[1]", b"1", b"null", b'"job"', b"true", b"{}", b'{"type":null}',
+                            b'{"type":[]}'))
         elif choice == 3:
             depth = r.choice((50, 999, 1000, 5000, 30000))
             raw = b'{"type":"job","options":' + b"[" * depth + b"]" * depth + b"}"
@@ -217,7 +222,8 @@ class FuzzInputs:
                     h.pop(key, None)
                 else:
                     h[key] = self.junk()
-            good = h.get("type") == "hello" and h.get("token") == self.token and h.get("proto") == P.PROTOCOL_VERSION
+            good = (h.get("type") == "hello" and h.get("token") == self.token
+                    and h.get("proto") == P.PROTOCOL_VERSION)
             return raw_frame(h) + (self.tiny_frame() if good else b""), not good
         header, payload = self.tiny_job()
         for _ in range(r.randint(1, 4)):
@@ -237,7 +243,8 @@ class FuzzInputs:
         dims = (0, 1, 8192, 8193, 40000, 65535, 65536, 65537, 2**31, 2**63, 10**100, -5)
         w, h = r.choice(dims), r.choice(dims)
         fmt = r.choice(P.IMAGE_FORMATS)
-        header = {"type": "job", "id": "huge", "width": w, "height": h, "image_format": fmt, "mask_format": "y16"}
+        header = {"type": "job", "id": "huge", "width": w, "height": h, "image_format": fmt,
+                  "mask_format": "y16"}
         try:
             claimed = P.buffer_size(fmt, w, h) + P.buffer_size("y16", w, h)
         except Exception:  # noqa: BLE001
@@ -259,7 +266,8 @@ class FuzzInputs:
             header["width"] = header["width"] + r.choice((-1, 1))
             frame = raw_frame(header, payload)
         else:              # a payload on a message that carries none
-            frame = raw_frame({"type": r.choice(("ping", "status", "cancel")), "id": "x"}, r.randbytes(r.randint(1, 50)))
+            frame = raw_frame({"type": r.choice(("ping", "status", "cancel")), "id": "x"},
+                              r.randbytes(r.randint(1, 50)))
         return self.hello(True) + frame, False
 
     def _out_of_order(self):

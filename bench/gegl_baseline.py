@@ -36,10 +36,13 @@ data, out, trimap_set, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4
 seconds = {}
 for name in names:
     graph = Gegl.Node()
-    image = graph.create_child("gegl:load"); image.set_property("path", f"{data}/input_training_lowres/{name}.png")
-    trimap = graph.create_child("gegl:load"); trimap.set_property("path", f"{data}/trimap_training_lowres/{trimap_set}/{name}.png")
+    image = graph.create_child("gegl:load")
+    image.set_property("path", f"{data}/input_training_lowres/{name}.png")
+    trimap = graph.create_child("gegl:load")
+    trimap.set_property("path", f"{data}/trimap_training_lowres/{trimap_set}/{name}.png")
     matting = graph.create_child("gegl:matting-global")
-    save = graph.create_child("gegl:png-save"); save.set_property("path", f"{out}/{name}.png"); save.set_property("bitdepth", 8)
+    save = graph.create_child("gegl:png-save")
+    save.set_property("path", f"{out}/{name}.png"); save.set_property("bitdepth", 8)
     image.connect_to("output", matting, "input"); trimap.connect_to("output", matting, "aux")
     matting.connect_to("output", save, "input")
     start = time.perf_counter(); save.process(); seconds[name] = time.perf_counter() - start
@@ -58,7 +61,8 @@ def available(root: Path = DEFAULT_ROOT) -> str | None:
     return None
 
 
-def run_gegl(names: list[str], trimap_set: str = "Trimap1", root: Path = DEFAULT_ROOT) -> dict[str, tuple[float, np.ndarray]]:
+def run_gegl(names: list[str], trimap_set: str = "Trimap1",
+             root: Path = DEFAULT_ROOT) -> dict[str, tuple[float, np.ndarray]]:
     """{name: (seconds, alpha uint8)} from GEGL matting-global in the chroot."""
     work = Path(tempfile.mkdtemp(prefix="gegl-", dir=root / "tmp"))
     try:
@@ -67,8 +71,9 @@ def run_gegl(names: list[str], trimap_set: str = "Trimap1", root: Path = DEFAULT
         (work / "out").mkdir()
         (work / "run.py").write_text(CHROOT_SCRIPT)
         inside = "/" + str(work.relative_to(root))
-        r = subprocess.run(["chroot", str(root), "python3", f"{inside}/run.py", f"{inside}/data", f"{inside}/out",
-                            trimap_set, ",".join(names)], capture_output=True, text=True, timeout=1800)
+        r = subprocess.run(["chroot", str(root), "python3", f"{inside}/run.py", f"{inside}/data",
+                            f"{inside}/out", trimap_set, ",".join(names)],
+                           capture_output=True, text=True, timeout=1800)
         if r.returncode != 0:
             raise RuntimeError(f"GEGL run failed: {r.stderr[-2000:]}")
         seconds = json.loads(r.stdout.strip().splitlines()[-1])

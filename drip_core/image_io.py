@@ -144,7 +144,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
         pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 65535.0).astype(np.uint16)
     planes = 1 if pixels.ndim == 2 else pixels.shape[2]
     h, w = pixels.shape[:2]
-    png.Writer(w, h, bitdepth=16, greyscale=planes <= 2, alpha=planes in (2, 4)).write(buf, pixels.reshape(h, w * planes))
+    png.Writer(w, h, bitdepth=16, greyscale=planes <= 2,
+               alpha=planes in (2, 4)).write(buf, pixels.reshape(h, w * planes))
     return buf.getvalue()
 
 

@@ -9,7 +9,8 @@ whatever the engine did there.
 
     region = JobRegion.around_unknown(image, trimap, engine.context_margin)
     crop = engine.run(region, progress, cancel)        # crop in, crop out
-    foreground, alpha = region.paste(crop.foreground, crop.alpha, np.uint16)  # whole image, at the job's depth
+    # the whole image, at the job's depth:
+    foreground, alpha = region.paste(crop.foreground, crop.alpha, np.uint16)
 """
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ class JobRegion:
             raise EngineError("bad_image", f"the image must be H x W x 3 uint8, uint16 or float32, "
                                            f"got {image.dtype} {image.shape}")
         if trimap.shape != image.shape[:2] or trimap.dtype != np.uint8:
-            raise EngineError("bad_trimap", f"the trimap is {trimap.dtype} {trimap.shape[::-1]} but must be uint8 "
-                                            f"and the image's size {image.shape[1::-1]}")
+            raise EngineError("bad_trimap", f"the trimap is {trimap.dtype} {trimap.shape[::-1]} but must be "
+                                            f"uint8 and the image's size {image.shape[1::-1]}")
         if ((trimap != BACKGROUND) & (trimap != UNKNOWN) & (trimap != FOREGROUND)).any():
-            raise EngineError("bad_trimap", "trimap values must be 0, 128 or 255 (drip_core.trimaps builds one)")
+            raise EngineError("bad_trimap",
+                              "trimap values must be 0, 128 or 255 (drip_core.trimaps builds one)")
         box = mask_bbox(trimap == UNKNOWN, margin)
         if box is None:
             raise EngineError("no_unknown", "the trimap has no unknown (grey) pixels")
@@ -67,7 +69,8 @@ class JobRegion:
         self._take_unknown(fg[self.box], out_alpha[self.box], foreground, alpha)
         return fg, out_alpha
 
-    def paste_into(self, fg_out: np.ndarray, alpha_out: np.ndarray, foreground: np.ndarray, alpha: np.ndarray) -> None:
+    def paste_into(self, fg_out: np.ndarray, alpha_out: np.ndarray, foreground: np.ndarray,
+                   alpha: np.ndarray) -> None:
         """Write the region's box of an existing whole-image result in place (a local re-solve):
         the same rule as ``paste``, but only inside the box."""
         fg_box, alpha_box = fg_out[self.box], alpha_out[self.box]
@@ -82,7 +85,8 @@ class JobRegion:
             fg = image.copy()
         else:  # e.g. a 16-bit job asking for 8 bits: the known colours are converted too
             fg = from_float(to_float(image), dtype)
-        out_alpha = self.trimap[window].astype(dtype)  # 255 -> 1, grey and black -> 0, without a mask temporary:
+        # 255 -> 1, grey and black -> 0, without a mask temporary:
+        out_alpha = self.trimap[window].astype(dtype)
         np.floor_divide(out_alpha, FOREGROUND, out=out_alpha)
         out_alpha *= dtype.type(FULL_SCALE[dtype])
         return fg, out_alpha
@@ -91,7 +95,8 @@ class JobRegion:
                       alpha: np.ndarray) -> None:
         """The engine's values, rounded once to the result's depth, on the box's unknown pixels."""
         if foreground.shape != (*self.shape, 3) or alpha.shape != self.shape:
-            raise EngineError("engine_failed", f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
+            raise EngineError("engine_failed",
+                              f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
         unknown = self.trimap[self.box] == UNKNOWN
         fg_box[unknown] = from_float(foreground[unknown], fg_box.dtype)
         alpha_box[unknown] = from_float(alpha[unknown], alpha_box.dtype)

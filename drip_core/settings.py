@@ -20,7 +20,7 @@ the stdlib-only plug-in and protocol package read themselves).
 | DRIP_MATTING_CACHE_MB             | cache_mb         | int  | 512      | server's image cache, MB (0 = off)          |
 
 Booleans are 1/true/yes/on. A malformed value is an error that names the variable.
-"""
+"""  # noqa: E501 - the table above is kept one row a line, as in docs/settings.md
 from __future__ import annotations
 
 import os

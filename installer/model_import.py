@@ -2,9 +2,9 @@
 
 A DRIP model folder holds ``drip.json`` with the sha256 of every weight file
 (drip_core/engines/drip/model/folder.py). That module is standard library only, so the installer
-uses its manifest reader and verifier directly; if it cannot be imported (an old bundle without
-it, or a source tree run by a Python that cannot load the package ``drip_core.engines``, whose
-``__init__`` imports the engines) a minimal check of ``{"files": {relpath: sha256}}`` is used instead.
+uses its manifest reader and verifier directly (``drip_core.engines`` resolves its names lazily, so
+importing it pulls in no numpy); if it cannot be imported (an old bundle without it) a minimal
+check of ``{"files": {relpath: sha256}}`` is used instead.
 
 Copying hashes each file while it copies (one pass over multi-GB weights) into a staging
 folder next to the destination, then renames it into place: an interrupted import leaves

@@ -190,7 +190,8 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     assert not sent and info["rerun"] == "local"
     x, y, w, h = info["patch"]        # only the re-solved rectangle came back ...
     assert 0 < w * h < tri.size / 2
-    with connect(str(server.discovery), spawn=False) as fresh:  # ... and a client holding nothing gets all of it
+    # ... and a client holding nothing gets all of it
+    with connect(str(server.discovery), spawn=False) as fresh:
         fg_full, alpha_full, info_full, _ = run(fresh, image, edited)
     assert "patch" not in info_full and info_full["rerun"] == "unchanged"
     assert np.array_equal(fg_full, fg_after) and np.array_equal(alpha_full, after)
@@ -242,19 +243,23 @@ def test_a_new_connection_holding_the_result_itself_gets_only_the_patch(server):
         first = c.connection.run_job(job, image.tobytes(), tri.tobytes())
     held = first["header"]["result_id"]
     with connect(str(server.discovery), spawn=False) as c:   # a new process: holds nothing itself
-        rerun = c.connection.run_job(dict(job, id="rerun"), image.tobytes(), edited.tobytes(), held_result=held)
+        rerun = c.connection.run_job(dict(job, id="rerun"), image.tobytes(), edited.tobytes(),
+                                     held_result=held)
     assert rerun["header"]["rerun"] == "local" and not rerun["header"]["image_sent"]
     x, y, pw, ph = rerun["patch"]
     assert 0 < pw * ph < w * h / 2
     assert len(rerun["alpha"]) == pw * ph and len(rerun["foreground"]) == 3 * pw * ph
-    with connect(str(server.discovery), spawn=False) as c:   # the whole result of the same job, for comparison
+    # the whole result of the same job, for comparison
+    with connect(str(server.discovery), spawn=False) as c:
         whole = c.connection.run_job(dict(job, id="whole"), image.tobytes(), edited.tobytes())
     alpha = np.frombuffer(whole["alpha"], np.uint8).reshape(h, w)
     assert np.array_equal(np.frombuffer(rerun["alpha"], np.uint8).reshape(ph, pw), alpha[y:y + ph, x:x + pw])
-    assert np.array_equal(np.frombuffer(rerun["trimap"], np.uint8).reshape(ph, pw), edited[y:y + ph, x:x + pw])
+    assert np.array_equal(np.frombuffer(rerun["trimap"], np.uint8).reshape(ph, pw),
+                          edited[y:y + ph, x:x + pw])
     with connect(str(server.discovery), spawn=False) as c:
         same = c.connection.run_job(dict(job, id="same"), image.tobytes(), edited.tobytes(),
                                     held_result=whole["header"]["result_id"])
-        stale = c.connection.run_job(dict(job, id="stale"), image.tobytes(), edited.tobytes(), held_result=held)
+        stale = c.connection.run_job(dict(job, id="stale"), image.tobytes(), edited.tobytes(),
+                                     held_result=held)
     assert same["header"]["rerun"] == "unchanged" and same["patch"][2] * same["patch"][3] == 0
     assert "patch" not in stale and len(stale["alpha"]) == w * h

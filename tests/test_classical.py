@@ -9,7 +9,8 @@ from drip_core.eval.dataset import default_data_dir, load_sample, sample_names
 from drip_core.eval.metrics import sad, to_uint8
 
 DATA = default_data_dir()
-needs_data = pytest.mark.skipif(DATA is None, reason="alphamatting_lowres data not found (set DRIP_ALPHAMATTING_DIR)")
+needs_data = pytest.mark.skipif(DATA is None,
+                                reason="alphamatting_lowres data not found (set DRIP_ALPHAMATTING_DIR)")
 
 # mean SAD over the 27 images.  Measured (issue 11): 3.76 / 4.77 with K-to-U (separation
 # confidence) + trimming; before issue 11 (plain closed form) 5.19 / 7.50; pymatting closed-form 5.31 / 7.60

@@ -115,7 +115,8 @@ def test_prior_term_pulls_alpha_to_its_target():
     np.testing.assert_allclose(alpha[tri == 128], 0.3, atol=1e-4)
     # zero weight: the plain closed form
     plain = closed_form_alpha(img, tri, 1e-8, 1e-6)
-    zero = closed_form_alpha(img, tri, 1e-8, 1e-6, prior_weight=np.zeros(tri.shape), prior_alpha=np.ones(tri.shape))
+    zero = closed_form_alpha(img, tri, 1e-8, 1e-6, prior_weight=np.zeros(tri.shape),
+                             prior_alpha=np.ones(tri.shape))
     np.testing.assert_allclose(zero, plain, atol=1e-6)
 
 
@@ -178,7 +179,8 @@ def test_patch_gaussians_of_every_pixel_match_the_chosen_ones():
     # by hand: pixel 31 (row 3, column 4) is interior, its patch rows 2..4, columns 3..5
     patch = img[2:5, 3:6].reshape(-1, 3)
     np.testing.assert_allclose(mu[2], patch.mean(axis=0))
-    np.testing.assert_allclose(cov[2, 1], np.mean(patch[:, 0] * patch[:, 1]) - patch[:, 0].mean() * patch[:, 1].mean())
+    np.testing.assert_allclose(cov[2, 1],
+                               np.mean(patch[:, 0] * patch[:, 1]) - patch[:, 0].mean() * patch[:, 1].mean())
 
 
 def test_known_patches_nothing_within_the_radius_is_infinitely_far():

@@ -47,7 +47,8 @@ def test_auto_engine_reports_its_choice(crop, tmp_path):
 
 def test_through_a_server_gives_the_same_alpha(crop, server):
     tmp, _, _ = crop
-    r1 = drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", "--engine", "classical", "--alpha", tmp / "a1.png")
+    r1 = drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", "--engine", "classical", "--alpha",
+                    tmp / "a1.png")
     host, port = server.address
     r2 = drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", "--engine", "classical", "--alpha",
                     tmp / "a2.png", "--server", f"{host}:{port}", "--discovery-file", server.discovery)
@@ -134,13 +135,14 @@ def test_a_selection_mask_becomes_the_plug_ins_trimap(crop):
     mask = np.where(tri >= 128, 255, 0).astype(np.uint8)   # a selection of the object
     Image.fromarray(mask).save(tmp / "mask.png")
     for band in ("auto", "6"):
-        r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", band, "--engine", "classical",
-                       "--alpha", tmp / f"a{band}.png")
+        r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", band, "--engine",
+                       "classical", "--alpha", tmp / f"a{band}.png")
         assert r.returncode == 0, r.stderr
         alpha = read_rgb(str(tmp / f"a{band}.png"))[..., 0]
         expected = trimaps.build("selection_band", mask, band if band == "auto" else int(band), image=image,
                                    engine=refining_engine())
         assert (alpha[expected == 255] == 255).all() and (alpha[expected == 0] == 0).all()
         assert 0 < ((alpha > 0) & (alpha < 255)).sum() <= (expected == 128).sum()
-    r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", "wide", "--alpha", tmp / "x.png")
+    r = drip_matte(tmp / "photo.png", "--mask", tmp / "mask.png", "--band-radius", "wide", "--alpha",
+                   tmp / "x.png")
     assert r.returncode == 2 and "'wide' is not 'auto' or a whole number" in r.stderr

@@ -127,7 +127,8 @@ def test_plan_skips_only_complete_outputs_and_refuses_name_clashes(tmp_path):
     assert plan.skipped == ["a.png"]
     assert [j.name for j in plan.jobs] == ["b.png", "c.jpg", "d.png"]
     assert [name for name, _ in plan.clashes] == ["c.png"]  # c.jpg and c.png both write c.png
-    assert [j.name for j in batch.plan(jobs, skip_complete=False).jobs] == ["a.png", "b.png", "c.jpg", "d.png"]
+    assert ([j.name for j in batch.plan(jobs, skip_complete=False).jobs]
+            == ["a.png", "b.png", "c.jpg", "d.png"])
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
@@ -162,7 +163,8 @@ def test_uri_paths_through_pyarrow(tmp_path):
 def test_each_failure_has_its_code(tmp_path):
     scenes = write_scenes(tmp_path, 1)
     image = np.asarray(Image.open(scenes / "in" / "img00.png"))
-    masks = {"all.png": np.full(image.shape[:2], 255, np.uint8), "none.png": np.zeros(image.shape[:2], np.uint8)}
+    masks = {"all.png": np.full(image.shape[:2], 255, np.uint8),
+             "none.png": np.zeros(image.shape[:2], np.uint8)}
     for name, mask in masks.items():
         shutil.copy(scenes / "in" / "img00.png", scenes / "in" / name)
         Image.fromarray(mask).save(scenes / "mask" / name)
@@ -235,7 +237,8 @@ def test_ray_client_address(cluster, scenes, local_reference, tmp_path):
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the Ray Client server did not start"
+                assert (server.poll() is None
+                        and time.monotonic() < deadline), "the Ray Client server did not start"
                 time.sleep(0.3)
         out = tmp_path / "out"
         r = drip_matte("--input-dir", scenes / "in", "--trimap-dir", scenes / "tri", "--output-dir", out,
@@ -260,7 +263,8 @@ def test_masks_with_failures_then_a_rerun_recomputes_exactly_what_was_deleted(cl
     (data / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")  # corrupt
     shutil.copy(data / "mask" / "img00.png", data / "mask" / "broken.png")
     Image.open(scenes / "mask" / "img03.png").resize((60, 45)).save(data / "mask" / "img03.png")  # wrong size
-    args = ["--input-dir", data / "in", "--mask-dir", data / "mask", "--band-radius", "4", "--engine", "classical"]
+    args = ["--input-dir", data / "in", "--mask-dir", data / "mask", "--band-radius", "4", "--engine",
+            "classical"]
 
     local = drip_matte(*args, "--output-dir", tmp_path / "local")
     out = tmp_path / "ray"
@@ -270,9 +274,12 @@ def test_masks_with_failures_then_a_rerun_recomputes_exactly_what_was_deleted(cl
     assert set(outputs(out)) == expected
     assert outputs(out) == outputs(tmp_path / "local")
     rep = report(out)
-    assert {f["image"]: f["code"] for f in rep["failures"]} == {"broken.png": "bad_image", "img03.png": "bad_trimap"}
-    assert "but the image is 120x90" in next(f["message"] for f in rep["failures"] if f["image"] == "img03.png")
-    assert (rep["total"], rep["done"], rep["failed"], rep["band_radius"]) == (N_IMAGES + 1, N_IMAGES - 1, 2, 4)
+    assert ({f["image"]: f["code"] for f in rep["failures"]}
+            == {"broken.png": "bad_image", "img03.png": "bad_trimap"})
+    assert "but the image is 120x90" in next(f["message"] for f in rep["failures"]
+                                             if f["image"] == "img03.png")
+    assert ((rep["total"], rep["done"], rep["failed"], rep["band_radius"])
+            == (N_IMAGES + 1, N_IMAGES - 1, 2, 4))
     assert "broken.png" in r.stderr and "2 failed" in r.stderr
 
     # Delete three outputs (one alpha, one foreground, one pair); the rerun, on a Ray instance of
@@ -302,8 +309,9 @@ def test_a_worker_killed_mid_run_still_yields_every_output_once(cluster, tmp_pat
     data = write_scenes(tmp_path / "data", n, width=1200, height=900, first_seed=100)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=_pythonpath())
-    proc = subprocess.Popen([sys.executable, "-m", "drip_core.cli", "--input-dir", data / "in", "--trimap-dir",
-                             data / "tri", "--output-dir", out, "--engine", "classical", "--ray", cluster],
+    proc = subprocess.Popen([sys.executable, "-m", "drip_core.cli", "--input-dir", data / "in",
+                             "--trimap-dir", data / "tri", "--output-dir", out, "--engine", "classical",
+                             "--ray", cluster],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
     try:
@@ -350,7 +358,8 @@ def test_tiny_drip_model_runs_in_cpu_actors(cluster, tmp_path):
     data = write_scenes(tmp_path / "data", 3, width=64, height=48, first_seed=200)
     # the cluster was started without these: drip-matte forwards its DRIP_MATTING_* settings
     env = {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_STEPS": "1"}
-    args = ["--input-dir", data / "in", "--trimap-dir", data / "tri", "--engine", "drip", "--drip-model", model]
+    args = ["--input-dir", data / "in", "--trimap-dir", data / "tri", "--engine", "drip", "--drip-model",
+            model]
     r = drip_matte(*args, "--output-dir", tmp_path / "ray", "--ray", cluster, env=env)
     assert r.returncode == 0, r.stderr
     rep = report(tmp_path / "ray")

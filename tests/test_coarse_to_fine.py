@@ -37,7 +37,8 @@ def test_bilinear_matches_scipy_at_block_centres_and_clamps_at_the_border():
     ys, xs = np.nonzero(np.ones((14, 20), bool))  # 3x reduction of 14 x 20 is 5 x 7
     got = c2f._bilinear(field, ys, xs, 3)
     cy, cx = (ys + 0.5) / 3 - 0.5, (xs + 0.5) / 3 - 0.5
-    want = np.stack([ndimage.map_coordinates(field[..., c], [cy, cx], order=1, mode="nearest") for c in range(3)], 1)
+    want = np.stack([ndimage.map_coordinates(field[..., c], [cy, cx], order=1, mode="nearest")
+                     for c in range(3)], 1)
     assert np.abs(got - want).max() < 1e-5
 
 
@@ -45,13 +46,15 @@ def _soft_scene(h, w, up, band):
     """A two-colour disc scene made at h x w and enlarged bicubically ``up`` times (a photo softer
     than its pixel grid); alpha exact at the small size; trimap: the edge +- band (full size)."""
     yy, xx = np.mgrid[0:h, 0:w]
-    r = np.hypot(yy - h / 2, xx - w / 2) - min(h, w) * 0.3 + 3 * np.sin(np.arctan2(yy - h / 2, xx - w / 2) * 9)
+    r = (np.hypot(yy - h / 2, xx - w / 2) - min(h, w) * 0.3
+         + 3 * np.sin(np.arctan2(yy - h / 2, xx - w / 2) * 9))
     alpha = np.clip(0.5 - r / 2.0, 0, 1)
     fg = np.stack([0.85 + 0.05 * np.sin(xx / 9.0), 0.35 + 0.05 * np.cos(yy / 7.0), np.full((h, w), 0.25)], 2)
     bg = np.stack([0.15 + 0.05 * np.sin(yy / 6.0), 0.45 + 0.05 * np.sin(xx / 13.0), np.full((h, w), 0.7)], 2)
     small = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
     size = (w * up, h * up)
-    image = np.stack([np.asarray(Image.fromarray(small[..., c].astype(np.float32), "F").resize(size, Image.BICUBIC))
+    image = np.stack([np.asarray(Image.fromarray(small[..., c].astype(np.float32), "F")
+                                 .resize(size, Image.BICUBIC))
                       for c in range(3)], 2)
     big_alpha = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize(size, Image.BICUBIC))
     big_alpha = np.clip(big_alpha, 0, 1)
@@ -161,10 +164,12 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     edited[(yy - cy) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = 255
     calls = []
     real = c2f.carry_up
-    monkeypatch.setattr("drip_core.engines.classical.rerun.carry_up", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    monkeypatch.setattr("drip_core.engines.classical.rerun.carry_up",
+                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
     rerun = resolve_locally(engine, image, edited, previous, changed_box(previous, edited), fg, alpha)
     fg2, alpha2, solution, box = rerun.foreground, rerun.alpha, rerun.rerun_state, rerun.changed
-    assert calls == [previous.factor] and solution.factor == previous.factor and solution.grid == previous.grid
+    assert (calls == [previous.factor] and solution.factor == previous.factor
+            and solution.grid == previous.grid)
     inside = np.zeros(trimap.shape, bool)
     inside[box] = True
     assert np.array_equal(alpha2[~inside], alpha[~inside]) and np.array_equal(fg2[~inside], fg[~inside])

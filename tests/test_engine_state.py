@@ -50,8 +50,8 @@ def _job(image, trimap, cache_entry=None, job_id="j"):
     if cache_entry is not None:
         header.update(image_digest=digest, image_cached=True)
     spec = P.JobSpec.from_header(header, P.DEFAULT_MAX_PIXELS)
-    job = Job(spec=spec, image=image if cache_entry is None else cache_entry.image, mask=trimap, loop=_NoLoop(),
-              token="t", cached=cache_entry, held_bytes=image.nbytes)
+    job = Job(spec=spec, image=image if cache_entry is None else cache_entry.image, mask=trimap,
+              loop=_NoLoop(), token="t", cached=cache_entry, held_bytes=image.nbytes)
     return job, digest
 
 

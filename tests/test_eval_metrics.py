@@ -16,7 +16,8 @@ from drip_core.eval.metrics import (
 )
 
 DATA = default_data_dir()
-needs_data = pytest.mark.skipif(DATA is None, reason="alphamatting_lowres data not found (set DRIP_ALPHAMATTING_DIR)")
+needs_data = pytest.mark.skipif(DATA is None,
+                                reason="alphamatting_lowres data not found (set DRIP_ALPHAMATTING_DIR)")
 
 # mean over the 27 images: SAD, MSE x1e3, Grad, Conn (docs: matting-anchors-and-metrics.md §1.3)
 REFERENCE = {

@@ -34,11 +34,12 @@ FAST = settings(max_examples=1000, deadline=None, database=None, suppress_health
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), children, max_size=4)),
     max_leaves=12)
 # cheap wrong values for single fields
-junk = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
-        | st.text(max_size=6) | st.just([]) | st.just({"a": 1}))
+junk = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats(allow_nan=True) | st.text(max_size=6) | st.just([]) | st.just({"a": 1}))
 
 
 # ----------------------------------------------------------------------------------------
@@ -93,7 +94,8 @@ def test_decode_header_on_any_json(value):
     assert header["type"] == value["type"]
 
 
-@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"type":"job","options":' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+@pytest.mark.parametrize("raw", [b"[" * 100_000,
+                                 b'{"type":"job","options":' + b"[" * 50_000 + b"]" * 50_000 + b"}",
                                  b'{"type":"a","x":' + b'{"a":' * 30_000 + b"1" + b"}" * 30_001])
 def test_deeply_nested_json_is_a_bad_frame_not_a_recursion_error(raw):
     with pytest.raises(P.ProtocolError) as err:
@@ -217,12 +219,14 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
         sock = socket.create_connection(server.address, timeout=10)
         P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
         assert P.recv_frame(sock, 0)[0]["type"] == "welcome"
-        header = {"type": "job", "id": "huge", "width": w, "height": h, "image_format": fmt, "mask_format": "y16"}
+        header = {"type": "job", "id": "huge", "width": w, "height": h, "image_format": fmt,
+                  "mask_format": "y16"}
         raw = json.dumps(header).encode()
         claimed = P.buffer_size(fmt, w, h) + P.buffer_size("y16", w, h)
         sock.sendall(P.PREFIX.pack(P.MAGIC, len(raw), claimed) + raw)   # and no payload at all
         reply, _ = P.recv_frame(sock, 0)
-        expected = {"too_large"} if w * h > P.DEFAULT_MAX_PIXELS else {"bad_request", "bad_image", "too_large"}
+        expected = ({"too_large"} if w * h > P.DEFAULT_MAX_PIXELS
+                    else {"bad_request", "bad_image", "too_large"})
         assert reply["type"] == "error" and reply["code"] in expected, reply
         sock.close()
     assert fuzzing.rss_mb(server.proc.pid) - before < 20
@@ -235,8 +239,8 @@ def test_huge_dimensions_refused_before_allocation_by_the_real_server(server):
 
 server_headers = st.fixed_dictionaries(
     {"type": st.sampled_from(["progress", "accepted", "error", "result", "welcome", "pong", "weird"])},
-    optional={**{k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file", "id",
-                                   "max_pixels", "result_id")},
+    optional={**{k: junk for k in ("fraction", "stage", "message", "position", "code", "hint", "log_file",
+                                   "id", "max_pixels", "result_id")},
               "patch": junk | st.lists(st.integers(min_value=-1, max_value=6), min_size=3, max_size=5)})
 server_streams = st.lists(st.one_of(server_headers.map(fuzzing.raw_frame), st.binary(max_size=40),
                                     st.tuples(server_headers, st.binary(max_size=200)).map(
@@ -245,7 +249,8 @@ server_streams = st.lists(st.one_of(server_headers.map(fuzzing.raw_frame), st.bi
 
 def connection_on(sock, caches_images=False):
     conn = P.Connection.__new__(P.Connection)   # skip the handshake: the socket is already "connected"
-    conn.sock, conn.host, conn.port, conn.max_pixels, conn.log_file = sock, "test", 0, P.DEFAULT_MAX_PIXELS, None
+    conn.sock, conn.host, conn.port = sock, "test", 0
+    conn.max_pixels, conn.log_file = P.DEFAULT_MAX_PIXELS, None
     conn.server_caches_images, conn.image_sent = caches_images, None
     # it holds a previous result of the fuzzed job's image, so 'patch' results are applied to it
     conn._held = (P.image_digest(bytes(48), "rgb8", 4, 4), (4, 4, 8, False), "ab", bytearray(range(64)))
@@ -356,7 +361,8 @@ def test_absurd_claims_allocate_nothing_big(tmp_path):
 
     server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok"))
     hello = fuzzing.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
-    huge_job = {"type": "job", "id": "h", "width": 65536, "height": 65536, "image_format": "rgbf32", "mask_format": "y16"}
+    huge_job = {"type": "job", "id": "h", "width": 65536, "height": 65536, "image_format": "rgbf32",
+                "mask_format": "y16"}
     streams = [
         struct.pack(">4sIQ", P.MAGIC, 2**32 - 1, 0),                        # header of 4 GB
         struct.pack(">4sIQ", P.MAGIC, 10, 2**64 - 1) + b'{"type":1}',       # payload of 16 EB before hello

@@ -31,7 +31,8 @@ def _disc_scene(h, w, band, seed=0):
     r = np.hypot(yy - h / 2, xx - w / 2) - min(h, w) * 0.3
     alpha = np.clip(0.5 - r / 6.0, 0.0, 1.0).astype(np.float32)
     fg = np.stack([0.8 + 0.1 * np.sin(xx / 7.0), 0.3 + 0.1 * np.cos(yy / 5.0), np.full((h, w), 0.2)], axis=2)
-    bg = np.stack([0.1 + 0.05 * np.sin(yy / 3.0), 0.4 + 0.1 * np.sin(xx / 11.0), np.full((h, w), 0.7)], axis=2)
+    bg = np.stack([0.1 + 0.05 * np.sin(yy / 3.0), 0.4 + 0.1 * np.sin(xx / 11.0), np.full((h, w), 0.7)],
+                  axis=2)
     image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg + rng.normal(0, 0.01, (h, w, 3))
     trimap = np.full((h, w), 128, np.uint8)
     trimap[r < -band] = 255

@@ -88,7 +88,8 @@ def test_split_and_merge_alpha_round_trip(typecode, sample_bytes):
     import array
     w, h = 5, 3
     rnd = random.Random(1)
-    samples = [rnd.random() if typecode == "f" else rnd.randrange(256 ** sample_bytes) for _ in range(w * h * 4)]
+    samples = [rnd.random() if typecode == "f" else rnd.randrange(256 ** sample_bytes)
+               for _ in range(w * h * 4)]
     rgba = array.array(typecode, samples).tobytes()
     rgb, a = logic.split_alpha(rgba, w, h, typecode)
     assert len(rgb) == w * h * 3 * sample_bytes and len(a) == w * h * sample_bytes
@@ -105,7 +106,8 @@ def test_merge_alpha_checks_sizes():
 
 def test_precision_info():
     p8 = logic.precision_info("u8-non-linear")
-    assert p8["depth"] == 8 and p8["rgb"] == "R'G'B' u8" and p8["mask"] == "Y' u8" and p8["wire_format"] == "rgb8"
+    assert p8["depth"] == 8 and p8["rgb"] == "R'G'B' u8" and p8["mask"] == "Y' u8"
+    assert p8["wire_format"] == "rgb8"
     p16 = logic.precision_info("u16-linear")
     assert p16["depth"] == 16 and p16["rgba"] == "R'G'B'A u16" and p16["mask"] == "Y u16"
     assert p16["mask8"] == "Y u8" and p16["trimap"] == "Y' u8" and p16["wire_format"] == "rgb16"
@@ -139,12 +141,12 @@ def test_parse_server_arg():
 
 def test_build_job_is_a_valid_protocol_job():
     job = logic.build_job(40, 30, 16, "selection-band", 12, "classical")
-    checked = drip_protocol.JobSpec.from_header(dict(job, type="job"), 10**6)
+    checked = drip_protocol.JobSpec.from_header(job.to_header(), 10**6)
     assert checked.trimap_source == "selection_band" and checked.want_trimap is True
     assert checked.image_format == "rgb16" and checked.result_depth == 16
     assert checked.payload_len == 40 * 30 * 6 + 40 * 30
-    assert logic.build_job(4, 4, 8, "trimap-channel", 1, "auto")["trimap_source"] == "trimap"
-    assert logic.build_job(4, 4, 8, "feathered-selection", 1, "drip")["trimap_source"] == "feathered"
+    assert logic.build_job(4, 4, 8, "trimap-channel", 1, "auto").trimap_source == "trimap"
+    assert logic.build_job(4, 4, 8, "feathered-selection", 1, "drip").trimap_source == "feathered"
     with pytest.raises(ProtocolError):
         logic.build_job(4, 4, 8, "nonsense", 1, "auto")
 
@@ -198,7 +200,8 @@ def test_unexpected_exception_is_one_line_without_traceback():
 def test_progress_text_and_fraction():
     assert logic.progress_text("loading model", "loading the drip engine") == \
         "Drip Matting: loading model (loading the drip engine)"
-    assert logic.progress_text("step 3/10", "denoising") == "Drip Matting: step 3/10 (denoising)"
+    assert logic.progress_text("denoising", "tile 2/4, step 3/10") == \
+        "Drip Matting: refining (tile 2/4, step 3/10)"
     assert logic.progress_text("foreground") == "Drip Matting: estimating foreground"
     assert logic.progress_text("preparing", "building the trimap") == "Drip Matting: building the trimap"
     assert logic.progress_text("queued", "starting") == "Drip Matting: job accepted"
@@ -207,6 +210,27 @@ def test_progress_text_and_fraction():
     assert "server" not in logic.progress_text("starting", "classical engine")
     assert logic.overall_fraction(0) == pytest.approx(logic.SERVER_SPAN[0])
     assert logic.overall_fraction(2) == pytest.approx(logic.SERVER_SPAN[1])
+
+
+def test_every_server_stage_has_plugin_text():
+    # one text per stage, and none for a stage nobody sends
+    assert set(logic.STAGE_TEXT) == set(drip_protocol.Stage)
+    fallback = f"Drip Matting: {logic.UNKNOWN_STAGE_TEXT}"
+    for stage in drip_protocol.Stage:
+        for message in ("", "step 1/2"):
+            text = logic.progress_text(stage.value, message)
+            assert not text.startswith(fallback), (stage, message, text)
+            assert text == logic.progress_text(stage, message)  # the member or its wire value alike
+
+
+def test_progress_text_of_an_unknown_stage_is_graceful():
+    # a newer server's stage: shown as it is named, never an error
+    assert logic.progress_text("step 3/10", "denoising") == "Drip Matting: working (step 3/10: denoising)"
+    assert logic.progress_text("polishing_edges") == "Drip Matting: working (polishing edges)"
+    assert logic.progress_text("", "halfway") == "Drip Matting: working (halfway)"
+    assert logic.progress_text("", "") == "Drip Matting: working"
+    assert logic.progress_text(None, None) == "Drip Matting: working"
+    assert len(logic.progress_text("x" * 10_000)) < 80
 
 
 # ---------------------------------------------------------------------------- config and discovery
@@ -296,15 +320,18 @@ def test_connect_host_port_takes_the_token_from_the_discovery_file(server):
 
 def test_no_server_and_no_command(tmp_path):
     with pytest.raises(ProtocolError) as e:
-        logic.connect("auto", {"log_file": "/x/server.log"}, environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")})
+        logic.connect("auto", {"log_file": "/x/server.log"},
+                      environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")})
     assert e.value.code == "no_server"
     assert "Server log: /x/server.log" in logic.user_message(e.value)
 
 
 def test_no_server_and_the_command_fails(tmp_path):
-    cfg = {"server_command": [sys.executable, "-c", "import sys; sys.exit(3)"], "log_file": str(tmp_path / "l.log")}
+    cfg = {"server_command": [sys.executable, "-c", "import sys; sys.exit(3)"],
+           "log_file": str(tmp_path / "l.log")}
     with pytest.raises(ProtocolError) as e:
-        logic.connect("auto", cfg, environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")}, spawn_wait=20)
+        logic.connect("auto", cfg, environ={"DRIP_MATTING_SERVER_FILE": str(tmp_path / "s.json")},
+                      spawn_wait=20)
     assert e.value.code == "no_server" and "exit code 3" in e.value.message
     assert str(tmp_path / "l.log") in logic.user_message(e.value)
 
@@ -372,7 +399,8 @@ def test_the_dialog_says_when_no_drip_model_is_installed(tmp_path):
     assert logic.drip_model_configured(env)
     assert logic.drip_model_configured({"DRIP_MATTING_MODEL": "/m"})
     labels = dict(logic.engine_choices(False))
-    assert labels["drip"] == "DRIP (no model installed)" and dict(logic.engine_choices(True))["drip"] == "DRIP (AI model)"
+    assert labels["drip"] == "DRIP (no model installed)"
+    assert dict(logic.engine_choices(True))["drip"] == "DRIP (AI model)"
     assert [nick for nick, _ in logic.engine_choices(True)] == ["auto", "drip", "classical"]
     assert set(nick for nick, _ in logic.engine_choices(True)) == set(drip_protocol.ENGINES)
 
@@ -380,7 +408,8 @@ def test_the_dialog_says_when_no_drip_model_is_installed(tmp_path):
 def test_dialog_values_survive_a_failed_run(tmp_path):
     path = str(tmp_path / "state" / "dialog.json")
     assert logic.load_dialog_values(path) == {}
-    logic.save_dialog_values({"band-radius": 40, "engine": "classical", "keep-trimap": False, "junk": 1}, path)
+    logic.save_dialog_values({"band-radius": 40, "engine": "classical", "keep-trimap": False, "junk": 1},
+                             path)
     assert logic.load_dialog_values(path) == {"band-radius": 40, "engine": "classical", "keep-trimap": False}
     (tmp_path / "state" / "dialog.json").write_text("[1, 2]")
     assert logic.load_dialog_values(path) == {}
@@ -406,7 +435,7 @@ def test_the_region_read_reaches_as_far_as_the_band():
     assert roi == (100 - reach - logic.DEFAULT_MARGIN, 100 - reach - logic.DEFAULT_MARGIN,
                    200 + 2 * (reach + logic.DEFAULT_MARGIN), 100 + 2 * (reach + logic.DEFAULT_MARGIN))
     job = logic.build_job(40, 30, 8, "selection-band", "auto", "classical")
-    assert drip_protocol.JobSpec.from_header(dict(job, type="job"), 10**6).band_radius == "auto"
+    assert drip_protocol.JobSpec.from_header(job.to_header(), 10**6).band_radius == "auto"
 
 
 def test_the_dialogs_keyboard_shortcuts_are_unique():
@@ -424,7 +453,8 @@ def test_the_dialogs_keyboard_shortcuts_are_unique():
 def test_result_parasite_round_trip():
     data = logic.result_parasite_data("0123abcd", (10, 20, 300, 400))
     assert logic.parse_result_parasite(data) == ("0123abcd", (10, 20, 300, 400))
-    assert logic.parse_result_parasite(list(data)) == ("0123abcd", (10, 20, 300, 400))  # GIMP gives a list of ints
+    # GIMP gives a list of ints
+    assert logic.parse_result_parasite(list(data)) == ("0123abcd", (10, 20, 300, 400))
     for bad in (b"", b"id 1 2 3", b"id 1 2 3 x", b"\xff\xfe", None):
         assert logic.parse_result_parasite(bad) is None
 
@@ -440,7 +470,8 @@ def test_trimap_tiles_holding_covers_exactly_the_cells_with_the_value_merged_alo
     covered = {(x, y) for rx, ry, rw, rh in rects for x in range(rx, rx + rw) for y in range(ry, ry + rh)}
     assert all((i % w, i // w) in covered for i, v in enumerate(plane) if v == 128)
     assert logic.TrimapTiles(bytes(w * h), w, h, tile).holding(128) == []
-    assert logic.TrimapTiles(memoryview(bytes(plane)), w, h, tile).holding(128) == rects  # received buffers are views
+    # received buffers are views
+    assert logic.TrimapTiles(memoryview(bytes(plane)), w, h, tile).holding(128) == rects
 
 
 def test_mask_plan_starts_from_the_commoner_known_side_and_cover_every_other_pixel():

@@ -22,7 +22,8 @@ def socket_pair():
 def test_frame_round_trip_with_payload():
     a, b = socket_pair()
     payload = bytes(range(256)) * 1000
-    sender = threading.Thread(target=P.send_frame, args=(a, {"type": "job", "id": "x", "ü": "ünïcode"}, payload))
+    sender = threading.Thread(target=P.send_frame,
+                              args=(a, {"type": "job", "id": "x", "ü": "ünïcode"}, payload))
     sender.start()
     header, got = P.recv_frame(b, len(payload))
     assert header == {"type": "job", "id": "x", "ü": "ünïcode"}
@@ -150,7 +151,8 @@ def test_stale_discovery_with_port_reused_by_another_program(tmp_path):
 
     t = threading.Thread(target=other_program, daemon=True)
     t.start()
-    P.write_discovery(path, {"host": "127.0.0.1", "port": srv.getsockname()[1], "token": "t", "pid": os.getpid()})
+    P.write_discovery(path, {"host": "127.0.0.1", "port": srv.getsockname()[1], "token": "t",
+                             "pid": os.getpid()})
     assert P.try_connect(path) is None
     srv.close()
 

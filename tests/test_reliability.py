@@ -59,11 +59,12 @@ def test_a_full_queue_answers_busy_and_the_connection_stays_usable(server_factor
     try:
         for i, (im, tri) in enumerate(((slow_image, slow_trimap), (image, trimap), (image, trimap))):
             sock = socket.create_connection(server.address, timeout=30)
-            P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": server.record["token"]})
+            P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION,
+                                "token": server.record["token"]})
             assert P.recv_frame(sock, 0)[0]["type"] == "welcome"
             th, tw = tri.shape
-            P.send_frame(sock, {"type": "job", "id": f"q{i}", "width": tw, "height": th, "image_format": "rgb8",
-                                "engine": "classical"}, [im.tobytes(), tri.tobytes()])
+            P.send_frame(sock, {"type": "job", "id": f"q{i}", "width": tw, "height": th,
+                                "image_format": "rgb8", "engine": "classical"}, [im.tobytes(), tri.tobytes()])
             reply, _ = P.recv_frame(sock, 0)
             socks.append((sock, reply))
             if i == 0:   # let the first one start running, so the second really waits in the queue
@@ -116,8 +117,9 @@ def test_cli_reports_a_killed_server_and_writes_no_output(server, tmp_path):
     Image.fromarray(trimap).save(tmp_path / "trimap.png")
     host, port = server.address
     proc = subprocess.Popen([sys.executable, "-m", "drip_core.cli", str(tmp_path / "photo.png"), "--trimap",
-                             str(tmp_path / "trimap.png"), "--alpha", str(tmp_path / "a.png"), "--engine", "classical",
-                             "--server", f"{host}:{port}", "--discovery-file", str(server.discovery)],
+                             str(tmp_path / "trimap.png"), "--alpha", str(tmp_path / "a.png"), "--engine",
+                             "classical", "--server", f"{host}:{port}", "--discovery-file",
+                             str(server.discovery)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert stress.wait_for(lambda: " accepted: " in server.log.read_text(), 60)
@@ -137,7 +139,8 @@ def test_cli_reports_a_killed_server_and_writes_no_output(server, tmp_path):
 def test_engine_error_and_out_of_memory_have_stable_codes_and_the_server_stays_up(server_factory):
     server = server_factory(env={"DRIP_MATTING_TEST_FAULTS": "1"})
     r = stress.fault_engine(server)
-    assert r["codes"] == {"engine_error": "engine_failed", "oom": "out_of_memory", "cuda_oom": "out_of_memory"}
+    assert r["codes"] == {"engine_error": "engine_failed", "oom": "out_of_memory",
+                          "cuda_oom": "out_of_memory"}
     assert r["server_alive"] and r["valid_job_after"]
     assert max(r["rss_after_mb"].values()) < r["rss_baseline_mb"] + 30, r   # the 64 MB hog was given back
     log = server.log.read_text()
@@ -149,7 +152,8 @@ def test_fault_hook_is_inert_without_its_environment_variable(shared_server):
     h, w = trimap.shape
     with connect(str(shared_server.discovery), spawn=False) as c:
         out = c.connection.run_job({"id": "nofault", "width": w, "height": h, "image_format": "rgb8",
-                                    "engine": "classical", "options": {"fault": "oom"}}, image.tobytes(), trimap.tobytes())
+                                    "engine": "classical", "options": {"fault": "oom"}},
+                                   image.tobytes(), trimap.tobytes())
     assert out["header"]["type"] == "result"
 
 
@@ -164,7 +168,8 @@ def test_out_of_memory_frees_accelerator_memory(monkeypatch):
 
     class FakeJob:
         def __init__(self, fault):
-            self.spec = P.JobSpec(32, 32, id=fault, band_radius=0, engine="classical", options={"fault": fault})
+            self.spec = P.JobSpec(32, 32, id=fault, band_radius=0, engine="classical",
+                                  options={"fault": fault})
             self.image, self.mask, self.cancelled, self.posted = image, trimap, threading.Event(), []
             self.id, self.cached = fault, None
 
@@ -179,7 +184,8 @@ def test_out_of_memory_frees_accelerator_memory(monkeypatch):
 
     worker = jobs.DeviceWorker("cpu", None, None)
     try:
-        for fault, code in (("oom", "out_of_memory"), ("cuda_oom", "out_of_memory"), ("engine_error", "engine_failed")):
+        for fault, code in (("oom", "out_of_memory"), ("cuda_oom", "out_of_memory"),
+                            ("engine_error", "engine_failed")):
             job = FakeJob(fault)
             worker._process(job)
             assert job.posted[-1]["type"] == "error" and job.posted[-1]["code"] == code
@@ -379,7 +385,8 @@ def test_rgba_input_sends_only_rgb(shared_server):
     ("all_selected", 24, 24, "selection_band", 255, "no_unknown"),
     ("feathered_nothing", 24, 24, "feathered", 0, "empty_selection"),
     ("feathered_all", 24, 24, "feathered", 255, "no_unknown"),
-    ("one_pixel_selected", 24, 24, "selection_band", "dot", "bad_trimap"),   # the band swallows it: no foreground
+    # the band swallows it: no foreground
+    ("one_pixel_selected", 24, 24, "selection_band", "dot", "bad_trimap"),
     ("small_selection", 24, 24, "selection_band", "square", None),
 ])
 def test_server_bad_images_and_trimaps(shared_server, name, width, height, source, mask, code):
@@ -401,9 +408,10 @@ def test_server_bad_images_and_trimaps(shared_server, name, width, height, sourc
         m[6:18, 6:18] = 255
     else:
         m = np.zeros((height, width), np.uint8)
-    reply, data = raw_job(shared_server, {"id": name, "width": width, "height": height, "image_format": "rgb8",
-                                          "mask_format": "y8", "trimap_source": source, "band_radius": 3,
-                                          "engine": "classical"}, image.tobytes() + m.tobytes())
+    reply, data = raw_job(shared_server, {"id": name, "width": width, "height": height,
+                                          "image_format": "rgb8", "mask_format": "y8",
+                                          "trimap_source": source, "band_radius": 3, "engine": "classical"},
+                          image.tobytes() + m.tobytes())
     if code is None:
         assert reply["type"] == "result" and len(data) == width * height * 4
     else:
@@ -415,8 +423,8 @@ def test_server_bad_images_and_trimaps(shared_server, name, width, height, sourc
 
 def test_client_refuses_layers_it_cannot_send(shared_server):
     with connect(str(shared_server.discovery), spawn=False) as c:
-        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float64), np.zeros((10, 10, 2), np.uint8),
-                    np.zeros((0, 0, 3), np.uint8)):
+        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float64),
+                    np.zeros((10, 10, 2), np.uint8), np.zeros((0, 0, 3), np.uint8)):
             with pytest.raises(P.ProtocolError) as err:
                 c.matte(bad, np.zeros(bad.shape[:2], np.uint8))
             assert err.value.code in ("bad_image", "bad_trimap")
@@ -446,10 +454,10 @@ def test_token_is_compared_with_hmac_compare_digest(monkeypatch):
 def test_every_connection_must_authenticate(shared_server):
     token = shared_server.record["token"]
     hellos = [
-        ({"type": "ping"}, "bad_request"),                                               # no hello at all
+        ({"type": "ping"}, "bad_request"),                                             # no hello at all
         ({"type": "status"}, "bad_request"),
-        ({"type": "shutdown"}, "bad_request"),                                           # cannot stop it either
-        ({"type": "hello", "proto": P.PROTOCOL_VERSION}, "auth_failed"),                 # token missing
+        ({"type": "shutdown"}, "bad_request"),                                         # cannot stop it either
+        ({"type": "hello", "proto": P.PROTOCOL_VERSION}, "auth_failed"),               # token missing
         ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": None}, "auth_failed"),
         ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": 0}, "auth_failed"),
         ({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": [token]}, "auth_failed"),
@@ -482,7 +490,8 @@ def test_discovery_file_private_even_under_a_permissive_umask(tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    for mode, usable in ((0o600, True), (0o400, True), (0o640, True), (0o620, False), (0o602, False), (0o666, False)):
+    for mode, usable in ((0o600, True), (0o400, True), (0o640, True), (0o620, False), (0o602, False),
+                         (0o666, False)):
         os.chmod(path, mode)
         assert (P.read_discovery(str(path)) is not None) == usable, oct(mode)
 
@@ -516,11 +525,13 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
     def job_stream(im, tri, job_id):
         th, tw = tri.shape
         return (fuzzing.raw_frame({"type": "hello", "proto": P.PROTOCOL_VERSION, "token": "tok"})
-                + fuzzing.raw_frame({"type": "job", "id": job_id, "width": tw, "height": th, "image_format": "rgb8",
-                                    "engine": "classical"}, im.tobytes() + tri.tobytes()))
+                + fuzzing.raw_frame({"type": "job", "id": job_id, "width": tw, "height": th,
+                                     "image_format": "rgb8", "engine": "classical"},
+                                    im.tobytes() + tri.tobytes()))
 
     async def main():
-        server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok", engine="classical"))
+        server = DripServer(ServerOptions(discovery_file=str(tmp_path / "s.json"), token="tok",
+                                          engine="classical"))
         assert await server.start()
         submitted = []
         worker = server.workers["cpu"]
@@ -528,7 +539,8 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
         worker.submit = lambda job: submitted.append(job) or real_submit(job)
         try:
             running_reader = asyncio.StreamReader()
-            running_reader.feed_data(job_stream(slow_image, slow_trimap, "running"))   # no EOF: stays connected
+            # no EOF: stays connected
+            running_reader.feed_data(job_stream(slow_image, slow_trimap, "running"))
             running = asyncio.ensure_future(server._handle(running_reader, fuzzing.FakeWriter()))
             for _ in range(200):
                 await asyncio.sleep(0.02)
@@ -541,7 +553,8 @@ def test_a_queued_job_of_a_vanished_client_frees_its_pixels_at_once(tmp_path):
             await asyncio.wait_for(server._handle(queued_reader, fuzzing.FakeWriter()), 10)
             queued = submitted[1]
             assert queued.cancelled.is_set() and queued.image is None and queued.mask is None
-            assert worker.running is submitted[0] and submitted[0].image is not None    # the running one is untouched
+            # the running one is untouched
+            assert worker.running is submitted[0] and submitted[0].image is not None
             running_reader.feed_eof()
             await asyncio.wait_for(running, 30)
         finally:

@@ -18,7 +18,8 @@ from drip_core.engines import get_engine
 
 def raw_connect(server, token=None):
     sock = socket.create_connection(server.address, timeout=10)
-    P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION, "token": token or server.record["token"]})
+    P.send_frame(sock, {"type": "hello", "proto": P.PROTOCOL_VERSION,
+                        "token": token or server.record["token"]})
     header, _ = P.recv_frame(sock, 0)
     assert header["type"] == "welcome", header
     return sock
@@ -116,7 +117,8 @@ def test_malformed_frames_get_an_error_and_the_server_survives(server, garbage):
 def test_oversized_job_is_rejected_before_its_payload_arrives(server_factory):
     server = server_factory("--max-pixels", "10000")
     sock = raw_connect(server)
-    header = {"type": "job", "id": "big", "width": 1000, "height": 1000, "image_format": "rgb8", "mask_format": "y8"}
+    header = {"type": "job", "id": "big", "width": 1000, "height": 1000, "image_format": "rgb8",
+              "mask_format": "y8"}
     raw = json.dumps(header).encode()
     # Claim the right payload size but send none of it: the answer must come anyway.
     sock.sendall(P.PREFIX.pack(P.MAGIC, len(raw), 1000 * 1000 * 4) + raw)
@@ -138,7 +140,8 @@ def test_no_unknown_region_and_empty_selection_are_clear_errors(server):
             c.matte(image, np.full(image.shape[:2], 255, np.uint8), engine="classical")
         assert err.value.code == "no_unknown" and "widen" in err.value.user_text()
         with pytest.raises(P.ProtocolError) as err:
-            c.matte(image, np.zeros(image.shape[:2], np.uint8), engine="classical", trimap_source="selection_band")
+            c.matte(image, np.zeros(image.shape[:2], np.uint8), engine="classical",
+                    trimap_source="selection_band")
         assert err.value.code == "empty_selection"
         # The connection still works after job errors.
         _, alpha = c.matte(image, small_case()[1], engine="classical")
@@ -207,7 +210,6 @@ def test_disconnect_cancels_running_and_queued_jobs(server):
     first.close()    # running job: stopped at the next cancel check
     image, tri = small_case()
     with connect(str(server.discovery), spawn=False) as c:
-        start = time.monotonic()
         _, alpha = c.matte(image, tri, engine="classical")
         assert alpha.shape == tri.shape
     log = server.log.read_text()
@@ -278,7 +280,8 @@ def test_two_servers_started_at_once_one_survives(tmp_path):
 
 def test_client_spawns_a_server_when_none_runs(tmp_path):
     discovery = str(tmp_path / "state" / "server.json")
-    client = connect(discovery, spawn=True, log_file=str(tmp_path / "server.log"), server_args=["--idle-timeout", "30"])
+    client = connect(discovery, spawn=True, log_file=str(tmp_path / "server.log"),
+                     server_args=["--idle-timeout", "30"])
     try:
         image, tri = small_case()
         _, alpha = client.matte(image, tri, engine="classical")

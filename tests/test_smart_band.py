@@ -162,7 +162,8 @@ def test_band_radius_dispatch_and_input_checks():
     assert (build("selection_band", sel, 5, image=img) == from_selection(sel, 5)).all()
     assert (build("selection_band", sel, "auto", image=img) == smart_trimap(img, sel)).all()
     img8 = (img * 255).astype(np.uint8)
-    assert (build("selection_band", sel, "auto", image=img8) == smart_trimap(img8 / np.float32(255), sel)).all()
+    assert (build("selection_band", sel, "auto", image=img8)
+            == smart_trimap(img8 / np.float32(255), sel)).all()
     for bad in ("wide", -1, 2.5):
         with pytest.raises(EngineError):
             build("selection_band", sel, bad, image=img)
@@ -221,7 +222,8 @@ def test_second_pass_widens_the_band_where_the_first_alpha_leaks_into_the_backgr
     assert (first[rim & soft] == 0).sum() > 300
     assert (tri[rim & soft] == 0).sum() < 0.3 * (first[rim & soft] == 0).sum()
     # the crisp half keeps its narrow band, and nothing becomes definite on the wrong side
-    assert abs(int((tri[~soft] == 128).sum()) - int((first[~soft] == 128).sum())) < 0.05 * (first[~soft] == 128).sum()
+    assert (abs(int((tri[~soft] == 128).sum()) - int((first[~soft] == 128).sum()))
+            < 0.05 * (first[~soft] == 128).sum())
     assert not ((tri == 255) & (alpha < 1)).any() and not ((tri == 0) & (alpha > 0.5)).any()
     # and the matte is better for it
     from drip_core.engines import get_engine

@@ -30,8 +30,9 @@ def make_cert(folder, name="server"):
         pytest.skip("the openssl command is not available to make a test certificate")
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
     r = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], capture_output=True, text=True)
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj",
+                        f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"openssl could not make a certificate: {r.stderr.strip()[:200]}")
     return cert, key
@@ -125,15 +126,16 @@ def test_cli_through_a_tls_server(tls_server, certs, tmp_path):
     Image.fromarray(image).save(tmp_path / "photo.png")
     Image.fromarray(trimap).save(tmp_path / "trimap.png")
     host, port = tls_server.address
-    base = [sys.executable, "-m", "drip_core.cli", str(tmp_path / "photo.png"), "--trimap", str(tmp_path / "trimap.png"),
-            "--engine", "classical", "--server", f"{host}:{port}", "--token", tls_server.record["token"],
-            "--discovery-file", str(tmp_path / "none.json")]
+    base = [sys.executable, "-m", "drip_core.cli", str(tmp_path / "photo.png"), "--trimap",
+            str(tmp_path / "trimap.png"), "--engine", "classical", "--server", f"{host}:{port}",
+            "--token", tls_server.record["token"], "--discovery-file", str(tmp_path / "none.json")]
     r = subprocess.run(base + ["--alpha", str(tmp_path / "a.png"), "--tls-ca", str(certs[0])],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == trimap.shape
     # Without the certificate: plaintext to a TLS server -> one clear line, no output file.
-    r = subprocess.run(base + ["--alpha", str(tmp_path / "b.png")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(base + ["--alpha", str(tmp_path / "b.png")], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "b.png").exists()
     assert r.stderr.strip().splitlines()[-1].startswith("drip-matte: ")
 
@@ -157,8 +159,8 @@ def test_non_loopback_rules_without_binding(tmp_path, certs):
 
 
 def test_half_given_tls_options_refused_by_the_real_server(tmp_path, certs):
-    r = subprocess.run([sys.executable, "-m", "drip_core.server", "--tls-cert", str(certs[0]), "--discovery-file",
-                        str(tmp_path / "s.json"), "--log-file", str(tmp_path / "log")],
+    r = subprocess.run([sys.executable, "-m", "drip_core.server", "--tls-cert", str(certs[0]),
+                        "--discovery-file", str(tmp_path / "s.json"), "--log-file", str(tmp_path / "log")],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--tls-key" in r.stderr and not (tmp_path / "s.json").exists()
 

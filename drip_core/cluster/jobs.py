@@ -76,7 +76,8 @@ def make_jobs(input_dir: str, guide_dir: str, guide_kind: str, band_radius, outp
     # absolute: Ray workers need not share the driver's working directory
     input_dir, guide_dir, output_dir = (d if storage.is_uri(d) else os.path.abspath(d)
                                         for d in (input_dir, guide_dir, output_dir))
-    return [Job(n, storage.join(input_dir, n), storage.join(guide_dir, n), guide_kind, band_radius, output_dir)
+    return [Job(n, storage.join(input_dir, n), storage.join(guide_dir, n), guide_kind, band_radius,
+                output_dir)
             for n in names]
 
 
@@ -127,7 +128,8 @@ def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
     from ..engines import refining_engine
     image = _read(job.image)
     if storage.size(job.guide) is None:
-        raise JobError("missing_trimap", f"no {'trimap' if job.guide_kind == 'trimap' else 'mask'} {job.guide}")
+        raise JobError("missing_trimap",
+                       f"no {'trimap' if job.guide_kind == 'trimap' else 'mask'} {job.guide}")
     try:
         grey = _read(job.guide)[..., 0]
     except JobError as exc:
@@ -136,7 +138,8 @@ def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
         raise JobError("bad_trimap", f"the {job.guide_kind} {job.guide} is {grey.shape[1]}x{grey.shape[0]} "
                                      f"but the image is {image.shape[1]}x{image.shape[0]}")
     if job.guide_kind == "mask":
-        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image, engine=refining_engine())
+        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image,
+                               engine=refining_engine())
     else:
         trimap = trimaps.from_painted(grey)
     return image, trimap

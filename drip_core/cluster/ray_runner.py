@@ -112,7 +112,8 @@ def run(jobs: list[Job], report, progress, *, engine: str, drip_model: str | Non
                 "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
         report.settings["ray"] = info
         progress.restart_clock()
-        announce(f"Ray: {info['nodes']} node(s), {n_cpus} CPU(s), {n_gpus} GPU(s); {len(jobs)} image(s) to matte")
+        announce(f"Ray: {info['nodes']} node(s), {n_cpus} CPU(s), {n_gpus} GPU(s); "
+                 f"{len(jobs)} image(s) to matte")
         if actor_path:
             info.update(_run_actors(ray, jobs, report, progress, engine, model, n_cpus, n_gpus, actors))
         else:

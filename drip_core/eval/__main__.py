@@ -43,7 +43,8 @@ def run(args) -> list[dict]:
     layouts = [open_layout(args.layout, data, s) for s in sets]
     if not layouts[0].names():
         raise DatasetError(f"no images found in {data}")
-    engine = get_engine(args.engine, drip_model=args.drip_model) if args.drip_model else get_engine(args.engine)
+    engine = (get_engine(args.engine, drip_model=args.drip_model) if args.drip_model
+              else get_engine(args.engine))
     runs = []
     for label, layout in zip(sets, layouts):
         width = max([8, *(len(n) for n in layout.names()[:args.limit or None])])
@@ -51,7 +52,7 @@ def run(args) -> list[dict]:
         print(f"# engine {engine.name}, {label}")
         print(header(width, fg))
         run = evaluate_layout(layout, engine, args.limit, fg_variant=args.fg_variant, label=label,
-                              on_row=lambda r: print(format_row(r, width), flush=True))
+                              on_row=lambda r, width=width: print(format_row(r, width), flush=True))
         print(format_row({"name": "mean", **run.mean()}, width))
         runs.append(run.as_dict())
     return runs
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     except (DatasetError, EngineError, OSError) as exc:
         print(f"drip-eval: error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a tool, not a library: one line, no traceback
+    except Exception as exc:  # noqa: BLE001 - a tool, not a library: one line, no traceback
         print(f"drip-eval: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -54,7 +54,8 @@ def sample_names(root: str | Path) -> list[str]:
 def load_sample(root: str | Path, name: str, trimap: str = "Trimap1") -> Sample:
     root = Path(root)
     tri_dir = _subdir(root, "trimap_") / trimap
-    paths = (_subdir(root, "input_") / f"{name}.png", tri_dir / f"{name}.png", _subdir(root, "gt_") / f"{name}.png")
+    paths = (_subdir(root, "input_") / f"{name}.png", tri_dir / f"{name}.png",
+             _subdir(root, "gt_") / f"{name}.png")
     for p in paths:
         if not p.is_file():
             raise DatasetError(f"missing file {p}")

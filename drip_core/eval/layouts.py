@@ -97,7 +97,8 @@ def open_layout(kind: str, root, trimap: str = "Trimap1"):
     if kind == "alphamatting":
         return AlphamattingLayout(root, trimap)
     if kind == "comp1k":
-        return FolderLayout(root, ("merged",), ("trimaps", "trimap"), ("alpha", "alpha_copy"), ("fg", "fg_copy"))
+        return FolderLayout(root, ("merged",), ("trimaps", "trimap"), ("alpha", "alpha_copy"),
+                            ("fg", "fg_copy"))
     if kind == "aim500":
         return FolderLayout(root, ("original",), ("trimap", "trimaps"), ("mask", "alpha"))
     raise DatasetError(f"unknown layout '{kind}' (one of {', '.join(LAYOUTS)})")

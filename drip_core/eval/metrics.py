@@ -33,7 +33,8 @@ class AlphaErrors:
 def _check(pred, gt, trimap):
     pred, gt, trimap = np.asarray(pred), np.asarray(gt), np.asarray(trimap)
     if pred.shape != gt.shape or gt.shape != trimap.shape or pred.ndim != 2:
-        raise ValueError(f"pred {pred.shape}, gt {gt.shape} and trimap {trimap.shape} must be equal 2-D shapes")
+        raise ValueError(f"pred {pred.shape}, gt {gt.shape} and trimap {trimap.shape} "
+                         f"must be equal 2-D shapes")
     for name, arr in (("pred", pred), ("gt", gt), ("trimap", trimap)):
         if arr.dtype != np.uint8:
             raise ValueError(f"{name} must be uint8 0..255, got {arr.dtype}")

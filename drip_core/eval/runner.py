@@ -35,7 +35,8 @@ def score(sample, matte, fg_variant: str = "drip") -> dict:
     row = alpha_errors(to_uint8(matte.alpha), sample.gt, sample.trimap).as_dict()
     if sample.fg is not None:
         pred_fg = to_uint8(matte.foreground) / 255.0
-        e = foreground_errors(pred_fg, sample.fg / 255.0, sample.gt / 255.0, sample.trimap, variant=fg_variant)
+        e = foreground_errors(pred_fg, sample.fg / 255.0, sample.gt / 255.0, sample.trimap,
+                              variant=fg_variant)
         row.update(fg_sad=e.sad, fg_mse=e.mse)
     return row
 

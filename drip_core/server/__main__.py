@@ -15,19 +15,23 @@ from drip_protocol import DEFAULT_MAX_PIXELS, ENGINES, ProtocolError, default_di
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="drip-server", description="Drip Matting inference server.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one, published in the discovery file)")
-    p.add_argument("--discovery-file", default=None, help=f"where to publish host/port/token (default: {default_discovery_file()})")
+    p.add_argument("--port", type=int, default=0,
+                   help="port (default: a free one, published in the discovery file)")
+    p.add_argument("--discovery-file", default=None,
+                   help=f"where to publish host/port/token (default: {default_discovery_file()})")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="engine for jobs that ask for 'auto' (default: auto = DRIP if a model is configured)")
     p.add_argument("--drip-model", default=None, help="DRIP model folder (default: from the user config)")
-    p.add_argument("--idle-timeout", type=float, default=0.0, help="shut down after this many idle seconds (0 = never)")
+    p.add_argument("--idle-timeout", type=float, default=0.0,
+                   help="shut down after this many idle seconds (0 = never)")
     p.add_argument("--log-file", default=None, help=f"log file (default: {default_log_file()})")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="largest image accepted, in pixels")
     p.add_argument("--max-queue", type=int, default=64,
                    help="jobs that may wait per device queue; more are refused with 'busy' (default: 64)")
     p.add_argument("--cache-mb", type=int, default=None,
-                   help="memory for recent jobs' images and results, so reruns send only the mask and re-solve "
-                        "only what changed (default: DRIP_MATTING_CACHE_MB or 512; 0 = off)")
+                   help="memory for recent jobs' images and results, so reruns send only the mask and "
+                        "re-solve only what changed (default: DRIP_MATTING_CACHE_MB or 512; 0 = off)")
     p.add_argument("--tls-cert", default=None, help="TLS certificate (required for non-loopback hosts)")
     p.add_argument("--tls-key", default=None, help="TLS private key")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without TLS")
@@ -37,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def setup_logging(log_file: str, verbose: bool) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-    handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=2)]
+    handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(log_file, maxBytes=5 << 20,
+                                                                            backupCount=2)]
     if verbose:
         handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=logging.INFO, handlers=handlers,
@@ -65,10 +70,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from .app import ServerOptions
     options = ServerOptions(
-        host=args.host, port=args.port, discovery_file=os.path.abspath(args.discovery_file or default_discovery_file()),
+        host=args.host, port=args.port,
+        discovery_file=os.path.abspath(args.discovery_file or default_discovery_file()),
         log_file=os.path.abspath(args.log_file or default_log_file()), engine=args.engine,
-        drip_model=args.drip_model, idle_timeout=args.idle_timeout, max_pixels=args.max_pixels, max_queue=args.max_queue,
-        cache_mb=args.cache_mb,
+        drip_model=args.drip_model, idle_timeout=args.idle_timeout, max_pixels=args.max_pixels,
+        max_queue=args.max_queue, cache_mb=args.cache_mb,
         tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure)
     setup_logging(options.log_file, args.verbose)
     try:

@@ -39,7 +39,8 @@ class ServerOptions:
     insecure: bool = False
     token: str | None = None         # for tests; normally generated
     max_queue: int = 64              # jobs waiting per device queue; more get 'busy' (bounds memory)
-    cache_mb: int | None = None      # the image cache's size; None: DRIP_MATTING_CACHE_MB or its default; 0: off
+    cache_mb: int | None = None      # the image cache's size; None: DRIP_MATTING_CACHE_MB or its default;
+                                     # 0: off
 
 
 def is_loopback(host: str) -> bool:
@@ -54,7 +55,8 @@ def is_loopback(host: str) -> bool:
 class DripServer:
     def __init__(self, options: ServerOptions):
         self.opts = options
-        # Hex, not url-safe base64: a token starting with '-' reads as an option on a command line (--token -x...).
+        # Hex, not url-safe base64: a token starting with '-' reads as an option on a command line
+        # (--token -x...).
         self.token = options.token or secrets.token_hex(32)
         self.drip_model = options.drip_model or configured_drip_model()
         self.workers: dict[str, DeviceWorker] = {}
@@ -79,8 +81,9 @@ class DripServer:
             ctx.load_cert_chain(o.tls_cert, o.tls_key)
             return ctx
         if not is_loopback(o.host) and not o.insecure:
-            raise ProtocolError("bad_request", f"binding to {o.host} (not loopback) exposes the server to the "
-                                               "network: give --tls-cert/--tls-key, or --insecure if you must")
+            raise ProtocolError("bad_request",
+                                f"binding to {o.host} (not loopback) exposes the server to the "
+                                "network: give --tls-cert/--tls-key, or --insecure if you must")
         return None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -92,7 +95,8 @@ class DripServer:
             return False
         loop = asyncio.get_running_loop()
         tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": HELLO_TIMEOUT} if self.ssl_context else {}
-        self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port, limit=1 << 16, **tls)
+        self._server = await asyncio.start_server(self._handle, self.opts.host, self.opts.port, limit=1 << 16,
+                                                  **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         for name in QUEUES:
             worker = DeviceWorker(name, self.drip_model, self.opts.log_file, self.cache)

@@ -34,7 +34,8 @@ log = logging.getLogger("drip.server")
 
 @dataclass
 class Job:
-    spec: JobSpec              # the job as the client sent it ('auto' already replaced by the server's default)
+    spec: JobSpec              # the job as the client sent it ('auto' already replaced by the
+                               # server's default)
     image: np.ndarray          # H x W x 3 uint8 / uint16 / float32: a view of the received bytes
     mask: np.ndarray           # uint8/uint16 HxW, turned into a trimap by the worker
     loop: asyncio.AbstractEventLoop
@@ -78,7 +79,8 @@ class Outcome:
 class DeviceWorker:
     """One queue per device: jobs run strictly one at a time, in arrival order."""
 
-    def __init__(self, name: str, drip_model: str | None, log_file: str | None, cache: JobCache | None = None):
+    def __init__(self, name: str, drip_model: str | None, log_file: str | None,
+                 cache: JobCache | None = None):
         self.name = name
         self.cache = cache if cache is not None else JobCache(0)
         self.drip_model = drip_model
@@ -102,7 +104,8 @@ class DeviceWorker:
         while True:
             job = await self.queue.get()
             if job.cancelled.is_set():
-                job.post(ProtocolError("cancelled", "the job was cancelled before it started").to_header(job.id))
+                job.post(ProtocolError("cancelled",
+                                       "the job was cancelled before it started").to_header(job.id))
                 continue
             self.running = job
             try:
@@ -158,8 +161,8 @@ class DeviceWorker:
         matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
         job.check_cancel()
         foreground, alpha = region.paste(matte.foreground, matte.alpha, dtype_of(job.spec.result_depth))
-        last = LastResult(region.trimap, matte.engine or engine.name, job.spec.result_depth, foreground, alpha,
-                          matte.rerun_state)
+        last = LastResult(region.trimap, matte.engine or engine.name, job.spec.result_depth, foreground,
+                          alpha, matte.rerun_state)
         return Outcome(last, "full", None, time.perf_counter() - start)
 
     def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray) -> Outcome | None:
@@ -178,7 +181,8 @@ class DeviceWorker:
                              job.progress, job.cancelled.is_set)
         if rerun is None:
             return None
-        last = LastResult(trimap, engine.name, spec.result_depth, rerun.foreground, rerun.alpha, rerun.rerun_state)
+        last = LastResult(trimap, engine.name, spec.result_depth, rerun.foreground, rerun.alpha,
+                          rerun.rerun_state)
         changed = _what_changed(previous, rerun.foreground, rerun.alpha, rerun.changed)
         return Outcome(last, "local", changed, time.perf_counter() - start)
 
@@ -196,8 +200,9 @@ class DeviceWorker:
         payload = [to_bytes(np.ascontiguousarray(plane[window])) for plane in planes]
         header = {"type": "result", "id": job.id, "engine": last.engine, "note": note, "rerun": outcome.how,
                   "image_sent": job.cached is None, "seconds": round(seconds, 3),
-                  "engine_seconds": round(outcome.engine_seconds, 3), "width": spec.width, "height": spec.height,
-                  "result_depth": spec.result_depth, "has_trimap": spec.want_trimap, **extra}
+                  "engine_seconds": round(outcome.engine_seconds, 3), "width": spec.width,
+                  "height": spec.height, "result_depth": spec.result_depth, "has_trimap": spec.want_trimap,
+                  **extra}
         return header, payload
 
     def _crash_error(self, job: Job, exc: Exception) -> ProtocolError:
@@ -205,7 +210,8 @@ class DeviceWorker:
         _free_accelerator_memory()
         if is_out_of_memory(exc):
             log.warning("job %s ran out of memory: %s", job.id, exc)
-            return ProtocolError("out_of_memory", "the engine ran out of memory on this image", log_file=self.log_file)
+            return ProtocolError("out_of_memory", "the engine ran out of memory on this image",
+                                 log_file=self.log_file)
         log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
         return ProtocolError("engine_failed", f"the engine failed: {exc.__class__.__name__}: {exc}",
                              log_file=self.log_file)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import time
+
 from drip_protocol import (
     PREFIX,
     PROTOCOL_VERSION,
@@ -101,7 +102,8 @@ class Session:
 
     async def on_job(self, spec: JobSpec, payload: bytes) -> None:
         if self.current is not None and not self.pump.done():
-            await self.send(ProtocolError("busy", "this connection already has a job running").to_header(spec.id))
+            await self.send(ProtocolError("busy",
+                                          "this connection already has a job running").to_header(spec.id))
             return
         try:
             self.current, self.pump = await self.start_job(spec, payload)
@@ -137,14 +139,16 @@ class Session:
         spec = spec.replace(engine=requested_engine(spec.engine, server.opts.engine))
         worker = server.worker_for(spec.engine)
         if worker.queue.qsize() >= server.opts.max_queue:
-            log.warning("job %s refused: the %s queue holds %d jobs", spec.id, worker.name, worker.queue.qsize())
-            raise ProtocolError("busy", f"the {worker.name} queue is full ({worker.queue.qsize()} jobs waiting)")
+            log.warning("job %s refused: the %s queue holds %d jobs", spec.id, worker.name,
+                        worker.queue.qsize())
+            raise ProtocolError("busy",
+                                f"the {worker.name} queue is full ({worker.queue.qsize()} jobs waiting)")
         job = self.make_job(spec, payload)
         ahead = worker.submit(job)
         # logged before any await, so the log's order of acceptances is the queue's order
-        log.info("job %s accepted: %dx%d %s, %s, image %s, queue %s position %d", job.id, spec.width, spec.height,
-                 spec.image_format, spec.trimap_source, "from the cache" if job.cached is not None else "sent",
-                 worker.name, ahead)
+        log.info("job %s accepted: %dx%d %s, %s, image %s, queue %s position %d", job.id, spec.width,
+                 spec.height, spec.image_format, spec.trimap_source,
+                 "from the cache" if job.cached is not None else "sent", worker.name, ahead)
         try:
             await self.send({"type": "accepted", "id": job.id, "position": ahead, "queue": worker.name})
         except BaseException:
@@ -180,7 +184,8 @@ class Session:
             except asyncio.TimeoutError:
                 if worker.running is not job:
                     pos = worker.queue.qsize()
-                    last = dict(last, stage=Stage.QUEUED.value, message=f"waiting in queue ({pos} ahead at most)")
+                    last = dict(last, stage=Stage.QUEUED.value,
+                                message=f"waiting in queue ({pos} ahead at most)")
                 header, payload = dict(last, heartbeat=True), b""
             else:
                 if header["type"] == "progress":
@@ -208,8 +213,9 @@ class Session:
             return header, None
         spec = JobSpec.from_header(header, max_pixels)
         if payload_len != spec.payload_len:
-            raise ProtocolError("bad_request", f"payload is {payload_len} bytes; a {spec.width}x{spec.height} "
-                                               f"{spec.image_format}+{spec.mask_format} job needs {spec.payload_len}")
+            raise ProtocolError("bad_request",
+                                f"payload is {payload_len} bytes; a {spec.width}x{spec.height} "
+                                f"{spec.image_format}+{spec.mask_format} job needs {spec.payload_len}")
         payload = await asyncio.wait_for(self.reader.readexactly(payload_len),
                                          HELLO_TIMEOUT + payload_len / MIN_TRANSFER_RATE)
         return spec, payload

@@ -13,5 +13,5 @@ from .fixed_band import from_selection
 from .painted import from_painted
 from .values import BACKGROUND, FOREGROUND, UNKNOWN, Regions, as_mask, check_shape, split
 
-__all__ = ["BACKGROUND", "FOREGROUND", "UNKNOWN", "Regions", "as_mask", "build", "check_shape", "from_feathered",
-           "from_painted", "from_selection", "split"]
+__all__ = ["BACKGROUND", "FOREGROUND", "UNKNOWN", "Regions", "as_mask", "build", "check_shape",
+           "from_feathered", "from_painted", "from_selection", "split"]

@@ -11,7 +11,8 @@ from .fixed_band import from_selection
 from .painted import from_painted
 
 
-def build(source: str, mask, band_radius=DEFAULT_BAND_RADIUS, shape=None, image=None, engine=None) -> np.ndarray:
+def build(source: str, mask, band_radius=DEFAULT_BAND_RADIUS, shape=None, image=None,
+          engine=None) -> np.ndarray:
     """Dispatch on the protocol's ``trimap_source`` names; for a selection band, ``band_radius``
     is a number of pixels or "auto" (the smart band, which needs the ``image`` and the ``engine``
     its second pass mattes with: drip_core.engines.registry.refining_engine())."""

@@ -236,10 +236,12 @@ class _LocalColourModel:
         wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
         n = BINS ** 3
         hist = np.zeros(self.gy * self.gx * n, np.float32)
-        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
+                           (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
             idx = ((np.minimum(y0 + dy, self.gy - 1) * self.gx + np.minimum(x0 + dx, self.gx - 1)) * n + bins)
             hist += np.bincount(idx, weights * ww, minlength=hist.size).astype(np.float32)
-        hist = _smooth(hist.reshape(self.gy, self.gx, BINS, BINS, BINS), (cell_sigma, cell_sigma) + (colour_sigma,) * 3)
+        hist = _smooth(hist.reshape(self.gy, self.gx, BINS, BINS, BINS),
+                       (cell_sigma, cell_sigma) + (colour_sigma,) * 3)
         total = hist.sum(axis=(2, 3, 4), keepdims=True)
         return hist.reshape(self.gy, self.gx, n), total.reshape(self.gy, self.gx)
 
@@ -250,14 +252,16 @@ class _LocalColourModel:
         wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
         num = np.zeros(ys.shape, np.float32)
         den = np.zeros(ys.shape, np.float32)
-        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        for dy, dx, ww in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
+                           (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
             cy, cx = np.minimum(y0 + dy, self.gy - 1), np.minimum(x0 + dx, self.gx - 1)
             num += ww * hist[cy, cx, bins]
             den += ww * total[cy, cx]
         return num, den
 
 
-def _analyse(img: np.ndarray, inside: np.ndarray, sw: float, p: Params) -> tuple[np.ndarray, np.ndarray | None]:
+def _analyse(img: np.ndarray, inside: np.ndarray, sw: float,
+             p: Params) -> tuple[np.ndarray, np.ndarray | None]:
     """(the trimap at the working resolution, the doubtful regions deep inside for the second pass)."""
     d_in = ndimage.distance_transform_edt(inside)
     d_out = ndimage.distance_transform_edt(~inside)

@@ -10,6 +10,7 @@ it is put back on the result here. Python standard library + GI only; the GIMP-f
 in plugin_logic.py, the wire protocol in the drip_protocol package (shipped beside this file
 by the installer). See docs/gimp.md.
 """
+import collections
 import os
 import sys
 import time
@@ -172,7 +173,8 @@ def mark_result(item, result_id, rect):
 
 
 def output_layers(outputs):
-    return [name for out, name in (("foreground", logic.FG_LAYER), ("alpha", logic.ALPHA_LAYER)) if out in outputs]
+    return [name for out, name in (("foreground", logic.FG_LAYER), ("alpha", logic.ALPHA_LAYER))
+            if out in outputs]
 
 
 def held_result_id(image, layer, outputs, roi_img):
@@ -188,7 +190,8 @@ def held_result_id(image, layer, outputs, roi_img):
             return None
         ok, lx, ly = old.get_offsets()
         held = result_held(old)
-        if held is None or held[1] != tuple(roi_img) or (lx, ly, old.get_width(), old.get_height()) != tuple(roi_img):
+        if held is None or held[1] != tuple(roi_img) \
+                or (lx, ly, old.get_width(), old.get_height()) != tuple(roi_img):
             return None
         ids.add(held[0])
     return ids.pop() if len(ids) == 1 else None
@@ -267,8 +270,8 @@ def progress(fraction=None, text=None):
             _progress_broken.append(exc)
             print(f"drip-matting: progress display failed ({exc.__class__.__name__}: {exc})", file=sys.stderr)
     if os.environ.get("DRIP_MATTING_DEBUG_PROGRESS") and text is not None:
-        print(f"drip-matting progress: {time.monotonic():.3f} {fraction if fraction is not None else '-'} {text}",
-              file=sys.stderr)
+        shown = fraction if fraction is not None else "-"
+        print(f"drip-matting progress: {time.monotonic():.3f} {shown} {text}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------
@@ -289,19 +292,22 @@ class Settings:
 
 
 def gather_input(image, layer, s, prec):
-    """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes). Raises ProtocolError."""
+    """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes).
+    Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
     lw, lh = layer.get_width(), layer.get_height()
     img_w, img_h = image.get_width(), image.get_height()
     if s.trimap_source == "trimap-channel":
         channel = find_trimap(image, layer)
         if channel is None:
-            raise logic.make_error("no_trimap_channel", f"the layer \"{layer.get_name()}\" has no "
-                                                        f"\"{logic.trimap_channel_name(layer.get_name())}\" channel")
+            raise logic.make_error("no_trimap_channel",
+                                   f"the layer \"{layer.get_name()}\" has no "
+                                   f"\"{logic.trimap_channel_name(layer.get_name())}\" channel")
         data = read(channel, (0, 0, img_w, img_h), prec["trimap"])
         bounds = logic.nonzero_bounds(data, img_w, img_h)
         if bounds is None:
-            raise ProtocolError("no_unknown", f"the \"{channel.get_name()}\" channel is all black (background)")
+            raise ProtocolError("no_unknown",
+                                f"the \"{channel.get_name()}\" channel is all black (background)")
         roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, (ox, oy), (lw, lh))
         if roi is None:
             raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
@@ -332,7 +338,8 @@ def gather_input(image, layer, s, prec):
 def layer_types(image, has_alpha):
     grey = image.get_base_type() == Gimp.ImageBaseType.GRAY
     if grey:
-        return (Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE), Gimp.ImageType.GRAY_IMAGE
+        return ((Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE),
+                Gimp.ImageType.GRAY_IMAGE)
     return (Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE), Gimp.ImageType.RGB_IMAGE
 
 
@@ -367,15 +374,15 @@ def copy_of_source(image, source, name, ltype, roi):
         return None
 
 
-def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, update, mask_fmt=None, mask_data=None,
-              tiles=None):
-    """Create (or, when ``update``, rewrite in place) the layer ``name`` just above ``source``.
+def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, mask_fmt=None, mask_data=None, tiles=None):
+    """Create the layer ``name`` just above ``source``, or rewrite the source's existing one (in
+    place when it has the same place, size and kind; else it is replaced where it stands).
     ``tiles`` (the job's trimap, logic.TrimapTiles): ``data`` equals the source's own pixels
     wherever the trimap is not unknown, so a new layer starts as a copy of the source and only
     the tiles holding unknown pixels are written (GIMP's plug-in tile transfer is the slow part of
     a large first run: bench/gimp_refine.py)."""
     x, y, w, h = roi
-    old = find_result_layer(image, source, name) if update else None
+    old = find_result_layer(image, source, name)
     if old is not None:
         ok, lx, ly = old.get_offsets()
         same = (old.get_width(), old.get_height(), lx, ly) == (w, h, ox + x, oy + y) \
@@ -446,107 +453,104 @@ def alpha_to_selection(image, alpha, roi_img, prec):
 
 
 def image_gone():
-    return logic.make_error("image_gone", "the image was closed (or the layer deleted) while Drip Matting was working")
+    return logic.make_error("image_gone",
+                            "the image was closed (or the layer deleted) while Drip Matting was working")
+
+
+class Matte(collections.namedtuple("Matte", "roi origin fg alpha trimap layer_alpha patch tiles result_id")):
+    """What came back from the server, ready to write: ``roi`` (layer coordinates) of the layer
+    at ``origin`` (its offsets when it was read); buffers in native byte order, ROI-sized, or
+    patch-sized when ``patch`` is the rectangle the server re-solved (ROI coordinates); the
+    layer's own alpha for the ROI; ``tiles`` (logic.TrimapTiles of a whole result's trimap)."""
+    __slots__ = ()
+
+    @property
+    def roi_img(self):
+        return logic.offset_rect(self.roi, *self.origin)
 
 
 def matte(image, layer, s, config):
+    """One run: read the region around the selection, have the server matte it, add the results
+    (one undo group). Returns the server's note, if any. Raises ProtocolError."""
     prec = logic.precision_info(image.get_precision().value_nick)
     Gimp.progress_init("Drip Matting")
     progress(0.01, "Drip Matting: reading the layer")
     roi, pixels, layer_alpha, mask = gather_input(image, layer, s, prec)
-    x, y, w, h = roi
-    ok, ox, oy = layer.get_offsets()
+    origin = tuple(layer.get_offsets()[1:])
+    result = run_on_server(image, layer, s, config, prec, logic.offset_rect(roi, *origin), pixels, mask)
+    if not alive(image, layer):
+        raise image_gone()
+    progress(0.92, "Drip Matting: adding layers")
+    add_results(image, layer, s, prec, decode_result(result, roi, origin, layer_alpha, prec))
+    # Selecting the trimap channel made it the active item: give the source layer back, so the
+    # next run (another band radius, say) starts from it without a "not a layer" error.
+    image.set_selected_layers([layer])
+    Gimp.displays_flush()
+    engine_used = result["header"].get("engine")
+    progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
+             else "Drip Matting: done")
+    return result["header"].get("note")
+
+
+def run_on_server(image, layer, s, config, prec, roi_img, pixels, mask):
+    """Connect (starting the local server if need be), send the job for the region ``roi_img``
+    (image coordinates) and follow its progress on GIMP's bar: Connection.run_job's result.
+    The job is cancelled once the image is closed."""
+    w, h = roi_img[2], roi_img[3]
 
     def on_wait(seconds):
         progress(0.03, f"Drip Matting: starting server ({seconds:.0f} s)")
+
+    def on_progress(fraction, stage, message):
+        if not alive(image, layer):
+            return True  # closed or deleted meanwhile: cancel the job, touch nothing
+        progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
+        return False
 
     progress(0.02, "Drip Matting: connecting to the server")
     conn = logic.connect(s.server, config, on_wait=on_wait)
     try:
         job = logic.build_job(w, h, prec["depth"], s.trimap_source, s.band_radius, s.engine, want_trimap=True)
-
-        def on_progress(fraction, stage, message):
-            if not alive(image, layer):
-                return True  # closed or deleted meanwhile: cancel the job, touch nothing
-            progress(logic.overall_fraction(fraction), logic.progress_text(stage, message))
-            return False
-
         # only the mask travels when the server still holds these pixels (protocol 3: Connection.run_job)
         progress(0.05, f"Drip Matting: sending the {w}x{h} job")
         # (a patch cannot update a trimap channel the plug-in would write whole: only reruns from
         # the painted channel, or without a kept trimap, take one)
-        held = held_result_id(image, layer, s.outputs, logic.offset_rect(roi, ox, oy)) \
+        held = held_result_id(image, layer, s.outputs, roi_img) \
             if s.trimap_source == "trimap-channel" or not s.keep_trimap else None
-        try:
-            result = conn.run_job(job, pixels, mask, on_progress, held_result=held)
-        except ProtocolError as exc:
-            if exc.code == "cancelled" and not alive(image, layer):
-                raise image_gone() from None
-            raise
+        return conn.run_job(job, pixels, mask, on_progress, held_result=held)
+    except ProtocolError as exc:
+        if exc.code == "cancelled" and not alive(image, layer):
+            raise image_gone() from None
+        raise
     finally:
         conn.close()
-    if not alive(image, layer):
-        raise image_gone()
-    note = result["header"].get("note")
-    engine_used = result["header"].get("engine")
-    progress(0.92, "Drip Matting: adding layers")
-    fg, alpha, trimap = result["foreground"], result["alpha"], result["trimap"]
-    fg, alpha = logic.from_little_endian(fg, prec["typecode"]), logic.from_little_endian(alpha, prec["typecode"])
 
-    # Existing "Drip foreground"/"Drip alpha" beside the source are the plug-in's working
-    # result: every run updates them (in place when the region is the same) instead of
-    # piling up new layers. Rename a result layer to keep it.
-    update = True
-    fg_type, grey_type = layer_types(image, layer.has_alpha())
-    roi_img = logic.offset_rect(roi, ox, oy)
-    patch = result.get("patch")  # only the rectangle the server re-solved: the layers hold the rest
+
+def decode_result(result, roi, origin, layer_alpha, prec) -> Matte:
+    typecode = prec["typecode"]
+    trimap, patch = result["trimap"], result.get("patch")
     # which cells of the region the trimap marks known / unknown: what a whole write must send
-    tiles = logic.TrimapTiles(trimap, w, h) if trimap is not None and patch is None else None
+    tiles = logic.TrimapTiles(trimap, roi[2], roi[3]) if trimap is not None and patch is None else None
+    return Matte(roi, origin, logic.from_little_endian(result["foreground"], typecode),
+                 logic.from_little_endian(result["alpha"], typecode), trimap, layer_alpha, patch, tiles,
+                 result["header"].get("result_id"))
+
+
+def add_results(image, layer, s, prec, m):
+    """Write the matte ``m`` as the outputs ``s`` asks for, in one undo group.
+
+    Existing "Drip foreground"/"Drip alpha" beside the source are the plug-in's working result:
+    every run updates them (in place when the region is the same) instead of piling up new
+    layers. Rename a result layer to keep it."""
     image.undo_group_start()
     saved_selection = None
     try:
-        if update and not Gimp.Selection.is_empty(image):
+        if not Gimp.Selection.is_empty(image):
             # Merging a shadow buffer (the undoable in-place write) only touches selected
             # pixels: lift the selection for the update and put it back afterwards.
             saved_selection = Gimp.Selection.save(image)
             Gimp.Selection.none(image)
-        written = []
-        if patch is not None:
-            pw, ph = patch[2], patch[3]
-            if pw and ph and "foreground" in s.outputs:
-                data, fmt = fg, prec["rgb"]
-                if layer_alpha is not None:
-                    bpp = len(layer_alpha) // (w * h)
-                    data = logic.merge_alpha(fg, logic.crop_rect(layer_alpha, w, patch, bpp), pw, ph, prec["typecode"])
-                    fmt = prec["rgba"]
-                put_patch(image, layer, logic.FG_LAYER, patch, roi_img, fmt, data, prec["mask"], alpha)
-            if pw and ph and "alpha" in s.outputs:
-                put_patch(image, layer, logic.ALPHA_LAYER, patch, roi_img, prec["grey"], alpha)
-            Gimp.Selection.none(image)
-            written = [find_result_layer(image, layer, name) for name in output_layers(s.outputs)]
-        else:
-            if "foreground" in s.outputs:
-                if layer_alpha is not None:
-                    # The layer's own transparency is not part of the matte: keep it on the result.
-                    data = logic.merge_alpha(fg, layer_alpha, w, h, prec["typecode"])
-                    fmt = prec["rgba"]
-                else:
-                    data, fmt = fg, prec["rgb"]
-                written.append(put_layer(image, layer, logic.FG_LAYER, fg_type, roi, ox, oy, fmt, data, update,
-                                         mask_fmt=prec["mask"], mask_data=alpha, tiles=tiles))
-            if "alpha" in s.outputs:
-                written.append(put_layer(image, layer, logic.ALPHA_LAYER, grey_type, roi, ox, oy, prec["grey"],
-                                         alpha, update))
-        for item in written:
-            mark_result(item, result["header"].get("result_id"), roi_img)
-        if "selection" in s.outputs:
-            alpha_to_selection(image, alpha, roi_img, prec)
-        if s.keep_trimap and trimap is not None and s.trimap_source != "trimap-channel":
-            store_trimap(image, layer, trimap, tiles, roi_img, prec)
-        if "foreground" in s.outputs and not s.keep_source_visible:
-            # Like a "new layer with layer mask" output: the cut-out is what you now see. The
-            # same undo step brings the source back.
-            layer.set_visible(False)
+        write_outputs(image, layer, s, prec, m)
     finally:
         try:
             if saved_selection is not None:
@@ -555,13 +559,63 @@ def matte(image, layer, s, config):
                 image.remove_channel(saved_selection)
         finally:
             image.undo_group_end()
-    # Selecting the trimap channel made it the active item: give the source layer back, so the
-    # next run (another band radius, say) starts from it without a "not a layer" error.
-    image.set_selected_layers([layer])
-    Gimp.displays_flush()
-    progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
-             else "Drip Matting: done")
-    return note
+
+
+def write_outputs(image, layer, s, prec, m):
+    roi_img = m.roi_img
+    if m.patch is not None:
+        written = write_patch(image, layer, s.outputs, prec, m)
+    else:
+        written = write_whole(image, layer, s.outputs, prec, m)
+    for item in written:
+        mark_result(item, m.result_id, roi_img)
+    if "selection" in s.outputs:
+        alpha_to_selection(image, m.alpha, roi_img, prec)
+    if s.keep_trimap and m.trimap is not None and s.trimap_source != "trimap-channel":
+        store_trimap(image, layer, m.trimap, m.tiles, roi_img, prec)
+    if "foreground" in s.outputs and not s.keep_source_visible:
+        # Like a "new layer with layer mask" output: the cut-out is what you now see. The
+        # same undo step brings the source back.
+        layer.set_visible(False)
+
+
+def write_patch(image, layer, outputs, prec, m):
+    """Rewrite only the rectangle the server re-solved of the Drip layers (which hold the rest):
+    the layers written."""
+    w, h = m.roi[2], m.roi[3]
+    pw, ph = m.patch[2], m.patch[3]
+    roi_img = m.roi_img
+    if pw and ph and "foreground" in outputs:
+        data, fmt = m.fg, prec["rgb"]
+        if m.layer_alpha is not None:
+            bpp = len(m.layer_alpha) // (w * h)
+            data = logic.merge_alpha(m.fg, logic.crop_rect(m.layer_alpha, w, m.patch, bpp), pw, ph,
+                                     prec["typecode"])
+            fmt = prec["rgba"]
+        put_patch(image, layer, logic.FG_LAYER, m.patch, roi_img, fmt, data, prec["mask"], m.alpha)
+    if pw and ph and "alpha" in outputs:
+        put_patch(image, layer, logic.ALPHA_LAYER, m.patch, roi_img, prec["grey"], m.alpha)
+    Gimp.Selection.none(image)
+    return [find_result_layer(image, layer, name) for name in output_layers(outputs)]
+
+
+def write_whole(image, layer, outputs, prec, m):
+    """Create or rewrite the Drip layers from a whole result: the layers written."""
+    w, h = m.roi[2], m.roi[3]
+    ox, oy = m.origin
+    fg_type, grey_type = layer_types(image, layer.has_alpha())
+    written = []
+    if "foreground" in outputs:
+        data, fmt = m.fg, prec["rgb"]
+        if m.layer_alpha is not None:
+            # The layer's own transparency is not part of the matte: keep it on the result.
+            data, fmt = logic.merge_alpha(m.fg, m.layer_alpha, w, h, prec["typecode"]), prec["rgba"]
+        written.append(put_layer(image, layer, logic.FG_LAYER, fg_type, m.roi, ox, oy, fmt, data,
+                                 mask_fmt=prec["mask"], mask_data=m.alpha, tiles=m.tiles))
+    if "alpha" in outputs:
+        written.append(put_layer(image, layer, logic.ALPHA_LAYER, grey_type, m.roi, ox, oy, prec["grey"],
+                                 m.alpha))
+    return written
 
 
 def show_dialog(procedure, config) -> bool:
@@ -570,7 +624,8 @@ def show_dialog(procedure, config) -> bool:
     GimpUi.init("drip_matting")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
     # The server address only matters to someone who set up a remote server.
-    shown = [name for name in logic.DIALOG_FIELDS if name != "server" or config.get_property("server") != "auto"]
+    shown = [name for name in logic.DIALOG_FIELDS
+             if name != "server" or config.get_property("server") != "auto"]
     dialog.fill(shown)
     try:
         # The band only matters for the "band around the selection" source, and a fixed radius
@@ -669,7 +724,8 @@ class DripMatting(Gimp.PlugIn):
                                "cross the selection edge, narrow where the edge is crisp; off: a fixed band "
                                "of Band radius pixels", True, RW)
         p.add_int_argument("band-radius", "_Band radius (px)",
-                           "Half-width of the unsure band around the selection edge when the smart band is off",
+                           "Half-width of the unsure band around the selection edge when the smart band "
+                           "is off",
                            1, 512, protocol.FIXED_BAND_RADIUS, RW)
         p.add_choice_argument("engine", "_Engine", "Matting engine",
                               _choice(logic.engine_choices(logic.drip_model_configured())), "auto", RW)
@@ -686,8 +742,8 @@ class DripMatting(Gimp.PlugIn):
         p.add_boolean_argument("keep-source-visible", "Keep source _visible",
                                "Leave the source layer visible under the cut-out (it is hidden by default, "
                                "in the same undo step, so the result shows)", False, RW)
-        p.add_string_argument("server", "Server _address", "'auto' (find or start the local server) or host:port",
-                              "auto", RW)
+        p.add_string_argument("server", "Server _address",
+                              "'auto' (find or start the local server) or host:port", "auto", RW)
         return p
 
 

@@ -5,16 +5,14 @@ region-of-interest arithmetic, babl format choice, byte packing, argument names,
 config and server discovery, connecting (or starting) a server, and turning errors
 into text for a person. drip_matting.py holds the calls into GIMP.
 
-``protocol`` is the one wire-protocol module of the project (drip_core/protocol.py);
-the installer copies it next to this file.
+``protocol`` is the project's one wire protocol, the stdlib-only package ``drip_protocol``
+(the installer ships it beside this file).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import uuid
 
 import drip_protocol as protocol
 from drip_protocol import ProtocolError
@@ -53,9 +51,10 @@ OUTPUTS = {
 
 # Local errors, in the same shape as the server's (code + message + hint).
 LOCAL_HINTS = {
-    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel for this layer yet: run Drip Matting once "
-                          "with trimap source \"selection band\" (it stores the trimap), paint on the channel "
-                          "(pure white = object, pure black = background, anything else = unsure), then rerun."),
+    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel for this layer yet: run Drip "
+                          "Matting once with trimap source \"selection band\" (it stores the trimap), "
+                          "paint on the channel (pure white = object, pure black = background, "
+                          "anything else = unsure), then rerun."),
     "image_gone": "Nothing was changed. Open the image again (or undo the deletion) and rerun Drip Matting.",
     "not_a_layer": "Select exactly one RGB or grey layer (not a channel, layer mask or group) and try again.",
     "indexed": "Indexed images are not supported: use Image > Mode > RGB first.",
@@ -127,8 +126,8 @@ def engine_choices(drip_available: bool):
 
 
 # The dialog's fields, in order; the user's last values are kept in DIALOG_STATE.
-DIALOG_FIELDS = ("trimap-source", "smart-band", "band-radius", "engine", "outputs", "keep-trimap", "keep-source-visible",
-                 "server")
+DIALOG_FIELDS = ("trimap-source", "smart-band", "band-radius", "engine", "outputs", "keep-trimap",
+                 "keep-source-visible", "server")
 DIALOG_STATE = "gimp-dialog.json"
 
 
@@ -209,13 +208,10 @@ def roi_from_bounds(bounds, grow: int, layer_offsets, layer_size):
 
 
 def band_reach(bounds, band_radius) -> int:
-    """How far the band may extend from the selection's edge: a fixed radius, or for the smart
-    band ("auto") AUTO_BAND_REACH x the object's scale (sqrt of the selection box's area, which
-    is at least the selected area's)."""
-    if band_radius == protocol.AUTO_BAND:
-        x1, y1, x2, y2 = bounds
-        return int(math.ceil(protocol.AUTO_BAND_REACH * math.sqrt(max(1, (x2 - x1) * (y2 - y1))))) + 2
-    return int(band_radius)
+    """How far the band may extend from the selection's edge (protocol.band_reach decides), given
+    the selection box ``bounds``: its area stands in for the selected area, which is never larger."""
+    x1, y1, x2, y2 = bounds
+    return protocol.band_reach(band_radius, (x2 - x1) * (y2 - y1))
 
 
 def selection_roi(bounds, band_radius, layer_offsets, layer_size, margin: int = DEFAULT_MARGIN):
@@ -433,18 +429,18 @@ def parse_server_arg(value):
 
 
 def build_job(roi_w: int, roi_h: int, result_depth: int, trimap_source_nick: str, band_radius: int,
-              engine: str, want_trimap: bool = True) -> dict:
-    """A job for an RGB region read at the layer's precision; the result comes back at it too."""
+              engine: str, want_trimap: bool = True) -> protocol.JobSpec:
+    """A job for an RGB region read at the layer's precision (the image format follows
+    ``result_depth``); the result comes back at it too. Raises ProtocolError."""
     if trimap_source_nick not in TRIMAP_SOURCES:
         raise make_error("bad_request", f"unknown trimap source '{trimap_source_nick}'")
     if engine not in ENGINES:
         raise make_error("bad_request", f"unknown engine '{engine}'")
-    return {"id": uuid.uuid4().hex, "width": roi_w, "height": roi_h,
-            "image_format": protocol.RESULT_DEPTHS[result_depth][0],
-            "mask_format": "y8", "trimap_source": TRIMAP_SOURCES[trimap_source_nick],
-            "band_radius": band_radius if band_radius == protocol.AUTO_BAND else int(band_radius),
-            "engine": engine, "result_depth": result_depth,
-            "want_trimap": bool(want_trimap)}
+    if band_radius != protocol.AUTO_BAND:
+        band_radius = int(band_radius)
+    return protocol.JobSpec(roi_w, roi_h, result_depth, mask_format="y8",
+                            trimap_source=TRIMAP_SOURCES[trimap_source_nick], band_radius=band_radius,
+                            engine=engine, want_trimap=bool(want_trimap))
 
 
 # ----------------------------------------------------------------------------------------
@@ -535,33 +531,43 @@ def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_
 # Progress
 # ----------------------------------------------------------------------------------------
 
+Stage = protocol.Stage
+# What a person reads for each stage the server reports (tests check every Stage has one).
 STAGE_TEXT = {
-    "queued": "waiting for the server",
-    "starting": "starting the engine",     # the server's stage; the plug-in's own wait says "starting server"
-    "preparing": "building the trimap",
-    "loading_model": "loading model",
-    "load": "loading model",
-    "model": "loading model",
-    "trimap": "building trimap",
-    "alpha": "computing alpha",
-    "step": "refining",
-    "foreground": "estimating foreground",
-    "done": "done",
+    Stage.QUEUED: "waiting for the server",
+    Stage.PREPARING: "building the trimap",
+    Stage.LOADING_MODEL: "loading model",
+    Stage.STARTING: "starting the engine",  # (the plug-in's own wait for a server: "starting server")
+    Stage.ALPHA: "computing alpha",
+    Stage.FOREGROUND: "estimating foreground",
+    Stage.ENCODING: "encoding the image",
+    Stage.DENOISING: "refining",            # message: "step i/n" (or "tile k/n, step i/n")
+    Stage.DECODING: "decoding the matte",
+    Stage.DONE: "done",
 }
+# A stage this version does not know (a newer server's): said as "working (<stage>: <message>)".
+UNKNOWN_STAGE_TEXT = "working"
 
 # The server's part of the run maps to this span of GIMP's progress bar.
 SERVER_SPAN = (0.05, 0.9)
 
 
 def progress_text(stage: str, message: str = "") -> str:
-    if stage == "queued" and message in ("", "starting"):
+    """The progress bar's text for a server's progress message."""
+    message = message or ""
+    known = Stage.of(stage) if isinstance(stage, str) else None
+    if known == Stage.QUEUED and message in ("", "starting"):
         return "Drip Matting: job accepted"
-    base = STAGE_TEXT.get(stage, stage.replace("_", " ") if stage else "working")
-    if message and message.lower() in (base, base.replace("the ", "")):
+    if known is None:
+        # a newer server's stage: say it as it is named, clipped
+        name = " ".join(str(stage or "").replace("_", " ").split())[:40]
+        message = f"{name}: {message}" if name and message else name or message
+        base = UNKNOWN_STAGE_TEXT
+    else:
+        base = STAGE_TEXT[known]
+    if message.lower() in (base, base.replace("the ", "")):
         message = ""
-    if message and message.lower() != base:
-        return f"Drip Matting: {base} ({message})" if stage else f"Drip Matting: {message}"
-    return f"Drip Matting: {base}"
+    return f"Drip Matting: {base} ({message})" if message else f"Drip Matting: {base}"
 
 
 def overall_fraction(server_fraction: float) -> float:

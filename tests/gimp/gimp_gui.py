@@ -31,8 +31,8 @@ def save():
 
 
 def tree(img):
-    return {"layers": [l.get_name() for l in img.get_layers()],
-            "visible": [l.get_visible() for l in img.get_layers()],
+    return {"layers": [lyr.get_name() for lyr in img.get_layers()],
+            "visible": [lyr.get_visible() for lyr in img.get_layers()],
             "channels": [c.get_name() for c in img.get_channels()],
             "selection": list(Gimp.Selection.bounds(img))[1:]}
 
@@ -126,7 +126,7 @@ def interactive_run(old_disp):
     (Return) runs it with the dialog's defaults, and the result is shown (screenshot)."""
     old_disp.delete()
     img, layer = load(P.get("shot_width", 520))
-    disp = Gimp.Display.new(img)
+    Gimp.Display.new(img)
     settle(2)
     select_mask(img)
     settle(1)
@@ -141,8 +141,8 @@ def interactive_run(old_disp):
     h.wait(60)
     after = tree(img)
     # Show the result alone on GIMP's transparency checkerboard.
-    for l in img.get_layers():
-        l.set_visible(l.get_name() == "Drip foreground")
+    for lyr in img.get_layers():
+        lyr.set_visible(lyr.get_name() == "Drip foreground")
     Gimp.Selection.none(img)
     sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
     settle(2)
@@ -188,7 +188,7 @@ def error_dialog():
     if new:
         with open(os.path.join(OUT, "shot-error.geom"), "w") as f:
             f.write(sh("xdotool", "getwindowgeometry", "--shell", new[0][0])[1])
-    for wid, name in new:
+    for wid, _name in new:
         sh("xdotool", "windowfocus", "--sync", wid)
         sh("xdotool", "key", "Return")
     settle(1)
@@ -205,7 +205,7 @@ def closed_mid_run():
     img, layer = load(P.get("slow_width", 3200))  # a job of a few seconds: time to close the image
     select_mask(img)
     img.clean_all()  # closes without a "save changes?" question
-    disp = Gimp.Display.new(img)
+    Gimp.Display.new(img)
     settle(2)
     win = image_window(image=img)
     log = os.path.join(os.path.dirname(OUT), "server.log")
@@ -219,9 +219,11 @@ def closed_mid_run():
               f"import -window root {OUT}/shot-search2.png; "
               "d=$(xdotool search --onlyvisible --name '^Drip Matting$' | head -1); "
               "[ -n \"$d\" ] && xdotool windowfocus --sync $d; xdotool key Return; "
-              f"for i in $(seq 1 300); do [ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
+              f"for i in $(seq 1 300); do "
+              f"[ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
               f"&& break; sleep 0.1; done; echo accepted $i >> {trace}; "
-              f"xdotool windowfocus --sync {win}; xdotool key --clearmodifiers ctrl+w; echo closed $? >> {trace}")
+              f"xdotool windowfocus --sync {win}; xdotool key --clearmodifiers ctrl+w; "
+              f"echo closed $? >> {trace}")
     before = windows()
     h = subprocess.Popen(["sh", "-c", helper])
     deadline = time.monotonic() + 90
@@ -240,12 +242,13 @@ def closed_mid_run():
     settle(3)  # the plug-in's message, if any, comes up
     new = [w for w in windows() if w not in before]
     log_text = open(log).read() if os.path.exists(log) else ""
-    for wid, name in new:
+    for wid, _name in new:
         sh("xdotool", "windowfocus", "--sync", wid)
         sh("xdotool", "key", "Return")
     settle(1)
     RESULTS["closed_mid_run"] = {"window_found": bool(win), "new_windows": [n for _, n in new],
-                                 "image_valid": img.is_valid(), "closer": open(trace).read() if os.path.exists(trace) else None,
+                                 "image_valid": img.is_valid(),
+                                 "closer": open(trace).read() if os.path.exists(trace) else None,
                                  "job_cancelled": log_text.count(" cancelled") > 0,
                                  "job_done": log_text[log_text.rfind(" accepted: "):].count(" done: ") > 0}
     save()
@@ -273,7 +276,7 @@ def failed_run_keeps_changed_settings():
     h.wait(60)
     settle(2)
     messages = [w for w in windows() if w not in before]
-    for wid, name in messages:  # the failure's message: read, then closed
+    for wid, _name in messages:  # the failure's message: read, then closed
         sh("xdotool", "windowfocus", "--sync", wid)
         sh("xdotool", "key", "Return")
     settle(1)
@@ -288,7 +291,8 @@ def failed_run_keeps_changed_settings():
     h.wait(60)
     settle(1)
     RESULTS["changed_kept"] = {"failed": failed, "messages": [n for _, n in messages], "second": second,
-                               "after": tree(img), "changed": open(trace).read() if os.path.exists(trace) else None}
+                               "after": tree(img),
+                               "changed": open(trace).read() if os.path.exists(trace) else None}
     disp.delete()
     save()
 
@@ -300,7 +304,7 @@ try:
     interactive_run(disp)
     closed_mid_run()
     failed_run_keeps_changed_settings()
-except Exception:
+except Exception:  # noqa: BLE001 - any failure goes into the results for the host test
     RESULTS["exception"] = traceback.format_exc()
     save()
 save()

@@ -96,9 +96,9 @@ def crc(data):
 
 
 def find(img, name):
-    for l in img.get_layers():
-        if l.get_name() == name:
-            return l
+    for lyr in img.get_layers():
+        if lyr.get_name() == name:
+            return lyr
     return None
 
 
@@ -124,7 +124,8 @@ def dump_result(tag, img, src, prec):
         if ch is not None:
             d["trimap"] = dump(f"{tag}_trimap.raw", get(ch, (fx, fy, w, h), "Y' u8"))
     if al is not None:
-        d["alpha_layer"] = dump(f"{tag}_alpha.raw", get(al, (0, 0, al.get_width(), al.get_height()), f"Y' {t}"))
+        d["alpha_layer"] = dump(f"{tag}_alpha.raw",
+                                get(al, (0, 0, al.get_width(), al.get_height()), f"Y' {t}"))
         ok, ax, ay = al.get_offsets()
         d["alpha_offsets"] = [ax, ay, al.get_width(), al.get_height()]
     return d
@@ -150,7 +151,7 @@ def scenario(fn):
     t0 = time.monotonic()
     try:
         RESULTS["scenarios"][name] = fn()
-    except Exception:
+    except Exception:  # noqa: BLE001 - a scenario's failure is recorded, the next one still runs
         RESULTS["scenarios"][name] = {"exception": traceback.format_exc()}
     RESULTS["scenarios"][name]["wall"] = round(time.monotonic() - t0, 2)
     with open(os.path.join(OUT, "results.json"), "w") as f:
@@ -171,7 +172,7 @@ def basic():
     r = run_plugin(img, layer, **COMMON)
     d = dump_result("basic", img, layer, 8)
     d.update(run=r, tree_before=tree_before, src_crc_before=before, src_crc_after=source_crc(layer),
-             source_index=[l.get_name() for l in img.get_layers()].index(layer.get_name()))
+             source_index=[lyr.get_name() for lyr in img.get_layers()].index(layer.get_name()))
     STATE["basic"] = (img, layer, d)
     return d
 
@@ -201,11 +202,11 @@ def refine():
     buf = ch.get_buffer()
     buf.set(R(x + ex0, y + ey0, ex1 - ex0, ey1 - ey0), "Y' u8", patch)
     buf.flush()
-    ids_before = {l.get_name(): l.get_id() for l in img.get_layers()}
+    ids_before = {lyr.get_name(): lyr.get_id() for lyr in img.get_layers()}
     r = run_plugin(img, layer, **dict(COMMON, **{"trimap-source": "trimap-channel"}))
     d = dump_result("refine", img, layer, 8)
     d.update(run=r, edit_rect=[ex0, ey0, ex1 - ex0, ey1 - ey0], ids_before=ids_before,
-             ids_after={l.get_name(): l.get_id() for l in img.get_layers()},
+             ids_after={lyr.get_name(): lyr.get_id() for lyr in img.get_layers()},
              src_crc_after=source_crc(layer))
     return d
 
@@ -217,11 +218,11 @@ def rerun_selection():
     # A smaller selection gives a smaller region: the Drip layers are then replaced at
     # the same place in the stack (same names), not added.
     img, layer, first = STATE["basic"]
-    ids_before = {l.get_name(): l.get_id() for l in img.get_layers()}
+    ids_before = {lyr.get_name(): lyr.get_id() for lyr in img.get_layers()}
     img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
     r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": 6}))
     return {"run": r, "tree": tree(img), "ids_before": ids_before,
-            "ids_after": {l.get_name(): l.get_id() for l in img.get_layers()}}
+            "ids_after": {lyr.get_name(): lyr.get_id() for lyr in img.get_layers()}}
 
 
 # The photographer's loop: new images, run while the host server is up (later scenarios stop it).
@@ -230,7 +231,7 @@ def selected_names(img):
 
 
 def visibility(img):
-    return {l.get_name(): l.get_visible() for l in img.get_layers()}
+    return {lyr.get_name(): lyr.get_visible() for lyr in img.get_layers()}
 
 
 @scenario
@@ -373,8 +374,8 @@ def in_group():
     img.reorder_item(layer, group, 0)
     img.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 160, 120)
     r = run_plugin(img, layer, **COMMON)
-    return {"run": r, "top": [l.get_name() for l in img.get_layers()],
-            "children": [l.get_name() for l in group.get_children()]}
+    return {"run": r, "top": [lyr.get_name() for lyr in img.get_layers()],
+            "children": [lyr.get_name() for lyr in group.get_children()]}
 
 
 @scenario
@@ -452,7 +453,8 @@ def cancel():
     before = tree(img)
     with open(os.path.join(OUT, "cancel.go"), "w") as f:
         f.write(str(time.time()))
-    r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": P.get("cancel_band", 40), "outputs": "foreground"}))
+    r = run_plugin(img, layer, **dict(COMMON, **{"band-radius": P.get("cancel_band", 40),
+                                                 "outputs": "foreground"}))
     done = os.path.join(OUT, "cancel.done")
     for _ in range(1800):
         if os.path.exists(done):
@@ -524,6 +526,7 @@ def spawn():
             f.write(original)
 
 
-print("DRIP-GIMP-SCENARIOS-DONE", json.dumps({k: v.get("run", {}).get("status") if isinstance(v, dict) else None
-                                                for k, v in RESULTS["scenarios"].items()}))
+print("DRIP-GIMP-SCENARIOS-DONE",
+      json.dumps({k: v.get("run", {}).get("status") if isinstance(v, dict) else None
+                  for k, v in RESULTS["scenarios"].items()}))
 sys.stdout.flush()

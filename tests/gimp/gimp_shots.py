@@ -66,8 +66,8 @@ def select_mask(img):
 
 def shoot(img, tag):
     """The cut-out alone on the checkerboard, the whole image in view."""
-    for l in img.get_layers():
-        l.set_visible(l.get_name() == "Drip foreground")
+    for lyr in img.get_layers():
+        lyr.set_visible(lyr.get_name() == "Drip foreground")
     Gimp.Selection.none(img)
     win = image_window()
     if win:  # View > Zoom > Fit Image in Window
@@ -82,7 +82,7 @@ def shoot(img, tag):
 
 
 def save_alpha(img, tag):
-    al = next((l for l in img.get_layers() if l.get_name() == "Drip alpha"), None)
+    al = next((lyr for lyr in img.get_layers() if lyr.get_name() == "Drip alpha"), None)
     if al is None:
         return None
     ok, x, y = al.get_offsets()
@@ -110,9 +110,9 @@ def main():
         if r["status"] == "success":
             entry["alpha_rect"] = save_alpha(img, tag)
             shoot(img, tag)
-            for l in img.get_layers():  # back to the photo alone for the next run
-                if l.get_name().startswith("Drip"):
-                    img.remove_layer(l)
+            for lyr in img.get_layers():  # back to the photo alone for the next run
+                if lyr.get_name().startswith("Drip"):
+                    img.remove_layer(lyr)
             for c in img.get_channels():
                 if c.get_name().startswith("Drip trimap"):
                     img.remove_channel(c)
@@ -124,6 +124,6 @@ def main():
 
 try:
     main()
-except Exception:
+except Exception:  # noqa: BLE001 - any failure goes into the results for the host test
     RESULTS["exception"] = traceback.format_exc()
 save()

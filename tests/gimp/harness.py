@@ -42,12 +42,15 @@ def new_workdir(root: Path, kind: str) -> tuple[Path, str]:
     shutil.rmtree(work, ignore_errors=True)
     (work / "out").mkdir(parents=True)
     (work / "home").mkdir()
-    shutil.copyfile(REPO / "tests" / "gimp" / "in_gimp.py", work / "in_gimp.py")  # the GIMP-side scripts' helpers
+    # the GIMP-side scripts' helpers
+    shutil.copyfile(REPO / "tests" / "gimp" / "in_gimp.py", work / "in_gimp.py")
     return work, inside
 
 VERSIONS = {
-    "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "gui": "gimp-3.0", "profile": "3.0", "expect": "3.0.4"},
-    "3.2": {"suite": "forky", "binary": "gimp-console-3.2", "gui": "gimp-3.2", "profile": "3.2", "expect": "3.2.6"},
+    "3.0": {"suite": "trixie", "binary": "gimp-console-3.0", "gui": "gimp-3.0", "profile": "3.0",
+            "expect": "3.0.4"},
+    "3.2": {"suite": "forky", "binary": "gimp-console-3.2", "gui": "gimp-3.2", "profile": "3.2",
+            "expect": "3.2.6"},
 }
 
 
@@ -184,8 +187,8 @@ class HostServer:
 
     def __init__(self, discovery: Path, log: Path, *args: str, env: dict | None = None):
         self.discovery, self.log = discovery, log
-        cmd = [sys.executable, "-m", "drip_core.server", "--host", "127.0.0.1", "--discovery-file", str(discovery),
-               "--log-file", str(log), "--idle-timeout", "900", *args]
+        cmd = [sys.executable, "-m", "drip_core.server", "--host", "127.0.0.1",
+               "--discovery-file", str(discovery), "--log-file", str(log), "--idle-timeout", "900", *args]
         # Isolated from the user's Drip config (no configured DRIP model unless passed).
         iso = {k: v for k, v in os.environ.items()
                if k not in ("DRIP_MATTING_MODEL", "DRIP_MATTING_CONFIG", "DRIP_MATTING_SERVER_FILE")}
@@ -382,7 +385,8 @@ def kill_spawned(discovery: Path, host_server_pid: int):
             pass
 
 
-def gimp_session(version: str, params: dict, *, server_args=(), server_env=None, timeout: float = 600) -> dict:
+def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
+                 timeout: float = 600) -> dict:
     """One GIMP start running tests/gimp/gimp_scenarios.py; returns its results + paths."""
     root = root_dir(version)
     work, W = new_workdir(root, f"e2e{version}")
@@ -414,7 +418,8 @@ def gimp_session(version: str, params: dict, *, server_args=(), server_env=None,
             all_params["spawn_skip"] = why_not or "could not bind the host python into the root"
         (work / "params.json").write_text(json.dumps(all_params))
         server = HostServer(work / "server.json", work / "server.log", *server_args, env=server_env)
-        watcher = CancelWatcher(work / "out", work / "server.log", f"{W}/home/") if params.get("cancel") else None
+        watcher = (CancelWatcher(work / "out", work / "server.log", f"{W}/home/")
+                   if params.get("cancel") else None)
         try:
             proc = run_gimp(version, script, env, timeout)
         finally:
@@ -444,7 +449,8 @@ def gui_skip_reason(version: str) -> str | None:
     root = root_dir(version)
     for tool in ("Xvfb", "xdotool", "import"):
         if not os.path.lexists(root / "usr" / "bin" / tool):  # alternatives: absolute links
-            return f"{root} lacks {tool}: rerun tests/gimp/build_roots.sh (installs xvfb, xdotool, imagemagick)"
+            return (f"{root} lacks {tool}: rerun tests/gimp/build_roots.sh "
+                    "(installs xvfb, xdotool, imagemagick)")
     return None
 
 
@@ -462,8 +468,8 @@ exit $rc
 """
 
 
-def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300, script: str = "gimp_gui.py",
-                files: dict | None = None) -> dict:
+def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300,
+                script: str = "gimp_gui.py", files: dict | None = None) -> dict:
     """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/``script``.
 
     ``files`` (name -> host path) are copied into the session's folder and passed to the
@@ -490,7 +496,8 @@ def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 
     shutil.copyfile(REPO / "tests" / "gimp" / script, work / "gimp_gui.py")
     (work / "runner.sh").write_text(GUI_RUNNER)
     env = {"HOME": f"{W}/home", "DRIP_GIMP_TEST_PARAMS": f"{W}/params.json",
-           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json", "DISP": str(100 + os.getpid() % 800 + (2 if version == "3.2" else 0)),
+           "DRIP_MATTING_SERVER_FILE": f"{W}/server.json",
+           "DISP": str(100 + os.getpid() % 800 + (2 if version == "3.2" else 0)),
            "GIMP_GUI": VERSIONS[version]["gui"], "SCRIPT": f"{W}/gimp_gui.py",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "NO_AT_BRIDGE": "1", "GTK_A11Y": "none", "DRIP_MATTING_DEBUG_PROGRESS": "1"}

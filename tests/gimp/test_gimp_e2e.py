@@ -134,21 +134,24 @@ def check_alpha_against_cli(session, tag, d, depth=8, grey=False, engine="classi
                 f"{tag}: {name} differs from drip-matte by {dd.mean():.3f}/255 on average, "
                 f"{dd.max():.2f}/255 at most (at row, column {where})")
     else:
-        assert diff.max() <= 1.0 + 1e-9, f"{tag}: layer-mask alpha differs from drip-matte by {diff.max():.2f}/255"
-        assert diff2.max() <= 1.0 + 1e-9, f"{tag}: 'Drip alpha' differs from drip-matte by {diff2.max():.2f}/255"
+        assert diff.max() <= 1.0 + 1e-9, \
+            f"{tag}: layer-mask alpha differs from drip-matte by {diff.max():.2f}/255"
+        assert diff2.max() <= 1.0 + 1e-9, \
+            f"{tag}: 'Drip alpha' differs from drip-matte by {diff2.max():.2f}/255"
     if depth == 8 and not grey:
         fg = raw(session, d["fg_rgb"], (h, w, 3)).astype(int)
         sel = ref_alpha > 0
         fdiff = np.abs(fg - ref_fg.astype(int))[sel]
         if rerun:
-            assert fdiff.mean() <= 1.0, f"{tag}: foreground colours differ from drip-matte by {fdiff.mean():.2f} on average"
+            assert fdiff.mean() <= 1.0, \
+                f"{tag}: foreground colours differ from drip-matte by {fdiff.mean():.2f} on average"
         else:
             assert fdiff.max() <= 1, f"{tag}: foreground colours differ from drip-matte by {fdiff.max()}"
     return ref_alpha, trimap
 
 
 def layer_names(tree):
-    return [l["name"] for l in tree["layers"]]
+    return [lyr["name"] for lyr in tree["layers"]]
 
 
 def trimap_channels(tree):
@@ -160,7 +163,8 @@ def trimap_channels(tree):
 
 def test_gimp_version(session):
     expect = harness.VERSIONS[session["_version"]]["expect"]
-    assert session["gimp_version"] == expect, f"expected GIMP {expect}, the root has {session['gimp_version']}"
+    assert session["gimp_version"] == expect, \
+        f"expected GIMP {expect}, the root has {session['gimp_version']}"
 
 
 def test_basic_layers_pixels_and_source_untouched(session):
@@ -312,7 +316,7 @@ def test_layer_inside_a_group(session):
 def test_grey_image(session):
     d = scen(session, "grey")
     assert d["run"]["status"] == "success", d["run"]
-    assert all(l["grey"] for l in d["tree"]["layers"])
+    assert all(lyr["grey"] for lyr in d["tree"]["layers"])
     assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
     check_alpha_against_cli(session, "grey", d, grey=True)
 
@@ -337,7 +341,8 @@ def test_server_down_is_a_message_and_no_new_layers(session):
 def test_tiny_drip_engine(session):
     d = scen(session, "drip_engine")
     if "skipped" in d:
-        pytest.skip(f"tiny DRIP scenario not run: {d['skipped']} (drip_core.engines.drip.testing/convert unavailable?)")
+        pytest.skip(f"tiny DRIP scenario not run: {d['skipped']} "
+                    "(drip_core.engines.drip.testing/convert unavailable?)")
     assert d["run"]["status"] == "success", d["run"]
     check_alpha_against_cli(session, "drip", d, engine="drip",
                             extra_env={"DRIP_MATTING_ALLOW_UNTRAINED": "1"},
@@ -389,7 +394,7 @@ def test_no_server_running_the_plugin_starts_one(session):
 def test_progress_shows_the_servers_stages(session):
     out = session["_output"]
     assert "progress display failed" not in out
-    lines = [l for l in out.splitlines() if l.startswith("drip-matting progress:")]
+    lines = [line for line in out.splitlines() if line.startswith("drip-matting progress:")]
     texts = " | ".join(lines)
     for stage in ("reading the layer", "connecting to the server", "computing alpha", "estimating foreground",
                   "adding layers", "done"):
@@ -427,7 +432,8 @@ def test_each_layer_has_its_own_trimap(session):
     d = scen(session, "two_layers")
     assert d["r1"]["status"] == "success" and d["r2"]["status"] == "success", (d["r1"], d["r2"])
     assert sorted(trimap_channels(d["tree"])) == ["First", "Second"]
-    assert d["crc_before"] is not None and d["crc_before"] == d["crc_after"], "the first layer's trimap was overwritten"
+    assert d["crc_before"] is not None and d["crc_before"] == d["crc_after"], \
+        "the first layer's trimap was overwritten"
     names = layer_names(d["tree"])
     assert sum(n.startswith("Drip foreground") for n in names) == 2, names
 

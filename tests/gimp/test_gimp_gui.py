@@ -36,7 +36,8 @@ def gui(request):
     if "exception" in res:
         pytest.fail(f"GIMP {version} GUI script failed:\n{res['exception']}")
     if "undo" not in res:
-        pytest.fail(f"GIMP {version} GUI session produced nothing (rc {res['_returncode']}):\n{res['_output'][-4000:]}")
+        pytest.fail(f"GIMP {version} GUI session produced nothing (rc {res['_returncode']}):\n"
+                    f"{res['_output'][-4000:]}")
     if shots:
         save_screenshots(res, Path(shots), version)
     return res
@@ -66,7 +67,8 @@ def test_one_ctrl_z_undoes_the_whole_run(gui):
     assert u["after"]["layers"] == ["Drip foreground", "Drip alpha", "Background"]
     assert u["after"]["visible"] == [True, True, False], "the source should be hidden so the cut-out shows"
     assert u["after"]["channels"] == ["Drip trimap: Background"]
-    assert u["after"]["selection"] != u["before"]["selection"], "outputs=all should have replaced the selection"
+    assert u["after"]["selection"] != u["before"]["selection"], \
+        "outputs=all should have replaced the selection"
     # One Ctrl+Z: layers, their visibility, trimap channel and selection are all back to
     # before the run (and not one step further: the test's own earlier steps are still done).
     assert u["undone"] == u["before"], (u["before"], u["undone"])

@@ -57,11 +57,14 @@ class ClassicalEngine(Engine):
         if progress is not None:
             progress(0.05, Stage.ALPHA, "re-solving the edited part")
         check_cancel = canceller(cancel)
-        return local_rerun.resolve_locally(self, image, trimap, state, changed, foreground, alpha, check_cancel)
+        return local_rerun.resolve_locally(self, image, trimap, state, changed, foreground, alpha,
+                                           check_cancel)
 
     def _rerun_state(self, region: JobRegion, matte: Matte):
-        return local_rerun.Solution(region.trimap, region.box, matte.alpha, bool(matte.stats.get("transparent", False)),
-                                    int(matte.stats.get("factor", 1)), (region.box[0].start, region.box[1].start),
+        return local_rerun.Solution(region.trimap, region.box, matte.alpha,
+                                    bool(matte.stats.get("transparent", False)),
+                                    int(matte.stats.get("factor", 1)),
+                                    (region.box[0].start, region.box[1].start),
                                     getattr(matte, "known", None))
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:
@@ -69,16 +72,19 @@ class ClassicalEngine(Engine):
         if not has_fg or not has_bg:
             # the closed-form energy is then minimised by a constant alpha: useless, say so
             missing = "foreground" if not has_fg else "background"
-            colour, where = ("white", "the object surely is") if not has_fg else ("black", "the background surely is")
-            raise EngineError("bad_trimap", f"the trimap marks no definite {missing} near the unsure region: the "
-                                            f"classical engine needs some {missing} pixels to propagate from",
-                              hint=f"Use a smaller band radius (the band may cover the whole selection), or paint "
-                                   f"{colour} on the trimap where {where}.")
+            colour, where = (("white", "the object surely is") if not has_fg
+                             else ("black", "the background surely is"))
+            raise EngineError("bad_trimap",
+                              f"the trimap marks no definite {missing} near the unsure region: the "
+                              f"classical engine needs some {missing} pixels to propagate from",
+                              hint=f"Use a smaller band radius (the band may cover the whole selection), "
+                                   f"or paint {colour} on the trimap where {where}.")
         factor, coarse_img = choose_factor(image, trimap)
         if factor > 1:
             coarse_tri = reduce_trimap(trimap, factor)
             if (coarse_tri == FOREGROUND).any() and (coarse_tri == BACKGROUND).any():
-                return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress, check_cancel)
+                return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress,
+                                          check_cancel)
         if needs_tiles(trimap.shape):
             return self._matte_tiled(image, trimap, progress, check_cancel)
         alpha_roi, fg_roi, stats, known = self._solve(image, trimap, progress, check_cancel)
@@ -99,8 +105,8 @@ class ClassicalEngine(Engine):
             fg_c = estimate_foreground(coarse_img, alpha_c, check_cancel=check_cancel, where=near,
                                        background=background)
         else:
-            alpha_c, fg_c, stats, known = self._solve(coarse_img.copy(), coarse_tri, coarse_progress, check_cancel,
-                                                      where=near, background=background)
+            alpha_c, fg_c, stats, known = self._solve(coarse_img.copy(), coarse_tri, coarse_progress,
+                                                      check_cancel, where=near, background=background)
         check_cancel()
         t0 = time.perf_counter()
         alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
@@ -108,8 +114,8 @@ class ClassicalEngine(Engine):
         stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
         return SolvedCrop(img, alpha, self.name, stats, known=known)
 
-    def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None, trimmed=None,
-               where=None, background=None):
+    def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None,
+               trimmed=None, where=None, background=None):
         """(alpha, foreground, stats, the known patches trimming compared with) of a crop (``img``
         float32, overwritten with the foreground);
         ``transparent``: the transparency decision when already made (tiles share the crop's);
@@ -117,7 +123,8 @@ class ClassicalEngine(Engine):
         ``where``: the pixels whose foreground is estimated (the unknown ones unless given);
         ``background``: an H x W x 3 float32 array that receives the background estimate there."""
         progress(0.02, Stage.ALPHA, "information flow and trimming")
-        priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow, trimmed=trimmed)
+        priors = alpha_priors(img, trimap, self.sigma, self.trim, transparent=transparent, flow=flow,
+                              trimmed=trimmed)
         stats = dict(priors.seconds, transparent=priors.transparent, trimmed=priors.trimmed, deep=priors.deep)
         check_cancel()
         progress(0.2, Stage.ALPHA, "closed-form alpha")
@@ -135,9 +142,11 @@ class ClassicalEngine(Engine):
         # only the unknown pixels' foreground is pasted: estimated there (plus context), written
         # into the crop itself, which nothing reads afterwards
         fg_roi = estimate_foreground(img, alpha_roi, check_cancel=check_cancel,
-                                     report=lambda f: progress(0.7 + 0.3 * f, Stage.FOREGROUND, "foreground estimation"),
+                                     report=lambda f: progress(0.7 + 0.3 * f, Stage.FOREGROUND,
+                                                               "foreground estimation"),
                                      prior=foreground_prior(img, priors.flow),
-                                     where=trimap == UNKNOWN if where is None else where, out=img, background=background)
+                                     where=trimap == UNKNOWN if where is None else where, out=img,
+                                     background=background)
         stats["foreground"] = time.perf_counter() - t0
         return alpha_roi.astype(np.float32, copy=False), fg_roi, stats, priors.known
 
@@ -199,19 +208,22 @@ class ClassicalEngine(Engine):
             bw = box[1].stop - box[1].start
             ys, xs = np.divmod(flow.idx, bw)
             ys, xs = ys + box[0].start, xs + box[1].start
-            in_core = ((ys >= core[0].start) & (ys < core[0].stop) & (xs >= core[1].start) & (xs < core[1].stop))
+            in_core = ((ys >= core[0].start) & (ys < core[0].stop)
+                       & (xs >= core[1].start) & (xs < core[1].stop))
             mark_agreeing(may_be, (ys * w + xs)[in_core], flow.alpha_hat[in_core])  # cores do not overlap
             # kept until the tile's solve: only what the data term and the foreground prior read
             return Flow(flow.idx.astype(np.int32), flow.alpha_hat, None, flow.fg.astype(np.float32),
                         flow.bg.astype(np.float32), None, None)
 
         flows = run_tiles([int(np.count_nonzero(trimap[core] == UNKNOWN)) for core, _ in tiles], flow_of,
-                          lambda f: progress(0.02 + 0.28 * f, Stage.ALPHA, "information flow, in tiles"), check_cancel)
+                          lambda f: progress(0.02 + 0.28 * f, Stage.ALPHA, "information flow, in tiles"),
+                          check_cancel)
         check_cancel()
         progress(0.3, Stage.ALPHA, "trimming")
         t0 = time.perf_counter()
         patches = trimming.patches_near_unknown(img, trimap)
-        trimmed, deep = deep_unknown.trim(img, trimap, *may_be, patches=patches)  # the same rule as a whole-crop solve (priors.py)
+        # the same rule as a whole-crop solve (priors.py)
+        trimmed, deep = deep_unknown.trim(img, trimap, *may_be, patches=patches)
         add({"trim": time.perf_counter() - t0, "deep": deep})
         check_cancel()
         return flows, trimmed, patches.known

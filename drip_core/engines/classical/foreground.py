@@ -43,7 +43,8 @@ class PixelPrior:
 def _resize_nearest(x: np.ndarray, h: int, w: int) -> np.ndarray:
     if x.shape[:2] == (h, w):
         return x
-    return x.take(_source_index(h, x.shape[0]), axis=0).take(_source_index(w, x.shape[1]), axis=1)  # two 1-D takes: much faster than a 2-D fancy index
+    # two 1-D takes: much faster than a 2-D fancy index
+    return x.take(_source_index(h, x.shape[0]), axis=0).take(_source_index(w, x.shape[1]), axis=1)
 
 
 def _split(x: np.ndarray, h2: int, w2: int) -> list[list[np.ndarray]]:
@@ -128,7 +129,7 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, tick, 
     h2, w2 = (h + 1) // 2, (w + 1) // 2
     F = _split(fb, h2, w2)
     W = {d: _split(wgt[d], h2, w2) for d in DIRECTIONS}
-    I = _split(inv, h2, w2)
+    Inv = _split(inv, h2, w2)
     D = _split(data, h2, w2)
     rhs = np.empty_like(F[0][0])
     tmp = np.empty_like(rhs)
@@ -138,7 +139,7 @@ def _relax(image, alpha, fb, iterations, regularization, gradient_weight, tick, 
             for d in DIRECTIONS:
                 (ny, nx), di, dj = _neighbour(py, px, d)
                 _add_shifted(rhs, W[d][py][px], F[ny][nx], di, dj, tmp)
-            iv = I[py][px]
+            iv = Inv[py][px]
             i00, i01, i11 = iv[..., 0:1], iv[..., 1:2], iv[..., 2:3]
             rf, rb = rhs[..., :3], rhs[..., 3:]
             out = F[py][px]
@@ -281,8 +282,9 @@ def _plan(h0, w0, where):
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5,
                         gradient_weight: float = 1.0, small_size: int = 32, small_iterations: int = 10,
-                        big_iterations: int = 2, check_cancel=None, report=None, prior: PixelPrior | None = None,
-                        where: np.ndarray | None = None, out: np.ndarray | None = None,
+                        big_iterations: int = 2, check_cancel=None, report=None,
+                        prior: PixelPrior | None = None, where: np.ndarray | None = None,
+                        out: np.ndarray | None = None,
                         background: np.ndarray | None = None) -> np.ndarray:
     """Foreground colours (H x W x 3 float32 in [0, 1]) for ``image`` (float, [0, 1]) and ``alpha``.
 
@@ -290,8 +292,9 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
     ones); elsewhere the result is the image's own colour. ``out`` (H x W x 3 float32, may be
     ``image`` itself): written in place instead of a new array (only with ``where``).
     ``background`` (H x W x 3 float32, only with ``where``): receives the background estimate
-    at the ``where`` pixels. ``report(fraction)`` is called after every relaxation sweep (fractions of the work done);
-    ``check_cancel()`` too. ``prior`` adds weight (|F - F^|^2 + |B - B^|^2) on its pixels."""
+    at the ``where`` pixels. ``report(fraction)`` is called after every relaxation sweep
+    (fractions of the work done); ``check_cancel()`` too. ``prior`` adds weight
+    (|F - F^|^2 + |B - B^|^2) on its pixels."""
     image = np.asarray(image, dtype=np.float32)
     alpha = np.asarray(alpha, dtype=np.float32)
     if where is not None and not where.any():
@@ -304,8 +307,8 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: fl
         return small_iterations if max(h, w) <= small_size else big_iterations
 
     tick = _ticker(plan, iterations_at, check_cancel, report)
-    fb = _relax_levels(image, alpha, plan, iterations_at, np.float32(regularization), np.float32(gradient_weight),
-                       prior, tick)
+    fb = _relax_levels(image, alpha, plan, iterations_at, np.float32(regularization),
+                       np.float32(gradient_weight), prior, tick)
     return _foreground_of(fb, image, where, out, background)
 
 
@@ -332,7 +335,8 @@ def _relax_levels(image, alpha, plan, iterations_at, r, g, prior, tick):
     _SparseLevel holding only the pixels it was asked for."""
     h0, w0 = alpha.shape
     fb = None
-    start = image[::4, ::4].reshape(-1, 3).mean(axis=0)  # the coarsest level's start: the mean colour (sampled)
+    # the coarsest level's start: the mean colour (sampled)
+    start = image[::4, ::4].reshape(-1, 3).mean(axis=0)
     for h, w, need in plan:
         iterations = iterations_at(h, w)
         if need is not None:

@@ -106,7 +106,8 @@ class Window:
                                   _at_scale(hull(previous.box, inner), previous.grid, f, 0))
         # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
         # has the whole region's
-        spatial = (SPATIAL * width(crop, 1) / width(previous.box, 1), SPATIAL * width(crop, 0) / width(previous.box, 0))
+        spatial = (SPATIAL * width(crop, 1) / width(previous.box, 1),
+                   SPATIAL * width(crop, 0) / width(previous.box, 0))
         return cls(inner, crop, corner, reaches_known, spatial)
 
 
@@ -116,7 +117,8 @@ def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
 
 
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
-                    foreground: np.ndarray, alpha: np.ndarray, check_cancel=None, reach: int = REACH) -> Rerun | None:
+                    foreground: np.ndarray, alpha: np.ndarray, check_cancel=None,
+                    reach: int = REACH) -> Rerun | None:
     """The edited trimap's result, or None when the edit is too large; outside the returned
     ``changed`` box the result is the previous one.
 
@@ -164,8 +166,8 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, check_can
     coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
     coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
     background = np.zeros_like(coarse_img)
-    alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f), coarse_start,
-                                         previous, window, check_cancel, stats, background)
+    alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f),
+                                         coarse_start, previous, window, check_cancel, stats, background)
     return carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f), img, known
 
 

@@ -69,7 +69,8 @@ def near_unknown(unknown: np.ndarray, band: int) -> np.ndarray:
     return maximum_filter(unknown.view(np.uint8), size=2 * band + 1, mode="constant") > 0
 
 
-def features(image: np.ndarray, idx: np.ndarray, spatial: float | tuple[float, float] = SPATIAL) -> np.ndarray:
+def features(image: np.ndarray, idx: np.ndarray,
+             spatial: float | tuple[float, float] = SPATIAL) -> np.ndarray:
     """[R, G, B, s x / W, s y / H] of the flat pixels ``idx`` of ``image`` (H x W x 3); ``spatial``
     s, or (s_x, s_y) for a window that must weigh positions as a larger crop does."""
     h, w = image.shape[:2]
@@ -173,8 +174,10 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     eta = ((mix_f - mix_b) ** 2).sum(axis=1) / 3.0
     # colour estimates: the neighbours' weighted means (plain means where the weights of a
     # side sum to about zero or below)
-    fg = np.where(sf[:, None] > 0.05, mix_f / np.where(sf > 0.05, sf, 1.0)[:, None], colours[:, :kf].mean(axis=1))
-    bg = np.where(sb[:, None] > 0.05, mix_b / np.where(sb > 0.05, sb, 1.0)[:, None], colours[:, kf:].mean(axis=1))
+    fg = np.where(sf[:, None] > 0.05, mix_f / np.where(sf > 0.05, sf, 1.0)[:, None],
+                  colours[:, :kf].mean(axis=1))
+    bg = np.where(sb[:, None] > 0.05, mix_b / np.where(sb > 0.05, sb, 1.0)[:, None],
+                  colours[:, kf:].mean(axis=1))
     return Flow(u_idx, sf, eta, np.clip(fg, 0.0, 1.0), np.clip(bg, 0.0, 1.0), nf, nb)
 
 

@@ -8,8 +8,8 @@
 Returns what ``closed_form_alpha`` needs: the trimap to solve with (trimmed pixels become
 known), and the K-to-U data term for the pixels that stay unknown: target alpha_hat clipped
 to [0, 1], weight sigma * confidence (see ``confidence``: the separation of the flows'
-foreground and background colours, and the mixture residual).  ``image`` is the crop as float in [0, 1], ``trimap`` its
-uint8 0 / 128 / 255 trimap.
+foreground and background colours, and the mixture residual).  ``image`` is the crop as float
+in [0, 1], ``trimap`` its uint8 0 / 128 / 255 trimap.
 """
 from __future__ import annotations
 
@@ -43,8 +43,9 @@ class AlphaPriors:
 def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, trim: bool = True,
                  transparency_threshold: float = transparency.THRESHOLD, tau: float = TAU,
                  agree_within: float = AGREE, transparent: bool | None = None,
-                 spatial: float | tuple[float, float] = information_flow.SPATIAL, flow: information_flow.Flow | None = None,
-                 trimmed: np.ndarray | None = None, patches: trimming.NearUnknown | None = None) -> AlphaPriors:
+                 spatial: float | tuple[float, float] = information_flow.SPATIAL,
+                 flow: information_flow.Flow | None = None, trimmed: np.ndarray | None = None,
+                 patches: trimming.NearUnknown | None = None) -> AlphaPriors:
     """``transparent`` given: that decision instead of the check; ``spatial``: the flow's weight of
     the pixel coordinates (normalised by the crop's size). A local re-solve passes the whole job's
     decision and the weight that gives its crop the whole region's scale (local_resolve.py).
@@ -97,7 +98,8 @@ def alpha_priors(image: np.ndarray, trimap: np.ndarray, sigma: float = SIGMA, tr
     return out
 
 
-def mark_agreeing(may_be: list[np.ndarray], idx: np.ndarray, alpha_hat: np.ndarray, agree_within: float = AGREE):
+def mark_agreeing(may_be: list[np.ndarray], idx: np.ndarray, alpha_hat: np.ndarray,
+                  agree_within: float = AGREE):
     """Sets ``may_be`` = [may become foreground, may become background] (bool H x W) at the flat
     pixels ``idx`` from their K-to-U alpha_hat. A trimming decision is kept only where the K-to-U
     estimate agrees with it: a decided pixel becomes a hard constraint, and a few wrong ones

@@ -37,7 +37,8 @@ NEAR = 0.25      # min D on the own side below this ...
 FAR = 0.9        # ... and min D on the other side above this: trimmed
 COV_REG = 1e-8   # added to every patch covariance
 BAND = 16        # known patches this close to the unknown region are searched
-RADIUS = 0.05    # search radius in mean colour; known patches farther away count as infinitely far (< 0.1 % change)
+RADIUS = 0.05    # search radius in mean colour; known patches farther away count as infinitely far
+                 # (< 0.1 % change)
 WORKERS = max(1, os.cpu_count() or 1)  # chunks of queries searched and compared at once (threads)
 QUERY_CHUNK = 1 << 16  # query patches per chunk: the (chunk, K) temporaries bound the memory, not (n, K)
 
@@ -199,7 +200,8 @@ class KnownPatchSet:
 
     def shifted(self, rows: int, cols: int) -> "KnownPatchSet":
         """The same patches, positions moved by (rows, cols)."""
-        return KnownPatchSet(self.rows + np.int32(rows), self.cols + np.int32(cols), self.fg, self.mu, self.cov)
+        return KnownPatchSet(self.rows + np.int32(rows), self.cols + np.int32(cols), self.fg, self.mu,
+                             self.cov)
 
     def replaced(self, box: tuple[slice, slice], other: "KnownPatchSet") -> "KnownPatchSet":
         """This set outside ``box`` and ``other``'s patches inside it, in row-major order (the
@@ -208,7 +210,8 @@ class KnownPatchSet:
             return ((s.rows >= box[0].start) & (s.rows < box[0].stop)
                     & (s.cols >= box[1].start) & (s.cols < box[1].stop))
         keep, add = ~inside(self), inside(other)
-        parts = [(getattr(self, k)[keep], getattr(other, k)[add]) for k in ("rows", "cols", "fg", "mu", "cov")]
+        parts = [(getattr(self, k)[keep], getattr(other, k)[add])
+                 for k in ("rows", "cols", "fg", "mu", "cov")]
         rows, cols, fg, mu, cov = (np.concatenate(p) for p in parts)
         order = np.lexsort((cols, rows))
         return KnownPatchSet(rows[order], cols[order], fg[order], mu[order], cov[order])
@@ -223,7 +226,8 @@ class NearUnknown(NamedTuple):
     cov: np.ndarray   # (n, 6)
 
 
-def patches_near_unknown(image: np.ndarray, trimap: np.ndarray, band: int = BAND, reg: float = COV_REG) -> NearUnknown:
+def patches_near_unknown(image: np.ndarray, trimap: np.ndarray, band: int = BAND,
+                         reg: float = COV_REG) -> NearUnknown:
     """The patches of the unknown pixels and of the known ones within ``band`` of them (positions
     of the known ones in the crop's frame)."""
     unknown = trimap == UNKNOWN
@@ -250,7 +254,8 @@ def trim(image: np.ndarray, trimap: np.ndarray, may_be_fg: np.ndarray | None = N
     out = trimap.copy()
     if not (trimap == UNKNOWN).any():
         return out
-    known, u_idx, mu_u, cov_u = patches if patches is not None else patches_near_unknown(image, trimap, band, reg)
+    known, u_idx, mu_u, cov_u = (patches if patches is not None
+                                 else patches_near_unknown(image, trimap, band, reg))
     sides = {255: known.side(True), 0: known.side(False)}
     may = {255: may_be_fg, 0: may_be_bg}
     for own, other in ((255, 0), (0, 255)):

@@ -127,7 +127,8 @@ def _fit_slab(img: np.ndarray, al: np.ndarray, r: int, eps: float) -> np.ndarray
     c = {}
     for i in range(3):
         for j in range(i, 3):
-            c[i, j] = _box(img[..., i] * img[..., j], r) - mean_i[..., i] * mean_i[..., j] + (eps if i == j else 0)
+            c[i, j] = (_box(img[..., i] * img[..., j], r) - mean_i[..., i] * mean_i[..., j]
+                       + (eps if i == j else 0))
     # the symmetric 3 x 3 inverse by cofactors: vectorised, no per-pixel LAPACK call
     i00 = c[1, 1] * c[2, 2] - c[1, 2] ** 2
     i01 = c[0, 2] * c[1, 2] - c[0, 1] * c[2, 2]
@@ -145,7 +146,8 @@ def _fit_slab(img: np.ndarray, al: np.ndarray, r: int, eps: float) -> np.ndarray
     return _box(coef, r)
 
 
-def affine_fit(image: np.ndarray, alpha: np.ndarray, r: int | None = None, eps: float | None = None) -> np.ndarray:
+def affine_fit(image: np.ndarray, alpha: np.ndarray, r: int | None = None,
+               eps: float | None = None) -> np.ndarray:
     """[a | b] per pixel (H x W x 4 float32): the window-averaged coefficients of the local
     affine model alpha = a . I + b. Fitted SLAB rows at a time (each with the 2r rows of
     context its two box filters read), in double precision (variances of ~1e-5 on values ~0.5)."""
@@ -167,7 +169,8 @@ def carry_up(image: np.ndarray, trimap: np.ndarray, coarse_image: np.ndarray, co
     unknown pixels' foreground is written into ``image`` (the crop becomes the foreground).
     ``coarse_fg`` / ``coarse_bg``: the coarse foreground and background (H x W x 3), valid at
     least at ``carried_pixels``; interpolated together with the affine fit."""
-    fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fg, coarse_bg], axis=2, dtype=np.float32)
+    fields = np.concatenate([affine_fit(coarse_image, coarse_alpha), coarse_fg, coarse_bg], axis=2,
+                            dtype=np.float32)
     alpha = (trimap == FOREGROUND).astype(np.float32)
     flat_alpha, flat_img = alpha.reshape(-1), image.reshape(-1, 3)
     idx = np.flatnonzero(trimap == UNKNOWN)

@@ -39,7 +39,8 @@ def tile_boxes(unknown: np.ndarray, tile: int | None = None) -> list[tuple[slice
             for i, j in zip(*np.nonzero(occupied))]
 
 
-def context_box(trimap: np.ndarray, core: tuple[slice, slice], margin: int | None = None) -> tuple[slice, slice]:
+def context_box(trimap: np.ndarray, core: tuple[slice, slice],
+                margin: int | None = None) -> tuple[slice, slice]:
     """The core widened by ``margin`` (MARGIN unless given; doubled until it holds known foreground
     and background)."""
     margin = margin or MARGIN
@@ -97,8 +98,8 @@ def run_tiles(weights: list[int], work, progress, check_cancel, workers: int | N
     return results
 
 
-def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel, workers: int | None = None,
-                tiles: list | None = None):
+def solve_tiled(image: np.ndarray, trimap: np.ndarray, solve, progress, check_cancel,
+                workers: int | None = None, tiles: list | None = None):
     """Runs ``solve(i, image_tile, trimap_tile, report, check_cancel) -> (alpha, foreground)`` on
     each tile i of ``tiles`` (``plan(trimap)`` unless given; ``image_tile`` a copy of the tile's
     image with its context: the foreground is written into it; alpha float H x W, foreground

@@ -67,7 +67,8 @@ def laplacian_stencil(image: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     return planes
 
 
-def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+def unknown_rows_stencil(image: np.ndarray, unknown: np.ndarray,
+                         eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """(rows[n_u, 25], idx): the Laplacian rows of the unknown pixels only, as stencil values
     (rows[r, k] = L[idx[r], idx[r] + OFFSETS[k]]).
 
@@ -107,7 +108,8 @@ def _add_windows(rows, flat, centres, pos, w, eps):
     for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
         cov[i, j] = sum(p[:, i] * p[:, j] for p in pix) / 9.0
     reg = eps / 9.0
-    a, b, c, d, e, f = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg)
+    a, b, c, d, e, f = _inv3_sym(cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2],
+                                 cov[2, 2] + reg)
     proj = [np.stack([a * p[:, 0] + b * p[:, 1] + c * p[:, 2],
                       b * p[:, 0] + d * p[:, 1] + e * p[:, 2],
                       c * p[:, 0] + e * p[:, 1] + f * p[:, 2]]) for p in pix]
@@ -181,8 +183,8 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7, 
     CG iteration count."""
     h, w = trimap.shape
     if h < 3 or w < 3:  # 3x3 windows need room: replicate the borders, crop afterwards
-        return _on_padded(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha, stats, boundary,
-                          direct_size)
+        return _on_padded(image, trimap, eps, tol, check_cancel, report, prior_weight, prior_alpha, stats,
+                          boundary, direct_size)
     unknown = trimap == UNKNOWN
     # the known alpha: a mask (no image-sized float array) unless the caller gives the values
     known = trimap == FOREGROUND if boundary is None else np.where(unknown, 0.0, boundary)

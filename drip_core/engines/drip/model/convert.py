@@ -66,16 +66,38 @@ def convert_sd2(sd2_dir: str, out_dir: str, in_channels: int = 16, *, switcher_e
                 decoder_config: dict | None = None, overwrite: bool = False, seed: int = 0) -> dict:
     """Write a DRIP model folder at ``out_dir`` from the SD2 folder ``sd2_dir``. Returns drip.json."""
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
-    from transformers import CLIPTextModel, CLIPTokenizer
 
-    from .conv_in import expand_conv_in
     from .transparency_decoder import TransparencyDecoder
 
     sd2_dir, out_dir = os.fspath(sd2_dir), os.fspath(out_dir)
+    # 1. check the request before anything is written
+    dim = _check_request(sd2_dir, in_channels, switcher_encoding, switcher_init)
+    _empty_output(out_dir, overwrite)
+    torch.manual_seed(seed)  # the new layers' initial weights
+    # 2. U-Net: wider conv_in, switcher class embedding; every other weight copied from SD2
+    _convert_unet(sd2_dir, out_dir, in_channels, dim, switcher_init)
+    # 3. VAE unchanged; the text encoder only to embed the empty prompt once
+    _copy_vae(sd2_dir, out_dir)
+    _write_empty_text_embedding(sd2_dir, out_dir)
+    # 4. DPM-Solver++ on SD2's noise schedule
+    ptype = _write_scheduler(sd2_dir, out_dir, prediction_type)
+    # 5. a fresh transparency decoder: the identity of the VAE decode until drip-train-decoder
+    TransparencyDecoder(**(decoder_config or {})).save_pretrained(
+        os.path.join(out_dir, "transparency_decoder"), safe_serialization=True)
+    # 6. drip.json: options, untrained, sha256 of every file
+    options = {"in_channels": in_channels, "switcher_encoding": switcher_encoding,
+               "switcher_init": switcher_init, "prediction_type": ptype, "cross_domain_attention": True,
+               "alpha_channels": "mean"}
+    return write_manifest(out_dir, options=options, trained=False,
+                          stages={"diffusion_steps": 0, "decoder_steps": 0},
+                          source={"sd2_dir": os.path.abspath(sd2_dir), "converted_by": "drip-convert"})
+
+
+def _check_request(sd2_dir: str, in_channels: int, switcher_encoding: str, switcher_init: str) -> int:
+    """Raise ValueError / FileNotFoundError for a request that cannot work; the switcher's input width."""
     if in_channels not in (12, 16):
-        raise ValueError("in_channels must be 16 ([image, trimap, fg, alpha] latents) or 12 ([image, trimap, one domain])")
+        raise ValueError("in_channels must be 16 ([image, trimap, fg, alpha] latents) "
+                         "or 12 ([image, trimap, one domain])")
     if switcher_init not in ("random", "zero"):
         raise ValueError("switcher_init must be 'random' or 'zero'")
     dim = encoding_dim(switcher_encoding)
@@ -83,14 +105,23 @@ def convert_sd2(sd2_dir: str, out_dir: str, in_channels: int = 16, *, switcher_e
     if missing:
         raise FileNotFoundError(f"{sd2_dir} is not a Stable Diffusion 2 folder in diffusers layout "
                                 f"(missing {', '.join(missing)})")
+    return dim
+
+
+def _empty_output(out_dir: str, overwrite: bool) -> None:
     if os.path.exists(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists and is not empty (use overwrite=True / --overwrite)")
         shutil.rmtree(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    torch.manual_seed(seed)
 
-    # U-Net: wider conv_in, switcher class embedding; every other weight copied from SD2.
+
+def _convert_unet(sd2_dir: str, out_dir: str, in_channels: int, dim: int, switcher_init: str) -> None:
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from .conv_in import expand_conv_in
+
     sd_unet = _load(UNet2DConditionModel, os.path.join(sd2_dir, "unet"))
     cfg = {k: v for k, v in sd_unet.config.items() if not k.startswith("_")}
     cfg.update(in_channels=in_channels, class_embed_type="projection",
@@ -108,34 +139,35 @@ def convert_sd2(sd2_dir: str, out_dir: str, in_channels: int = 16, *, switcher_e
         torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
         torch.nn.init.zeros_(unet.class_embedding.linear_2.bias)
     unet.save_pretrained(os.path.join(out_dir, "unet"), safe_serialization=True)
-    del sd_unet, unet, state
 
-    vae = _load(AutoencoderKL, os.path.join(sd2_dir, "vae"))
-    vae.save_pretrained(os.path.join(out_dir, "vae"), safe_serialization=True)
-    del vae
+
+def _copy_vae(sd2_dir: str, out_dir: str) -> None:
+    from diffusers import AutoencoderKL
+
+    _load(AutoencoderKL, os.path.join(sd2_dir, "vae")).save_pretrained(os.path.join(out_dir, "vae"),
+                                                                       safe_serialization=True)
+
+
+def _write_empty_text_embedding(sd2_dir: str, out_dir: str) -> None:
+    """DRIP's fixed text condition, stored so inference needs no text encoder."""
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(os.path.join(sd2_dir, "tokenizer"), local_files_only=True)
     text_encoder = _load(CLIPTextModel, os.path.join(sd2_dir, "text_encoder"))
     save_file({"empty_text_embedding": empty_text_embedding(tokenizer, text_encoder)},
               os.path.join(out_dir, EMPTY_TEXT_FILE))
-    del text_encoder
 
+
+def _write_scheduler(sd2_dir: str, out_dir: str, prediction_type: str | None) -> str:
+    """The sampler's config; returns the prediction type (SD2's unless one is asked for)."""
     with open(os.path.join(sd2_dir, "scheduler", "scheduler_config.json"), "r", encoding="utf-8") as f:
         sd_sched = json.load(f)
     ptype = prediction_type or sd_sched.get("prediction_type", "epsilon")
     if ptype not in ("epsilon", "v_prediction"):
         raise ValueError(f"prediction_type must be epsilon or v_prediction, not {ptype}")
     dpm_solver_config(sd_sched, ptype).save_pretrained(os.path.join(out_dir, "scheduler"))
-
-    TransparencyDecoder(**(decoder_config or {})).save_pretrained(
-        os.path.join(out_dir, "transparency_decoder"), safe_serialization=True)
-
-    options = {"in_channels": in_channels, "switcher_encoding": switcher_encoding,
-               "switcher_init": switcher_init, "prediction_type": ptype, "cross_domain_attention": True,
-               "alpha_channels": "mean"}
-    return write_manifest(out_dir, options=options, trained=False,
-                          stages={"diffusion_steps": 0, "decoder_steps": 0},
-                          source={"sd2_dir": os.path.abspath(sd2_dir), "converted_by": "drip-convert"})
+    return ptype
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,20 @@
 """What drip-train and drip-train-decoder share: device and precision choice, distributed
-setup (torchrun), the data loader, resumable checkpoints, validation SAD, logs, and writing
-the trained model folder (with a fresh drip.json)."""
+setup (torchrun), the data loader, the optimisation loop (``TrainingRun``: gradient accumulation,
+clipping, logs, validation SAD, resumable checkpoints) and writing the trained model folder
+(with a fresh drip.json). A stage brings only its ``Objective``: what it feeds the trained
+module and which loss it minimises."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -284,3 +289,155 @@ class MetricsLog:
         if self.path:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+# ------------------------------------------------------------------------ the training loop
+LOSS_KEYS = ("loss", "loss_fg", "loss_alpha")
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """How a stage names its files and records itself."""
+
+    name: str       # OUTPUT/<name>.log and OUTPUT/<name>-metrics.jsonl
+    program: str    # the console script (progress bar)
+    kind: str       # "stage" in every checkpoint's state.json
+    part: str       # the model folder's sub-folder it trains
+    steps_key: str  # its step count in drip.json "stages"
+    run_key: str    # its run folder in drip.json "source"
+
+
+class Objective(Protocol):
+    """A stage's loss, in the three phases of a micro-step."""
+
+    def inputs(self, batch: dict) -> dict:
+        """Everything the trained module does not learn from (frozen models, random draws); no grad."""
+
+    def predict(self, model, inputs: dict) -> torch.Tensor:
+        """The trained module's forward pass (under autocast)."""
+
+    def losses(self, pred: torch.Tensor, inputs: dict) -> dict:
+        """{"loss", "loss_fg", "loss_alpha"}; "loss" is minimised."""
+
+
+class TrainingRun:
+    """One process of a training stage: it owns the trained module, optimizer, schedule, data and
+    step count, and runs the optimisation loop around the stage's ``Objective``.
+
+        run = TrainingRun(args, STAGE)                   # device, logging, seed
+        pipe = ...                                       # the stage loads its models
+        run.prepare(pipe, module, param_groups)          # optimizer, schedule, resume, data
+        run.loop(objective)                              # optimizer steps until --max-steps
+        return run.finish()                              # OUTPUT/model with the trained part
+    """
+
+    def __init__(self, args, stage: TrainingStage):
+        self.args, self.stage = args, stage
+        self.rt = Runtime(args)
+        setup_logging(args.output, self.rt.main, stage.name)
+        # before the models load: it decides the random initialisations and the data order
+        torch.manual_seed(args.seed + self.rt.rank)
+        self.last: dict = {}
+
+    def prepare(self, pipe, module: torch.nn.Module, param_groups) -> None:
+        """Wrap ``module`` for torchrun, build its optimizer and schedule, resume, start the data."""
+        self.pipe, self.module, self.model = pipe, module, module
+        if self.rt.world > 1:
+            ids = [self.rt.device] if self.rt.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        self.optimizer = make_optimizer(self.args, param_groups)
+        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.args.warmup_steps))
+        self.step = self._resume()
+        self.dataset, self.batches = make_loader(self.args, self.rt)
+        self.metrics = MetricsLog(self.args.output, self.stage.name, self.rt.main)
+
+    def _resume(self) -> int:
+        path = resolve_resume(self.args)
+        if not path:
+            return 0
+        step = int(load_checkpoint(path, self.module, self.optimizer, self.lr_sched)["step"])
+        log.info("resumed from %s at step %d", path, step)
+        return step
+
+    def loop(self, objective: Objective) -> dict:
+        """Optimizer steps until --max-steps, each followed by its logs, validation and checkpoint."""
+        bar = None
+        if self.rt.main and not self.args.no_progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.args.max_steps, initial=self.step, desc=self.stage.program, dynamic_ncols=True)
+        t0 = time.time()
+        while self.step < self.args.max_steps:
+            totals = self.optimizer_step(objective)
+            self.step += 1
+            self.last = {"step": self.step, **totals, "lr": self.lr_sched.get_last_lr()[0]}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{totals['loss']:.4f}")
+            self._record(t0)
+            self.rt.barrier()
+        if bar is not None:
+            bar.close()
+        return self.last
+
+    def optimizer_step(self, objective: Objective) -> dict:
+        """Gradients of --grad-accum micro-batches, clipped to norm 1, one update; the mean losses."""
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = dict.fromkeys(LOSS_KEYS, 0.0)
+        for micro in range(self.args.grad_accum):
+            losses = self._micro_step(objective, last=micro == self.args.grad_accum - 1)
+            for k in totals:
+                totals[k] += float(losses[k].detach()) / self.args.grad_accum
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        self.optimizer.step()
+        self.lr_sched.step()
+        return totals
+
+    def _micro_step(self, objective: Objective, last: bool) -> dict:
+        batch = {k: v.to(self.rt.device, non_blocking=True) for k, v in next(self.batches).items()}
+        with torch.no_grad():
+            inputs = objective.inputs(batch)
+        # under torchrun the gradients are all-reduced once, on the last micro-step
+        no_sync = self.rt.world > 1 and not last
+        with self.model.no_sync() if no_sync else contextlib.nullcontext():
+            with self.rt.autocast():
+                pred = objective.predict(self.model, inputs)
+            losses = objective.losses(pred, inputs)
+            (losses["loss"] / self.args.grad_accum).backward()
+        return losses
+
+    def _due(self, every: int) -> bool:
+        return self.rt.main and (self.step % every == 0 or self.step == self.args.max_steps)
+
+    def _record(self, t0: float) -> None:
+        """Log line and metrics, validation SAD and checkpoint, each on its own schedule."""
+        args, last = self.args, self.last
+        if self._due(args.log_every):
+            last["seconds"] = round(time.time() - t0, 2)
+            log.info("step %d loss %.5f (fg %.5f, alpha %.5f) lr %.2e", self.step, last["loss"],
+                     last["loss_fg"], last["loss_alpha"], last["lr"])
+            self.metrics.write(last)
+        if args.val_images and self._due(args.val_every):
+            self.module.eval()
+            v = validate(self.pipe, args)
+            self.module.train()
+            log.info("step %d validation SAD %.3f over %d images (%.1fs)", self.step, v["val_sad"],
+                     v["val_images"], v["val_seconds"])
+            self.metrics.write({"step": self.step, **v})
+            last.update(v)
+        if self._due(args.checkpoint_every):
+            path = save_checkpoint(args.output, self.step, self.module, self.optimizer, self.lr_sched,
+                                   {"stage": self.stage.kind}, args.keep_checkpoints)
+            log.info("checkpoint %s", path)
+
+    def finish(self) -> dict:
+        """The main process writes OUTPUT/model with the trained part; every process leaves
+        torchrun's group. Returns the last step's figures ("model": the folder written)."""
+        if self.rt.main:
+            self.module.eval()
+            out_model = os.path.join(self.args.output, "model")
+            export_model(self.args.model, out_model, {self.stage.part: self.module}, stage_key=self.stage.steps_key,
+                         steps=self.step, extra_source={self.stage.run_key: os.path.abspath(self.args.output)})
+            log.info("wrote the model folder with the trained %s: %s", self.stage.part, out_model)
+            self.last["model"] = out_model
+        self.rt.close()
+        return self.last

@@ -13,28 +13,14 @@ OUTPUT/model with the trained decoder.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import time
 
 import torch
 
-from .harness import (
-    MetricsLog,
-    Runtime,
-    add_common_args,
-    export_model,
-    load_checkpoint,
-    log,
-    lr_lambda,
-    make_loader,
-    make_optimizer,
-    resolve_resume,
-    save_checkpoint,
-    setup_logging,
-    validate,
-)
+from .harness import TrainingRun, TrainingStage, add_common_args, log
+
+STAGE = TrainingStage(name="train_decoder", program="drip-train-decoder", kind="decoder",
+                      part="transparency_decoder", steps_key="decoder_steps", run_key="stage2_run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,14 +31,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def train_decoder(args) -> dict:
-    from ..pipeline import DripPipeline
-    from .losses import decoder_loss
+class DecoderObjective:
+    """The stage-2 loss: the frozen model denoises each batch for a random number of steps, and
+    the decoder turns its decodes and latents into foreground and alpha (combined matting loss)."""
 
-    rt = Runtime(args)
-    setup_logging(args.output, rt.main, "train_decoder")
-    torch.manual_seed(args.seed + rt.rank)
-    # frozen diffusion model in half precision on GPU (inference only); the decoder in fp32
+    def __init__(self, pipe, args, rank: int):
+        self.pipe = pipe
+        self.steps = (args.min_denoise_steps, args.max_denoise_steps)
+        # the step counts and the sampler's noise: a generator of their own, apart from the data's
+        self.generator = torch.Generator(device="cpu").manual_seed(args.seed * 1000 + rank)
+
+    def inputs(self, batch: dict) -> dict:
+        n = int(torch.randint(self.steps[0], self.steps[1] + 1, (1,), generator=self.generator))
+        z_img, z_tri = self.pipe.encode_conditions(batch["image"], batch["trimap"])
+        z_fg, z_alpha = self.pipe.denoise(z_img, z_tri, n, self.generator)
+        dec_fg, dec_alpha = self.pipe.vae_decode(z_fg, z_alpha)
+        return {"batch": batch, "decodes": (dec_fg, dec_alpha), "latents": (z_fg, z_alpha)}
+
+    def predict(self, model, inputs: dict) -> torch.Tensor:
+        batch = inputs["batch"]
+        return model(batch["image"], batch["trimap"], *inputs["decodes"], *inputs["latents"])
+
+    def losses(self, pred: torch.Tensor, inputs: dict) -> dict:
+        from .losses import decoder_loss
+
+        batch = inputs["batch"]
+        return decoder_loss(pred, batch["foreground"] * 0.5 + 0.5, batch["alpha"] * 0.5 + 0.5, batch["unknown"])
+
+
+def train_decoder(args) -> dict:
+    """Stage 2. Returns the last step's figures, with "model": the folder written (main process)."""
+    from ..pipeline import DripPipeline
+
+    # 1. this process: device, precision, logging, seed
+    run = TrainingRun(args, STAGE)
+    rt = run.rt
+    # 2. the frozen diffusion model in half precision on GPU (inference only), the decoder in fp32
     frozen_dtype = torch.float16 if rt.device.type == "cuda" else torch.float32
     pipe = DripPipeline.from_pretrained(args.model, device=rt.device, dtype=frozen_dtype)
     decoder = pipe.decoder if pipe.decoder.dtype == torch.float32 else pipe.decoder.to(dtype=torch.float32)
@@ -60,82 +74,15 @@ def train_decoder(args) -> dict:
     if not pipe.trained:
         log.warning("%s holds an untrained diffusion model: the decoder will learn from noise "
                     "(fine for smoke tests, useless otherwise; run drip-train first)", args.model)
-    model = decoder
-    if rt.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(decoder, device_ids=[rt.device] if rt.device.type == "cuda" else None)
-    optimizer = make_optimizer(args, decoder.parameters())
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args.warmup_steps))
-    step = 0
-    resume = resolve_resume(args)
-    if resume:
-        step = int(load_checkpoint(resume, decoder, optimizer, lr_sched)["step"])
-        log.info("resumed from %s at step %d", resume, step)
-    ds, batches = make_loader(args, rt)
-    metrics = MetricsLog(args.output, "train_decoder", rt.main)
-    log.info("stage 2: %d training composites, device %s, world %d, denoising steps %d..%d", len(ds), rt.device,
-             rt.world, args.min_denoise_steps, args.max_denoise_steps)
-    gen = torch.Generator(device="cpu").manual_seed(args.seed * 1000 + rt.rank)
-    bar = None
-    if rt.main and not args.no_progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=args.max_steps, initial=step, desc="drip-train-decoder", dynamic_ncols=True)
-    last = {}
-    t0 = time.time()
-    while step < args.max_steps:
-        optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "loss_fg": 0.0, "loss_alpha": 0.0}
-        for micro in range(args.grad_accum):
-            batch = {k: v.to(rt.device, non_blocking=True) for k, v in next(batches).items()}
-            with torch.no_grad():
-                n = int(torch.randint(args.min_denoise_steps, args.max_denoise_steps + 1, (1,), generator=gen))
-                z_img, z_tri = pipe.encode_conditions(batch["image"], batch["trimap"])
-                z_fg, z_alpha = pipe.denoise(z_img, z_tri, n, gen)
-                dec_fg, dec_alpha = pipe.vae_decode(z_fg, z_alpha)
-            sync = micro == args.grad_accum - 1 or rt.world == 1
-            ctx = model.no_sync() if (rt.world > 1 and not sync) else contextlib.nullcontext()
-            with ctx:
-                with rt.autocast():
-                    pred = model(batch["image"], batch["trimap"], dec_fg, dec_alpha, z_fg, z_alpha)
-                losses = decoder_loss(pred, batch["foreground"] * 0.5 + 0.5, batch["alpha"] * 0.5 + 0.5,
-                                      batch["unknown"])
-                (losses["loss"] / args.grad_accum).backward()
-            for k in totals:
-                totals[k] += float(losses[k].detach()) / args.grad_accum
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
-        optimizer.step()
-        lr_sched.step()
-        step += 1
-        last = {"step": step, **totals, "lr": lr_sched.get_last_lr()[0]}
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{totals['loss']:.4f}")
-        if rt.main and (step % args.log_every == 0 or step == args.max_steps):
-            last["seconds"] = round(time.time() - t0, 2)
-            log.info("step %d loss %.5f (fg %.5f, alpha %.5f)", step, totals["loss"], totals["loss_fg"],
-                     totals["loss_alpha"])
-            metrics.write(last)
-        if rt.main and args.val_images and (step % args.val_every == 0 or step == args.max_steps):
-            decoder.eval()
-            v = validate(pipe, args)
-            decoder.train()
-            log.info("step %d validation SAD %.3f over %d images", step, v["val_sad"], v["val_images"])
-            metrics.write({"step": step, **v})
-            last.update(v)
-        if rt.main and (step % args.checkpoint_every == 0 or step == args.max_steps):
-            log.info("checkpoint %s", save_checkpoint(args.output, step, decoder, optimizer, lr_sched,
-                                                      {"stage": "decoder"}, args.keep_checkpoints))
-        rt.barrier()
-    if bar is not None:
-        bar.close()
-    if rt.main:
-        decoder.eval()
-        out_model = os.path.join(args.output, "model")
-        export_model(args.model, out_model, {"transparency_decoder": decoder}, stage_key="decoder_steps",
-                     steps=step, extra_source={"stage2_run": os.path.abspath(args.output)})
-        log.info("wrote model folder with the trained decoder: %s", out_model)
-        last["model"] = out_model
-    rt.close()
-    return last
+    # 3. optimizer, schedule, resume, data
+    run.prepare(pipe, decoder, decoder.parameters())
+    objective = DecoderObjective(pipe, args, rt.rank)
+    log.info("stage 2: %d training composites, device %s, world %d, denoising steps %d..%d", len(run.dataset),
+             rt.device, rt.world, args.min_denoise_steps, args.max_denoise_steps)
+    # 4. optimizer steps until --max-steps, with logs, validation and checkpoints
+    run.loop(objective)
+    # 5. the model folder with the trained decoder
+    return run.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
