@@ -214,7 +214,3 @@ def source_fingerprint(source: str | os.PathLike) -> str:
             h.update(str(p.relative_to(source)).replace(os.sep, "/").encode() + b"\0")
             h.update(p.read_bytes() + b"\0")
     return "tree:" + h.hexdigest()
-
-
-def describe(venv) -> dict:
-    return {"path": str(venv), "python": str(venv_python(venv)), "exists": is_venv(venv)}
