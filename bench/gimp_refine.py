@@ -45,8 +45,8 @@ def main(argv=None) -> int:
         Image.fromarray(image).save(photo, compress_level=1)
         Image.fromarray(trimap).save(tri, compress_level=1)
         res = harness.gui_session(args.version, {"edits": edits}, server_args=["--engine", "classical"],
-                                  script="gimp_refine_bench.py", files={"photo": str(photo), "trimap": str(tri)},
-                                  timeout=900)
+                                  script="gimp_refine_bench.py",
+                                  files={"photo": str(photo), "trimap": str(tri)}, timeout=900)
     if "exception" in res or not res.get("runs"):
         raise SystemExit(f"GIMP {args.version} failed: {res.get('exception') or res['_output'][-3000:]}")
     log = (Path(res["_out"]).parent / "server.log").read_text()

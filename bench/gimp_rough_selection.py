@@ -39,7 +39,8 @@ def photo_and_truth(name: str) -> tuple[np.ndarray, np.ndarray]:
         from drip_core.demo_scene import make_scene
         image, _, alpha, _ = make_scene()
         return image, np.rint(alpha * 255).astype(np.uint8)
-    image = np.asarray(Image.open(harness.ALPHAMATTING / "input_training_lowres" / f"{name}.png").convert("RGB"))
+    image = np.asarray(Image.open(harness.ALPHAMATTING / "input_training_lowres" / f"{name}.png")
+                       .convert("RGB"))
     gt = np.asarray(Image.open(harness.ALPHAMATTING / "gt_training_lowres" / f"{name}.png").convert("L"))
     return image, gt
 
@@ -87,7 +88,8 @@ def run_photo(name: str, version: str, out: Path, seed: int) -> dict:
             raise SystemExit(f"{name} {tag}: {entry['run']}")
         x, y, w, h = entry["alpha_rect"]
         alpha = np.zeros(gt.shape, np.uint8)
-        alpha[y:y + h, x:x + w] = np.frombuffer((session_out / f"alpha-{tag}.raw").read_bytes(), np.uint8).reshape(h, w)
+        alpha[y:y + h, x:x + w] = np.frombuffer((session_out / f"alpha-{tag}.raw").read_bytes(),
+                                                np.uint8).reshape(h, w)
         sad = float(np.abs(alpha.astype(np.float64) - gt).sum() / 255.0 / 1000.0)
         figures[tag] = {"sad": round(sad, 2), "seconds": entry["run"]["seconds"]}
         shots.append((picture(session_out / f"shot-{tag}.png", session_out / f"shot-{tag}.geom"),
@@ -114,8 +116,10 @@ def main(argv=None) -> int:
     table = {}
     for name in args.photos:
         table[name] = run_photo(name, args.version, args.out, args.seed)
-        print(f"{name}: before (band 12) SAD {table[name]['before']['sad']:.2f} in {table[name]['before']['seconds']} s"
-              f" | after (smart band) SAD {table[name]['after']['sad']:.2f} in {table[name]['after']['seconds']} s"
+        print(f"{name}: before (band 12) SAD {table[name]['before']['sad']:.2f} "
+              f"in {table[name]['before']['seconds']} s"
+              f" | after (smart band) SAD {table[name]['after']['sad']:.2f} "
+              f"in {table[name]['after']['seconds']} s"
               f" | {table[name]['picture']}", flush=True)
         if name == "demo" and args.docs:
             target = REPO / "docs" / "images" / "gimp-rough-selection.png"

@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         painted = tri.copy()
         painted[box] = UNKNOWN
         before, after = run_engine(smp.image, tri), run_engine(smp.image, painted)
-        print(f"seed {seed}: whole-image SAD {whole_image_sad(before, smp.gt):.2f} -> {whole_image_sad(after, smp.gt):.2f}; "
+        print(f"seed {seed}: whole-image SAD {whole_image_sad(before, smp.gt):.2f} -> "
+              f"{whole_image_sad(after, smp.gt):.2f}; "
               f"in the painted box {whole_image_sad(before[box], smp.gt[box]):.2f} -> "
               f"{whole_image_sad(after[box], smp.gt[box]):.2f}; foreground in the box before "
               f"{np.mean(tri[box] == 255) * 100:.0f} %")

@@ -44,7 +44,8 @@ def load(name: str, trimap_set: str | None = None):
     gt = np.asarray(Image.open(DATA / "gt_training_lowres" / f"{name}.png").convert("L"))
     trimap = None
     if trimap_set:
-        trimap = np.asarray(Image.open(DATA / "trimap_training_lowres" / trimap_set / f"{name}.png").convert("L"))
+        trimap = np.asarray(Image.open(DATA / "trimap_training_lowres" / trimap_set / f"{name}.png")
+                            .convert("L"))
     return image, gt, trimap
 
 

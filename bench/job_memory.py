@@ -34,12 +34,14 @@ rng = np.random.default_rng(0)
 yy, xx = np.ogrid[0:h, 0:w]
 r = np.hypot((yy - h / 2) / (h * 0.35), (xx - w / 2) / (w * 0.35))
 inside = r < 1.0
-image = (rng.integers(0, 40, (h, w, 3), dtype=np.uint8) + np.where(inside[..., None], [200, 90, 40], [30, 90, 160]).astype(np.uint8))
+image = (rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+         + np.where(inside[..., None], [200, 90, 40], [30, 90, 160]).astype(np.uint8))
 selection = inside.astype(np.uint8) * 255
 del r, inside
 with connect(disc, spawn=False) as c:
     t0 = time.perf_counter()
-    fg, alpha = c.matte(image, selection, engine="classical", trimap_source="selection_band", band_radius=band)
+    fg, alpha = c.matte(image, selection, engine="classical", trimap_source="selection_band",
+                        band_radius=band)
     print(json.dumps({"seconds": time.perf_counter() - t0, "alpha_mean": float(alpha.mean())}))
 """
 
@@ -69,10 +71,12 @@ def run_tree(tree: Path, w: int, h: int, band: int, trace: bool = False) -> dict
         server_env = dict(env)
         if trace:
             Path(tmp, "sitecustomize.py").write_text(SITECUSTOMIZE)
-            server_env.update(PYTHONPATH=f"{tree}{os.pathsep}{tmp}", DRIP_BENCH_TRACE=os.path.join(tmp, "peak"))
+            server_env.update(PYTHONPATH=f"{tree}{os.pathsep}{tmp}",
+                              DRIP_BENCH_TRACE=os.path.join(tmp, "peak"))
         server = subprocess.Popen([sys.executable, "-m", "drip_core.server", "--discovery-file", disc,
                                    "--engine", "classical", "--max-pixels", str(w * h + 1)],
-                                  cwd=tree, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=tree, env=server_env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         try:
             for _ in range(600):
                 if os.path.exists(disc):
@@ -80,8 +84,8 @@ def run_tree(tree: Path, w: int, h: int, band: int, trace: bool = False) -> dict
                 time.sleep(0.1)
             time.sleep(0.5)
             idle = rss_kb(server.pid, "VmRSS")
-            out = subprocess.run([sys.executable, "-c", CLIENT, str(w), str(h), str(band), disc], cwd=tree, env=env,
-                                 capture_output=True, text=True, timeout=1800)
+            out = subprocess.run([sys.executable, "-c", CLIENT, str(w), str(h), str(band), disc], cwd=tree,
+                                 env=env, capture_output=True, text=True, timeout=1800)
             if out.returncode != 0:
                 raise RuntimeError(out.stderr[-2000:])
             result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,9 +118,11 @@ def main() -> int:
         for name, tree in trees.items():
             rows[name]["traced_peak_mb"] = run_tree(tree, w, h, args.band, trace=True)["traced_peak_mb"]
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(base / "tree")], cwd=REPO, capture_output=True)
+        subprocess.run(["git", "worktree", "remove", "--force", str(base / "tree")], cwd=REPO,
+                       capture_output=True)
     layer_mb = w * h * 3 / 2**20
-    print(f"{'':24} {'server peak RSS':>16} {'idle RSS':>9} {'job time':>9} {'traced peak':>12} {'= x layer':>9}")
+    print(f"{'':24} {'server peak RSS':>16} {'idle RSS':>9} {'job time':>9} {'traced peak':>12} "
+          f"{'= x layer':>9}")
     for name, r in rows.items():
         print(f"{name:24} {r['server_peak_mb']:13.0f} MB {r['server_idle_mb']:6.0f} MB {r['seconds']:7.1f} s "
               f"{r['traced_peak_mb']:9.0f} MB {r['traced_peak_mb'] / layer_mb:8.1f}x")

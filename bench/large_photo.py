@@ -77,9 +77,11 @@ def make_case(cache: Path, bands: list[int], grain: float = 0) -> Path:
     out = case_dir(cache, grain)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "image.png").exists():
-        img = Image.open(DATA / "input_training_lowres" / f"{PHOTO}.png").convert("RGB").resize(SIZE, Image.BICUBIC)
+        img = (Image.open(DATA / "input_training_lowres" / f"{PHOTO}.png").convert("RGB")
+               .resize(SIZE, Image.BICUBIC))
         if grain:
-            noisy = np.asarray(img, np.float32) + np.random.default_rng(0).normal(0, grain, (SIZE[1], SIZE[0], 3))
+            noisy = (np.asarray(img, np.float32)
+                     + np.random.default_rng(0).normal(0, grain, (SIZE[1], SIZE[0], 3)))
             img = Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
         img.save(out / "image.png", compress_level=1)
     if not (out / "gt.png").exists():
@@ -110,16 +112,18 @@ print(float(np.abs(alpha - gt).sum() / 255.0 / 1000.0))
 def whole_sad(alpha_path: Path, gt_path: Path) -> float:
     """Whole-image alpha SAD / 1000, computed in a child: this process stays small, because a
     child's peak RSS (ru_maxrss) starts from its parent's size on Linux."""
-    out = subprocess.run([sys.executable, "-c", SAD_CHILD, str(alpha_path), str(gt_path)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", SAD_CHILD, str(alpha_path), str(gt_path)],
+                         capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
 
 def run_engine(tree: Path, case: Path, band: int, out_png: Path, workers: int | None = None):
     """(engine seconds, peak RSS MB, stats) of ENGINE_CHILD with ``tree`` on PYTHONPATH."""
-    argv = [sys.executable, "-c", ENGINE_CHILD, str(case / "image.png"), str(case / f"trimap{band}.png"), str(out_png)]
+    argv = [sys.executable, "-c", ENGINE_CHILD, str(case / "image.png"), str(case / f"trimap{band}.png"),
+            str(out_png)]
     # cwd = the tree: `python -c` puts the working folder first on sys.path
-    _, peak, text = run_measured(argv + ([str(workers)] if workers else []), env={"PYTHONPATH": str(tree)}, cwd=tree)
+    _, peak, text = run_measured(argv + ([str(workers)] if workers else []), env={"PYTHONPATH": str(tree)},
+                                 cwd=tree)
     result = json.loads(text.strip().splitlines()[-1])
     return result["seconds"], peak, result["stats"]
 
@@ -174,8 +178,10 @@ def main() -> int:
     p.add_argument("--no-gegl", action="store_true")
     p.add_argument("--no-cli", action="store_true", help="skip the whole drip-matte command run")
     p.add_argument("--root", type=Path, default=None, help="GIMP 3.0 chroot (default: gegl_baseline's)")
-    p.add_argument("--baseline-rev", help="also run the engine of this git revision (git archive into a temp folder)")
-    p.add_argument("--one-worker", action="store_true", help="also run ours with the tiles solved by one thread")
+    p.add_argument("--baseline-rev",
+                   help="also run the engine of this git revision (git archive into a temp folder)")
+    p.add_argument("--one-worker", action="store_true",
+                   help="also run ours with the tiles solved by one thread")
     p.add_argument("--grain", type=float, default=0,
                    help="add Gaussian noise of this std (1/255) to the photo: pixel-level detail in the band")
     p.add_argument("--make-case", action="store_true", help=argparse.SUPPRESS)
@@ -194,8 +200,8 @@ def main() -> int:
         return 0
     # in a child of its own: a child's peak RSS (ru_maxrss) starts from its parent's size at
     # fork time on Linux, so this process must never hold the case's large arrays
-    subprocess.run([sys.executable, __file__, "--make-case", "--cache", str(args.cache), "--grain", str(args.grain),
-                    "--bands", *map(str, args.bands)], check=True)
+    subprocess.run([sys.executable, __file__, "--make-case", "--cache", str(args.cache), "--grain",
+                    str(args.grain), "--bands", *map(str, args.bands)], check=True)
     case = case_dir(args.cache, args.grain)
     from PIL import Image
     gt = case / "gt.png"
@@ -212,7 +218,8 @@ def main() -> int:
         if args.baseline_rev:
             baseline = out / "baseline"
             baseline.mkdir()
-            archive = subprocess.run(["git", "archive", args.baseline_rev], cwd=REPO, capture_output=True, check=True)
+            archive = subprocess.run(["git", "archive", args.baseline_rev], cwd=REPO, capture_output=True,
+                                     check=True)
             subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
         for band in args.bands:
             trimap_path = case / f"trimap{band}.png"
@@ -234,12 +241,13 @@ def main() -> int:
                                               "--alpha", str(out / f"cli{band}.png"),
                                               "--rgba", str(out / f"cli{band}-rgba.png"), "--quiet"])
                 print(f"  drip-matte (whole){wall:7.1f} s  peak RSS {peak:6.0f} MB  "
-                      f"SAD {whole_sad(out / f'cli{band}.png', gt):7.1f}   [read PNGs, matte, write alpha + RGBA]")
+                      f"SAD {whole_sad(out / f'cli{band}.png', gt):7.1f}   "
+                      f"[read PNGs, matte, write alpha + RGBA]")
             if why:
                 print(f"  GEGL matting-global: skipped: {why}")
                 continue
-            _, _, text = run_measured([sys.executable, __file__, "--root", str(root), "--gegl-child", str(case),
-                                       str(band), str(out / f"gegl{band}.png")])
+            _, _, text = run_measured([sys.executable, __file__, "--root", str(root), "--gegl-child",
+                                       str(case), str(band), str(out / f"gegl{band}.png")])
             gegl = json.loads(text.strip().splitlines()[-1])
             print(f"  GEGL matting-global{gegl['seconds']:7.1f} s  peak RSS {gegl['peak_mb']:6.0f} MB  "
                   f"SAD {whole_sad(out / f'gegl{band}.png', gt):7.1f}   [load, matting, save]")

@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     p.add_argument("--cache-mb", type=int, default=512)
     p.add_argument("--edits", default="grey,white,black")
     p.add_argument("--no-reference", action="store_true", help="skip the full solves (timings only)")
-    p.add_argument("--repeat", type=int, default=1, help="run the edits this many times (timings: median, max)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the edits this many times (timings: median, max)")
     args = p.parse_args(argv)
 
     from drip_core.client import connect
@@ -95,8 +96,9 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()}")
     t0 = time.perf_counter()
     image, trimap, _ = large_case(args.width, args.height, args.band)
-    print(f"case: GT05 {args.width}x{args.height} ({args.width * args.height / 1e6:.1f} MP), band {args.band} px, "
-          f"{int((trimap == 128).sum())} unknown px (built in {time.perf_counter() - t0:.1f} s)")
+    print(f"case: GT05 {args.width}x{args.height} ({args.width * args.height / 1e6:.1f} MP), "
+          f"band {args.band} px, {int((trimap == 128).sum())} unknown px "
+          f"(built in {time.perf_counter() - t0:.1f} s)")
     centre = edit_centre(trimap)
     engine = get_engine("classical")
     rows = []
@@ -107,12 +109,13 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 _, alpha0, info = client.matte(image, trimap, engine="classical", return_info=True)
                 first = time.perf_counter() - t
-                print(f"first run: {first:.2f} s end to end (server {info['seconds']:.2f} s, {info['rerun']}, "
-                      f"image sent: {client.connection.image_sent})")
+                print(f"first run: {first:.2f} s end to end (server {info['seconds']:.2f} s, "
+                      f"{info['rerun']}, image sent: {client.connection.image_sent})")
                 t = time.perf_counter()
                 _, _, info = client.matte(image, trimap, engine="classical", return_info=True)
-                print(f"unchanged rerun: {time.perf_counter() - t:.2f} s end to end (server {info['seconds']:.3f} s, "
-                      f"{info['rerun']}, image sent: {client.connection.image_sent})")
+                print(f"unchanged rerun: {time.perf_counter() - t:.2f} s end to end "
+                      f"(server {info['seconds']:.3f} s, {info['rerun']}, "
+                      f"image sent: {client.connection.image_sent})")
                 edited = trimap.copy()
                 previous_full = alpha0.astype(np.float32) / 255
                 for name in args.edits.split(",") * args.repeat:
@@ -132,16 +135,18 @@ def main(argv=None) -> int:
                         near = ~disc(trimap.shape, centre, RADIUS + reach + 2)
                         diff = np.abs(alpha.astype(np.float32) / 255 - ref) * 255
                         unknown = edited == 128
-                        row.update(mean=round(float(diff.mean()), 4), mean_unknown=round(float(diff[unknown].mean()), 3),
+                        row.update(mean=round(float(diff.mean()), 4),
+                                   mean_unknown=round(float(diff[unknown].mean()), 3),
                                    max=round(float(diff.max()), 2),
                                    max_near=round(float(diff[~near].max()), 2),
-                                   full_vs_full_far_max=round(float((np.abs(previous_full - ref) * 255)[near].max()), 2))
+                                   full_vs_full_far_max=round(
+                                       float((np.abs(previous_full - ref) * 255)[near].max()), 2))
                         previous_full = ref
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                 times = sorted(r["end_to_end_s"] for r in rows)
-                print(f"reruns: {len(times)}, end to end median {times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s, "
-                      f"<= 1.0 s: {sum(t <= 1.0 for t in times)} of {len(times)}")
+                print(f"reruns: {len(times)}, end to end median {times[len(times) // 2]:.3f} s, "
+                      f"max {times[-1]:.3f} s, <= 1.0 s: {sum(t <= 1.0 for t in times)} of {len(times)}")
                 stats = client.connection.request({"type": "status"})
                 print(f"server: images received {stats['images_received']}, from the cache "
                       f"{stats['images_from_cache']}, cache {stats['image_cache']}")

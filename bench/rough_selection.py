@@ -129,7 +129,8 @@ def score(method: str, image, selection, gt, name, data, cache: dict, params=Non
     seconds = time.perf_counter() - t0
     try:
         alpha = run_engine(image, tri)
-    except Exception as exc:  # an engine refusal (no FG / BG): the user gets nothing better than the selection
+    except Exception as exc:  # noqa: BLE001 - an engine refusal (no FG / BG): the user gets
+        # nothing better than the selection
         print(f"  {name} {method}: engine failed ({exc}); scored as the bare selection", file=sys.stderr)
         alpha = selection / 255.0
     value = whole_image_sad(alpha, gt)
@@ -182,7 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 "
                     "(tune on seed 0, check on --first-seed 1 --seeds 2)")
-    ap.add_argument("--smart-params", default="", help="change smart_band.Params fields, e.g. 'hole_min=0.04'")
+    ap.add_argument("--smart-params", default="",
+                    help="change smart_band.Params fields, e.g. 'hole_min=0.04'")
     ap.add_argument("--methods", nargs="+", default=["bare", "band12", "smart", "expert1", "expert2"],
                     choices=METHODS)
     ap.add_argument("--images", nargs="+", help="only these photos (e.g. GT04 GT24)")

@@ -149,14 +149,16 @@ def run_load(server: ServerProc, clients: int, jobs: int, size: int = 64, time_l
                 stamps = [time.monotonic()]
                 try:
                     _, alpha, info = conn.matte(image, trimap, engine="classical", return_info=True,
-                                                progress=lambda *a: stamps.append(time.monotonic()))
+                                                progress=lambda *a, stamps=stamps: stamps.append(
+                                                    time.monotonic()))
                 except Exception as exc:  # noqa: BLE001
                     failures.append(f"client {c} job {j}: {exc.__class__.__name__}: {exc}")
                     continue
                 stamps.append(time.monotonic())
                 diff = int(np.abs(alpha.astype(int) - expected[k].astype(int)).max())
                 results[c].append({"id": info["id"], "diff": diff, "latency": stamps[-1] - stamps[0],
-                                   "max_gap": float(np.max(np.diff(stamps))), "engine_s": info["engine_seconds"]})
+                                   "max_gap": float(np.max(np.diff(stamps))),
+                                   "engine_s": info["engine_seconds"]})
 
     start = time.perf_counter()
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
@@ -169,16 +171,20 @@ def run_load(server: ServerProc, clients: int, jobs: int, size: int = 64, time_l
     # FIFO: the cpu queue finished jobs in the order it accepted them (server log).
     log = _log(server)
     ours = {r["id"] for r in done}
-    accepted = [m.group(1) for m in re.finditer(r"job (\w+) accepted: .* queue cpu ", log) if m.group(1) in ours]
-    finished = [m.group(1) for m in re.finditer(r"job (\w+) (?:done|cancelled|failed)", log) if m.group(1) in ours]
+    accepted = [m.group(1) for m in re.finditer(r"job (\w+) accepted: .* queue cpu ", log)
+                if m.group(1) in ours]
+    finished = [m.group(1) for m in re.finditer(r"job (\w+) (?:done|cancelled|failed)", log)
+                if m.group(1) in ours]
     latencies = [r["latency"] for r in done]
     return {
-        "clients": clients, "jobs_per_client": jobs, "jobs_submitted": clients * jobs, "jobs_completed": len(done),
+        "clients": clients, "jobs_per_client": jobs, "jobs_submitted": clients * jobs,
+        "jobs_completed": len(done),
         "jobs_lost": clients * jobs - len(done), "wrong_results": sum(r["diff"] > 1 for r in done),
         "max_alpha_diff": max((r["diff"] for r in done), default=None), "failures": failures[:8],
         "fifo_ok": accepted == finished and len(accepted) == len(done), "distinct_ids": len(ours),
         "max_heartbeat_gap_s": round(max((r["max_gap"] for r in done), default=0.0), 3),
-        "latency_p50_s": round(percentile(latencies, 50), 3), "latency_p95_s": round(percentile(latencies, 95), 3),
+        "latency_p50_s": round(percentile(latencies, 50), 3),
+        "latency_p95_s": round(percentile(latencies, 95), 3),
         "latency_max_s": round(max(latencies, default=0.0), 3),
         "engine_s_mean": round(float(np.mean([r["engine_s"] for r in done])) if done else 0.0, 4),
         "wall_s": round(wall, 2), "jobs_per_s": round(len(done) / wall, 2), "image": f"{size}x{size}",
@@ -249,8 +255,8 @@ from bench.stress import slow_case
 image, trimap = slow_case(int(sys.argv[3]))
 with P.Connection("127.0.0.1", int(sys.argv[2]), sys.argv[4]) as c:
     h, w = trimap.shape
-    job = {"type": "job", "id": sys.argv[5], "width": w, "height": h, "image_format": "rgb8", "mask_format": "y8",
-           "engine": "classical"}
+    job = {"type": "job", "id": sys.argv[5], "width": w, "height": h, "image_format": "rgb8",
+           "mask_format": "y8", "engine": "classical"}
     P.send_frame(c.sock, job, [image.tobytes(), trimap.tobytes()])
     print("sent", flush=True)
     while True:
@@ -265,8 +271,8 @@ def fault_client_killed(server: ServerProc, size: int = 900) -> dict:
     time.sleep(0.3)
     baseline = rss_mb(server.proc.pid)
     job_id = "killed-" + uuid.uuid4().hex[:8]
-    proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, str(REPO), str(server.address[1]), str(size),
-                             server.record["token"], job_id], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, str(REPO), str(server.address[1]),
+                             str(size), server.record["token"], job_id], stdout=subprocess.PIPE, text=True)
     try:
         # wait until the engine is really working on it (the progress stage 'alpha' arrives)
         running = False
@@ -291,11 +297,13 @@ def fault_client_killed(server: ServerProc, size: int = 900) -> dict:
         proc.stdout.close()
     cancelled = wait_for(lambda: f"job {job_id} cancelled" in _log(server), 30)
     cancel_s = time.monotonic() - killed_at
-    after = wait_for(lambda: rss_mb(server.proc.pid) < baseline + 30 and rss_mb(server.proc.pid), 15) or rss_mb(server.proc.pid)
+    after = (wait_for(lambda: rss_mb(server.proc.pid) < baseline + 30 and rss_mb(server.proc.pid), 15)
+             or rss_mb(server.proc.pid))
     ok_after = run_valid_job(str(server.discovery))
     return {"ok": bool(running and cancelled and after < baseline + 30 and ok_after["ok"] and _alive(server)),
-            "engine_was_running": running, "cancelled_in_log": bool(cancelled), "cancel_seconds": round(cancel_s, 2),
-            "rss_baseline_mb": round(baseline, 1), "rss_peak_mb": round(peak, 1), "rss_after_mb": round(after, 1),
+            "engine_was_running": running, "cancelled_in_log": bool(cancelled),
+            "cancel_seconds": round(cancel_s, 2), "rss_baseline_mb": round(baseline, 1),
+            "rss_peak_mb": round(peak, 1), "rss_after_mb": round(after, 1),
             "done_in_log": f"job {job_id} done" in _log(server), "valid_job_after": ok_after["ok"]}
 
 
@@ -326,7 +334,8 @@ def fault_server_killed(server: ServerProc, size: int = 900) -> dict:
     server.proc.wait(10)
     t.join(30)
     return {"ok": outcome.get("code") == "connection_lost", "code": outcome.get("code"),
-            "crash": outcome.get("crash"), "report_seconds": round(outcome.get("at", killed_at) - killed_at, 2),
+            "crash": outcome.get("crash"),
+            "report_seconds": round(outcome.get("at", killed_at) - killed_at, 2),
             "message": outcome.get("text", "")[:160]}
 
 
@@ -342,8 +351,8 @@ def fault_engine(server: ServerProc) -> dict:
     rss_after = {}
     for fault in expected:
         with connect(str(server.discovery), spawn=False) as c:
-            job = {"id": uuid.uuid4().hex, "width": w, "height": h, "image_format": "rgb8", "mask_format": "y8",
-                   "engine": "classical", "options": {"fault": fault}}
+            job = {"id": uuid.uuid4().hex, "width": w, "height": h, "image_format": "rgb8",
+                   "mask_format": "y8", "engine": "classical", "options": {"fault": fault}}
             try:
                 c.connection.run_job(job, image.tobytes(), trimap.tobytes())
                 got[fault] = "result"
@@ -385,7 +394,8 @@ def fault_stale_discovery(folder: Path, kind: str) -> dict:
     listener = None
     stop = threading.Event()
     if kind == "dead_pid":
-        P.write_discovery(str(discovery), {"host": HOST, "port": _free_port(), "token": "stale", "pid": _dead_pid()})
+        P.write_discovery(str(discovery), {"host": HOST, "port": _free_port(), "token": "stale",
+                                           "pid": _dead_pid()})
     else:
         listener = socket.socket()
         listener.bind((HOST, 0))
@@ -454,7 +464,8 @@ def fault_concurrent_spawn(folder: Path, n: int = 3) -> dict:
     from drip_core.client import connect
     folder.mkdir(parents=True, exist_ok=True)
     discovery = folder / "server.json"
-    procs = [subprocess.Popen([sys.executable, "-c", SPAWN_SCRIPT, str(REPO), str(discovery), str(folder / "server.log")],
+    procs = [subprocess.Popen([sys.executable, "-c", SPAWN_SCRIPT, str(REPO), str(discovery),
+                               str(folder / "server.log")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
     outs = []
     for p in procs:
@@ -511,10 +522,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("fuzz", "load", "soak", "faults", "all"))
     ap.add_argument("--inputs", type=int, default=100_000, help="in-process fuzz inputs (and parser inputs)")
-    ap.add_argument("--process-inputs", type=int, default=20000, help="fuzz inputs sent to a real server process")
+    ap.add_argument("--process-inputs", type=int, default=20000,
+                    help="fuzz inputs sent to a real server process")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=20, help="jobs per client (load)")
-    ap.add_argument("--size", type=int, default=192, help="load jobs are SIZE x SIZE (192: a job waits > 1 s behind 15 others)")
+    ap.add_argument("--size", type=int, default=192,
+                    help="load jobs are SIZE x SIZE (192: a job waits > 1 s behind 15 others)")
     ap.add_argument("--soak-jobs", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", help="write all figures here")
@@ -539,7 +552,8 @@ def main(argv=None) -> int:
             finally:
                 s.stop()
             print("server process:", json.dumps(r), flush=True)
-            failed |= bool(r["hangs"] or r["internal_errors"] or r["server_died"] or not r["valid_job_after"]["ok"])
+            failed |= bool(r["hangs"] or r["internal_errors"] or r["server_died"]
+                           or not r["valid_job_after"]["ok"])
         if args.what in ("load", "all"):
             s = ServerProc(tmp / "load")
             try:
@@ -547,7 +561,8 @@ def main(argv=None) -> int:
             finally:
                 s.stop()
             print("load:", json.dumps(r), flush=True)
-            failed |= bool(r["jobs_lost"] or r["wrong_results"] or not r["fifo_ok"] or r["max_heartbeat_gap_s"] > 2.0)
+            failed |= bool(r["jobs_lost"] or r["wrong_results"] or not r["fifo_ok"]
+                           or r["max_heartbeat_gap_s"] > 2.0)
         if args.what in ("soak", "all"):
             s = ServerProc(tmp / "soak")
             try:

@@ -58,8 +58,8 @@ def main() -> int:
                 rows = []
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
-                    _, _, info = client.matte(image, selection, engine="classical", trimap_source="selection_band",
-                                              band_radius=8, return_info=True)
+                    _, _, info = client.matte(image, selection, engine="classical",
+                                              trimap_source="selection_band", band_radius=8, return_info=True)
                     total = time.perf_counter() - t0
                     rows.append((total, info["engine_seconds"], info["seconds"]))
         finally:
