@@ -13,7 +13,7 @@ the end-to-end pipeline time (encode, N steps, decode, transparency decoder; the
 max-side / tiling rule applies, so the number of tiles is reported too) and the peak GPU memory.
 Speed does not depend on the weights' values, so these figures hold for trained weights too.
 
-Performance options (issue 6; all off unless asked, see docs/drip.md "Performance options"):
+Performance options (all off unless asked, see docs/drip.md "Performance options"):
 
     --tiled-vae [--vae-tile PX]   tiled VAE encode/decode
     --bucket PX                   pad regions to multiples of PX (static shapes)
@@ -28,9 +28,11 @@ peak GPU memory (torch.cuda.max_memory_allocated) of the U-Net call and of the w
 """
 from __future__ import annotations
 
+# The imports below come after the process clock starts: cold start counts them too.
+# ruff: noqa: E402
 import time
 
-_PROCESS_T0 = time.perf_counter()  # before torch is imported: cold start counts the imports too
+_PROCESS_T0 = time.perf_counter()
 
 import argparse
 import json
@@ -44,13 +46,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from drip_core.engines.drip.pipeline import DripPipeline, _quiet_diffusers  # noqa: E402
+from drip_core.engines.drip.pipeline import DripPipeline, _quiet_diffusers
 
 # stabilityai/stable-diffusion-2 (diffusers layout) configs, written out so nothing is fetched
 SD2_UNET = {
     "sample_size": 96, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
     "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                         "DownBlock2D"),
     "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     "cross_attention_dim": 1024, "attention_head_dim": (5, 10, 20, 20), "use_linear_projection": True,
     "norm_num_groups": 32, "flip_sin_to_cos": True, "freq_shift": 0,
@@ -73,7 +76,8 @@ def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype, in_chan
     from drip_core.engines.drip.testing import TINY_DECODER_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG
 
     ucfg = dict(TINY_UNET_CONFIG if tiny else SD2_UNET)
-    ucfg.update(in_channels=in_channels, class_embed_type="projection", projection_class_embeddings_input_dim=2)
+    ucfg.update(in_channels=in_channels, class_embed_type="projection",
+                projection_class_embeddings_input_dim=2)
     torch.manual_seed(0)
     with torch.device(device):  # initialise in place: no multi-GB CPU detour
         unet = UNet2DConditionModel(**ucfg)
@@ -118,7 +122,7 @@ def unet_flops(pipe, unet_in) -> int | None:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             pipe.unet(*pipe._unet_args(unet_in, 999, 1)[:2], **pipe._unet_args(unet_in, 999, 1)[2])
         return int(counter.get_total_flops())
-    except Exception:
+    except Exception:  # noqa: BLE001 - FLOPs are optional: not every op or torch version counts them
         return None
 
 
@@ -197,7 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--random-weights", action="store_true", required=True,
                    help="required: build the parts from configs with random weights")
     p.add_argument("--tiny", action="store_true", help="tiny parts (CPU smoke run)")
-    p.add_argument("--sizes", type=int, nargs="+", help="square sizes in px (default 512 1024 2048; tiny: 64 128 256)")
+    p.add_argument("--sizes", type=int, nargs="+",
+                   help="square sizes in px (default 512 1024 2048; tiny: 64 128 256)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5, help="U-Net calls timed per size")
     p.add_argument("--device", help="default: cuda if available, else cpu")
@@ -210,7 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--bucket", type=int, default=0, help="pad regions to multiples of this many px")
     p.add_argument("--compile", nargs="?", const="max-autotune-no-cudagraphs", default=None, metavar="MODE",
                    help="torch.compile the U-Net in the background (default mode max-autotune-no-cudagraphs)")
-    p.add_argument("--roi-4k", action="store_true", help="add a 3840x2160 layer (tiny: 480x270) with a subject ROI")
+    p.add_argument("--roi-4k", action="store_true",
+                   help="add a 3840x2160 layer (tiny: 480x270) with a subject ROI")
     p.add_argument("--peak-tflops", type=float,
                    help="dense peak of the device for --dtype (H100 SXM bf16/fp16: 989) for the U-Net share")
     args = p.parse_args(argv)
@@ -220,7 +226,8 @@ def main(argv=None) -> int:
         args.dtype or ("fp16" if device.type == "cuda" else "fp32")]
     sizes = args.sizes or ([64, 128, 256] if args.tiny else [512, 1024, 2048])
     if not args.tiny and device.type == "cpu":
-        print("warning: full-size DRIP on a CPU takes minutes per image; use --tiny for a smoke run", file=sys.stderr)
+        print("warning: full-size DRIP on a CPU takes minutes per image; use --tiny for a smoke run",
+              file=sys.stderr)
     t0 = time.perf_counter()
     options = {"bucket_size": args.bucket // (8 if args.tiny else 1)}
     if args.tiled_vae:
@@ -235,8 +242,12 @@ def main(argv=None) -> int:
     pipe(image, tri, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
     sync(device)
     cold_start_s = time.perf_counter() - _PROCESS_T0
-    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "torch": torch.__version__, "dtype": str(dtype).replace("torch.", ""), "tiny": args.tiny,
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = platform.processor() or "cpu"
+    info = {"device": device_name, "torch": torch.__version__, "dtype": str(dtype).replace("torch.", ""),
+            "tiny": args.tiny,
             "steps": args.steps, "in_channels": args.in_channels, "max_side": pipe.max_side,
             "cpu_threads": torch.get_num_threads(), "build_s": round(build_s, 2),
             "cold_start_s": round(cold_start_s, 2), "cold_start_size": sizes[0], "tiled_vae": args.tiled_vae,
@@ -255,15 +266,15 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print(f"| size | U-Net step (batch 2) | U-Net TFLOP/s (share of peak) | end-to-end ({args.steps} steps) | tiles "
-          "| peak memory |")
+    print(f"| size | U-Net step (batch 2) | U-Net TFLOP/s (share of peak) | end-to-end ({args.steps} steps) "
+          "| tiles | peak memory |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         mem = r.get("peak_gib", r.get("process_peak_rss_gib", "-"))
         unit = "GiB GPU" if "peak_gib" in r else "GiB RSS (process)"
         tf = f"{r.get('unet_tflops', '-')} ({r.get('unet_peak_frac', '-')})"
-        print(f"| {r['size']} px | {r['unet_step_s']} s | {tf} | {r['end_to_end_s']} s | {r.get('tiles', '-')} "
-              f"| {mem} {unit} |")
+        print(f"| {r['size']} px | {r['unet_step_s']} s | {tf} | {r['end_to_end_s']} s "
+              f"| {r.get('tiles', '-')} | {mem} {unit} |")
     print(f"\ncold start (process start -> first {sizes[0]} px result): {info['cold_start_s']} s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

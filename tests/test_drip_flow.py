@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drip_protocol import Stage
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
@@ -24,7 +26,8 @@ def photo_crop(name="GT04", box=(256, 384, 160, 288)):
     from PIL import Image
     y0, y1, x0, x1 = box
     image = np.asarray(Image.open(ALPHAMATTING / "input_training_lowres" / f"{name}.png").convert("RGB"))
-    tri = np.asarray(Image.open(ALPHAMATTING / "trimap_training_lowres" / "Trimap1" / f"{name}.png").convert("L"))
+    tri = Image.open(ALPHAMATTING / "trimap_training_lowres" / "Trimap1" / f"{name}.png").convert("L")
+    tri = np.asarray(tri)
     tri = np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
     return np.ascontiguousarray(image[y0:y1, x0:x1]), np.ascontiguousarray(tri[y0:y1, x0:x1])
 
@@ -76,24 +79,24 @@ def _train_args(work, out, steps, extra=()):
 @pytest.fixture(scope="module")
 def trained(work):
     """Stage 1 for 2 steps, resumed to 3, then stage 2 for 1 step."""
-    from drip_core.engines.drip.training import stage1_unet as train
-    from drip_core.engines.drip.training import stage2_decoder as train_decoder
+    from drip_core.engines.drip.training import stage1_unet, stage2_decoder
 
     run1 = work["base"] / "run1"
     val = work["base"] / "data" / "val"
-    r = train.train(train.build_parser().parse_args(
+    r = stage1_unet.train(stage1_unet.build_parser().parse_args(
         ["--model", work["converted"], *_train_args(work, run1, 2, [
-            "--checkpoint-every", "1", "--val-images", str(val / "image"), "--val-trimaps", str(val / "trimap"),
-            "--val-alphas", str(val / "alpha"), "--val-every", "2", "--val-limit", "1", "--val-steps", "1",
-            "--val-max-side", "64"])]))
+            "--checkpoint-every", "1", "--val-images", str(val / "image"),
+            "--val-trimaps", str(val / "trimap"), "--val-alphas", str(val / "alpha"), "--val-every", "2",
+            "--val-limit", "1", "--val-steps", "1", "--val-max-side", "64"])]))
     first = {"result": r, "unet": _unet_state(run1 / "model")}
     # the resumed step also exercises gradient checkpointing and bf16 autocast (CUDA defaults)
-    r2 = train.train(train.build_parser().parse_args(
+    r2 = stage1_unet.train(stage1_unet.build_parser().parse_args(
         ["--model", work["converted"], *_train_args(work, run1, 3, [
             "--checkpoint-every", "1", "--gradient-checkpointing", "on", "--mixed-precision", "bf16"])]))
     run2 = work["base"] / "run2"
-    r3 = train_decoder.train_decoder(train_decoder.build_parser().parse_args(
-        ["--model", str(run1 / "model"), *_train_args(work, run2, 1, ["--max-denoise-steps", "2", "--lr", "1e-3"])]))
+    r3 = stage2_decoder.train_decoder(stage2_decoder.build_parser().parse_args(
+        ["--model", str(run1 / "model"),
+         *_train_args(work, run2, 1, ["--max-denoise-steps", "2", "--lr", "1e-3"])]))
     return {"run1": run1, "run2": run2, "first": first, "resumed": r2, "decoder": r3,
             "stage1_model": str(run1 / "model"), "model": str(run2 / "model")}
 
@@ -144,8 +147,8 @@ def test_conversion_12_channels_and_empty_text(work, tmp_path):
     from drip_core.engines.drip.model.convert import convert_sd2, empty_text_embedding, main
     from drip_core.engines.drip.testing import TINY_DECODER_CONFIG
 
-    m = convert_sd2(work["sd2"], str(tmp_path / "c12"), 12, switcher_encoding="onehot", prediction_type="epsilon",
-                    decoder_config=TINY_DECODER_CONFIG)
+    m = convert_sd2(work["sd2"], str(tmp_path / "c12"), 12, switcher_encoding="onehot",
+                    prediction_type="epsilon", decoder_config=TINY_DECODER_CONFIG)
     assert m["options"]["in_channels"] == 12 and m["options"]["prediction_type"] == "epsilon"
     from drip_core.engines.drip.pipeline import DripPipeline
     pipe12 = DripPipeline.from_pretrained(tmp_path / "c12")
@@ -192,10 +195,12 @@ def test_stage1_training_changes_weights_and_resumes(work, trained):
     assert ckpts[-1] == "step-0000003"
     m = json.loads((Path(trained["stage1_model"]) / "drip.json").read_text())
     assert m["trained"] is True and m["stages"]["diffusion_steps"] == 3
-    lines = [json.loads(l) for l in (trained["run1"] / "train-metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines if "loss" in l] == [1, 2, 3]
-    vals = [l for l in lines if "val_sad" in l]
-    assert len(vals) == 1 and vals[0]["step"] == 2 and np.isfinite(vals[0]["val_sad"]) and vals[0]["val_images"] == 1
+    metrics = (trained["run1"] / "train-metrics.jsonl").read_text()
+    records = [json.loads(line) for line in metrics.splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
+    vals = [r for r in records if "val_sad" in r]
+    assert len(vals) == 1 and vals[0]["step"] == 2 and vals[0]["val_images"] == 1
+    assert np.isfinite(vals[0]["val_sad"])
     assert first["result"]["val_sad"] == vals[0]["val_sad"]
 
 
@@ -205,8 +210,11 @@ def test_stage2_trains_only_the_decoder(trained):
     r = trained["decoder"]
     assert r["step"] == 1 and np.isfinite(r["loss"])
     s1, s2 = Path(trained["stage1_model"]), Path(trained["model"])
-    dec = lambda p: load_file(str(p / "transparency_decoder" / "diffusion_pytorch_model.safetensors"))
-    d1, d2 = dec(s1), dec(s2)
+
+    def decoder_state(model):
+        return load_file(str(model / "transparency_decoder" / "diffusion_pytorch_model.safetensors"))
+
+    d1, d2 = decoder_state(s1), decoder_state(s2)
     assert any(not torch.equal(d1[k], d2[k]) for k in d1)
     u1, u2 = _unet_state(s1), _unet_state(s2)
     assert all(torch.equal(u1[k], u2[k]) for k in u1)  # diffusion model frozen
@@ -224,17 +232,22 @@ def pipe(trained):
 def test_pipeline_on_a_real_photo_crop(pipe):
     image, tri = photo_crop()
     assert (tri == 128).sum() > 500
-    steps = []
-    g = lambda: torch.Generator().manual_seed(7)
-    out = pipe(image, tri, num_inference_steps=2, generator=g(), progress=lambda f, s, m: steps.append((f, s)))
+    events = []
+
+    def progress(fraction, stage, message):
+        events.append((fraction, stage, message))
+
+    out = pipe(image, tri, num_inference_steps=2, generator=torch.Generator().manual_seed(7),
+               progress=progress)
     assert out.foreground.shape == (128, 128, 3) and out.alpha.shape == (128, 128)
     assert out.foreground.dtype == np.float32 and out.alpha.dtype == np.float32
-    assert 0 <= out.alpha.min() and out.alpha.max() <= 1 and 0 <= out.foreground.min() and out.foreground.max() <= 1
+    assert 0 <= out.alpha.min() and out.alpha.max() <= 1
+    assert 0 <= out.foreground.min() and out.foreground.max() <= 1
     # the model's prediction everywhere: known pixels are the region owner's job (JobRegion)
     assert out.uncertainty is None
-    assert [s for _, s in steps if s.startswith("step")] == ["step 1/2", "step 2/2"]
-    assert "decoding" in [s for _, s in steps] and steps[-1] == (1.0, "done")
-    again = pipe(image, tri, num_inference_steps=2, generator=g())
+    assert [m for _, s, m in events if s == Stage.DENOISING] == ["step 1/2", "step 2/2"]
+    assert Stage.DECODING in [s for _, s, _ in events] and events[-1][:2] == (1.0, Stage.DONE)
+    again = pipe(image, tri, num_inference_steps=2, generator=torch.Generator().manual_seed(7))
     np.testing.assert_array_equal(again.alpha, out.alpha)
     np.testing.assert_array_equal(again.foreground, out.foreground)
     other = pipe(image, tri, num_inference_steps=2, generator=torch.Generator().manual_seed(8))
@@ -307,14 +320,14 @@ def test_engine_through_the_interface(trained):
     assert engine.device == "cpu" and engine.trained is True and engine._pipe.dtype == torch.float32
     image, tri = photo_crop()
     seen = []
-    m = engine.matte(image, tri, progress=lambda f, s, msg="": seen.append((f, s)))
+    m = engine.matte(image, tri, progress=lambda f, s, msg="": seen.append((f, s, msg)))
     assert isinstance(m, Matte) and m.engine == "drip"
     assert m.alpha.shape == tri.shape and m.foreground.shape == image.shape
     assert (m.alpha[tri == 0] == 0).all() and (m.alpha[tri == 255] == 1).all()
     np.testing.assert_array_equal(m.foreground[tri == 255], image[tri == 255] / np.float32(255))
-    stages = [s for _, s in seen]
-    assert "step 1/2" in stages and "step 2/2" in stages and stages[-1] == "done"
-    assert all(0 <= f <= 1 for f, _ in seen)
+    assert [msg for _, s, msg in seen if s == Stage.DENOISING] == ["step 1/2", "step 2/2"]
+    assert seen[-1][1] == Stage.DONE
+    assert all(0 <= f <= 1 for f, _, _ in seen)
     m2 = engine.matte(image, tri)
     np.testing.assert_array_equal(m.alpha, m2.alpha)  # fixed seed per job
     n = [0]

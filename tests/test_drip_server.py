@@ -27,7 +27,8 @@ def _photo():
         pytest.skip(f"the alphamatting data is not at {ALPHAMATTING} (../shared absent)")
     from PIL import Image
     image = np.asarray(Image.open(ALPHAMATTING / "input_training_lowres" / "GT04.png").convert("RGB"))
-    tri = np.asarray(Image.open(ALPHAMATTING / "trimap_training_lowres" / "Trimap1" / "GT04.png").convert("L"))
+    tri = Image.open(ALPHAMATTING / "trimap_training_lowres" / "Trimap1" / "GT04.png").convert("L")
+    tri = np.asarray(tri)
     tri = np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
     return np.ascontiguousarray(image[256:384, 160:288]), np.ascontiguousarray(tri[256:384, 160:288])
 
@@ -39,18 +40,20 @@ def _server(folder: Path, model: str, env: dict) -> ServerProcess:
 
 def test_drip_engine_through_server_and_client(tiny_model, tmp_path):
     from drip_core.client import connect
+    from drip_protocol import Stage
 
     image, tri = _photo()
-    server = _server(tmp_path, tiny_model, {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_VERIFY": "cached"})
+    env = {"DRIP_MATTING_ALLOW_UNTRAINED": "1", "DRIP_MATTING_VERIFY": "cached"}
+    server = _server(tmp_path, tiny_model, env)
     try:
-        stages = []
+        events = []
         with connect(discovery_file=str(server.discovery), spawn=False) as client:
             fg, alpha, info = client.matte(image, tri, engine="drip", return_info=True,
-                                           progress=lambda f, s, m="": stages.append(s))
+                                           progress=lambda f, s, m="": events.append((s, m)))
         assert info["engine"] == "drip"
         assert fg.shape == image.shape and alpha.shape == tri.shape and alpha.dtype == np.uint8
         assert (alpha[tri == 0] == 0).all() and (alpha[tri == 255] == 255).all()
-        assert any(s.startswith("step ") for s in stages), stages
+        assert any(s == Stage.DENOISING and m.startswith("step ") for s, m in events), events
     finally:
         server.stop()
 

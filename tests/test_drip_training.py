@@ -45,7 +45,8 @@ def test_laplacian_loss_matches_a_hand_computed_pyramid():
     assert len(got) == 5  # band-pass levels only: no low-pass residual
     for g, w in zip(got, want):
         np.testing.assert_allclose(g[0, 0].numpy(), w, atol=1e-12)
-    expected = sum(2 ** i * np.abs(x - y).mean() for i, (x, y) in enumerate(zip(_np_bands(a), _np_bands(b)))) / 5
+    pairs = zip(_np_bands(a), _np_bands(b))
+    expected = sum(2 ** i * np.abs(x - y).mean() for i, (x, y) in enumerate(pairs)) / 5
     assert float(laplacian_loss(ta, tb)) == pytest.approx(expected, rel=1e-10)
 
 
@@ -151,5 +152,6 @@ def test_optimiser_default_is_the_papers_adam():
     assert build_parser().parse_args(base).lr == 1e-5  # paper: Adam, lr 1e-5
     opt = make_optimizer(build_parser().parse_args(base + ["--optimizer", "adamw"]), params)
     assert type(opt) is torch.optim.AdamW and opt.param_groups[0]["weight_decay"] == 1e-2
-    opt = make_optimizer(build_parser().parse_args(base + ["--optimizer", "adamw", "--weight-decay", "0.1"]), params)
+    args = build_parser().parse_args(base + ["--optimizer", "adamw", "--weight-decay", "0.1"])
+    opt = make_optimizer(args, params)
     assert opt.param_groups[0]["weight_decay"] == 0.1

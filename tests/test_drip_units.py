@@ -91,7 +91,10 @@ def test_cross_domain_attention_mixes_domains_and_pairs_samples():
         q = attn.to_q(fg[:1])
         kv_src = torch.cat([fg[:1], al[:1]], 1)
         k, v = attn.to_k(kv_src), attn.to_v(kv_src)
-        split = lambda x: x.view(1, -1, 4, 8).transpose(1, 2)
+
+        def split(x):
+            return x.view(1, -1, 4, 8).transpose(1, 2)
+
         ref = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
         ref = attn.to_out[0](ref.transpose(1, 2).reshape(1, -1, 32))
         torch.testing.assert_close(out[:1], ref, rtol=1e-5, atol=1e-5)
@@ -109,7 +112,8 @@ def test_install_on_every_self_attention_of_a_unet():
     )
 
     unet = UNet2DConditionModel(sample_size=8, in_channels=16, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                block_out_channels=(32, 64),
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
                                 attention_head_dim=8, norm_num_groups=8, class_embed_type="projection",
                                 projection_class_embeddings_input_dim=2)
@@ -163,7 +167,10 @@ def test_multi_res_noise_is_normalised_and_annealed():
     assert n.shape == (2, 4, 32, 32) and torch.isfinite(n).all()
     assert abs(float(n.std()) - 1) < 1e-3  # one global std (Algorithm 1)
     # low-frequency content: neighbouring pixels correlate at t = 999, not at t = 0
-    corr = lambda x: float(torch.corrcoef(torch.stack([x[..., :-1].flatten(), x[..., 1:].flatten()]))[0, 1])
+
+    def corr(x):
+        return float(torch.corrcoef(torch.stack([x[..., :-1].flatten(), x[..., 1:].flatten()]))[0, 1])
+
     assert corr(n[0]) > 0.2 > abs(corr(n[1]))
     g2 = torch.Generator().manual_seed(0)
     torch.testing.assert_close(multi_res_noise((2, 4, 32, 32), t, generator=g2), n)
@@ -290,7 +297,8 @@ def test_tiled_vae_batches_and_matches_untiled_where_it_does_not_trigger():
         zi, zt = pipe.encode_conditions(x, t)
         dec = pipe.vae_decode(zi, zt)
         pipe.set_vae_tiling(True, 128)  # tile >= input: the plain path, bit for bit
-        assert all(torch.equal(u, v) for u, v in zip((zi, zt) + dec, pipe.encode_conditions(x, t) + pipe.vae_decode(zi, zt)))
+        again = pipe.encode_conditions(x, t) + pipe.vae_decode(zi, zt)
+        assert all(torch.equal(u, v) for u, v in zip((zi, zt) + dec, again))
         pipe.set_vae_tiling(True, 64)   # 128 px in 64-px tiles: tiled, batch of [image ; trimap] in one call
         assert pipe.vae.use_tiling and pipe.vae.tile_latent_min_size == 8
         ti, tt = pipe.encode_conditions(x, t)

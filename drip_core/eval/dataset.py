@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
+from ..trimaps.values import snap
 
 TRIMAPS = ("Trimap1", "Trimap2")
 
@@ -64,9 +64,4 @@ def load_sample(root: str | Path, name: str, trimap: str = "Trimap1") -> Sample:
     gt = np.asarray(Image.open(paths[2]).convert("L"))
     if not (image.shape[:2] == tri.shape == gt.shape):
         raise DatasetError(f"{name}: image, trimap and ground truth differ in size")
-    return Sample(name, image, snap_trimap(tri), gt)
-
-
-def snap_trimap(tri: np.ndarray) -> np.ndarray:
-    """Some trimaps are not exactly {0,128,255} (resampled or JPEG'd): snap to the nearest class."""
-    return np.where(tri < 64, BACKGROUND, np.where(tri > 191, FOREGROUND, UNKNOWN)).astype(np.uint8)
+    return Sample(name, image, snap(tri), gt)

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .dataset import DatasetError, Sample, load_sample, sample_names, snap_trimap
+from ..trimaps.values import snap
+from .dataset import DatasetError, Sample, load_sample, sample_names
 
 LAYOUTS = ("alphamatting", "comp1k", "aim500")
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -78,7 +79,7 @@ class FolderLayout:
         fg = _rgb(fg_path) if fg_path is not None else None
         if not (image.shape[:2] == tri.shape == gt.shape) or (fg is not None and fg.shape != image.shape):
             raise DatasetError(f"{name}: image, trimap, alpha (and foreground) differ in size")
-        return Sample(name, image, snap_trimap(tri), gt, fg)
+        return Sample(name, image, snap(tri), gt, fg)
 
 
 class AlphamattingLayout:

@@ -11,7 +11,7 @@ from .build import build
 from .feathered import from_feathered
 from .fixed_band import from_selection
 from .painted import from_painted
-from .values import BACKGROUND, FOREGROUND, UNKNOWN, Regions, as_mask, check_shape, split
+from .values import BACKGROUND, FOREGROUND, UNKNOWN, Regions, as_mask, check_shape, snap, split
 
 __all__ = ["BACKGROUND", "FOREGROUND", "UNKNOWN", "Regions", "as_mask", "build", "check_shape",
-           "from_feathered", "from_painted", "from_selection", "split"]
+           "from_feathered", "from_painted", "from_selection", "snap", "split"]

@@ -17,7 +17,7 @@ from drip_protocol import TRIMAP_UNKNOWN as UNKNOWN
 from ..errors import EngineError
 from ..samples import to_8bit
 
-__all__ = ["BACKGROUND", "FOREGROUND", "UNKNOWN", "Regions", "as_mask", "check_shape", "split"]
+__all__ = ["BACKGROUND", "FOREGROUND", "UNKNOWN", "Regions", "as_mask", "check_shape", "snap", "split"]
 
 
 class Regions(NamedTuple):
@@ -30,6 +30,12 @@ class Regions(NamedTuple):
 def split(trimap: np.ndarray) -> Regions:
     """(foreground, unknown, background) masks of a trimap built here (values 0 / 128 / 255)."""
     return Regions(trimap == FOREGROUND, trimap == UNKNOWN, trimap == BACKGROUND)
+
+
+def snap(grey: np.ndarray) -> np.ndarray:
+    """A uint8 trimap that is not exactly 0 / 128 / 255 (resampled or JPEG'd) snapped to the nearest
+    value: below 64 background, above 191 foreground, unknown between."""
+    return np.where(grey < 64, BACKGROUND, np.where(grey > 191, FOREGROUND, UNKNOWN)).astype(np.uint8)
 
 
 def as_mask(mask, name: str) -> np.ndarray:

@@ -29,15 +29,16 @@ class DripEngine(Engine):
     context_margin = 64  # known pixels around the unknown region: the U-Net's receptive context
 
     def __init__(self, model_path, device=None, *, allow_untrained: bool | None = None,
-                 num_inference_steps: int | None = None, num_samples: int | None = None, seed: int = 0, dtype=None,
-                 max_side: int | None = None, preload: bool = True, compile: bool | None = None,
-                 compile_mode: str | None = None, bucket_size: int | None = None, vae_tiling: bool | None = None,
-                 vae_tile_size: int | None = None):
+                 num_inference_steps: int | None = None, num_samples: int | None = None, seed: int = 0,
+                 dtype=None, max_side: int | None = None, preload: bool = True, compile: bool | None = None,
+                 compile_mode: str | None = None, bucket_size: int | None = None,
+                 vae_tiling: bool | None = None, vae_tile_size: int | None = None):
         try:
             import diffusers  # noqa: F401
             import torch  # noqa: F401
         except ImportError as exc:
-            raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers ({exc.name or exc} "
+            missing = exc.name or exc
+            raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers ({missing} "
                                                     "is missing): install the 'drip' extra") from None
         from .model.folder import ModelFolderError, verify_model_folder
 
@@ -51,10 +52,11 @@ class DripEngine(Engine):
             allow_untrained = env.allow_untrained
         self.trained = bool(self.manifest.get("trained", False))
         if not self.trained and not allow_untrained:
-            raise EngineError("model_corrupt", f"this model folder holds untrained (converted-only/random) weights "
-                                               f"({self.model_path}): train it with drip-train (and drip-train-decoder) "
-                                               "or import a trained DRIP model; set "
-                                               f"{env_name('allow_untrained')}=1 only for tests and benchmarks")
+            raise EngineError("model_corrupt", "this model folder holds untrained (converted-only/random) "
+                                               f"weights ({self.model_path}): train it with drip-train (and "
+                                               "drip-train-decoder) or import a trained DRIP model; set "
+                                               f"{env_name('allow_untrained')}=1 only for tests and "
+                                               "benchmarks")
         self.requested_device = device
         self.dtype = dtype
         # None = not chosen by the caller: the device decides once the model is loaded.
@@ -89,17 +91,19 @@ class DripEngine(Engine):
             kwargs["max_side"] = CPU_MAX_SIDE
         try:
             # already verified in __init__: don't hash twice
-            self._pipe = DripPipeline.from_pretrained(self.model_path, device=self.requested_device, dtype=self.dtype,
-                                                      verify="off", **kwargs)
+            self._pipe = DripPipeline.from_pretrained(self.model_path, device=self.requested_device,
+                                                      dtype=self.dtype, verify="off", **kwargs)
         except ModelFolderError as exc:
             raise EngineError(exc.code, exc.message) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure becomes a typed EngineError for the registry
             if is_out_of_memory(exc):
                 _free_memory()
-                raise EngineError("out_of_memory", f"not enough memory to load the DRIP model on "
-                                                   f"{self.requested_device or 'the default device'}: {exc}") from None
+                where = self.requested_device or "the default device"
+                raise EngineError("out_of_memory", f"not enough memory to load the DRIP model on {where}: "
+                                                   f"{exc}") from None
+            reason = f"{type(exc).__name__}: {exc}"
             raise EngineError("model_corrupt", f"the DRIP model in {self.model_path} could not be loaded "
-                                               f"({type(exc).__name__}: {exc}): import or convert it again") from None
+                                               f"({reason}): import or convert it again") from None
         if self.num_inference_steps is None:
             self.num_inference_steps = CPU_STEPS if cpu_defaults else GPU_STEPS
         if self.compile:
@@ -111,10 +115,11 @@ class DripEngine(Engine):
         from .performance import DEFAULT_COMPILE_MODE
 
         try:
-            self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE, warmup_sizes=(self._pipe.max_side,))
+            self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE,
+                                      warmup_sizes=(self._pipe.max_side,))
         except ValueError as exc:
             raise EngineError("engine_unavailable", f"{env_name('compile_mode')}: {exc}") from None
-        except Exception:  # no working torch.compile here: stay eager
+        except Exception:  # noqa: BLE001 - no working torch.compile here: stay eager
             self._pipe.disable_compile()
 
     @property
@@ -154,15 +159,15 @@ class DripEngine(Engine):
                 if is_out_of_memory(exc):
                     _free_memory()
                     h, w = trimap.shape
-                    raise EngineError("out_of_memory", f"DRIP ran out of memory on {self.device} for a {w}x{h} "
-                                                       "image") from None
+                    raise EngineError("out_of_memory", f"DRIP ran out of memory on {self.device} for a "
+                                                       f"{w}x{h} image") from None
                 raise
         return Matte(out.foreground, out.alpha, self.name)
 
 
-# Defaults when nobody chose: the paper's 10 steps on a GPU. On a CPU a full-size U-Net step
-# at 512 px takes ~40 s (docs/benchmarks.md), so fewer steps (the SAD-vs-steps curve in the
-# paper's Fig. 8 flattens early) and 512-px tiles keep a job to minutes, not an hour.
+# Defaults when nobody chose: the paper's 10 steps on a GPU. A full-size U-Net step is slow on
+# a CPU (docs/benchmarks.md), so fewer steps (the SAD-vs-steps curve in the paper's Fig. 8
+# flattens early) and 512-px tiles keep a job to minutes, not an hour.
 GPU_STEPS = 10
 CPU_STEPS = 4
 CPU_MAX_SIDE = 512

@@ -26,7 +26,8 @@ DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
 
 
 def user_cache_dir() -> str:
-    """Per-user cache folder of this project (XDG on Linux, LOCALAPPDATA on Windows, ~/Library/Caches on macOS)."""
+    """Per-user cache folder of this project (XDG on Linux, LOCALAPPDATA on Windows,
+    ~/Library/Caches on macOS)."""
     if sys.platform.startswith("win"):
         base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
     elif sys.platform == "darwin":
@@ -48,7 +49,7 @@ def configure_compile_cache(cache_dir: str | None = None) -> str:
         ic.fx_graph_cache = True
         if hasattr(ic, "autotune_local_cache"):
             ic.autotune_local_cache = True
-    except Exception:  # an old torch without inductor: the env var alone still applies
+    except Exception:  # noqa: BLE001 - an old torch without inductor: the env var alone still applies
         pass
     return path
 
@@ -64,7 +65,7 @@ def _chosen_inductor_dir() -> str | None:
 
         if os.path.abspath(value) == os.path.abspath(default_cache_dir()):
             return None
-    except Exception:
+    except Exception:  # noqa: BLE001 - torch internals moved: treat the value as the user's choice
         pass
     return value
 
@@ -129,7 +130,8 @@ class CompiledUNet:
                 return None
             self._pending.add(k)
         # example inputs for the warm-up: fresh tensors of the same shape (the job's own are in use)
-        example = (torch.randn_like(x), t.clone(), {n: v.clone() if torch.is_tensor(v) else v for n, v in kwargs.items()})
+        example_kwargs = {n: v.clone() if torch.is_tensor(v) else v for n, v in kwargs.items()}
+        example = (torch.randn_like(x), t.clone(), example_kwargs)
         if self.background:
             self._queue.put((k, example))
             self._ensure_thread()
@@ -176,7 +178,7 @@ class CompiledUNet:
                 torch.cuda.synchronize(x.device)
             with self._lock:
                 self.ready.add(k)
-        except Exception as exc:  # serve eager for this shape rather than fail jobs
+        except Exception as exc:  # noqa: BLE001 - serve eager for this shape rather than fail jobs
             with self._lock:
                 self.failed[k] = f"{type(exc).__name__}: {exc}"
         finally:

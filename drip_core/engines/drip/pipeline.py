@@ -22,7 +22,7 @@ longer side is at most ``max_side``; beyond that in overlapping ``max_side`` til
 linear ramps over the overlaps so no seam shows. Tiles without unknown pixels are skipped (the
 trimap already answers them).
 
-Performance options (off by default; drip_core/drip/performance.py, docs/drip.md): ``bucket_size``
+Performance options (off by default; drip_core/engines/drip/performance.py, docs/drip.md): ``bucket_size``
 pads each region up to a few static shapes, ``vae_tiling`` bounds VAE memory with overlapping
 tiles, ``enable_compile()`` serves a torch.compile'd U-Net once a background compile finished.
 
@@ -44,7 +44,7 @@ import torch
 from drip_protocol import Stage
 
 from ...errors import Cancelled
-from ...trimaps.values import FOREGROUND, UNKNOWN
+from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN, snap
 from .model.cross_domain_attention import install_cross_domain_attention
 from .model.folder import EMPTY_TEXT_FILE, verify_model_folder
 from .model.switcher import class_labels
@@ -114,8 +114,8 @@ def _ramp(length: int, start: int, total: int, overlap: int) -> np.ndarray:
 
 class DripPipeline:
     def __init__(self, unet, vae, transparency_decoder, scheduler, empty_text_embedding: torch.Tensor,
-                 options: dict, manifest: dict | None = None, *, max_side: int = 1024, tile_overlap: int = 128,
-                 bucket_size: int = 0, vae_tiling: bool = False,
+                 options: dict, manifest: dict | None = None, *, max_side: int = 1024,
+                 tile_overlap: int = 128, bucket_size: int = 0, vae_tiling: bool = False,
                  vae_tile_size: int | None = None):
         self.unet = unet
         self.vae = vae
@@ -125,7 +125,8 @@ class DripPipeline:
         self.manifest = manifest or {}
         self.in_channels = int(self.options.get("in_channels", unet.config.in_channels))
         if self.in_channels != unet.config.in_channels:
-            raise ValueError(f"drip.json says in_channels={self.in_channels}, the U-Net has {unet.config.in_channels}")
+            raise ValueError(f"drip.json says in_channels={self.in_channels}, "
+                             f"the U-Net has {unet.config.in_channels}")
         self.switcher_encoding = self.options.get("switcher_encoding", "scalar")
         if self.options.get("cross_domain_attention", True):
             install_cross_domain_attention(unet)
@@ -134,8 +135,8 @@ class DripPipeline:
         self.tile_overlap = int(tile_overlap)
         self.latent_scale = 2 ** (len(vae.config.block_out_channels) - 1)
         unet_down = 2 ** (len(unet.config.block_out_channels) - 1)
-        mult = self.latent_scale * unet_down
-        self.size_multiple = max(64, mult * transparency_decoder.size_multiple // math.gcd(mult, transparency_decoder.size_multiple))
+        mult, dec = self.latent_scale * unet_down, transparency_decoder.size_multiple
+        self.size_multiple = max(64, mult * dec // math.gcd(mult, dec))
         if self.max_side % self.size_multiple:
             self.max_side = max(self.size_multiple, self.max_side // self.size_multiple * self.size_multiple)
         self.bucket_size = int(bucket_size or 0)
@@ -162,7 +163,8 @@ class DripPipeline:
         self.vae.enable_tiling()
 
     def enable_compile(self, mode: str = DEFAULT_COMPILE_MODE, *, background: bool = True,
-                       warmup_sizes: tuple[int, ...] = (), compile_fn=None, cache_dir: str | None = None) -> CompiledUNet:
+                       warmup_sizes: tuple[int, ...] = (), compile_fn=None,
+                       cache_dir: str | None = None) -> CompiledUNet:
         """Serve a torch.compile'd U-Net for every shape whose compile finished; until then (and for
         shapes never seen) the eager U-Net runs, and the new shape is compiled in a background
         thread. ``warmup_sizes`` (square pixel sizes, e.g. the buckets) are queued right away."""
@@ -185,7 +187,8 @@ class DripPipeline:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None, *, verify: str | None = "cached", **kwargs) -> "DripPipeline":
+    def from_pretrained(cls, path, device=None, dtype=None, *, verify: str | None = "cached",
+                        **kwargs) -> "DripPipeline":
         """Load a DRIP model folder (checked against its drip.json first). Never downloads."""
         from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
         from safetensors.torch import load_file
@@ -226,7 +229,8 @@ class DripPipeline:
 
     # ------------------------------------------------------------ tensor steps
     # (also used by drip-train-decoder and the benchmark, on batches)
-    def encode_conditions(self, image: torch.Tensor, trimap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_conditions(self, image: torch.Tensor,
+                          trimap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image (B,3,H,W), trimap (B,1|3,H,W), both in [-1,1] -> latents (B,4,h,w) each, one VAE batch."""
         tri3 = trimap.expand(-1, 3, -1, -1) if trimap.shape[1] == 1 else trimap
         x = torch.cat([image, tri3], dim=0).to(device=self.device, dtype=self.vae.dtype)
@@ -239,7 +243,9 @@ class DripPipeline:
             one = torch.cat([z_image, z_trimap, z_fg, z_alpha], dim=1)
             return torch.cat([one, one], dim=0)
         # 12: each domain sees the conditions and its own noisy latent
-        return torch.cat([torch.cat([z_image, z_trimap, z_fg], 1), torch.cat([z_image, z_trimap, z_alpha], 1)], 0)
+        fg_in = torch.cat([z_image, z_trimap, z_fg], 1)
+        alpha_in = torch.cat([z_image, z_trimap, z_alpha], 1)
+        return torch.cat([fg_in, alpha_in], 0)
 
     def _unet_args(self, x: torch.Tensor, t, batch: int):
         emb = self.empty_text_embedding.to(device=x.device, dtype=self.unet.dtype).expand(2 * batch, -1, -1)
@@ -264,7 +270,8 @@ class DripPipeline:
         """A private scheduler instance per run (DPM-Solver keeps per-run state)."""
         return type(self.scheduler).from_config(self.scheduler.config)
 
-    def denoise(self, z_image, z_trimap, num_inference_steps: int = 10, generator: torch.Generator | None = None,
+    def denoise(self, z_image, z_trimap, num_inference_steps: int = 10,
+                generator: torch.Generator | None = None,
                 on_step: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sampler; returns the predicted (z_fg, z_alpha) latents, float32."""
         b = z_image.shape[0]
@@ -414,7 +421,7 @@ def _as_trimap(trimap) -> np.ndarray:
         arr = arr[..., 0]
     if arr.dtype != np.uint8:
         f = arr.astype(np.float32)
-        arr = np.where(f <= 0.25, 0, np.where(f >= 0.75, 255, 128)).astype(np.uint8)
+        arr = np.where(f <= 0.25, BACKGROUND, np.where(f >= 0.75, FOREGROUND, UNKNOWN)).astype(np.uint8)
     else:
-        arr = np.where(arr < 64, 0, np.where(arr > 191, 255, 128)).astype(np.uint8)
+        arr = snap(arr)
     return arr

@@ -74,9 +74,9 @@ def make_tiny_sd2(path: str, *, prediction_type: str = "v_prediction", seed: int
     vae.save_pretrained(os.path.join(path, "vae"), safe_serialization=True)
     vocab_size = _write_tokenizer(os.path.join(path, "tokenizer"))
     text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
-        pad_token_id=vocab_size - 1, projection_dim=32))
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1, projection_dim=32))
     text.save_pretrained(os.path.join(path, "text_encoder"), safe_serialization=True)
     DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                   set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type,
@@ -84,7 +84,8 @@ def make_tiny_sd2(path: str, *, prediction_type: str = "v_prediction", seed: int
     with open(os.path.join(path, "model_index.json"), "w", encoding="utf-8") as f:
         json.dump({"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
                    "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-                   "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+                   "text_encoder": ["transformers", "CLIPTextModel"],
+                   "tokenizer": ["transformers", "CLIPTokenizer"],
                    "scheduler": ["diffusers", "DDIMScheduler"]}, f, indent=2)
     return path
 
@@ -107,10 +108,12 @@ def tiny_pipeline(*, in_channels: int = 16, max_side: int = 256, seed: int = 0, 
     for m in (unet, vae, decoder):
         m.eval().requires_grad_(False)
     emb = torch.randn(1, 77, ucfg["cross_attention_dim"])
-    scheduler = dpm_solver_config({"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-                                   "num_train_timesteps": 1000, "prediction_type": "v_prediction"}, "v_prediction")
+    sd2_schedule = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+                    "num_train_timesteps": 1000, "prediction_type": "v_prediction"}
+    scheduler = dpm_solver_config(sd2_schedule, "v_prediction")
     options = {"in_channels": in_channels, "switcher_encoding": "scalar", "cross_domain_attention": True}
-    return DripPipeline(unet, vae, decoder, scheduler, emb, options, {"trained": False}, max_side=max_side, **kwargs)
+    return DripPipeline(unet, vae, decoder, scheduler, emb, options, {"trained": False}, max_side=max_side,
+                        **kwargs)
 
 
 # ------------------------------------------------------------------ learning check
@@ -146,7 +149,10 @@ def synthetic_composites(root: str, n_fg: int = 8, n_bg: int = 4, size: int = 64
     rng = np.random.default_rng(seed)
     for sub in ("fg", "alpha", "bg"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
-    u8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    def u8(a):
+        return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
     for i in range(n_fg):
         Image.fromarray(u8(_smooth_field(rng, size, 3, 3))).save(os.path.join(root, "fg", f"f{i}.png"))
         Image.fromarray(u8(_soft_ellipse(rng, size))).save(os.path.join(root, "alpha", f"f{i}.png"))
@@ -216,7 +222,8 @@ def fit_tiny_vae(sd2_path: str, data_root: str, steps: int = 300, batch: int = 8
         z = vae.encode(x).latent_dist.mode()  # the last batch: composites, trimaps, fg, alpha
     vae.register_to_config(scaling_factor=float(1.0 / z.std()))
     vae.save_pretrained(os.path.join(sd2_path, "vae"), safe_serialization=True)
-    return {"vae_loss_first": first, "vae_loss_last": float(loss.detach()), "scaling_factor": vae.config.scaling_factor}
+    return {"vae_loss_first": first, "vae_loss_last": float(loss.detach()),
+            "scaling_factor": vae.config.scaling_factor}
 
 
 def score_model(model_dir: str, samples, steps: int = 10, seed: int = 0) -> dict:
@@ -245,8 +252,7 @@ def learning_check(work: str, *, stage1_steps: int = 300, stage2_steps: int = 15
     import time
 
     from .model.convert import convert_sd2
-    from .training import stage1_unet as train
-    from .training import stage2_decoder as train_decoder
+    from .training import stage1_unet, stage2_decoder
 
     t0 = time.time()
     data = synthetic_composites(os.path.join(work, "data"))
@@ -265,14 +271,14 @@ def learning_check(work: str, *, stage1_steps: int = 300, stage2_steps: int = 15
               "--checkpoint-every", "100000", "--no-progress", "--resume", "none"]
     t1 = time.time()
     s1 = os.path.join(work, "stage1")
-    train.train(train.build_parser().parse_args(
+    stage1_unet.train(stage1_unet.build_parser().parse_args(
         ["--model", converted, "--output", s1, "--max-steps", str(stage1_steps), "--lr", str(lr), *common]))
     fig["stage1"] = score_model(os.path.join(s1, "model"), samples)
     fig["stage1"]["train_seconds"] = round(time.time() - t1, 1)
     log(f"after drip-train ({stage1_steps} steps): {fig['stage1']}")
     t2 = time.time()
     s2 = os.path.join(work, "stage2")
-    train_decoder.train_decoder(train_decoder.build_parser().parse_args(
+    stage2_decoder.train_decoder(stage2_decoder.build_parser().parse_args(
         ["--model", os.path.join(s1, "model"), "--output", s2, "--max-steps", str(stage2_steps),
          "--lr", str(decoder_lr), "--max-denoise-steps", "10", *common]))
     fig["stage2"] = score_model(os.path.join(s2, "model"), samples)

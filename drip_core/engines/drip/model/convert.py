@@ -33,7 +33,7 @@ def _load(cls, folder: str, **kw):
             try:
                 return cls.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32,
                                            variant="fp16", **kw)
-            except Exception:
+            except Exception:  # noqa: BLE001 - no usable fp16 variant either: the first error says why
                 raise first from None
 
 
@@ -180,15 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--switcher-encoding", default="scalar", choices=("scalar", "onehot"))
     p.add_argument("--switcher-init", default="random", choices=("random", "zero"))
     p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"),
-                   help="default: the SD2 scheduler's (v_prediction for stable-diffusion-2, epsilon for -base)")
+                   help="default: the SD2 scheduler's "
+                        "(v_prediction for stable-diffusion-2, epsilon for -base)")
     p.add_argument("--decoder-config", help="JSON object of TransparencyDecoder options (widths etc.)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--seed", type=int, default=0, help="seed for the newly initialised layers")
     args = p.parse_args(argv)
     try:
-        manifest = convert_sd2(args.sd2_dir, args.out_dir, args.in_channels, switcher_encoding=args.switcher_encoding,
-                               switcher_init=args.switcher_init, prediction_type=args.prediction_type,
-                               decoder_config=json.loads(args.decoder_config) if args.decoder_config else None,
+        decoder_config = json.loads(args.decoder_config) if args.decoder_config else None
+        manifest = convert_sd2(args.sd2_dir, args.out_dir, args.in_channels,
+                               switcher_encoding=args.switcher_encoding, switcher_init=args.switcher_init,
+                               prediction_type=args.prediction_type, decoder_config=decoder_config,
                                overwrite=args.overwrite, seed=args.seed)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"drip-convert: {exc}", file=sys.stderr)

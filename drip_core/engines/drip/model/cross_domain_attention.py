@@ -36,7 +36,8 @@ class CrossDomainAttnProcessor:
             hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
         batch, tokens, _ = hidden_states.shape
         if batch % 2:
-            raise ValueError(f"cross-domain attention needs a [foreground; alpha] batch of even size, got {batch}")
+            raise ValueError(f"cross-domain attention needs a [foreground; alpha] batch of even size, "
+                             f"got {batch}")
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 

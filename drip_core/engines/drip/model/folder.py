@@ -133,8 +133,9 @@ def read_manifest(folder: str) -> dict:
     """Parse and sanity-check ``drip.json`` (no hashing)."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise ModelFolderError("model_missing", f"the DRIP model folder {folder} does not exist: import a model "
-                                                "with the installer (--drip-model PATH) or convert one with drip-convert")
+        raise ModelFolderError(
+            "model_missing", f"the DRIP model folder {folder} does not exist: import a model with the "
+            "installer (--drip-model PATH) or convert one with drip-convert")
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
         raise ModelFolderError("model_missing", f"{folder} is not a DRIP model folder (no {MANIFEST}): point "
@@ -143,14 +144,16 @@ def read_manifest(folder: str) -> dict:
         with open(path, "r", encoding="utf-8") as f:
             manifest = json.load(f)
     except (OSError, ValueError) as exc:
-        raise ModelFolderError("model_corrupt", f"{path} cannot be read ({exc}): import the model again") from None
+        raise ModelFolderError("model_corrupt",
+                               f"{path} cannot be read ({exc}): import the model again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFolderError("model_corrupt", f"{path} is not a {FORMAT} manifest: import the model again")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise ModelFolderError("model_corrupt", f"{folder} has model format version {version}, this Drip Matting "
-                                                f"reads version {FORMAT_VERSION}: convert or import the model again "
-                                                "with this version's drip-convert / installer")
+        raise ModelFolderError(
+            "model_corrupt", f"{folder} has model format version {version}, this Drip Matting reads version "
+            f"{FORMAT_VERSION}: convert or import the model again with this version's drip-convert / "
+            "installer")
     if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("options"), dict):
         raise ModelFolderError("model_corrupt", f"{path} has no file list or options: import the model again")
     manifest["options"] = {**DEFAULT_OPTIONS, **manifest["options"]}
@@ -180,8 +183,9 @@ def verify_model_folder(folder: str, mode: str | None = None) -> dict:
         if mode == "off":
             continue
         if _file_hash(folder, rel, cache, use_cache=(mode == "cached")) != expected:
-            raise ModelFolderError("model_corrupt", f"{rel} in {folder} does not match its sha256 in {MANIFEST} "
-                                                    "(damaged or partly copied): import the model again")
+            raise ModelFolderError(
+                "model_corrupt", f"{rel} in {folder} does not match its sha256 in {MANIFEST} "
+                "(damaged or partly copied): import the model again")
     if mode == "cached" and json.dumps(cache, sort_keys=True) != before:
         _save_cache(folder, cache)
     return manifest

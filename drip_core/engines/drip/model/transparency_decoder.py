@@ -100,7 +100,8 @@ class TransparencyDecoder(ModelMixin, ConfigMixin):
                                  _ResBlock(deepest, deepest, norm_num_groups))
         self.up = nn.ModuleList(_Level(2 * c, c, layers_per_block, norm_num_groups, i in attention_levels,
                                        attention_head_dim) for i, c in enumerate(chs))
-        self.upsamplers = nn.ModuleList(nn.Conv2d(chs[i], chs[i - 1], 3, padding=1) for i in range(1, len(chs)))
+        self.upsamplers = nn.ModuleList(nn.Conv2d(chs[i], chs[i - 1], 3, padding=1)
+                                        for i in range(1, len(chs)))
         self.norm_out = nn.GroupNorm(norm_num_groups, chs[0])
         self.conv_out = nn.Conv2d(chs[0], out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # residual starts at zero: fresh decoder == plain VAE decode

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
+from ....trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN, snap
 from .fg_padding import pad_foreground
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -46,16 +47,17 @@ def load_gray(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
 
 
-def trimap_from_alpha(alpha: np.ndarray, rng: np.random.Generator, min_px: int = 1, max_px: int = 29) -> np.ndarray:
+def trimap_from_alpha(alpha: np.ndarray, rng: np.random.Generator, min_px: int = 1,
+                      max_px: int = 29) -> np.ndarray:
     """uint8 {0,128,255}: definite fg / bg masks eroded by random radii in [min_px, max_px]."""
     fg = alpha >= 0.999
     bg = alpha <= 0.001
     k_fg, k_bg = rng.integers(min_px, max_px + 1, size=2)
-    tri = np.full(alpha.shape, 128, np.uint8)
+    tri = np.full(alpha.shape, UNKNOWN, np.uint8)
     if fg.any():
-        tri[distance_transform_edt(fg) > k_fg] = 255
+        tri[distance_transform_edt(fg) > k_fg] = FOREGROUND
     if bg.any():
-        tri[distance_transform_edt(bg) > k_bg] = 0
+        tri[distance_transform_edt(bg) > k_bg] = BACKGROUND
     return tri
 
 
@@ -87,7 +89,8 @@ class CompositionDataset(torch.utils.data.Dataset):
                  fg_pad_iterations: int = 64, fg_pad_kernel: int = 13, trimap_px: tuple[int, int] = (1, 29),
                  unknown_crop_prob: float = 0.7):
         self.root = os.fspath(root)
-        self.fg_dir, self.alpha_dir, self.bg_dir = (os.path.join(self.root, d) for d in (fg_dir, alpha_dir, bg_dir))
+        self.fg_dir, self.alpha_dir, self.bg_dir = (os.path.join(self.root, d)
+                                                    for d in (fg_dir, alpha_dir, bg_dir))
         for d in (self.fg_dir, self.alpha_dir, self.bg_dir):
             if not os.path.isdir(d):
                 raise FileNotFoundError(f"{d} is missing: the dataset needs fg/, alpha/ and bg/ folders")
@@ -154,14 +157,17 @@ class CompositionDataset(torch.utils.data.Dataset):
         a3 = alpha[..., None]
         image = a3 * fg + (1 - a3) * bg
         tri = trimap_from_alpha(alpha, rng, *self.trimap_px)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
         return {
-            "image": t(image) * 2 - 1,
+            "image": _channels_first(image) * 2 - 1,
             "trimap": torch.from_numpy(tri.astype(np.float32) / 127.5 - 1)[None],
-            "foreground": t(fg) * 2 - 1,
+            "foreground": _channels_first(fg) * 2 - 1,
             "alpha": torch.from_numpy(alpha)[None] * 2 - 1,
-            "unknown": torch.from_numpy((tri == 128).astype(np.float32))[None],
+            "unknown": torch.from_numpy((tri == UNKNOWN).astype(np.float32))[None],
         }
+
+
+def _channels_first(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
 
 
 class ValidationSet:
@@ -172,7 +178,8 @@ class ValidationSet:
     def __init__(self, images: str, trimaps: str, alphas: str, limit: int | None = None):
         tris = {_stem(n): n for n in _list(trimaps)}
         alps = {_stem(n): n for n in _list(alphas)}
-        self.items = [(os.path.join(images, n), os.path.join(trimaps, tris[_stem(n)]), os.path.join(alphas, alps[_stem(n)]))
+        self.items = [(os.path.join(images, n), os.path.join(trimaps, tris[_stem(n)]),
+                       os.path.join(alphas, alps[_stem(n)]))
                       for n in _list(images) if _stem(n) in tris and _stem(n) in alps]
         if limit:
             self.items = self.items[:limit]
@@ -186,12 +193,12 @@ class ValidationSet:
         for ip, tp, ap in self.items:
             image = np.asarray(Image.open(ip).convert("RGB"))
             tri = np.asarray(Image.open(tp).convert("L"))
-            tri = np.where(tri < 64, 0, np.where(tri > 191, 255, 128)).astype(np.uint8)
+            tri = snap(tri)
             alpha = np.asarray(Image.open(ap).convert("L"), dtype=np.float32) / 255.0
             yield os.path.basename(ip), image, tri, alpha
 
 
 def sad(pred_alpha: np.ndarray, gt_alpha: np.ndarray, trimap: np.ndarray) -> float:
     """DIM protocol: sum of absolute differences over the unknown region, / 1000."""
-    m = trimap == 128
+    m = trimap == UNKNOWN
     return float(np.abs(pred_alpha[m] - gt_alpha[m]).sum() / 1000.0)

@@ -3,8 +3,9 @@ Gaussian (OpenCV's sigma for sigma = 0), writing the blur back only where alpha 
 object's colours continue smoothly into the transparent area.
 
 The data loader runs this on every crop, on one CPU thread per worker, so it must be cheap.
-The fast path is a numba kernel (numba comes with the 'drip' extra) that keeps the separable blur row by row in cache, folds the symmetric kernel
-(7 multiplies instead of 13), skips rows with nothing to update and writes only hole pixels.
+The fast path is a numba kernel (numba comes with the 'drip' extra) that keeps the separable
+blur row by row in cache, folds the symmetric kernel (7 multiplies instead of 13), skips rows
+with nothing to update and writes only hole pixels.
 Without numba the torch reference below is used. Both pad the image border by replication.
 """
 from __future__ import annotations
@@ -26,8 +27,10 @@ def gaussian_kernel1d(size: int = 13) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def pad_foreground_torch(fg: np.ndarray, alpha: np.ndarray, iterations: int = 64, kernel: int = 13) -> np.ndarray:
-    """Reference: two depthwise convolutions per pass (slow on one CPU thread: ~0.7 s at 512 px)."""
+def pad_foreground_torch(fg: np.ndarray, alpha: np.ndarray, iterations: int = 64,
+                         kernel: int = 13) -> np.ndarray:
+    """Reference: two depthwise convolutions per pass (slow on one CPU thread: see
+    bench/fg_padding_speed.py)."""
     k = torch.from_numpy(gaussian_kernel1d(kernel))
     kx = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
     ky = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)

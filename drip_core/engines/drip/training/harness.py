@@ -25,18 +25,23 @@ log = logging.getLogger("drip.train")
 
 
 def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) -> None:
-    p.add_argument("--model", required=True, help="input DRIP model folder (from drip-convert or a previous stage)")
+    p.add_argument("--model", required=True,
+                   help="input DRIP model folder (from drip-convert or a previous stage)")
     p.add_argument("--data", required=True, help="training root in Composition-1k layout (fg/, alpha/, bg/)")
-    p.add_argument("--output", required=True, help="run folder: checkpoints/, logs, and the trained model in model/")
+    p.add_argument("--output", required=True,
+                   help="run folder: checkpoints/, logs, and the trained model in model/")
     p.add_argument("--fg-dir", default="fg")
     p.add_argument("--alpha-dir", default="alpha")
     p.add_argument("--bg-dir", default="bg")
-    p.add_argument("--bg-per-fg", type=int, default=100, help="composites per foreground per epoch (Comp-1k: 100)")
+    p.add_argument("--bg-per-fg", type=int, default=100,
+                   help="composites per foreground per epoch (Comp-1k: 100)")
     p.add_argument("--crop-size", type=int, default=512)
-    p.add_argument("--fg-pad-iterations", type=int, default=64, help="foreground padding blur passes (paper: 64)")
+    p.add_argument("--fg-pad-iterations", type=int, default=64,
+                   help="foreground padding blur passes (paper: 64)")
     p.add_argument("--jitter", type=float, default=1.0, help="photometric jitter strength (0 = off)")
     p.add_argument("--trimap-erosion", type=int, nargs=2, default=(1, 29), metavar=("MIN", "MAX"),
-                   help="training trimaps: known regions eroded by a random radius in MIN..MAX px (ViTMatte: 1 29)")
+                   help="training trimaps: known regions eroded by a random radius in MIN..MAX px "
+                        "(ViTMatte: 1 29)")
     p.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=2, help="samples per device per micro-step")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
@@ -52,19 +57,22 @@ def add_common_args(p: argparse.ArgumentParser, *, lr: float, max_steps: int) ->
                    help="auto: on for CUDA")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--keep-checkpoints", type=int, default=3)
-    p.add_argument("--resume", default="auto", help="'auto' (latest checkpoint in OUTPUT), 'none', or a checkpoint folder")
+    p.add_argument("--resume", default="auto",
+                   help="'auto' (latest checkpoint in OUTPUT), 'none', or a checkpoint folder")
     p.add_argument("--val-images", help="held-out images (enables validation SAD)")
     p.add_argument("--val-trimaps")
     p.add_argument("--val-alphas")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--val-limit", type=int, default=20, help="validation images used")
     p.add_argument("--val-steps", type=int, default=10, help="denoising steps at validation")
-    p.add_argument("--val-max-side", type=int, default=1024, help="validation images are downscaled to this (0: full resolution; "
-                   "drip-eval --layout comp1k gives the full benchmark figures)")
+    p.add_argument("--val-max-side", type=int, default=1024,
+                   help="validation images are downscaled to this (0: full resolution; "
+                        "drip-eval --layout comp1k gives the full benchmark figures)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available; LOCAL_RANK under torchrun)")
+    p.add_argument("--device",
+                   help="cuda, cuda:1, mps or cpu (default: best available; LOCAL_RANK under torchrun)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -132,10 +140,11 @@ def make_loader(args, runtime: Runtime):
                             fg_pad_iterations=args.fg_pad_iterations, trimap_px=tuple(args.trimap_erosion))
     sampler = None
     if runtime.world > 1:
-        sampler = torch.utils.data.distributed.DistributedSampler(ds, runtime.world, runtime.rank, shuffle=True,
-                                                                  seed=args.seed)
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                                         num_workers=args.num_workers, drop_last=len(ds) >= args.batch_size,
+        sampler = torch.utils.data.distributed.DistributedSampler(ds, runtime.world, runtime.rank,
+                                                                  shuffle=True, seed=args.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=sampler is None,
+                                         sampler=sampler, num_workers=args.num_workers,
+                                         drop_last=len(ds) >= args.batch_size,
                                          pin_memory=runtime.device.type == "cuda",
                                          persistent_workers=args.num_workers > 0)
 
@@ -247,7 +256,8 @@ def export_model(src_model: str, out_model: str, replace: dict, *, stage_key: st
     stages[stage_key] = int(stages.get(stage_key, 0)) + int(steps)
     source = dict(manifest.get("source", {}))
     source.update(extra_source or {})
-    write_manifest(tmp, options=manifest["options"], trained=True, stages=stages, source=source, previous=manifest)
+    write_manifest(tmp, options=manifest["options"], trained=True, stages=stages, source=source,
+                   previous=manifest)
     old = out_model.rstrip("/\\") + ".old"
     if os.path.exists(out_model):
         shutil.rmtree(old, ignore_errors=True)
@@ -267,7 +277,7 @@ def validate(pipe, args, generator_seed: int = 0) -> dict:
     vs = ValidationSet(args.val_images, args.val_trimaps, args.val_alphas, limit=args.val_limit)
     sads = []
     t0 = time.time()
-    for name, image, tri, alpha in vs:
+    for _name, image, tri, alpha in vs:
         h, w = tri.shape
         scale = min(1.0, args.val_max_side / max(h, w)) if args.val_max_side > 0 else 1.0
         if scale < 1.0:  # keeps validation affordable; SAD is then on the downscaled image
@@ -278,7 +288,8 @@ def validate(pipe, args, generator_seed: int = 0) -> dict:
         out = pipe(image, tri, num_inference_steps=args.val_steps,
                    generator=torch.Generator().manual_seed(generator_seed))
         sads.append(sad(out.alpha, alpha, tri))
-    return {"val_sad": float(np.mean(sads)), "val_images": len(sads), "val_seconds": round(time.time() - t0, 2)}
+    return {"val_sad": float(np.mean(sads)), "val_images": len(sads),
+            "val_seconds": round(time.time() - t0, 2)}
 
 
 class MetricsLog:
@@ -364,7 +375,8 @@ class TrainingRun:
         bar = None
         if self.rt.main and not self.args.no_progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=self.args.max_steps, initial=self.step, desc=self.stage.program, dynamic_ncols=True)
+            bar = tqdm(total=self.args.max_steps, initial=self.step, desc=self.stage.program,
+                       dynamic_ncols=True)
         t0 = time.time()
         while self.step < self.args.max_steps:
             totals = self.optimizer_step(objective)
@@ -435,8 +447,9 @@ class TrainingRun:
         if self.rt.main:
             self.module.eval()
             out_model = os.path.join(self.args.output, "model")
-            export_model(self.args.model, out_model, {self.stage.part: self.module}, stage_key=self.stage.steps_key,
-                         steps=self.step, extra_source={self.stage.run_key: os.path.abspath(self.args.output)})
+            export_model(self.args.model, out_model, {self.stage.part: self.module},
+                         stage_key=self.stage.steps_key, steps=self.step,
+                         extra_source={self.stage.run_key: os.path.abspath(self.args.output)})
             log.info("wrote the model folder with the trained %s: %s", self.stage.part, out_model)
             self.last["model"] = out_model
         self.rt.close()

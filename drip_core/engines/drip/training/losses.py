@@ -95,8 +95,8 @@ def gradient_loss(pred, gt, unknown, weight=None):
         pred, gt = pred * weight, gt * weight
     pgx, pgy = _sobel(pred)
     ggx, ggy = _sobel(gt)
-    l = _masked_mean((pgx - ggx).abs() + (pgy - ggy).abs(), unknown)
-    return l + 0.01 * _masked_mean(pgx.abs() + pgy.abs(), unknown)
+    diff = _masked_mean((pgx - ggx).abs() + (pgy - ggy).abs(), unknown)
+    return diff + 0.01 * _masked_mean(pgx.abs() + pgy.abs(), unknown)
 
 
 def matting_loss(pred, gt, unknown, weight=None) -> torch.Tensor:
@@ -106,7 +106,8 @@ def matting_loss(pred, gt, unknown, weight=None) -> torch.Tensor:
         + gradient_loss(pred, gt, unknown, weight)
 
 
-def decoder_loss(pred: torch.Tensor, fg_gt: torch.Tensor, alpha_gt: torch.Tensor, unknown: torch.Tensor) -> dict:
+def decoder_loss(pred: torch.Tensor, fg_gt: torch.Tensor, alpha_gt: torch.Tensor,
+                 unknown: torch.Tensor) -> dict:
     """pred (B,4,H,W) in [0,1]; fg_gt (B,3,H,W), alpha_gt (B,1,H,W) in [0,1]; unknown (B,1,H,W) {0,1}."""
     pred = pred.float()
     l_alpha = matting_loss(pred[:, 3:], alpha_gt, unknown)

@@ -62,7 +62,8 @@ class DiffusionObjective:
         x_fg = self.scheduler.add_noise(z_fg, n_fg, t)
         x_alpha = self.scheduler.add_noise(z_alpha, n_alpha, t)
         if self.prediction_type == "v_prediction":
-            targets = self.scheduler.get_velocity(z_fg, n_fg, t), self.scheduler.get_velocity(z_alpha, n_alpha, t)
+            targets = (self.scheduler.get_velocity(z_fg, n_fg, t),
+                       self.scheduler.get_velocity(z_alpha, n_alpha, t))
         else:
             targets = n_fg, n_alpha
         return {"unet_in": self.pipe.unet_input(z_img, z_tri, x_fg, x_alpha), "t": t, "batch_size": b,
@@ -123,7 +124,8 @@ def _param_groups(unet, args) -> list[dict]:
     """Everything at --lr but the switcher projection (class_embedding), which is new."""
     switcher = [p for n, p in unet.named_parameters() if n.startswith("class_embedding.")]
     rest = [p for n, p in unet.named_parameters() if not n.startswith("class_embedding.")]
-    return [{"params": rest, "lr": args.lr}, {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}]
+    return [{"params": rest, "lr": args.lr},
+            {"params": switcher, "lr": args.lr * args.class_embedding_lr_mult}]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,8 +55,9 @@ class DecoderObjective:
     def losses(self, pred: torch.Tensor, inputs: dict) -> dict:
         from .losses import decoder_loss
 
-        batch = inputs["batch"]
-        return decoder_loss(pred, batch["foreground"] * 0.5 + 0.5, batch["alpha"] * 0.5 + 0.5, batch["unknown"])
+        batch = inputs["batch"]  # targets from [-1, 1] to the decoder's [0, 1]
+        return decoder_loss(pred, batch["foreground"] * 0.5 + 0.5, batch["alpha"] * 0.5 + 0.5,
+                            batch["unknown"])
 
 
 def train_decoder(args) -> dict:
