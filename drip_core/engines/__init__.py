@@ -7,7 +7,7 @@ through this package.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_names
 
 _LAZY = {
     "Cancelled": "base", "Engine": "base", "EngineError": "base", "Matte": "base", "Rerun": "base",
@@ -17,10 +17,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drip_core.engines' has no attribute '{name}'")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+__getattr__ = lazy_names(__name__, _LAZY)

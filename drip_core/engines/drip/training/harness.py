@@ -292,6 +292,15 @@ def validate(pipe, args, generator_seed: int = 0) -> dict:
             "val_seconds": round(time.time() - t0, 2)}
 
 
+def run_cli(build_parser, train, argv: list[str] | None) -> int:
+    """A training command's main: parse, train, say where the model folder went."""
+    args = build_parser().parse_args(argv)
+    result = train(args)
+    if "model" in result:
+        print(f"done: step {result['step']}, loss {result['loss']:.5f}; model folder {result['model']}")
+    return 0
+
+
 class MetricsLog:
     def __init__(self, output: str, name: str, main: bool):
         self.path = os.path.join(output, f"{name}-metrics.jsonl") if main else None

@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from .harness import TrainingRun, TrainingStage, add_common_args, log
+from .harness import TrainingRun, TrainingStage, add_common_args, log, run_cli
 
 STAGE = TrainingStage(name="train", program="drip-train", kind="diffusion", part="unet",
                       steps_key="diffusion_steps", run_key="stage1_run")
@@ -129,11 +129,7 @@ def _param_groups(unet, args) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result = train(args)
-    if "model" in result:
-        print(f"done: step {result['step']}, loss {result['loss']:.5f}; model folder {result['model']}")
-    return 0
+    return run_cli(build_parser, train, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from .harness import TrainingRun, TrainingStage, add_common_args, log
+from .harness import TrainingRun, TrainingStage, add_common_args, log, run_cli
 
 STAGE = TrainingStage(name="train_decoder", program="drip-train-decoder", kind="decoder",
                       part="transparency_decoder", steps_key="decoder_steps", run_key="stage2_run")
@@ -87,11 +87,7 @@ def train_decoder(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result = train_decoder(args)
-    if "model" in result:
-        print(f"done: step {result['step']}, loss {result['loss']:.5f}; model folder {result['model']}")
-    return 0
+    return run_cli(build_parser, train_decoder, argv)
 
 
 if __name__ == "__main__":

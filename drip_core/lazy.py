@@ -1,0 +1,15 @@
+"""Packages whose names load their modules on first use (PEP 562), so that importing the package
+costs nothing: ``__getattr__ = lazy_names(__name__, {"Name": "submodule", ...})``."""
+from __future__ import annotations
+
+import importlib
+
+
+def lazy_names(package: str, names: dict[str, str]):
+    """A module ``__getattr__`` that imports ``package.<names[name]>`` and returns its ``name``."""
+    def __getattr__(name):
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module '{package}' has no attribute '{name}'")
+        return getattr(importlib.import_module(f".{module}", package), name)
+    return __getattr__
