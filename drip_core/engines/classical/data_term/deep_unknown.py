@@ -1,6 +1,6 @@
 """Deep unknown pixels: patch-based trimming decides them even where the K-to-U flow disagrees.
 
-A user who paints a large area grey (issue 12: GT24's tuft, a 154 x 194 px box with no definite
+A user who paints a large area grey (GT24's tuft, a 154 x 194 px box with no definite
 pixel inside) leaves pixels up to 100 px from any known one.  There the K-to-U flow's neighbours
 are the spatially nearest known pixels, far away and of other colours (its feature space weighs
 position 10 / crop width per px: 100 px outweigh any colour difference), so its alpha_hat is
