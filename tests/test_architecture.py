@@ -57,10 +57,22 @@ def _imports(module: str, is_package: bool, tree: ast.AST, known: set[str]):
                 yield name
 
 
+def _lazy_imports(module: str, tree: ast.AST, known: set[str]):
+    """A package's ``_LAZY = {"Name": "submodule"}`` map (drip_core/lazy.py): each name it resolves
+    imports that submodule, so it counts as an import of the package."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_LAZY" for t in node.targets) \
+                and isinstance(node.value, ast.Dict):
+            for value in node.value.values:
+                if isinstance(value, ast.Constant) and f"{module}.{value.value}" in known:
+                    yield f"{module}.{value.value}"
+
+
 def _graph():
     sources = list(_sources())
     known = {name for _, name, _ in sources}
-    return {name: set(_imports(name, path.name == "__init__.py", tree, known)) - {name}
+    return {name: (set(_imports(name, path.name == "__init__.py", tree, known))
+                   | set(_lazy_imports(name, tree, known))) - {name}
             for path, name, tree in sources}
 
 

@@ -487,3 +487,24 @@ def test_mask_plan_starts_from_the_commoner_known_side_and_cover_every_other_pix
     assert sum(r[2] * r[3] for r in rects) == 3 * 16  # cells (3, 0), (3, 1) and (1, 0)
     inverted = bytes(255 - v if v != 128 else 128 for v in tri)
     assert logic.TrimapTiles(inverted, w, h, tile).mask_plan()[0] is False  # mostly background: started black
+
+
+def test_every_stage_a_real_server_sends_shows_the_plug_ins_text(server):
+    """Through a real drip-server: a smart-band job's every progress stage is a Stage and reads
+    as the plug-in's own text, not the fallback for stages it does not know."""
+    import numpy as np
+    from conftest import load_alphamatting
+
+    from drip_core.client import connect
+    image, tri, _ = load_alphamatting("GT02")
+    image, tri = image[100:260, 200:420].copy(), tri[100:260, 200:420]
+    selection = np.where(tri >= 128, 255, 0).astype(np.uint8)
+    seen = []
+    with connect(str(server.discovery), spawn=False) as client:
+        client.matte(image, selection, engine="classical", trimap_source="selection_band",
+                     progress=lambda fraction, stage, message: seen.append(stage))
+    assert {"queued", "preparing", "loading model", "starting", "alpha", "foreground", "done"} <= set(seen)
+    fallback = f"Drip Matting: {logic.UNKNOWN_STAGE_TEXT}"
+    for stage in seen:
+        assert drip_protocol.Stage.of(stage) is not None, stage
+        assert not logic.progress_text(stage).startswith(fallback), stage
