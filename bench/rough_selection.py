@@ -100,8 +100,10 @@ def trimap_for(method: str, image: np.ndarray, selection: np.ndarray, name: str,
     if method == "band40":
         return from_selection(selection, 40)
     if method == "smart":
+        from drip_core.engines import refining_engine
         from drip_core.trimaps.smart_band import DEFAULT, smart_trimap
-        return smart_trimap(image.astype(np.float32) / 255.0, selection, params=params or DEFAULT)
+        return smart_trimap(image.astype(np.float32) / 255.0, selection, params=params or DEFAULT,
+                            engine=refining_engine())
     if method in ("expert1", "expert2"):
         return load_sample(data, name, "Trimap" + method[-1]).trimap
     return None  # bare
@@ -146,6 +148,7 @@ def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
 
     from PIL import Image
 
+    from drip_core.engines import refining_engine
     from drip_core.trimaps.smart_band import DEFAULT, smart_trimap
     variants = (("one pass", replace(DEFAULT, refine=False)), ("default", DEFAULT))
     seconds = {label: [] for label, _ in variants}
@@ -155,7 +158,7 @@ def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
         sel = rough_selection(smp.gt, int(n[2:]) if n[2:].isdigit() else 0)
         for label, params in variants:
             t0 = time.perf_counter()
-            smart_trimap(image, sel, params=params)
+            smart_trimap(image, sel, params=params, engine=refining_engine())
             seconds[label].append(time.perf_counter() - t0)
     print("per photo (27 photos, seed 0): " + ", ".join(
         f"{label} median {np.median(v):.3f} s max {np.max(v):.3f} s" for label, v in seconds.items())
@@ -170,7 +173,7 @@ def time_large(data, name: str = "GT04", megapixels: float = 25.0) -> None:
     for _ in range(2):
         for label, params in variants:
             t0 = time.perf_counter()
-            tri = smart_trimap(image, sel, params=params)
+            tri = smart_trimap(image, sel, params=params, engine=refining_engine())
             dt = time.perf_counter() - t0
             print(f"large layer: {name} upscaled to {W}x{H} ({W * H / 1e6:.1f} MP): smart_trimap ({label}) "
                   f"{dt:.2f} s, unknown {np.mean(tri == 128) * 100:.1f} % of the layer  "
