@@ -7,10 +7,11 @@
 For each alphamatting.com photo and seed: a lasso-like selection (bench/rough_selection.py), the
 first run as GIMP sends it (selection + smart band, the trimap coming back), then ``--strokes``
 brush strokes, each a rerun with the painted trimap. A careful user paints each stroke where the
-error is largest: a disc of ``--radius`` px around the maximum of the alpha error averaged over
-that disc; within the disc it paints white on true foreground (ground truth >= 250), black on
-true background (<= 5) or grey on the mixed pixels, whichever class holds most of the disc's
-error, and only on pixels of that class (a correct hint). Reruns go through one real
+error a correct hint can remove is largest: a disc of ``--radius`` px around the maximum of the
+alpha error on pixels whose trimap value is not yet right, averaged over that disc; within the
+disc it paints white on true foreground (ground truth >= 250), black on true background (<= 5)
+or grey on the mixed pixels, whichever class holds most of that error, and only on pixels of
+that class (a correct hint). Reruns go through one real
 ``drip-server`` process with its image cache, exactly as the Python client and drip-matte do.
 
 Printed per photo and summarised: whole-image SAD (sum |alpha - gt| / 255 / 1000) after each
@@ -47,19 +48,26 @@ def disc(radius: int) -> np.ndarray:
     return (yy * yy + xx * xx <= radius * radius).astype(np.float32)
 
 
-def next_stroke(alpha_u8: np.ndarray, gt: np.ndarray, radius: int):
-    """(kind, the pixels the careful user paints) where the error is largest, or None."""
-    error = np.abs(alpha_u8.astype(np.float32) - gt.astype(np.float32))
-    if not error.any():
+def correct_labels(gt: np.ndarray) -> np.ndarray:
+    """What a careful user would paint on each pixel: white on true foreground (ground truth >= 250),
+    black on true background (<= 5), grey on the mixed pixels."""
+    return np.where(gt >= 250, FOREGROUND, np.where(gt <= 5, BACKGROUND, UNKNOWN)).astype(np.uint8)
+
+
+def next_stroke(alpha_u8: np.ndarray, gt: np.ndarray, trimap: np.ndarray, radius: int):
+    """(kind, the pixels the careful user paints) where a correct hint can remove the most error,
+    or None: the disc around the largest sum of error on pixels whose trimap value is not yet
+    their correct label, painted with the label that holds most of that error, on its pixels only."""
+    labels = correct_labels(gt)
+    fixable = np.abs(alpha_u8.astype(np.float32) - gt.astype(np.float32)) * (trimap != labels)
+    if not fixable.any():
         return None
-    cy, cx = np.unravel_index(np.argmax(ndimage.convolve(error, disc(radius), mode="constant")), error.shape)
+    cy, cx = np.unravel_index(np.argmax(ndimage.convolve(fixable, disc(radius), mode="constant")), gt.shape)
     h, w = gt.shape
     yy, xx = np.ogrid[:h, :w]
-    inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius
-    classes = {"white": gt >= 250, "black": gt <= 5}
-    classes["grey"] = ~(classes["white"] | classes["black"])
-    kind = max(classes, key=lambda k: float(error[inside & classes[k]].sum()))
-    painted = inside & classes[kind]
+    inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius) & (trimap != labels)
+    kind = max(KINDS, key=lambda k: float(fixable[inside & (labels == KINDS[k])].sum()))
+    painted = inside & (labels == KINDS[kind])
     return (kind, painted) if painted.any() else None
 
 
@@ -71,7 +79,7 @@ def refine(client, image, gt, selection, strokes: int, radius: int, far: int) ->
     row = {"first_s": round(time.perf_counter() - t0, 3), "sad": [whole_sad(alpha, gt)], "strokes": []}
     trimap = info["trimap"].copy()
     for _ in range(strokes):
-        stroke = next_stroke(alpha, gt, radius)
+        stroke = next_stroke(alpha, gt, trimap, radius)
         if stroke is None:
             break
         kind, painted = stroke
