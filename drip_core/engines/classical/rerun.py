@@ -2,10 +2,12 @@
 neighbourhood is solved again; everything else keeps the previous job's result.
 
     changed = the pixels whose trimap value differs from the previous job's
-    inner   = their bounding box widened by ``reach``: its unknown pixels are solved again
+    inner   = their bounding box widened by ``reach``: its unknown pixels within ``reach`` of a
+              changed pixel are solved again
     crop    = inner widened by MARGIN: colours for the K-to-U flow, trimming and the
-              foreground; the pixels outside inner are held at the previous solution
-              (Dirichlet boundary values), which is also the solver's starting point
+              foreground; every other pixel is held at the previous solution (Dirichlet
+              boundary values, which are also the solver's starting point), so a pixel farther
+              than ``reach`` from the edit keeps its result exactly
 
 The closed-form solution's response to a local change decays with distance (the K-to-U data
 term makes it decay faster), so a neighbourhood of ``reach`` pixels reproduces a full solve of
@@ -28,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ...blocks import reduce_image, reduce_trimap, whole_blocks
 from ...boxes import Box, area, hull, intersect, mask_bbox, relative, widen, width
@@ -88,6 +91,7 @@ class Window:
     corner: tuple[int, int]   # the crop's corner from the grid's, at the solve's scale
     reaches_known: Box | None  # trimming's known patches the edit can change, at the solve's scale
     spatial: tuple[float, float]  # the K-to-U flow's scale of positions: the whole region's
+    reach_px: float           # layer pixels farther than this from every changed pixel keep their result
 
     @property
     def inner_in_crop(self) -> Box:
@@ -108,7 +112,17 @@ class Window:
         # has the whole region's
         spatial = (SPATIAL * width(crop, 1) / width(previous.box, 1),
                    SPATIAL * width(crop, 0) / width(previous.box, 0))
-        return cls(inner, crop, corner, reaches_known, spatial)
+        return cls(inner, crop, corner, reaches_known, spatial, reach * f)
+
+    def held(self, previous: Solution, trimap: np.ndarray) -> np.ndarray:
+        """The crop's pixels that keep the previous solution: outside inner, and inside it those
+        farther than the reach from every changed pixel (a local edit stays local: a disc
+        around the edit, not the corners of its box, is solved again)."""
+        changed = previous.trimap[self.crop] != trimap[self.crop]
+        held = ndimage.distance_transform_edt(~changed) > self.reach_px
+        outside = np.ones(held.shape, bool)
+        outside[self.inner_in_crop] = False
+        return held | outside
 
 
 def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
@@ -132,10 +146,13 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     stats = {}
     t0 = time.perf_counter()
     img, tri = JobRegion(image, trimap, window.crop).engine_inputs()
-    new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, check_cancel, stats)
+    held = window.held(previous, trimap)
+    new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, held, check_cancel, stats)
     inner, inside = window.inner, window.inner_in_crop
     fg_out, alpha_out = foreground.copy(), alpha.copy()
     JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
+    keep = held[inside]  # the held pixels' result is the previous one, foreground colours included
+    fg_out[inner][keep], alpha_out[inner][keep] = foreground[inner][keep], alpha[inner][keep]
     # the next edit starts from this one: the solved region grows to cover inner if need be
     box = hull(previous.box, inner)
     solved = previous.alpha_in(box, np.float32)
@@ -145,11 +162,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     return Rerun(fg_out, alpha_out, inner, solution, stats)
 
 
-def _solve_inner(engine, img, tri, previous: Solution, window: Window, check_cancel, stats):
-    """(alpha, foreground, trimming's known patches after the edit) of the window's crop: its
-    inner part solved again at the previous job's scale, the rest held at the previous alpha."""
-    held = np.ones(tri.shape, bool)
-    held[window.inner_in_crop] = False             # outside inner: the previous solution
+def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, check_cancel, stats):
+    """(alpha, foreground, trimming's known patches after the edit) of the window's crop: the
+    pixels near the edit solved again at the previous job's scale, the ``held`` ones at the
+    previous alpha."""
     start = previous.alpha_in(window.crop)         # boundary values and starting point
     f = previous.factor
     if not (tri[window.inner_in_crop] == UNKNOWN).any():
@@ -168,7 +184,9 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, check_can
     background = np.zeros_like(coarse_img)
     alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f),
                                          coarse_start, previous, window, check_cancel, stats, background)
-    return carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f), img, known
+    alpha = carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f)
+    alpha[held] = start[held]  # carried up from the coarse solve, a held pixel would move a little
+    return alpha, img, known
 
 
 def _solve_window(engine, img, tri, held, start, previous: Solution, window: Window, check_cancel, stats,
