@@ -22,6 +22,7 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
+import loop_rules as loop  # noqa: E402
 import plugin_logic as logic  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
@@ -30,6 +31,9 @@ from drip_protocol import ProtocolError  # noqa: E402
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 RW = GObject.ParamFlags.READWRITE
+# Undoable: a persistent parasite that is not would push a "Can't undo" step into the run's
+# undo group, and GIMP warns on every Ctrl+Z of the run.
+PARASITE_FLAGS = Gimp.PARASITE_PERSISTENT | getattr(Gimp, "PARASITE_UNDOABLE", 2)
 
 
 def _choice(items):
@@ -127,7 +131,7 @@ def find_named(items, name):
 
 def mark_source(item, layer):
     """Tag a result layer or trimap channel with the tattoo of its source layer."""
-    item.attach_parasite(Gimp.Parasite.new(logic.SOURCE_PARASITE, Gimp.PARASITE_PERSISTENT,
+    item.attach_parasite(Gimp.Parasite.new(logic.SOURCE_PARASITE, PARASITE_FLAGS,
                                            list(logic.source_parasite_data(layer.get_tattoo()))))
 
 
@@ -168,7 +172,7 @@ def mark_result(item, result_id, rect):
     except Exception:  # noqa: BLE001 - it had none
         pass
     if isinstance(result_id, str) and result_id:
-        item.attach_parasite(Gimp.Parasite.new(logic.RESULT_PARASITE, Gimp.PARASITE_PERSISTENT,
+        item.attach_parasite(Gimp.Parasite.new(logic.RESULT_PARASITE, PARASITE_FLAGS,
                                                list(logic.result_parasite_data(result_id, rect))))
 
 
@@ -221,20 +225,25 @@ def put_patch(image, source, name, rect, roi_img, fmt, data, mask_fmt=None, mask
     return layer
 
 
+def owned_channel(image, layer, prefix):
+    """This source layer's own channel whose name starts with ``prefix``."""
+    for ch in image.get_channels():
+        if ch.get_name().startswith(prefix) and owned_by(ch, layer):
+            return ch
+    return None
+
+
 def find_trimap(image, layer):
     """This source layer's own trimap channel (or the single-image one of older versions)."""
     channels = list(image.get_channels())
-    for ch in channels:
-        if owned_by(ch, layer):
-            return ch
-    return find_named(channels, logic.trimap_channel_name(layer.get_name())) or \
+    return owned_channel(image, layer, logic.TRIMAP_CHANNEL) or \
+        find_named(channels, logic.trimap_channel_name(layer.get_name())) or \
         find_named(channels, logic.TRIMAP_CHANNEL)
 
 
 def resolve_source(image, drawables):
-    """(source layer, trimap source override) from what is selected: a plain layer; or one of
-    the plug-in's own items (a trimap channel just painted on -> rerun from that trimap; a
-    result layer -> rerun for its source layer)."""
+    """The source layer of what is selected: a plain layer, or one of the plug-in's own items (the
+    trimap channel just painted on, a result layer, the saved selection)."""
     if len(drawables) != 1:
         raise logic.make_error("not_a_layer", f"{len(drawables)} items are selected")
     item = drawables[0]
@@ -242,10 +251,10 @@ def resolve_source(image, drawables):
     if tattoo is not None and not isinstance(item, Gimp.LayerMask):
         source = image.get_layer_by_tattoo(tattoo)
         if source is not None:
-            return source, ("trimap-channel" if isinstance(item, Gimp.Channel) else None)
+            return source
     if not isinstance(item, Gimp.Layer) or isinstance(item, Gimp.LayerMask) or item.is_group():
         raise logic.make_error("not_a_layer", "the selected item is not a plain layer")
-    return item, None
+    return item
 
 
 def alive(*items) -> bool:
@@ -275,6 +284,114 @@ def progress(fraction=None, text=None):
 
 
 # ----------------------------------------------------------------------------------------
+# The refine loop: what the image holds between runs (loop_rules.py decides)
+# ----------------------------------------------------------------------------------------
+
+TRIMAP_FMT = "Y' u8"
+
+
+def whole(image, drawable, fmt):
+    """An image-sized channel's bytes."""
+    return read(drawable, (0, 0, image.get_width(), image.get_height()), fmt)
+
+
+def parasite_text(item, name):
+    try:
+        parasite = item.get_parasite(name)
+        return bytes(parasite.get_data()).decode("ascii") if parasite is not None else None
+    except Exception:  # noqa: BLE001 - bindings differ, or not ours: none
+        return None
+
+
+def selection_print(image):
+    """The current selection's fingerprint, "-" when nothing is selected."""
+    if Gimp.Selection.is_empty(image):
+        return "-"
+    sel = image.get_selection()
+    return loop.fingerprint(whole(image, sel, native_grey(sel, "u8", "Y u8")))
+
+
+class LoopState(collections.namedtuple("LoopState",
+                                       "trimap trimap_data painted saved_selection new_selection")):
+    """The layer's trimap channel and its bytes (None: not read), whether it was painted since the
+    last run, its saved selection channel, and whether a selection was made since."""
+    __slots__ = ()
+
+
+def loop_state(image, layer, read_trimap=True) -> LoopState:
+    trimap = find_trimap(image, layer)
+    data, painted, left = None, False, "-"
+    if trimap is not None and read_trimap:
+        data = whole(image, trimap, TRIMAP_FMT)
+        held = (parasite_text(trimap, loop.PRINT_PARASITE) or "").split()
+        painted = bool(held) and held[0] != loop.fingerprint(data)
+        left = held[1] if len(held) > 1 else "-"
+    new_selection = not Gimp.Selection.is_empty(image) and (left == "-" or selection_print(image) != left)
+    saved = owned_channel(image, layer, loop.SELECTION_CHANNEL)
+    return LoopState(trimap, data, painted, saved, new_selection)
+
+
+def decide_trimap_source(image, layer, config, run_mode):
+    """For a run from the menu or a repeat: read the loop's state, set the config's trimap source
+    to what loop_rules decides; -> (state, the dialog's note or None). A repeat cannot ask, so
+    when both the trimap and the selection changed it stops with a message."""
+    state = loop_state(image, layer)
+    source, both = loop.choose_trimap_source(
+        config.get_property("trimap-source"), painted=state.painted, new_selection=state.new_selection,
+        has_trimap=state.trimap is not None, has_saved_selection=state.saved_selection is not None)
+    if both and run_mode != Gimp.RunMode.INTERACTIVE:
+        raise logic.make_error("both_changed",
+                               "the trimap was painted and a new selection made since the last run")
+    config.set_property("trimap-source", source)
+    return state, (loop.BOTH_CHANGED if both else None)
+
+
+def held_region(image, layer):
+    """The region (image coordinates) this layer's Drip layers hold a server result for, or None."""
+    for name in (logic.FG_LAYER, logic.ALPHA_LAYER):
+        item = find_result_layer(image, layer, name)
+        held = result_held(item) if item is not None else None
+        if held is not None:
+            ok, lx, ly = item.get_offsets()
+            if (lx, ly, item.get_width(), item.get_height()) == tuple(held[1]):
+                return tuple(held[1])
+    return None
+
+
+def keep_selection(image, layer, channel):
+    """Keep the selection lifted for the run as the layer's "Drip selection" channel (the last one
+    replaced): painting is no longer clipped by it, and Select > From channel brings it back."""
+    old = owned_channel(image, layer, loop.SELECTION_CHANNEL)
+    if old is not None:
+        image.remove_channel(old)
+    channel.set_name(loop.selection_channel_name(layer.get_name()))
+    mark_source(channel, layer)
+    channel.set_visible(False)
+
+
+def show_trimap(image, trimap, colour=None):
+    """The trimap channel shown (in ``colour`` when given) and its fingerprint stored: the next run
+    tells a painted trimap from this one."""
+    if colour is not None:
+        c = Gegl.Color.new("black")
+        c.set_rgba(*colour, 1.0)
+        trimap.set_color(c)
+    trimap.set_visible(True)
+    text = f"{loop.fingerprint(whole(image, trimap, TRIMAP_FMT))} {selection_print(image)}"
+    trimap.attach_parasite(Gimp.Parasite.new(loop.PRINT_PARASITE, PARASITE_FLAGS, list(text.encode("ascii"))))
+
+
+def select_for_painting(image, layer, s):
+    """After a run, the item a brush should paint on: the trimap channel (kept), else the cut-out."""
+    trimap = find_trimap(image, layer) if s.keep_trimap else None
+    result = find_result_layer(image, layer, logic.FG_LAYER) if "foreground" in s.outputs else None
+    if trimap is not None:
+        image.set_selected_channels([trimap])
+    else:
+        image.set_selected_layers([result if result is not None else layer])
+
+
+# ----------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------
 
@@ -289,42 +406,27 @@ class Settings:
         self.outputs = logic.OUTPUTS.get(config.get_property("outputs"), ("foreground",))
         self.keep_trimap = bool(config.get_property("keep-trimap"))
         self.server = config.get_property("server") or "auto"
+        # the refine loop: a trimap to paint on, and no selection output to keep
+        self.refine_loop = self.keep_trimap and "selection" not in self.outputs
 
 
-def gather_input(image, layer, s, prec):
+def gather_input(image, layer, s, prec, state):
     """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes).
     Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
     lw, lh = layer.get_width(), layer.get_height()
-    img_w, img_h = image.get_width(), image.get_height()
     if s.trimap_source == "trimap-channel":
-        channel = find_trimap(image, layer)
-        if channel is None:
-            raise logic.make_error("no_trimap_channel",
-                                   f"the layer \"{layer.get_name()}\" has no "
-                                   f"\"{logic.trimap_channel_name(layer.get_name())}\" channel")
-        data = read(channel, (0, 0, img_w, img_h), prec["trimap"])
-        bounds = logic.nonzero_bounds(data, img_w, img_h)
-        if bounds is None:
-            raise ProtocolError("no_unknown",
-                                f"the \"{channel.get_name()}\" channel is all black (background)")
-        roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, (ox, oy), (lw, lh))
-        if roi is None:
-            raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
-        roi_img = logic.offset_rect(roi, ox, oy)
-        mask = read(channel, roi_img, prec["trimap"])
+        source, roi = trimap_region(image, layer, state, (ox, oy), (lw, lh))
+        fmt = prec["trimap"]
     else:
-        ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
-        if not non_empty:
-            raise ProtocolError("empty_selection", "nothing is selected")
-        roi = logic.selection_roi((x1, y1, x2, y2), s.band_radius, (ox, oy), (lw, lh))
-        if roi is None:
-            raise logic.make_error("outside_layer", "the selection does not overlap the layer")
-        roi_img = logic.offset_rect(roi, ox, oy)
-        selection = image.get_selection()
-        mask = read(selection, roi_img, native_grey(selection, "u8", prec["mask8"]))
-        if not mask.strip(b"\x00"):
-            raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
+        source, roi = selection_region(image, layer, s, state, (ox, oy), (lw, lh))
+        fmt = native_grey(source, "u8", prec["mask8"])
+    held = held_region(image, layer)
+    # the region the layer's result covers, when it holds this one: the server still has its pixels
+    roi = loop.stable_region(roi, logic.offset_rect(held, -ox, -oy) if held is not None else None)
+    mask = read(source, logic.offset_rect(roi, ox, oy), fmt)
+    if s.trimap_source != "trimap-channel" and not mask.strip(b"\x00"):
+        raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
     w, h = roi[2], roi[3]
     layer_alpha = None
     if layer.has_alpha():
@@ -333,6 +435,41 @@ def gather_input(image, layer, s, prec):
     else:
         pixels = read(layer, roi, prec["rgb"], Gegl.AbyssPolicy.CLAMP)
     return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask
+
+
+def trimap_region(image, layer, state, offsets, size):
+    """(the trimap channel, the region around what it marks, layer coordinates)."""
+    img_w, img_h = image.get_width(), image.get_height()
+    channel = state.trimap
+    if channel is None:
+        raise logic.make_error("no_trimap_channel",
+                               f"the layer \"{layer.get_name()}\" has no "
+                               f"\"{logic.trimap_channel_name(layer.get_name())}\" channel")
+    data = state.trimap_data if state.trimap_data is not None else whole(image, channel, TRIMAP_FMT)
+    bounds = logic.nonzero_bounds(data, img_w, img_h)
+    if bounds is None:
+        raise ProtocolError("no_unknown", f"the \"{channel.get_name()}\" channel is all black (background)")
+    roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, offsets, size)
+    if roi is None:
+        raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
+    return channel, roi
+
+
+def selection_region(image, layer, s, state, offsets, size):
+    """(the selection, or the layer's saved one when nothing is selected; the region around it,
+    layer coordinates)."""
+    source = image.get_selection()
+    ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    bounds = (x1, y1, x2, y2) if non_empty else None
+    if bounds is None and state.saved_selection is not None:
+        source = state.saved_selection
+        bounds = logic.nonzero_bounds(whole(image, source, "Y u8"), image.get_width(), image.get_height())
+    if bounds is None:
+        raise ProtocolError("empty_selection", "nothing is selected")
+    roi = logic.selection_roi(bounds, s.band_radius, offsets, size)
+    if roi is None:
+        raise logic.make_error("outside_layer", "the selection does not overlap the layer")
+    return source, roi
 
 
 def layer_types(image, has_alpha):
@@ -469,22 +606,20 @@ class Matte(collections.namedtuple("Matte", "roi origin fg alpha trimap layer_al
         return logic.offset_rect(self.roi, *self.origin)
 
 
-def matte(image, layer, s, config):
+def matte(image, layer, s, config, state):
     """One run: read the region around the selection, have the server matte it, add the results
     (one undo group). Returns the server's note, if any. Raises ProtocolError."""
     prec = logic.precision_info(image.get_precision().value_nick)
     Gimp.progress_init("Drip Matting")
     progress(0.01, "Drip Matting: reading the layer")
-    roi, pixels, layer_alpha, mask = gather_input(image, layer, s, prec)
+    roi, pixels, layer_alpha, mask = gather_input(image, layer, s, prec, state)
     origin = tuple(layer.get_offsets()[1:])
     result = run_on_server(image, layer, s, config, prec, logic.offset_rect(roi, *origin), pixels, mask)
     if not alive(image, layer):
         raise image_gone()
     progress(0.92, "Drip Matting: adding layers")
     add_results(image, layer, s, prec, decode_result(result, roi, origin, layer_alpha, prec))
-    # Selecting the trimap channel made it the active item: give the source layer back, so the
-    # next run (another band radius, say) starts from it without a "not a layer" error.
-    image.set_selected_layers([layer])
+    select_for_painting(image, layer, s)
     Gimp.displays_flush()
     engine_used = result["header"].get("engine")
     progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
@@ -543,22 +678,36 @@ def add_results(image, layer, s, prec, m):
     every run updates them (in place when the region is the same) instead of piling up new
     layers. Rename a result layer to keep it."""
     image.undo_group_start()
-    saved_selection = None
+    lifted = None
     try:
+        image.set_selected_layers([layer])  # what undoing the new layers selects again
         if not Gimp.Selection.is_empty(image):
             # Merging a shadow buffer (the undoable in-place write) only touches selected
-            # pixels: lift the selection for the update and put it back afterwards.
-            saved_selection = Gimp.Selection.save(image)
+            # pixels: the selection is lifted for the update.
+            lifted = Gimp.Selection.save(image)
             Gimp.Selection.none(image)
         write_outputs(image, layer, s, prec, m)
+        if s.refine_loop and lifted is not None:
+            keep_selection(image, layer, lifted)  # painting the trimap next: no selection clips it
+            lifted = None
     finally:
         try:
-            if saved_selection is not None:
+            if lifted is not None:
                 if "selection" not in s.outputs:
-                    image.select_item(Gimp.ChannelOps.REPLACE, saved_selection)
-                image.remove_channel(saved_selection)
+                    image.select_item(Gimp.ChannelOps.REPLACE, lifted)
+                image.remove_channel(lifted)
+            trimap = find_trimap(image, layer) if s.keep_trimap else None
+            if trimap is not None:
+                show_trimap(image, trimap, overlay_colour(m, prec) if m.patch is None else None)
         finally:
             image.undo_group_end()
+
+
+def overlay_colour(m, prec):
+    """The trimap overlay's colour for the object matted in ``m``: its foreground colours decide."""
+    scale = {"B": 255.0, "H": 65535.0, "f": 1.0}[prec["typecode"]]
+    values = memoryview(bytes(m.fg)).cast(prec["typecode"])
+    return loop.overlay_colour(loop.rgb_samples(values, m.roi[2], m.roi[3], scale))
 
 
 def write_outputs(image, layer, s, prec, m):
@@ -618,7 +767,8 @@ def write_whole(image, layer, outputs, prec, m):
     return written
 
 
-def show_dialog(procedure, config) -> bool:
+def show_dialog(procedure, config, note=None) -> bool:
+    """The dialog; ``note``: a line above the settings (what the person must choose)."""
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
     GimpUi.init("drip_matting")
@@ -626,6 +776,11 @@ def show_dialog(procedure, config) -> bool:
     # The server address only matters to someone who set up a remote server.
     shown = [name for name in logic.DIALOG_FIELDS
              if name != "server" or config.get_property("server") != "auto"]
+    if note:
+        label = dialog.get_label("loop-note", note, False, False)
+        label.set_line_wrap(True)
+        label.set_max_width_chars(50)
+        shown.insert(0, "loop-note")
     dialog.fill(shown)
     try:
         # The band only matters for the "band around the selection" source, and a fixed radius
@@ -656,41 +811,46 @@ def run(procedure, run_mode, image, drawables, config, run_data):
     plugin_config = logic.load_config(PLUGIN_DIR)
     log_file = logic.log_file_hint(plugin_config)
     try:
-        layer, source_override = resolve_source(image, drawables)
-        if run_mode == Gimp.RunMode.INTERACTIVE:
-            restore_dialog_values(config)
-            if source_override:  # started from a trimap channel just painted on: rerun from it
-                config.set_property("trimap-source", source_override)
-            if not show_dialog(procedure, config):
-                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-            logic.save_dialog_values({name: config.get_property(name) for name in logic.DIALOG_FIELDS})
+        layer = resolve_source(image, drawables)
+        if run_mode == Gimp.RunMode.NONINTERACTIVE:  # a script says what it wants
+            state = loop_state(image, layer, read_trimap=False)
+        else:
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                restore_dialog_values(config)
+            state, note = decide_trimap_source(image, layer, config, run_mode)
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                if not show_dialog(procedure, config, note):
+                    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+                logic.save_dialog_values({name: config.get_property(name) for name in logic.DIALOG_FIELDS})
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             raise logic.make_error("indexed", "the image is indexed")
-        settings = Settings(config)
-        if source_override and run_mode != Gimp.RunMode.INTERACTIVE:
-            settings.trimap_source = source_override
-        note = matte(image, layer, settings, plugin_config)
+        note = matte(image, layer, Settings(config), plugin_config, state)
         if note:
             print(f"drip-matting: {note}", file=sys.stderr)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a traceback
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        if not isinstance(exc, ProtocolError):
-            traceback.print_exc(file=sys.stderr)  # for bug reports (terminal / error console only)
-        text = logic.user_message(exc, log_file if isinstance(exc, ProtocolError) and exc.code in (
-            "no_server", "internal", "engine_failed", "timeout", "connection_lost", "model_missing",
-            "model_corrupt", "out_of_memory") else None)
-        print(text, file=sys.stderr)
-        if run_mode != Gimp.RunMode.NONINTERACTIVE:
-            # Started from the menu: the message is shown here, once, and without GIMP's
-            # "Calling error for procedure ..." wrapper (which an error status with a
-            # message would add, and an error status without one would add as "unknown
-            # error"). The run then ends as cancelled: nothing was changed.
-            Gimp.message(text)
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
-                                           GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
+        return failed(procedure, run_mode, exc, log_file)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def failed(procedure, run_mode, exc, log_file):
+    """The one message a failure gives, and the run's return values."""
+    if not isinstance(exc, ProtocolError):
+        traceback.print_exc(file=sys.stderr)  # for bug reports (terminal / error console only)
+    text = logic.user_message(exc, log_file if isinstance(exc, ProtocolError) and exc.code in (
+        "no_server", "internal", "engine_failed", "timeout", "connection_lost", "model_missing",
+        "model_corrupt", "out_of_memory") else None)
+    print(text, file=sys.stderr)
+    if run_mode != Gimp.RunMode.NONINTERACTIVE:
+        # Started from the menu: the message is shown here, once, and without GIMP's
+        # "Calling error for procedure ..." wrapper (which an error status with a
+        # message would add, and an error status without one would add as "unknown
+        # error"). The run then ends as cancelled: nothing was changed.
+        Gimp.message(text)
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                       GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
 
 
 class DripMatting(Gimp.PlugIn):
@@ -711,8 +871,10 @@ class DripMatting(Gimp.PlugIn):
             "Builds a trimap from the selection (a band around its edge is 'unknown'), a feathered "
             "selection or the painted \"Drip trimap\" channel, sends the region to the local Drip "
             "server, and adds \"Drip foreground\" (with the alpha as layer mask) and/or \"Drip alpha\" "
-            "above the layer. Rerun with trimap source 'trimap channel' after painting on the channel "
-            "to refine; the Drip layers are then updated in place.", name)
+            "above the layer. After a run the trimap channel is shown and selected: paint on it (white = "
+            "object, black = background, grey = unsure) and run again; the Drip layers are then updated "
+            "in place, near what you painted. From a script, trimap-source says which trimap is used.",
+            name)
         p.set_attribution("Drip Matting authors", "Drip Matting authors", "2026")
         p.add_choice_argument("trimap-source", "_Trimap from", "How the trimap is built",
                               _choice([("selection-band", "Band around the selection edge"),

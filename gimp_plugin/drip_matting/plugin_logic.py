@@ -55,6 +55,9 @@ LOCAL_HINTS = {
                           "Matting once with trimap source \"selection band\" (it stores the trimap), "
                           "paint on the channel (pure white = object, pure black = background, "
                           "anything else = unsure), then rerun."),
+    "both_changed": ("You painted on the Drip trimap and also made a new selection since the last run: "
+                     "choose which one to use in Filters > Drip Matting..., or press Select > None and "
+                     "repeat to rerun from your painting."),
     "image_gone": "Nothing was changed. Open the image again (or undo the deletion) and rerun Drip Matting.",
     "not_a_layer": "Select exactly one RGB or grey layer (not a channel, layer mask or group) and try again.",
     "indexed": "Indexed images are not supported: use Image > Mode > RGB first.",

@@ -121,6 +121,103 @@ def undo_test():
     return img, disp
 
 
+def shot(name):
+    """A screenshot of the image window (for docs/gimp.md)."""
+    sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
+    settle(1.5)
+    sh("import", "-window", "root", os.path.join(OUT, f"shot-{name}.png"))
+    win = image_window()
+    if win:
+        with open(os.path.join(OUT, f"shot-{name}.geom"), "w") as f:
+            f.write(sh("xdotool", "getwindowgeometry", "--shell", win)[1])
+
+
+def press(keys, picture=None):
+    """``keys`` in the image window, then: the windows that popped up (GIMP's warnings), closed;
+    ``picture``: a screenshot of the screen first, as shot-<picture>.png."""
+    close_messages()  # GIMP reuses an open message window ("Message repeated 7 times")
+    before = windows()
+    win = image_window()
+    if win:
+        sh("xdotool", "windowfocus", "--sync", win)
+        time.sleep(0.5)
+        sh("xdotool", "key", "--clearmodifiers", keys)
+    settle(2)
+    if picture:
+        sh("import", "-window", "root", os.path.join(OUT, f"shot-{picture}.png"))
+    popped = [w for w in windows() if (w not in before or "Message" in w[1]) and not is_image_window(w[1])]
+    close_messages(popped)
+    return [n for _, n in popped]
+
+
+def close_messages(found=None):
+    """Close GIMP's message windows (``found``: these windows)."""
+    for wid, _name in found if found is not None else [w for w in windows() if "Message" in w[1]]:
+        sh("xdotool", "windowfocus", "--sync", wid)
+        sh("xdotool", "key", "Return")
+    settle(0.5)
+
+
+def is_image_window(name):
+    """An image display's title ("[name]-1.0 (RGB ...) – GIMP", "*" first when dirty) changes with
+    the image: it is not a window that popped up."""
+    return name.lstrip("*").startswith("[") and name.rstrip().endswith("GIMP")
+
+
+def white_dab(img, layer, half=10):
+    """Paint white (object) on the unsure pixels nearest the result's centre, as a brush would."""
+    ch = next(c for c in img.get_channels() if c.get_name() == f"Drip trimap: {layer.get_name()}")
+    fg = next(lyr for lyr in img.get_layers() if lyr.get_name() == "Drip foreground")
+    ok, fx, fy = fg.get_offsets()
+    w, h = fg.get_width(), fg.get_height()
+    tri = bytes(ch.get_buffer().get(Gegl.Rectangle.new(fx, fy, w, h), 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
+    _, cx, cy = min(((i - w // 2) ** 2 + (j - h // 2) ** 2, i, j)
+                    for j in range(0, h, 2) for i in range(0, w, 2) if tri[j * w + i] == 128)
+    x0, y0 = fx + max(cx - half, 0), fy + max(cy - half, 0)
+    dab = Gegl.Rectangle.new(x0, y0, 2 * half, 2 * half)
+    ch.get_buffer().set(dab, "Y' u8", bytes([255]) * (4 * half * half))
+    ch.get_buffer().flush()
+    ch.update(x0, y0, 2 * half, 2 * half)
+    return ch
+
+
+def loop_undo_test(old_disp):
+    """Issue 23: the refine loop as a person meets it: after a run the trimap is shown and selected
+    and no selection is left; Ctrl+Z of a run (a first run, then an in-place rerun after painting)
+    pops no warning and leaves something selected that the next run accepts."""
+    old_disp.delete()
+    img, layer = load(P.get("shot_width", 520))
+    disp = Gimp.Display.new(img)
+    settle(2)
+    select_mask(img)
+    shot("loop1")
+    before = tree(img)
+    r1 = run_plugin(img, layer, engine="classical")
+    settle(1)
+    after1 = dict(tree(img), selected=selected(img))
+    shot("loop2")
+    undo1 = press("ctrl+z", "undo1")
+    undone = dict(tree(img), selected=selected(img))
+    redo1 = press("ctrl+y")
+    ch = white_dab(img, layer, P.get("dab", 10))
+    img.set_selected_channels([ch])
+    shot("loop3")
+    r2 = run_plugin(img, ch, mode=Gimp.RunMode.WITH_LAST_VALS)
+    settle(1)
+    shot("loop4")
+    after2 = dict(tree(img), selected=selected(img))
+    undo2 = press("ctrl+z", "undo2")
+    RESULTS["loop_undo"] = {"r1": r1, "r2": r2, "before": before, "after1": after1, "undone": undone,
+                            "undo1_windows": undo1, "redo1_windows": redo1, "after2": after2,
+                            "undo2_windows": undo2, "after_undo2": dict(tree(img), selected=selected(img))}
+    save()
+    return img, disp
+
+
+def selected(img):
+    return [d.get_name() for d in img.get_selected_drawables()]
+
+
 def interactive_run(old_disp):
     """Filters > Drip Matting... as a person runs it: the dialog comes up (screenshot), OK
     (Return) runs it with the dialog's defaults, and the result is shown (screenshot)."""
@@ -301,6 +398,7 @@ try:
     error_dialog()
     model_missing()
     img, disp = undo_test()
+    img, disp = loop_undo_test(disp)
     interactive_run(disp)
     closed_mid_run()
     failed_run_keeps_changed_settings()

@@ -234,38 +234,77 @@ def visibility(img):
     return {lyr.get_name(): lyr.get_visible() for lyr in img.get_layers()}
 
 
-@scenario
-def workflow_loop():
-    """The photographer's loop through the PDB, each run started from whatever is selected
-    after the previous one (as Filters > Drip Matting does): another band radius; then a
-    soft, gappy brush stroke painted on the trimap channel and a run started from that channel."""
-    img, layer = load_photo(P.get("width"))
-    select_mask(img, P["mask"])
-    r1 = run_plugin(img, layer, **COMMON)
-    after1 = {"selected": selected_names(img), "visible": visibility(img)}
-    r2 = run_plugin(img, img.get_selected_drawables()[0], **dict(COMMON, **{"band-radius": 14}))
-    d = {"r1": r1, "after1": after1, "r2": r2, "after2": {"selected": selected_names(img)}}
+def loop_view(img, layer):
+    """What a person sees of the loop after a run: selected items, visibility, selection, channels."""
+    ch = trimap_of(img, layer)
+    return {"selected": selected_names(img), "visible": visibility(img),
+            "selection_empty": Gimp.Selection.is_empty(img),
+            "channels": [c.get_name() for c in img.get_channels()],
+            "trimap_visible": ch.get_visible() if ch is not None else None,
+            "trimap_crc": crc(get(ch, (0, 0, img.get_width(), img.get_height()), "Y' u8")) if ch else None}
+
+
+def paint_grey_stroke(img, layer, value=200):
+    """A soft stroke: ``value`` over the unknown pixels in the middle rows of the result's region,
+    every other row left as it was (the gaps of a sparse brush). -> (rect, stroke pixel indices)."""
     ch = trimap_of(img, layer)
     fg = find(img, "Drip foreground")
     ok, fx, fy = fg.get_offsets()
     w, h = fg.get_width(), fg.get_height()
     tri = bytearray(get(ch, (fx, fy, w, h), "Y' u8"))
-    # a soft stroke: grey 200 over unknown pixels in the middle rows of the region, every
-    # other row left as it was (the gaps of a sparse brush)
     stroke = []
     for j in range(h // 2 - 12, h // 2 + 12, 2):
         for i in range(w):
             if tri[j * w + i] == 128:
-                tri[j * w + i] = 200
+                tri[j * w + i] = value
                 stroke.append(j * w + i)
     buf = ch.get_buffer()
     buf.set(R(fx, fy, w, h), "Y' u8", bytes(tri))
     buf.flush()
-    img.set_selected_channels([ch])  # the user just painted on it
-    r3 = run_plugin(img, ch, **COMMON)  # trimap source left at "selection band": the channel wins
+    return (fx, fy, w, h), stroke
+
+
+@scenario
+def workflow_loop():
+    """The photographer's loop, each run started from whatever is selected after the previous one:
+    a run from a selection; a script's rerun with another band radius (the selection was lifted:
+    the saved one is used); a soft, gappy stroke painted on the trimap and Repeat (with last
+    values): the painted trimap is used; a new selection and Repeat: the selection is used; both
+    changed and Repeat: a message, nothing changed."""
+    img, layer = load_photo(P.get("width", 400) - 8)  # its own size: the server log tells its jobs apart
+    select_mask(img, P["mask"])
+    r1 = run_plugin(img, layer, **COMMON)
+    d = {"r1": r1, "after1": loop_view(img, layer)}
+    d["r2"] = run_plugin(img, img.get_selected_drawables()[0], **dict(COMMON, **{"band-radius": 14}))
+    d["after2"] = loop_view(img, layer)
+    (fx, fy, w, h), stroke = paint_grey_stroke(img, layer)
+    fg = find(img, "Drip foreground")
+    repeat = dict(COMMON, mode=Gimp.RunMode.WITH_LAST_VALS)
+    d["r3"] = run_plugin(img, img.get_selected_drawables()[0], **repeat)
     mask = get(fg.get_mask(), (0, 0, w, h), native(fg.get_mask(), "u8"))
-    d.update(r3=r3, stroke_alpha=sorted(set(mask[k] for k in stroke)), stroke_pixels=len(stroke),
-             after3={"selected": selected_names(img), "tree": tree(img)})
+    d.update(after3=loop_view(img, layer), stroke_alpha=sorted(set(mask[k] for k in stroke)),
+             stroke_pixels=len(stroke), region=[fx, fy, w, h])
+    # a white dab (object) on the unsure pixels nearest the region's centre, and Repeat
+    ch = trimap_of(img, layer)
+    tri = bytearray(get(ch, (fx, fy, w, h), "Y' u8"))
+    dist, cx, cy = min(((i - w // 2) ** 2 + (j - h // 2) ** 2, i, j)
+                       for j in range(h) for i in range(w) if tri[j * w + i] == 128)
+    x0, y0, x1, y1 = max(cx - 10, 0), max(cy - 10, 0), min(cx + 10, w), min(cy + 10, h)
+    dab = R(fx + x0, fy + y0, x1 - x0, y1 - y0)
+    ch.get_buffer().set(dab, "Y' u8", bytes([255]) * ((x1 - x0) * (y1 - y0)))
+    ch.get_buffer().flush()
+    d["r3b"] = run_plugin(img, img.get_selected_drawables()[0], **repeat)
+    after = get(fg.get_mask(), (0, 0, w, h), native(fg.get_mask(), "u8"))
+    d.update(dab=[x0, y0, x1 - x0, y1 - y0], alpha_before=dump("loop_alpha_before.raw", mask),
+             alpha_after=dump("loop_alpha_after.raw", after))
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, fx + w // 4, fy + h // 4, w // 2, h // 2)
+    d["r4"] = run_plugin(img, img.get_selected_drawables()[0], **repeat)
+    d["after4"] = loop_view(img, layer)
+    paint_grey_stroke(img, layer, 90)
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, fx + w // 3, fy + h // 3, w // 3, h // 3)
+    before5 = tree(img)
+    d["r5"] = run_plugin(img, img.get_selected_drawables()[0], **repeat)
+    d.update(after5=loop_view(img, layer), tree5_same=tree(img) == before5)
     return d
 
 

@@ -239,9 +239,12 @@ def test_rerun_from_selection_reuses_the_drip_layers(session):
     assert trimap_channels(d["tree"]) == ["Background"]
     assert d["ids_after"]["Background"] == d["ids_before"]["Background"]
     fg = d["tree"]["layers"][0]
-    # ellipse (100, 60, 120x90) + band 6 + margin 32, clipped to the 400x248 layer
-    m = 6 + 32
-    assert fg["offsets"] == [100 - m, 60 - m] and fg["size"] == [120 + 2 * m, 90 + 2 * m], fg
+    # the ellipse's region (100, 60, 120x90 + band 6 + margin 32) lies inside the region the Drip
+    # layers already hold: that one is sent again, so the server finds its pixels in its cache
+    basic = scen(session, "basic")
+    x, y, w, h = basic["roi_img"]
+    assert x <= 100 - 38 and y <= 60 - 38 and x + w >= 220 + 38 and y + h >= 150 + 38
+    assert fg["offsets"] == [x, y] and fg["size"] == [w, h], fg
     assert d["tree"]["layers"][1]["size"] == fg["size"]
 
 
@@ -405,18 +408,62 @@ def test_progress_shows_the_servers_stages(session):
 
 # ---------------------------------------------------------------------- the photographer's loop
 
-def test_the_refine_loop_never_trips(session):
-    """Two runs in a row from whatever is selected after the first (another band radius), then a
-    run started from the trimap channel the user just painted on."""
+def server_done_lines(session):
+    log = (Path(session["_work"]) / "server.log").read_text(errors="replace")
+    return [line for line in log.splitlines() if " done: " in line]
+
+
+def test_after_a_run_the_trimap_is_ready_to_paint(session):
+    """Issue 23: no selection left to clip the brush (it is kept as a channel), the trimap shown
+    and selected, the source hidden under the cut-out."""
     d = scen(session, "workflow_loop")
     assert d["r1"]["status"] == "success", d["r1"]
-    assert d["after1"]["selected"] == ["Background"], "the source layer should be selected again after a run"
-    assert d["after1"]["visible"]["Background"] is False, "the source should be hidden so the cut-out shows"
-    assert d["after1"]["visible"]["Drip foreground"] is True
+    a = d["after1"]
+    assert a["selected"] == ["Drip trimap: Background"], "the trimap channel should be selected to paint on"
+    assert a["selection_empty"], "the selection would clip a brush on the trimap"
+    assert "Drip selection: Background" in a["channels"], "the lifted selection should be kept as a channel"
+    assert a["trimap_visible"] is True
+    assert a["visible"]["Background"] is False and a["visible"]["Drip foreground"] is True
+
+
+def test_the_refine_loop_never_trips(session):
+    """Each run started from whatever is selected after the previous one: a script's rerun with
+    another band radius uses the saved selection; Repeat after painting uses the painted trimap,
+    without sending the image again; Repeat after a new selection follows the selection; Repeat
+    when both changed is a message and changes nothing."""
+    d = scen(session, "workflow_loop")
     assert d["r2"]["status"] == "success", d["r2"]
-    assert d["after2"]["selected"] == ["Background"]
+    assert d["after2"]["trimap_crc"] != d["after1"]["trimap_crc"], "band 14 should give another trimap"
     assert d["r3"]["status"] == "success", d["r3"]
-    assert d["after3"]["selected"] == ["Background"]
+    assert d["after3"]["selected"] == ["Drip trimap: Background"]
+    assert d["r4"]["status"] == "success", d["r4"]
+    assert d["after4"]["trimap_crc"] not in (d["after3"]["trimap_crc"], d["after2"]["trimap_crc"]), \
+        "Repeat after a new selection should follow the selection"
+    assert d["after4"]["selection_empty"]
+    assert d["r5"]["status"] == "cancel", d["r5"]
+    assert d["tree5_same"], "a run that stopped for a message changed the image"
+    done = server_done_lines(session)
+    # the loop's image (its own size) only travelled with its first run
+    loop_jobs = [line for line in done if f"{d['region'][2]}x{d['region'][3]}" in line]
+    assert len(loop_jobs) >= 4 and all("image from the cache" in line for line in loop_jobs[1:]), \
+        "\n".join(loop_jobs)
+
+
+def test_a_painted_rerun_changes_only_what_is_near_the_paint(session):
+    d = scen(session, "workflow_loop")
+    assert d["r3b"]["status"] == "success", d["r3b"]
+    x, y, w, h = d["region"]
+    before = raw(session, d["alpha_before"], (h, w)).astype(int)
+    after = raw(session, d["alpha_after"], (h, w)).astype(int)
+    dab = np.zeros((h, w), bool)
+    dx, dy, dw, dh = d["dab"]
+    dab[dy:dy + dh, dx:dx + dw] = True
+    from scipy import ndimage
+    far = ndimage.distance_transform_edt(~dab) > 100
+    assert far.any() and (after != before)[dab].any(), "the white dab changed nothing"
+    assert np.abs(after - before)[far].max() <= 2, "the rerun changed pixels far from the dab"
+    loop_jobs = [line for line in server_done_lines(session) if f"{w}x{h}" in line]
+    assert any("local run" in line for line in loop_jobs), "\n".join(loop_jobs)
 
 
 def test_a_soft_brush_stroke_with_gaps_means_unsure(session):

@@ -47,7 +47,7 @@ def save_screenshots(res, folder: Path, version: str):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     out = Path(res["_out"])
-    for name in ("dialog", "result", "error", "search", "search2"):
+    for name in ("dialog", "result", "error", "search", "search2", "loop1", "loop2", "loop3", "loop4"):
         png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
         if not png.exists():
             continue
@@ -79,12 +79,34 @@ def test_one_ctrl_y_redoes_it(gui):
     assert u["redone"] == u["after"], (u["after"], u["redone"])
 
 
+def test_after_a_run_the_trimap_is_shown_selected_and_unclipped(gui):
+    u = gui["loop_undo"]
+    assert u["r1"]["status"] == "success", u["r1"]
+    a = u["after1"]
+    assert a["selected"] == ["Drip trimap: Background"], a
+    assert a["selection"][0] is False, "a selection left after the run clips the brush"
+    assert "Drip selection: Background" in a["channels"], a
+
+
+def test_undoing_a_run_is_silent_and_leaves_a_plain_layer_selected(gui):
+    """Issue 23: GIMP warned "Can't undo Attach Parasite to Item" on every Ctrl+Z of a run."""
+    u = gui["loop_undo"]
+    assert u["undo1_windows"] == [], f"Ctrl+Z of the first run popped up {u['undo1_windows']}"
+    undone = dict(u["undone"])
+    assert undone.pop("selected") == ["Background"], u["undone"]
+    assert undone == u["before"], (u["before"], u["undone"])
+    assert u["redo1_windows"] == []
+    assert u["r2"]["status"] == "success", u["r2"]
+    assert u["undo2_windows"] == [], f"Ctrl+Z of the rerun popped up {u['undo2_windows']}"
+    assert u["after_undo2"]["selected"] in (["Drip trimap: Background"], ["Background"]), u["after_undo2"]
+
+
 def test_interactive_dialog_runs(gui):
     r = gui["interactive"]
     assert r["run"]["status"] == "success", r["run"]
     # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
     assert r["after"]["layers"] == ["Drip foreground", "Background"]
-    assert r["after"]["channels"] == ["Drip trimap: Background"]
+    assert sorted(r["after"]["channels"]) == ["Drip selection: Background", "Drip trimap: Background"]
 
 
 def test_drip_engine_without_a_model_is_a_message(gui):
