@@ -777,10 +777,14 @@ def show_dialog(procedure, config, note=None) -> bool:
     shown = [name for name in logic.DIALOG_FIELDS
              if name != "server" or config.get_property("server") != "auto"]
     if note:
-        label = dialog.get_label("loop-note", note, False, False)
-        label.set_line_wrap(True)
-        label.set_max_width_chars(50)
-        shown.insert(0, "loop-note")
+        try:
+            label = dialog.get_label("loop-note", note, False, False)
+            label.set_line_wrap(True)
+            label.set_max_width_chars(50)
+            shown.insert(0, "loop-note")
+        except Exception as exc:  # noqa: BLE001 - older bindings: the note goes to GIMP's messages
+            Gimp.message(f"Drip Matting: {note}")
+            print(f"drip-matting: dialog note not shown in the dialog ({exc})", file=sys.stderr)
     dialog.fill(shown)
     try:
         # The band only matters for the "band around the selection" source, and a fixed radius

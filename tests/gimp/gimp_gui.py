@@ -207,9 +207,22 @@ def loop_undo_test(old_disp):
     shot("loop4")
     after2 = dict(tree(img), selected=selected(img))
     undo2 = press("ctrl+z", "undo2")
+    after_undo2 = dict(tree(img), selected=selected(img))
+    # painted AND a new selection, then Filters > Drip Matting...: the dialog says so (screenshot)
+    white_dab(img, layer, P.get("dab", 10))
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 150, 80, 200, 150)
+    helper = subprocess.Popen(["sh", "-c", (
+        "for i in $(seq 1 60); do w=$(xdotool search --onlyvisible --name '^Drip Matting$' | head -n1); "
+        "[ -n \"$w\" ] && break; sleep 0.5; done; sleep 2; "
+        f"import -window root {OUT}/shot-both.png; "
+        f"[ -n \"$w\" ] && xdotool getwindowgeometry --shell $w > {OUT}/shot-both.geom; "
+        "[ -n \"$w\" ] && xdotool windowfocus --sync $w; xdotool key Return")])
+    r3 = run_plugin(img, img.get_selected_drawables()[0], mode=Gimp.RunMode.INTERACTIVE)
+    helper.wait(60)
     RESULTS["loop_undo"] = {"r1": r1, "r2": r2, "before": before, "after1": after1, "undone": undone,
                             "undo1_windows": undo1, "redo1_windows": redo1, "after2": after2,
-                            "undo2_windows": undo2, "after_undo2": dict(tree(img), selected=selected(img))}
+                            "undo2_windows": undo2, "after_undo2": after_undo2, "r3": r3,
+                            "after3": dict(tree(img), selected=selected(img))}
     save()
     return img, disp
 

@@ -47,7 +47,8 @@ def save_screenshots(res, folder: Path, version: str):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     out = Path(res["_out"])
-    for name in ("dialog", "result", "error", "search", "search2", "loop1", "loop2", "loop3", "loop4"):
+    for name in ("dialog", "result", "error", "search", "search2", "loop1", "loop2", "loop3", "loop4",
+                 "both"):
         png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
         if not png.exists():
             continue
@@ -99,6 +100,18 @@ def test_undoing_a_run_is_silent_and_leaves_a_plain_layer_selected(gui):
     assert u["r2"]["status"] == "success", u["r2"]
     assert u["undo2_windows"] == [], f"Ctrl+Z of the rerun popped up {u['undo2_windows']}"
     assert u["after_undo2"]["selected"] in (["Drip trimap: Background"], ["Background"]), u["after_undo2"]
+
+
+def test_painted_and_selected_the_dialog_says_so_and_the_run_follows_it(gui):
+    """Both the trimap and the selection changed since the last run: the dialog opens on the
+    painted trimap with a line saying so (docs/images/gimp-both.png); OK runs it, and the new
+    selection is kept as the layer's saved one, not lost."""
+    u = gui["loop_undo"]
+    assert u["r3"]["status"] == "success", u["r3"]
+    assert u["after3"]["selected"] == ["Drip trimap: Background"]
+    assert u["after3"]["selection"][0] is False
+    shot = Path(gui["_out"]) / "shot-both.geom"
+    assert shot.exists(), "the dialog did not come up"
 
 
 def test_interactive_dialog_runs(gui):
