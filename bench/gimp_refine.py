@@ -52,6 +52,11 @@ def main(argv=None) -> int:
     log = (Path(res["_out"]).parent / "server.log").read_text()
     print(f"GIMP {res['gimp_version']}, layer {res['size'][0]} x {res['size'][1]} "
           f"(loading it into GIMP: {res['load_seconds']} s)")
+    fs = res.get("gimp_foreground_select")
+    if fs:
+        first = res["runs"][0]["seconds"]
+        print(f"  GIMP's Foreground Select (matting), same trimap: {fs['status']} {fs['seconds']:.2f} s; "
+              f"Drip Matting's first run / it: {first / fs['seconds']:.2f}x")
     for run in res["runs"]:
         print(f"  {run['what']:<22} {run['status']:<8} {run['seconds']:7.2f} s"
               + (f"  {run['message']}" if run.get("message") else ""))

@@ -369,15 +369,15 @@ def keep_selection(image, layer, channel):
     channel.set_visible(False)
 
 
-def show_trimap(image, trimap, colour=None):
-    """The trimap channel shown (in ``colour`` when given) and its fingerprint stored: the next run
-    tells a painted trimap from this one."""
+def show_trimap(image, trimap, colour=None, known_print=None):
+    """The trimap channel shown (in ``colour`` when given) and its fingerprint stored (read, unless
+    ``known_print`` is it): the next run tells a painted trimap from this one."""
     if colour is not None:
         c = Gegl.Color.new("black")
         c.set_rgba(*colour, 1.0)
         trimap.set_color(c)
     trimap.set_visible(True)
-    text = f"{loop.fingerprint(whole(image, trimap, TRIMAP_FMT))} {selection_print(image)}"
+    text = f"{known_print or loop.fingerprint(whole(image, trimap, TRIMAP_FMT))} {selection_print(image)}"
     trimap.attach_parasite(Gimp.Parasite.new(loop.PRINT_PARASITE, PARASITE_FLAGS, list(text.encode("ascii"))))
 
 
@@ -411,12 +411,13 @@ class Settings:
 
 
 def gather_input(image, layer, s, prec, state):
-    """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes).
-    Raises ProtocolError."""
+    """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes, the trimap
+    channel's fingerprint when the run is from it). Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
     lw, lh = layer.get_width(), layer.get_height()
+    trimap_print = None
     if s.trimap_source == "trimap-channel":
-        source, roi = trimap_region(image, layer, state, (ox, oy), (lw, lh))
+        source, roi, trimap_print = trimap_region(image, layer, state, (ox, oy), (lw, lh))
         fmt = prec["trimap"]
     else:
         source, roi = selection_region(image, layer, s, state, (ox, oy), (lw, lh))
@@ -434,11 +435,11 @@ def gather_input(image, layer, s, prec, state):
         pixels, layer_alpha = logic.split_alpha(rgba, w, h, prec["typecode"])
     else:
         pixels = read(layer, roi, prec["rgb"], Gegl.AbyssPolicy.CLAMP)
-    return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask
+    return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask, trimap_print
 
 
 def trimap_region(image, layer, state, offsets, size):
-    """(the trimap channel, the region around what it marks, layer coordinates)."""
+    """(the trimap channel, the region around what it marks (layer coordinates), its fingerprint)."""
     img_w, img_h = image.get_width(), image.get_height()
     channel = state.trimap
     if channel is None:
@@ -452,7 +453,7 @@ def trimap_region(image, layer, state, offsets, size):
     roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, offsets, size)
     if roi is None:
         raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
-    return channel, roi
+    return channel, roi, loop.fingerprint(data)
 
 
 def selection_region(image, layer, s, state, offsets, size):
@@ -612,13 +613,13 @@ def matte(image, layer, s, config, state):
     prec = logic.precision_info(image.get_precision().value_nick)
     Gimp.progress_init("Drip Matting")
     progress(0.01, "Drip Matting: reading the layer")
-    roi, pixels, layer_alpha, mask = gather_input(image, layer, s, prec, state)
+    roi, pixels, layer_alpha, mask, trimap_print = gather_input(image, layer, s, prec, state)
     origin = tuple(layer.get_offsets()[1:])
     result = run_on_server(image, layer, s, config, prec, logic.offset_rect(roi, *origin), pixels, mask)
     if not alive(image, layer):
         raise image_gone()
     progress(0.92, "Drip Matting: adding layers")
-    add_results(image, layer, s, prec, decode_result(result, roi, origin, layer_alpha, prec))
+    add_results(image, layer, s, prec, decode_result(result, roi, origin, layer_alpha, prec), trimap_print)
     select_for_painting(image, layer, s)
     Gimp.displays_flush()
     engine_used = result["header"].get("engine")
@@ -671,8 +672,9 @@ def decode_result(result, roi, origin, layer_alpha, prec) -> Matte:
                  result["header"].get("result_id"))
 
 
-def add_results(image, layer, s, prec, m):
-    """Write the matte ``m`` as the outputs ``s`` asks for, in one undo group.
+def add_results(image, layer, s, prec, m, trimap_print=None):
+    """Write the matte ``m`` as the outputs ``s`` asks for, in one undo group (``trimap_print``: the
+    fingerprint of the trimap channel the run was from, which it leaves as it was).
 
     Existing "Drip foreground"/"Drip alpha" beside the source are the plug-in's working result:
     every run updates them (in place when the region is the same) instead of piling up new
@@ -698,7 +700,8 @@ def add_results(image, layer, s, prec, m):
                 image.remove_channel(lifted)
             trimap = find_trimap(image, layer) if s.keep_trimap else None
             if trimap is not None:
-                show_trimap(image, trimap, overlay_colour(m, prec) if m.patch is None else None)
+                colour = overlay_colour(m, prec) if m.patch is None and trimap_print is None else None
+                show_trimap(image, trimap, colour, trimap_print)
         finally:
             image.undo_group_end()
 

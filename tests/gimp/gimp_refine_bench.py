@@ -51,6 +51,21 @@ def paint_disc(channel, cy, cx, radius, value):
     channel.update(x0, y0, size, size)
 
 
+def foreground_select(img, layer, channel):
+    """GIMP's own Foreground Select engine (matting mode) on the same trimap, timed as a script
+    calls it, and undone: the baseline a whole Drip Matting run is held against (issue 23)."""
+    proc = Gimp.get_pdb().lookup_procedure("gimp-drawable-foreground-extract")
+    cfg = proc.create_config()
+    cfg.set_property("drawable", layer)
+    cfg.set_property("mode", Gimp.ForegroundExtractMode.MATTING)
+    cfg.set_property("mask", channel)
+    t0 = time.monotonic()
+    res = proc.run(cfg)
+    seconds = round(time.monotonic() - t0, 3)
+    Gimp.Selection.none(img)
+    return {"status": res.index(0).value_nick, "seconds": seconds}
+
+
 def main():
     t0 = time.monotonic()
     img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
@@ -68,6 +83,7 @@ def main():
     img.clean_all()
     RESULTS["load_seconds"] = round(time.monotonic() - t0, 1)
     RESULTS["size"] = [w, h]
+    RESULTS["gimp_foreground_select"] = foreground_select(img, layer, channel)
     RESULTS["runs"].append({"what": "first run", **rerun(img, layer)})
     save()
     for edit in P["edits"]:
