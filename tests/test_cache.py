@@ -210,21 +210,25 @@ def test_a_local_trimap_edit_re_solves_only_its_neighbourhood(server, dtype):
     assert diff[box].mean() <= 0.5 * moved, (diff[box].mean(), moved)
 
 
-def test_an_edit_on_a_small_layer_is_re_solved_in_full_from_the_cached_image(server):
-    """Where the edit's neighbourhood would be most of the region, the rerun solves the whole
-    region again (still without the pixels): exactly a full run's result."""
-    from drip_core.engines.registry import get_engine
+def test_an_edit_on_a_small_layer_is_re_solved_locally_from_the_cached_image(server):
+    """Even where the edit's neighbourhood is most of the region, the rerun is local (still
+    without the pixels): pixels beyond the reach of the edit keep their previous result exactly,
+    and next to it the result follows the edit."""
+    from scipy import ndimage
+
+    from drip_core.engines.classical.rerun import REACH
     image, tri = small_case()
     ys, xs = np.nonzero(tri == 128)
     edited = tri.copy()
     cy, cx = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
     edited[cy - 10:cy + 10, cx - 10:cx + 10] = 255
     with connect(str(server.discovery), spawn=False) as c:
-        run(c, image, tri)
+        _, before, _, _ = run(c, image, tri)
         _, alpha, info, sent = run(c, image, edited)
-    assert not sent and info["rerun"] == "full"
-    full = get_engine("classical").matte(image, edited, dtype=np.uint8).alpha
-    assert np.array_equal(alpha, full)
+    assert not sent and info["rerun"] == "local"
+    far = ndimage.distance_transform_edt(edited == tri) > REACH
+    assert far.any() and np.array_equal(alpha[far], before[far])
+    assert (alpha[edited != tri] == 255).all()
 
 
 def test_a_new_connection_holding_the_result_itself_gets_only_the_patch(server):

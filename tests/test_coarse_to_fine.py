@@ -145,11 +145,9 @@ def test_a_coarse_job_is_re_solved_locally_at_its_own_scale(monkeypatch):
     """A brush edit on a job solved at 1/f size: the neighbourhood is re-solved at 1/f size on
     the same block grid, nothing outside it changes, and near the edit the result moves most
     of the way to a full solve of the edited trimap."""
-    from drip_core.engines.classical import rerun as local_resolve
     from drip_core.engines.classical.rerun import changed_box, resolve_locally
     from drip_core.region import JobRegion
     monkeypatch.setattr(c2f, "COARSE_ABOVE", 10_000)
-    monkeypatch.setattr(local_resolve, "MAX_SHARE", 1.0)  # a small layer: its neighbourhood is a large share
     image, _, trimap = _soft_scene(150, 200, 4, 16)
     engine = ClassicalEngine()
     region = JobRegion.around_unknown(image, trimap, engine.context_margin)

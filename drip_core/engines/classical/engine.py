@@ -48,11 +48,12 @@ class ClassicalEngine(Engine):
     trim = True    # patch-based trimming
 
     def rerun(self, state, image, trimap, foreground, alpha, progress=None, cancel=None) -> Rerun | None:
-        """After a small trimap edit, re-solve only the edit's neighbourhood (rerun.py)."""
+        """After a trimap edit, re-solve only the edit's neighbourhood (rerun.py); None (a full run)
+        for a new band."""
         if not isinstance(state, local_rerun.Solution):
             return None
         changed = local_rerun.changed_box(state, trimap)
-        if changed is None:
+        if changed is None or local_rerun.is_new_band(state, trimap):
             return None
         if progress is not None:
             progress(0.05, Stage.ALPHA, "re-solving the edited part")

@@ -22,6 +22,14 @@ solve decides for the whole region is taken from the whole region, not the crop:
 - the K-to-U flow's scale of positions (normalised by the crop's size in the flow).
 With exact k-d searches (information_flow.py, trimming.py) these make the crop's priors the
 full solve's, and the rest is the solver's tolerance (ClassicalEngine.tol).
+
+The previous result is the rerun's starting point and its prior, so that a correct hint never
+collapses a region (issue 23's buckle, tests/test_refine_ring.py): the pixels the previous job
+decided (alpha exactly 0 or 1) stay decided unless the edit contradicts them
+(decided_and_not_contradicted), and the others are pulled towards their previous alpha by a
+data term that is nil on the changed pixels and grows with the distance from them
+(previous_prior). Every edit is re-solved locally, however large a share of the region its
+neighbourhood is: a full solve would move pixels anywhere.
 """
 from __future__ import annotations
 
@@ -35,7 +43,7 @@ from scipy import ndimage
 from ...blocks import reduce_image, reduce_trimap, whole_blocks
 from ...boxes import Box, area, hull, intersect, mask_bbox, relative, widen, width
 from ...region import JobRegion
-from ...trimaps.values import FOREGROUND, UNKNOWN
+from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 from ..base import Rerun
 from .data_term import deep_unknown, information_flow, trimming
 from .data_term.information_flow import SPATIAL
@@ -48,9 +56,12 @@ REACH = 96       # px around the changed pixels that are solved again (at the so
 # px of context around inner (at the solve's scale): deep_unknown's reach, so that no pixel of
 # inner looks farther from the known ones than it is (the flow needs less)
 MARGIN = deep_unknown.FAR + deep_unknown.WINDOW
-# an edit whose neighbourhood exceeds this share of the previous region: a full run (from the
-# cached image: a small layer's full solve costs little more than its local one, and is exact)
-MAX_SHARE = 0.25
+# a trimap whose known->unknown and unknown->known changes both exceed this share of the previous
+# unknown pixels is a new band (a new selection: 8-30 % on the simulated lasso's seeds), not an edit
+NEW_BAND = 0.05
+# weight of the previous alpha as a data term (the rerun's prior), at REACH and beyond from the
+# changed pixels; it grows linearly from 0 on them (see previous_prior)
+PREVIOUS = 0.03
 # windows start on the job's grid of the flow's sampled known pixels and shared-search blocks
 ALIGN = math.lcm(information_flow.STRIDE, information_flow.GROUP_PX)
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
@@ -98,12 +109,12 @@ class Window:
         return relative(self.inner, self.crop)
 
     @classmethod
-    def around(cls, changed: Box, previous: Solution, shape, reach: int) -> "Window | None":
-        """The window of an edit, or None when it would be too large a share of the region."""
+    def around(cls, changed: Box, previous: Solution, shape, reach: int) -> "Window":
+        """The window of an edit, whatever its size: even on a small layer, where the window is
+        most of the region, a rerun keeps the user's result beyond the reach (a full solve moves
+        pixels anywhere: docs/benchmarks.md, "The refine loop: a simulated user")."""
         f = previous.factor
         inner = _on_grid(widen(changed, reach * f, shape), previous.grid, f * ALIGN, shape)
-        if area(inner) > MAX_SHARE * area(previous.box):
-            return None
         crop = _on_grid(widen(inner, MARGIN * f, shape), previous.grid, f * ALIGN, shape)
         corner = ((crop[0].start - previous.grid[0]) // f, (crop[1].start - previous.grid[1]) // f)
         reaches_known = intersect(_at_scale(changed, previous.grid, f, trimming.BAND + 1),
@@ -130,24 +141,38 @@ def changed_box(previous: Solution, trimap: np.ndarray) -> Box | None:
     return mask_bbox(previous.trimap != trimap, 0)
 
 
+def is_new_band(previous: Solution, trimap: np.ndarray) -> bool:
+    """Whether ``trimap`` is a new band rather than an edit of the previous one: the unknown
+    region both grew and shrank by more than NEW_BAND of it (a new selection moves the band's
+    two edges everywhere; a brush stroke only paints one value). A new band is a new job: run in
+    full, not held at the previous result."""
+    before, after = previous.trimap == UNKNOWN, trimap == UNKNOWN
+    grew, shrank = np.count_nonzero(after & ~before), np.count_nonzero(before & ~after)
+    return min(grew, shrank) > NEW_BAND * np.count_nonzero(before)
+
+
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
                     foreground: np.ndarray, alpha: np.ndarray, check_cancel=None,
-                    reach: int = REACH) -> Rerun | None:
-    """The edited trimap's result, or None when the edit is too large; outside the returned
-    ``changed`` box the result is the previous one.
+                    reach: int = REACH, previous_weight: float = PREVIOUS,
+                    keep_decided: bool = True) -> Rerun:
+    """The edited trimap's result; outside the returned ``changed`` box the result is the
+    previous one.
 
     ``image`` is the layer at its own depth, ``trimap`` the new one, ``foreground`` / ``alpha``
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
     the ClassicalEngine whose parameters the previous job used.
     """
     window = Window.around(changed, previous, trimap.shape, reach)
-    if window is None:
-        return None
     stats = {}
     t0 = time.perf_counter()
     img, tri = JobRegion(image, trimap, window.crop).engine_inputs()
     held = window.held(previous, trimap)
-    new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, held, check_cancel, stats)
+    if keep_decided:
+        held |= decided_and_not_contradicted(previous, trimap, window.crop)
+    changed_px = previous.trimap[window.crop] != trimap[window.crop]
+    prior = previous_prior(changed_px, window.reach_px, previous_weight)
+    new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, held, prior, check_cancel,
+                                            stats)
     inner, inside = window.inner, window.inner_in_crop
     fg_out, alpha_out = foreground.copy(), alpha.copy()
     JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
@@ -162,10 +187,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     return Rerun(fg_out, alpha_out, inner, solution, stats)
 
 
-def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, check_cancel, stats):
+def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, prior, check_cancel, stats):
     """(alpha, foreground, trimming's known patches after the edit) of the window's crop: the
     pixels near the edit solved again at the previous job's scale, the ``held`` ones at the
-    previous alpha."""
+    previous alpha; ``prior``: the previous alpha's data-term weight (previous_prior)."""
     start = previous.alpha_in(window.crop)         # boundary values and starting point
     f = previous.factor
     if not (tri[window.inner_in_crop] == UNKNOWN).any():
@@ -177,23 +202,26 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, che
                                       window.corner, window.reaches_known)
         return start, img, known
     if f == 1:
-        return _solve_window(engine, img, tri, held, start, previous, window, check_cancel, stats)
+        return _solve_window(engine, img, tri, held, start, prior, previous, window, check_cancel, stats)
     # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
     coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
     coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
     background = np.zeros_like(coarse_img)
+    coarse_prior = reduce_image(prior[..., None], f)[..., 0].astype(np.float64)
     alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f),
-                                         coarse_start, previous, window, check_cancel, stats, background)
+                                         coarse_start, coarse_prior, previous, window, check_cancel, stats,
+                                         background)
     alpha = carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f)
     alpha[held] = start[held]  # carried up from the coarse solve, a held pixel would move a little
     return alpha, img, known
 
 
-def _solve_window(engine, img, tri, held, start, previous: Solution, window: Window, check_cancel, stats,
-                  background=None):
+def _solve_window(engine, img, tri, held, start, prior, previous: Solution, window: Window, check_cancel,
+                  stats, background=None):
     """(alpha, foreground, trimming's known patches after the edit) of a window whose ``held``
-    pixels keep ``start`` (boundary values and starting point); ``background``: receives the
-    background estimate (the window's unknown pixels and one pixel around them) when given."""
+    pixels keep ``start`` (boundary values and starting point; the previous alpha, also the
+    data term's target with weight ``prior``); ``background``: receives the background estimate
+    (the window's unknown pixels and one pixel around them) when given."""
     t0 = time.perf_counter()
     patches = known = None  # without the region's known patches (no trimming): alpha_priors decides
     if previous.known is not None:  # trimming compares with the whole region's known patches
@@ -202,6 +230,7 @@ def _solve_window(engine, img, tri, held, start, previous: Solution, window: Win
         patches = patches._replace(known=known.shifted(-window.corner[0], -window.corner[1]))
     priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent,
                           spatial=window.spatial, patches=patches)
+    weight, target = _with_previous(priors.weight, priors.alpha, prior, start.copy())
     solve_trimap = priors.trimap.copy()
     decided = ~held & (solve_trimap != UNKNOWN)
     start[decided] = solve_trimap[decided] == FOREGROUND   # painted or trimmed pixels: 0 / 1
@@ -209,14 +238,67 @@ def _solve_window(engine, img, tri, held, start, previous: Solution, window: Win
     stats["priors"] = time.perf_counter() - t0
     # its own coarsest level: a neighbourhood has a few thousand unknowns, which the default
     # would factorise directly (~0.7 s here); two levels over a small direct solve take ~0.05 s
-    alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, priors.weight,
-                              priors.alpha, stats, boundary=start, direct_size=DIRECT_SIZE)
+    alpha = closed_form_alpha(img, solve_trimap, engine.eps, engine.tol, check_cancel, None, weight, target,
+                              stats, boundary=start, direct_size=DIRECT_SIZE)
     stats["solve"] = time.perf_counter() - t0
     where = None if background is None else carried_pixels(tri)
     fg = estimate_foreground(img, alpha, check_cancel=check_cancel, prior=foreground_prior(img, priors.flow),
                              where=where, background=background)
     stats["foreground"] = time.perf_counter() - t0
     return alpha, fg, known
+
+
+def decided_and_not_contradicted(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
+    """The crop's pixels that the previous job decided (an unknown pixel at alpha exactly 0 or 1:
+    trimmed, or solved to the limit) and the edit does not contradict: held at their value.
+
+    Why: the previous job decided them with more than the crop shows (its K-to-U flow and
+    trimming saw the whole region); the rerun's own trimming is gated by the crop's flow, which
+    may see one side only (previous_prior's buckle). A decided pixel is contradicted, and
+    solved again, when its connected decided area (same value, 8-connected) touches a changed
+    pixel that now says otherwise: white or grey painted next to decided background, black or
+    grey next to decided foreground. A black dot in a decided hole contradicts nothing."""
+    before = previous.alpha_in(crop, np.float32)
+    was_unknown = previous.trimap[crop] == UNKNOWN
+    now = trimap[crop]
+    changed = previous.trimap[crop] != now
+    out = np.zeros(now.shape, bool)
+    for value, label in ((1.0, FOREGROUND), (0.0, BACKGROUND)):
+        decided = was_unknown & (before == value) & ~changed
+        against = ndimage.binary_dilation(changed & (now != label), np.ones((3, 3), bool))
+        parts, _ = ndimage.label(decided, np.ones((3, 3), int))
+        touched = np.unique(parts[against & decided])
+        out |= decided & ~np.isin(parts, touched[touched > 0])
+    return out & (now == UNKNOWN)
+
+
+def previous_prior(changed: np.ndarray, reach_px: float, weight: float = PREVIOUS) -> np.ndarray:
+    """The previous alpha's data-term weight over a crop (``changed``: its pixels whose trimap
+    value changed): ``weight`` from ``reach_px`` of them on, falling linearly to 0 on them.
+
+    Why: a local solve sees only its crop. Where the crop holds no known pixel of one side (a
+    buckle deep in a wide unknown band, two black dots painted in its holes), its K-to-U flow
+    finds only the other side, and the pixels near the new dots are no longer "deep", so the
+    trimming that made the buckle opaque in the first run (it searched the whole region) is
+    gated off; with nothing pulling it to 1 the closed form lets the whole buckle fade
+    (tests/test_refine_ring.py). Nothing in the closed-form energy tells an opaque buckle from
+    a faded one there, so the previous result decides, as the user saw it: weak against the
+    Laplacian next to the stroke, so that the hint moves what it touches, and firmer farther
+    away, where the previous result was the user's and the edit says nothing."""
+    if not changed.any():
+        return np.zeros(changed.shape)
+    distance = ndimage.distance_transform_edt(~changed)
+    return weight * np.minimum(distance / reach_px, 1.0)
+
+
+def _with_previous(weight, target, prior, previous):
+    """The K-to-U data term (``weight``, ``target``; None: none) and the previous alpha's
+    (``prior``, ``previous``) as one: weights add, targets average by weight."""
+    if weight is None:
+        return prior, previous
+    total = weight + prior
+    mixed = np.divide(weight * target + prior * previous, total, out=previous.copy(), where=total > 0)
+    return total, mixed
 
 
 def _known_after_edit(known: trimming.KnownPatchSet, window: trimming.KnownPatchSet, corner, reach: Box):
