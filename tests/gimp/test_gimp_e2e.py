@@ -223,13 +223,11 @@ def test_refine_with_edited_trimap_updates_in_place(session):
 
 def test_refine_sends_no_pixels(session):
     """Issue 13: the rerun after painting on the "Drip trimap" channel named its image by digest
-    (the server held it from the first run) and sent no pixels. This layer is small: the edit is
-    re-solved in full from the cached image (a large layer's, locally: tests/test_cache.py,
-    bench/gimp_refine.py)."""
+    (the server held it from the first run) and sent no pixels; issue 23: it is re-solved
+    locally, on a small layer too."""
     scen(session, "refine")
-    log = (Path(session["_work"]) / "server.log").read_text(errors="replace")
-    done = [line for line in log.splitlines() if " done: " in line]
-    assert any("full run, image from the cache" in line for line in done), "\n".join(done)
+    done = server_done_lines(session)
+    assert any("local run, image from the cache" in line for line in done), "\n".join(done)
 
 
 def test_rerun_from_selection_reuses_the_drip_layers(session):
