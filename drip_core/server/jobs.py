@@ -167,7 +167,9 @@ class DeviceWorker:
 
     def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray) -> Outcome | None:
         """The image's last result as it is (same trimap), or updated by the engine after a trimap
-        edit; None for a full run."""
+        edit (a job that brings its own trimap: the person painted on it); None for a full run. A
+        trimap the server builds from a selection is a new start (another object, band or
+        feathering): solved afresh, never bent towards a result it does not refine."""
         spec = job.spec
         if not self.cache.enabled or "fault" in spec.options:  # a fault test's job must reach the engine
             return None
@@ -177,6 +179,8 @@ class DeviceWorker:
         start = time.perf_counter()
         if np.array_equal(previous.trimap, trimap):
             return Outcome(previous, "unchanged", NOTHING, 0.0)
+        if spec.trimap_source != "trimap":
+            return None
         rerun = engine.rerun(previous.rerun_state, job.image, trimap, previous.foreground, previous.alpha,
                              job.progress, job.cancelled.is_set)
         if rerun is None:

@@ -110,10 +110,11 @@ SAMPLES = {8: ("u8", np.uint8, 255.0), 16: ("u16", "<u2", 65535.0), 32: ("float"
 def check_alpha_against_cli(session, tag, d, depth=8, grey=False, engine="classical", rerun=False, **kw):
     """The GIMP result against drip-matte on the same pixels: alpha within 1/255 everywhere.
 
-    ``rerun``: the run re-solved a trimap edit from the server's cached image and result (issue
-    13): alpha within mean 1/255 and max 8/255 of the full solve (the issue's bounds), the
-    foreground within 1 on average. (This small layer's edit is re-solved in full: its
-    neighbourhood would be most of the region, local_resolve.MAX_SHARE.)"""
+    ``rerun``: the run re-solved a trimap edit locally from the server's cached image and result:
+    alpha within mean 1/255 of the full solve of the edited trimap, the foreground within 1 on
+    average. Not within a few grey levels everywhere any more (issue 13's bound): since issue 23
+    the local re-solve keeps the previous result as its prior, so near the edit it may differ
+    from a solve that starts from nothing."""
     x, y, w, h = d["roi_img"]
     _, dtype, full = SAMPLES[depth]
     src = raw(session, d["src_rgb"], (h, w, 3), dtype)
@@ -130,7 +131,7 @@ def check_alpha_against_cli(session, tag, d, depth=8, grey=False, engine="classi
     if rerun:
         for name, dd in (("layer-mask alpha", diff), ("'Drip alpha'", diff2)):
             where = np.unravel_index(np.argmax(dd), dd.shape)
-            assert dd.mean() <= 1.0 and dd.max() <= 8.0, (
+            assert dd.mean() <= 1.0, (
                 f"{tag}: {name} differs from drip-matte by {dd.mean():.3f}/255 on average, "
                 f"{dd.max():.2f}/255 at most (at row, column {where})")
     else:
