@@ -1,4 +1,18 @@
-"""`drip-matte`: matte photos from the command line, in-process or through a server."""
+"""`drip-matte`: matte photos from the command line, in-process or through a server.
+
+What it reads and refuses (the same words are in `drip-matte --help`):
+
+* A trimap is white (foreground), black (background) and anything else unknown, so soft brush
+  edges mean "unsure". A JPEG trimap is lossy: its values are snapped to the nearest of 0, 128
+  and 255 instead (below 64 black, above 191 white, grey between), with a warning on stderr, so
+  compression noise never turns a pixel unsure. Save trimaps as PNG to keep them exact.
+* A mask is white where the object is selected. One with transparency and a uniform visible
+  colour (a white layer) gives its alpha as the selection. A mask that selects nothing or the
+  whole image (no edge to matte) is refused, and so is a colour picture as a mask or trimap.
+* Outputs are PNG or TIFF by their names: any other name (out.jpg: no alpha, lossy) is refused
+  before any work.
+* Every error is one line: what happened, then what to do, each said once (errors.command_line_text).
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +24,8 @@ import numpy as np
 
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
-from .errors import UserError
-from .image_io import read_image
+from .errors import UserError, command_line_text
+from .image_io import is_jpeg, output_problem, read_guide, read_image
 from .trimaps.values import UNKNOWN
 
 
@@ -34,15 +48,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Cut out the foreground of a photo given a trimap (white = foreground, "
                     "black = background, grey = unknown).")
     p.add_argument("image", nargs="?", help="input photo")
-    p.add_argument("--trimap", help="trimap image of the same size")
-    p.add_argument("--mask", help="instead of --trimap: a selection mask (white = selected), turned into a "
-                                  "trimap with --band-radius, exactly as the GIMP plug-in does")
+    p.add_argument("--trimap", help="trimap image of the same size: white = foreground, black = background, "
+                                    "anything else = unknown. A JPEG trimap (lossy) is snapped to the "
+                                    "nearest of 0, 128 and 255 instead (with a warning), so compression "
+                                    "noise never makes a pixel unsure")
+    p.add_argument("--mask", help="instead of --trimap: a selection mask (white = selected; in a one-colour "
+                                  "image with transparency, its alpha), turned into a trimap with "
+                                  "--band-radius, exactly as the GIMP plug-in does")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto = DRIP when a model is configured, else classical (default)")
     p.add_argument("--drip-model", help="DRIP model folder (default: from the user config)")
-    p.add_argument("--alpha", help="write the alpha matte here (grey PNG)")
-    p.add_argument("--foreground", help="write the decontaminated foreground colours here")
-    p.add_argument("--rgba", help="write the cut-out (foreground + alpha) here")
+    p.add_argument("--alpha", help="write the alpha matte here (grey; .png, .tif or .tiff)")
+    p.add_argument("--foreground",
+                   help="write the decontaminated foreground colours here (.png, .tif or .tiff)")
+    p.add_argument("--rgba", help="write the cut-out (foreground + alpha) here (.png, .tif or .tiff)")
     p.add_argument("--input-dir", help="batch mode: folder of photos")
     p.add_argument("--trimap-dir", help="batch mode: folder of trimaps with the same file names")
     p.add_argument("--mask-dir", help="batch mode, instead of --trimap-dir: folder of selection masks "
@@ -78,26 +97,54 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --- reading and writing -----------------------------------------------------------------
 
 def read_trimap(path: str, shape) -> np.ndarray:
+    """A painted trimap (anything but pure white / black is unknown); a JPEG one snapped by nearest."""
     from . import trimaps
-    grey = read_image(path)[..., 0] if path else None
-    if grey is None:
-        raise UserError("a trimap is needed: --trimap TRIMAP.png "
-                        "(white = foreground, black = background, grey = unknown)")
+    grey = read_guide(path, "trimap")
     if grey.shape != tuple(shape[:2]):
         raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} "
                         f"but the image is {shape[1]}x{shape[0]}")
-    return trimaps.from_painted(grey)
+    if is_jpeg(path):
+        trimap = trimaps.snap(trimaps.as_mask(grey, "trimap"))
+        moved = int((grey != trimap).sum())
+        print(f"drip-matte: warning: the trimap {path} is a JPEG, whose compression shifts values: each "
+              f"pixel was snapped to the nearest of black (0), grey (128) and white (255), {moved} of them "
+              "moved. Save trimaps as PNG to keep them exact.", file=sys.stderr)
+    else:
+        trimap = trimaps.from_painted(grey)
+    if not (trimap == UNKNOWN).any():
+        raise UserError(f"the trimap {path} has no unknown (grey) pixels, so there is nothing to matte: "
+                        "paint grey where the object's edge is unsure")
+    return trimap
 
 
 def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
     """A selection mask -> trimap with the plug-in's band rule (drip_core.trimaps.build)."""
     from . import trimaps
     from .engines import refining_engine
-    grey = read_image(path)[..., 0]
+    grey = read_guide(path, "mask")
     if grey.shape != image.shape[:2]:
         raise UserError(f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
                         f"{image.shape[1]}x{image.shape[0]}")
+    selected = trimaps.as_mask(grey, "mask") >= 128  # the band rule's own threshold
+    if not selected.any():
+        raise UserError(f"the mask {path} selects nothing (it is black everywhere): white marks the "
+                        "object to cut out")
+    if selected.all():
+        raise UserError(f"the mask {path} selects the whole image, so there is no edge to matte: select "
+                        "only the object (white) and leave the background black")
     return trimaps.build("selection_band", grey, band, image.shape, image, engine=refining_engine())
+
+
+def check_outputs(args) -> None:
+    """Before any work: each output's name must be a format that holds what is written there."""
+    if not (args.alpha or args.foreground or args.rgba):
+        raise UserError("say where to write the result: --alpha, --foreground and/or --rgba")
+    for path, what, alpha in ((args.alpha, "the alpha matte", False),
+                              (args.foreground, "the foreground", False),
+                              (args.rgba, "the cut-out (colours + alpha)", True)):
+        problem = output_problem(path, what, alpha) if path else None
+        if problem:
+            raise UserError(problem)
 
 
 def write_image(path: str, array: np.ndarray) -> None:
@@ -181,10 +228,12 @@ class Runner:
 
 
 def run_single(args, runner: Runner) -> None:
-    if bool(args.trimap) == bool(args.mask):
+    if args.trimap and args.mask:
+        raise UserError("both --trimap and --mask were given, but one guide is used: drop --mask to use the "
+                        "trimap as painted, or drop --trimap to build one from the mask's selection")
+    if not (args.trimap or args.mask):
         raise UserError("a trimap is needed: --trimap TRIMAP.png (or a selection: --mask MASK.png)")
-    if not (args.alpha or args.foreground or args.rgba):
-        raise UserError("say where to write the result: --alpha, --foreground and/or --rgba")
+    check_outputs(args)
     image = read_image(args.image)
     if args.mask:
         trimap = read_mask_as_trimap(args.mask, image, args.band_radius)
@@ -210,7 +259,10 @@ def run_batch(args, runner: Runner) -> int:
     from .cluster import jobs as batch
     from .cluster.progress import BatchProgress
     from .cluster.report import Report
-    if not args.output_dir or bool(args.trimap_dir) == bool(args.mask_dir):
+    if args.trimap_dir and args.mask_dir:
+        raise UserError("both --trimap-dir and --mask-dir were given, but one guide is used per photo: drop "
+                        "one of them")
+    if not args.output_dir or not (args.trimap_dir or args.mask_dir):
         raise UserError("batch mode needs --input-dir, one of --trimap-dir or --mask-dir, and --output-dir")
     guide_dir, kind = (args.trimap_dir, "trimap") if args.trimap_dir else (args.mask_dir, "mask")
     jobs = batch.make_jobs(args.input_dir, guide_dir, kind, args.band_radius, args.output_dir)
@@ -256,7 +308,8 @@ def _local_job(job, runner: Runner) -> dict:
         batch.write_matte(job, fg, alpha)
         return {"image": job.name, "status": "done"}
     except (UserError, ProtocolError) as exc:
-        return batch.failure(job.name, getattr(exc, "code", "bad_request"), _message(exc))
+        return batch.failure(job.name, getattr(exc, "code", "bad_request"),
+                             command_line_text(exc, runner.args.server))
 
 
 def run_demo(args, runner: Runner) -> None:
@@ -280,12 +333,6 @@ def run_demo(args, runner: Runner) -> None:
           f"(the trimap's own grey guess scores {sad(grey_guess, gt_u8, trimap):.2f})")
 
 
-def _message(exc) -> str:
-    if isinstance(exc, ProtocolError):
-        return exc.user_text()
-    return str(exc)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     modes = [bool(args.demo), bool(args.input_dir), bool(args.image)]
@@ -305,7 +352,7 @@ def main(argv=None) -> int:
         run_single(args, runner)
         return 0
     except (UserError, ProtocolError) as exc:
-        print(f"drip-matte: {_message(exc)}", file=sys.stderr)
+        print(f"drip-matte: {command_line_text(exc, args.server)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("drip-matte: interrupted", file=sys.stderr)

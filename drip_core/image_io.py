@@ -24,8 +24,8 @@ class ImageFileError(Exception):
     """A file that cannot be read or written; the message says which and why."""
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """H x W x 3 uint8, uint16 or float32 (0..1); greyscale is repeated, alpha dropped."""
+def read_channels(path: str) -> np.ndarray:
+    """H x W x C (C = 1 grey, 2 grey + alpha, 3 colour, 4 colour + alpha), uint8, uint16 or float32."""
     try:
         if path.lower().endswith(TIFF_SUFFIXES):
             pixels = _read_tiff(path)
@@ -43,6 +43,12 @@ def read_rgb(path: str) -> np.ndarray:
         pixels = pixels[:, :, None]
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
         raise ImageFileError(f"{path} is not a greyscale or colour image (shape {pixels.shape})")
+    return pixels
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """H x W x 3 uint8, uint16 or float32 (0..1); greyscale is repeated, alpha dropped."""
+    pixels = read_channels(path)
     rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if pixels.shape[2] <= 2 else pixels[:, :, :3]
     return np.ascontiguousarray(rgb)
 
@@ -53,6 +59,85 @@ def read_image(path: str) -> np.ndarray:
         return read_rgb(path)
     except ImageFileError as exc:
         raise UserError(str(exc)) from None
+
+
+# --- masks and trimaps the user names ------------------------------------------------------
+
+def read_guide(path: str, kind: str) -> np.ndarray:
+    """The one channel of a selection mask (``kind`` 'mask') or a trimap ('trimap'), H x W at the
+    file's depth. A colour image (red, green and blue differ) is refused: it is a photo, not a
+    mask. A mask with transparency whose visible colour is uniform (a white layer whose alpha
+    carries the selection) gives its alpha; a trimap's alpha is ignored, as always."""
+    pixels = read_image_channels(path)
+    colour = pixels[:, :, :3] if pixels.shape[2] >= 3 else pixels[:, :, :1]
+    if kind == "mask" and pixels.shape[2] in (2, 4):
+        alpha = pixels[:, :, -1]
+        if alpha.min() < _full_scale(alpha):  # not opaque everywhere: the alpha may be the selection
+            visible = colour[alpha > 0]
+            if visible.size == 0 or (visible == visible[0]).all():
+                return alpha
+            raise UserError(f"the mask {path} has both varying colours and transparency, so which one is "
+                            "the selection is unclear: save it black (not selected) and white (selected) "
+                            "without alpha, or in one colour with the selection in its alpha")
+    if _is_colour(colour):
+        raise UserError(f"the {kind} {path} is a colour image (its red, green and blue differ), "
+                        f"not a {kind}: "
+                        f"{_GUIDE_WORDS[kind]} (did you give the photo?)")
+    return colour[:, :, 0]
+
+
+_GUIDE_WORDS = {"mask": "a mask is white where the object is selected and black elsewhere",
+                "trimap": "a trimap is white (foreground), black (background) and grey (unsure)"}
+
+
+def read_image_channels(path: str) -> np.ndarray:
+    """``read_channels`` of a file the user named: a file they can fix is a UserError."""
+    try:
+        return read_channels(path)
+    except ImageFileError as exc:
+        raise UserError(str(exc)) from None
+
+
+def is_jpeg(path: str) -> bool:
+    """A JPEG by its content (whatever its name): lossy, so its values are not exactly as painted."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
+def _full_scale(pixels: np.ndarray) -> float:
+    return float(np.iinfo(pixels.dtype).max) if np.issubdtype(pixels.dtype, np.integer) else 1.0
+
+
+def _is_colour(rgb: np.ndarray) -> bool:
+    """Red, green and blue differ by over a tenth of full scale on over 1 % of the pixels (a grey
+    picture saved in colour, JPEG'd included, stays well below)."""
+    if rgb.shape[2] < 3:
+        return False
+    spread = rgb.max(axis=2).astype(np.float32) - rgb.min(axis=2)
+    return float((spread > 0.1 * _full_scale(rgb)).mean()) > 0.01
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+WRITE_SUFFIXES = (".png", *TIFF_SUFFIXES)
+
+
+def output_problem(path: str, what: str, alpha: bool) -> str | None:
+    """Why ``write`` cannot put ``what`` (with an alpha channel when ``alpha``) into ``path``, by
+    its name, or None when it can: drip-matte writes PNG or TIFF only."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in WRITE_SUFFIXES:
+        return None
+    if suffix in (".jpg", ".jpeg"):
+        reason = ("a JPEG has no alpha channel" if alpha else
+                  "JPEG is lossy and would change the result")
+        reason += ", and drip-matte writes PNG or TIFF only"
+    else:
+        reason = "drip-matte writes PNG or TIFF only"
+    return f"cannot write {what} to {path}: {reason}, so name it .png, .tif or .tiff"
 
 
 def write(path: str, pixels: np.ndarray) -> None:
@@ -88,7 +173,8 @@ def _read_pillow(path: str) -> np.ndarray:
             if im.mode == "I":  # 32-bit integer grey: PNG 16-bit grey on some Pillow versions
                 arr = np.asarray(im)
                 return arr.astype(np.uint16) if arr.max(initial=0) > 255 else arr.astype(np.uint8)
-            return np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB"))
+            transparent = "A" in im.mode or "transparency" in im.info  # palette / colour-key alpha too
+            return np.asarray(im.convert("RGBA" if transparent else "RGB"))
     except UnidentifiedImageError:
         raise ImageFileError(f"not an image file: {path}") from None
     except Image.DecompressionBombError as exc:

@@ -82,17 +82,22 @@ def test_an_all_black_mask_selects_nothing(files):
     assert "Nothing is selected" not in line and "trimap channel" not in line, line
 
 
-def test_an_empty_selection_in_a_batch_is_said_once(files):
+@pytest.mark.parametrize("kind, value, said, not_said", [
+    ("mask", 0, "the selection is empty", ["Nothing is selected", "trimap channel"]),
+    ("trimap", 255, "the trimap has no unknown (grey) pixels", ["no grey (unknown)", "widen the band"]),
+])
+def test_core_errors_in_a_batch_are_said_once(files, kind, value, said, not_said):
+    """The engine's own errors (no CLI check before them in batch mode) get a command-line hint."""
     tmp = files[0]
     (tmp / "in").mkdir()
-    (tmp / "masks").mkdir()
+    (tmp / "guides").mkdir()
     Image.fromarray(files[1]).save(tmp / "in" / "p.png")
-    Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp / "masks" / "p.png")
-    r = drip_matte("--input-dir", tmp / "in", "--mask-dir", tmp / "masks", "--output-dir", tmp / "out",
+    Image.fromarray(np.full((H, W), value, np.uint8)).save(tmp / "guides" / "p.png")
+    r = drip_matte("--input-dir", tmp / "in", f"--{kind}-dir", tmp / "guides", "--output-dir", tmp / "out",
                    "--engine", "classical")
     assert r.returncode == 1, r.stderr
     line = next(t for t in r.stderr.splitlines() if "p.png" in t)
-    assert "the selection is empty" in line and "Nothing is selected" not in line, line
+    assert said in line and not any(s in line for s in not_said), line
 
 
 def test_a_trimap_without_grey_is_said_once_without_band_advice(files):
@@ -128,8 +133,8 @@ def test_a_server_address_where_nothing_answers(files):
 
 def test_trimap_and_mask_together_say_both_were_given(files):
     tmp = files[0]
-    line = error_line(drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", "--mask", tmp / "mask.png",
-                                 "--alpha", tmp / "a.png"))
+    line = error_line(drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", "--mask",
+                                 tmp / "mask.png", "--alpha", tmp / "a.png"))
     assert "both --trimap and --mask" in line and "drop" in line, line
     assert "is needed" not in line, line
 
@@ -197,7 +202,8 @@ def test_a_colour_photo_as_mask_or_trimap_is_refused(files, flag):
 ])
 def test_an_output_format_that_cannot_hold_the_result_is_refused_before_any_work(files, flag, name, reason):
     tmp = files[0]
-    r = drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", flag, tmp / name, "--engine", "classical")
+    r = drip_matte(tmp / "photo.png", "--trimap", tmp / "trimap.png", flag, tmp / name,
+                   "--engine", "classical")
     line = error_line(r)
     assert name in line and reason in line and ".png" in line and ".tif" in line, line
     assert "using" not in r.stderr  # refused before the engine ran
