@@ -14,6 +14,15 @@ or grey on the mixed pixels, whichever class holds most of that error, and only 
 that class (a correct hint). Reruns go through one real
 ``drip-server`` process with its image cache, exactly as the Python client and drip-matte do.
 
+The brush (``--brush``): ``fixed`` paints that ``--radius`` disc. ``blob`` (the default since
+issue 23's engine part; the rule was fixed before any figure was measured with it) picks the
+brush as a photographer does, from the size of the wrong area under it: the "blob" is the
+pixels of the chosen class, not yet so in the trimap, whose alpha is visibly wrong (error >=
+``--blob-error``/255), connected to the ``--radius`` disc; the brush is the largest disc inside
+the blob (its deepest point, radius its distance to the blob's edge) when that is larger than
+``--radius``, at most ``--max-radius``; else the ``--radius`` disc as before. It still paints only
+the chosen class's pixels, so every hint stays correct.
+
 Printed per photo and summarised: whole-image SAD (sum |alpha - gt| / 255 / 1000) after each
 stroke; strokes that raised it by more than ``--hurt`` (the issue's 0.2); the largest alpha
 change beyond ``--far`` px of the stroke (in 1/255); each rerun's kind (local / full) and time
@@ -54,10 +63,12 @@ def correct_labels(gt: np.ndarray) -> np.ndarray:
     return np.where(gt >= 250, FOREGROUND, np.where(gt <= 5, BACKGROUND, UNKNOWN)).astype(np.uint8)
 
 
-def next_stroke(alpha_u8: np.ndarray, gt: np.ndarray, trimap: np.ndarray, radius: int):
+def next_stroke(alpha_u8: np.ndarray, gt: np.ndarray, trimap: np.ndarray, radius: int,
+                brush: str = "fixed", max_radius: int = 40, blob_error: int = 64):
     """(kind, the pixels the careful user paints) where a correct hint can remove the most error,
     or None: the disc around the largest sum of error on pixels whose trimap value is not yet
-    their correct label, painted with the label that holds most of that error, on its pixels only."""
+    their correct label, painted with the label that holds most of that error, on its pixels only
+    (``brush``: the module docstring)."""
     labels = correct_labels(gt)
     fixable = np.abs(alpha_u8.astype(np.float32) - gt.astype(np.float32)) * (trimap != labels)
     if not fixable.any():
@@ -67,11 +78,34 @@ def next_stroke(alpha_u8: np.ndarray, gt: np.ndarray, trimap: np.ndarray, radius
     yy, xx = np.ogrid[:h, :w]
     inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius) & (trimap != labels)
     kind = max(KINDS, key=lambda k: float(fixable[inside & (labels == KINDS[k])].sum()))
+    if brush == "blob":
+        inside = blob_brush(fixable, labels == KINDS[kind], inside, radius, max_radius, blob_error) & (
+            trimap != labels)
     painted = inside & (labels == KINDS[kind])
     return (kind, painted) if painted.any() else None
 
 
-def refine(client, image, gt, selection, strokes: int, radius: int, far: int) -> dict:
+def blob_brush(fixable, of_kind, disc_at, radius: int, max_radius: int, blob_error: int) -> np.ndarray:
+    """The pixels under the brush a photographer picks for the wrong area under ``disc_at``: the
+    largest disc inside that area (radius at most ``max_radius``), or ``disc_at`` itself when
+    that disc would be no larger than ``radius``."""
+    wrong = of_kind & (fixable >= blob_error)
+    parts, _ = ndimage.label(wrong, np.ones((3, 3), int))
+    touched = np.unique(parts[disc_at & wrong])
+    blob = np.isin(parts, touched[touched > 0])
+    if not blob.any():
+        return disc_at
+    depth = ndimage.distance_transform_edt(blob)
+    cy, cx = np.unravel_index(np.argmax(depth), depth.shape)
+    r = min(float(depth[cy, cx]), max_radius)
+    if r <= radius:
+        return disc_at
+    yy, xx = np.ogrid[:fixable.shape[0], :fixable.shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def refine(client, image, gt, selection, strokes: int, radius: int, far: int, brush: str = "fixed",
+           max_radius: int = 40, blob_error: int = 64) -> dict:
     """One photo's session: the first run, then the strokes; its figures."""
     t0 = time.perf_counter()
     _, alpha, info = client.matte(image, selection, engine="classical", trimap_source="selection_band",
@@ -79,7 +113,7 @@ def refine(client, image, gt, selection, strokes: int, radius: int, far: int) ->
     row = {"first_s": round(time.perf_counter() - t0, 3), "sad": [whole_sad(alpha, gt)], "strokes": []}
     trimap = info["trimap"].copy()
     for _ in range(strokes):
-        stroke = next_stroke(alpha, gt, trimap, radius)
+        stroke = next_stroke(alpha, gt, trimap, radius, brush, max_radius, blob_error)
         if stroke is None:
             break
         kind, painted = stroke
@@ -121,7 +155,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--strokes", type=int, default=5)
-    p.add_argument("--radius", type=int, default=10, help="brush radius, px")
+    p.add_argument("--radius", type=int, default=10, help="brush radius, px (the smallest with --brush blob)")
+    p.add_argument("--brush", choices=("blob", "fixed"), default="blob",
+                   help="blob: the brush fits the wrong area under it (module docstring); fixed: --radius")
+    p.add_argument("--max-radius", type=int, default=40, help="the largest brush radius, px (--brush blob)")
+    p.add_argument("--blob-error", type=int, default=64, help="visibly wrong: alpha error >= this / 255")
     p.add_argument("--far", type=int, default=100, help="'far from the stroke': beyond this many px")
     p.add_argument("--hurt", type=float, default=0.2, help="a stroke that raises SAD by more hurts")
     p.add_argument("--json", help="write every figure here")
@@ -138,7 +176,7 @@ def main(argv=None) -> int:
                     for name in names:
                         smp = load_sample(data, name)
                         row = refine(client, smp.image, smp.gt, rough_selection(smp.gt, seed), args.strokes,
-                                     args.radius, args.far)
+                                     args.radius, args.far, args.brush, args.max_radius, args.blob_error)
                         rows[f"{name}/{seed}"] = row
                         print(f"{name} seed {seed}: SAD " + " -> ".join(f"{v:.2f}" for v in row["sad"])
                               + "  reruns " + ", ".join(f"{s['kind']} {s['rerun']} {s['seconds']:.2f}s "
