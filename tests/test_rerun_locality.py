@@ -44,3 +44,21 @@ def test_pixels_beyond_the_reach_of_an_edit_keep_their_result_exactly():
     near = ~far & (edited == 128)
     assert (rerun.alpha[near] != alpha[near]).any()   # the edit did move its neighbourhood
     assert (rerun.alpha[painted] == 0).all()
+
+
+def test_a_brush_edit_is_an_edit_and_a_moved_band_is_a_new_band():
+    """Every brush edit is re-solved locally, however large; only a new band (a new selection on
+    the same image: the unknown region grows on one edge and shrinks on the other) is run in full."""
+    from drip_core.engines.classical.rerun import Solution, is_new_band
+    _, trimap = _ring_scene()
+    h, w = trimap.shape
+    previous = Solution(trimap, (slice(0, h), slice(0, w)), (trimap == 255).astype(np.float32), False)
+    yy, xx = np.mgrid[:h, :w]
+    stroke = trimap.copy()
+    stroke[(np.hypot(yy - 260, xx - 470) < 40)] = 0          # a large black stroke on the band
+    grey = trimap.copy()
+    grey[(np.hypot(yy - 260, xx - 140) < 40)] = 128          # a large grey stroke into the disc
+    r = np.hypot(yy - h / 2 - 12, xx - w / 2)                  # the same band, 12 px lower
+    moved = np.where(r < 170, 255, np.where(r > 240, 0, 128)).astype(np.uint8)
+    assert not is_new_band(previous, stroke) and not is_new_band(previous, grey)
+    assert is_new_band(previous, moved)
