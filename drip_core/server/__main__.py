@@ -49,21 +49,21 @@ def setup_logging(log_file: str, verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _serve(options) -> int:
+async def _serve(options) -> bool:
+    """Run the server until it is stopped; False if a job's thread could not be waited for."""
     from .app import DripServer
     server = DripServer(options)
     if not await server.start():
         print(f"drip-server: another server already uses {options.discovery_file}", file=sys.stderr)
-        return 0
+        return True
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, server.stop)
+            loop.add_signal_handler(sig, server.stop, sig.name)
         except (NotImplementedError, RuntimeError):
             pass
     print(f"drip-server: listening on {options.host}:{server.port} (log: {options.log_file})", flush=True)
-    await server.serve_until_stopped()
-    return 0
+    return await server.serve_until_stopped()
 
 
 def main(argv=None) -> int:
@@ -78,15 +78,22 @@ def main(argv=None) -> int:
         tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure)
     setup_logging(options.log_file, args.verbose)
     try:
-        return asyncio.run(_serve(options))
+        finished = asyncio.run(_serve(options))
     except ProtocolError as exc:
         print(f"drip-server: {exc.message}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"drip-server: cannot start: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the signal handlers were installed
         return 0
+    if not finished:
+        # A job's thread ignored its cancellation: the interpreter would wait for it at exit
+        # and it would then post to a closed event loop. The log is complete; leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from .single_instance import InstanceLock
 
 log = logging.getLogger("drip.server")
 
+STOP_WAIT = 20.0  # seconds a stopping server gives its running jobs to notice their cancellation
+
 
 @dataclass
 class ServerOptions:
@@ -66,6 +68,8 @@ class DripServer:
         self.port: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task] = []
+        self._connections: set[asyncio.Task] = set()  # one handler task per open connection
+        self.stop_reason = ""
         self._lock = InstanceLock(options.discovery_file + ".lock")
         self.ssl_context = self._make_ssl_context()
         cache_mb = options.cache_mb if options.cache_mb is not None else settings().cache_mb
@@ -115,25 +119,67 @@ class DripServer:
                  os.getpid(), self.opts.engine, self.drip_model or "none")
         return True
 
-    async def serve_until_stopped(self) -> None:
+    async def serve_until_stopped(self) -> bool:
+        """Serve until stop(), then close; False if a job's thread was still running (see close)."""
         await self.stopped.wait()
-        await self.close()
+        return await self.close()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "") -> None:
+        if not self.stopped.is_set():
+            self.stop_reason = reason
         self.stopped.set()
 
-    async def close(self) -> None:
+    async def close(self) -> bool:
+        """Stop in order, so nothing runs after the event loop is gone: no new connections, every
+        job cancelled, the worker threads left idle, then the connections and our tasks ended.
+        False if a running job ignored its cancellation for STOP_WAIT seconds: its thread is
+        still alive, and the caller must exit without waiting for it."""
         if self._server is not None:
             self._server.close()
-        for task in self._tasks:
-            task.cancel()
+        running = self._cancel_jobs()
+        idle = await self._wait_for_workers(STOP_WAIT)
+        for worker in self.workers.values():
+            worker.shutdown()
+        await self._end_tasks(list(self._connections))  # each connection sends its job's last message
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]  # workers, pumps
+        await self._end_tasks(rest)
+        self._remove_discovery_file()
+        self._lock.release()
+        cancelled = f"; {running} running job{'s' if running != 1 else ''} cancelled" if running else ""
+        log.info("server stopped (%s%s)", self.stop_reason or "stop requested", cancelled)
+        return idle
+
+    def _cancel_jobs(self) -> int:
+        """Cancel every job; queued ones are answered at once. The number that were running."""
+        running = 0
         for worker in self.workers.values():
             if worker.running is not None:
                 worker.running.cancelled.set()
-            worker.shutdown()
-        self._remove_discovery_file()
-        self._lock.release()
-        log.info("server stopped")
+                running += 1
+            while not worker.queue.empty():
+                job = worker.queue.get_nowait()
+                job.cancelled.set()
+                job.post(ProtocolError("cancelled", "the server is stopping").to_header(job.id))
+        return running
+
+    async def _wait_for_workers(self, timeout: float) -> bool:
+        """Wait until no worker thread runs a job (a cancelled job posts its last message first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(w.running is not None for w in self.workers.values()):
+            if loop.time() > deadline:
+                log.warning("a job did not stop within %.0f s of its cancellation; exiting without it",
+                            timeout)
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    @staticmethod
+    async def _end_tasks(tasks: list[asyncio.Task]) -> None:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
 
     def _remove_discovery_file(self) -> None:
         # Only our own record: a newer server may have replaced it.
@@ -151,8 +197,7 @@ class DripServer:
             if busy:
                 self.last_activity = time.monotonic()
             elif time.monotonic() - self.last_activity > self.opts.idle_timeout:
-                log.info("idle for %.0f s; shutting down", self.opts.idle_timeout)
-                self.stop()
+                self.stop(f"idle for {self.opts.idle_timeout:.0f} s")
                 return
 
     # --- connections ---------------------------------------------------------------------
@@ -162,10 +207,18 @@ class DripServer:
         return self.workers[queue_for(engine, self.drip_model)]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
         self.connections += 1
         self.last_activity = time.monotonic()
         try:
             await Session(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # close() ends open connections this way. A handler task must not end cancelled:
+            # asyncio (3.11) would log that as an unhandled exception of the connection.
+            if not self.stopped.is_set():
+                raise
         finally:
+            self._connections.discard(task)
             self.connections -= 1
             self.last_activity = time.monotonic()
