@@ -11,6 +11,7 @@ neither the driver nor the object store ever holds more than a few images.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,8 @@ import numpy as np
 from drip_protocol import ProtocolError
 
 from ..errors import UserError
-from ..image_io import IMAGE_SUFFIXES, encode_png, read_image
+from ..image_io import IMAGE_SUFFIXES, encode_png, is_jpeg, read_guide, read_image
+from ..trimaps.values import UNKNOWN
 from . import atomic, storage
 
 OUTPUT_KINDS = ("alpha", "foreground")
@@ -121,28 +123,78 @@ def _read(path: str) -> np.ndarray:
         raise JobError("bad_image", f"cannot read {path}: {exc}") from None
 
 
-def load_inputs(job: Job) -> tuple[np.ndarray, np.ndarray]:
+def load_inputs(job: Job, warn=None) -> tuple[np.ndarray, np.ndarray]:
     """(image H x W x 3 at its own depth, trimap uint8 H x W with 0/128/255), or JobError with a code.
-    A trimap without unknown pixels is refused by the engine's region (code no_unknown), as everywhere."""
-    from .. import trimaps
-    from ..engines import refining_engine
+
+    The guide is read and checked as drip-matte reads a single photo's --trimap / --mask (same
+    checks, same words): a colour picture is refused, an RGBA mask's alpha is its selection, a JPEG
+    trimap is snapped to 0/128/255 with a warning (``warn(line)``; default: printed on stderr)."""
     image = _read(job.image)
+    kind = job.guide_kind
     if storage.size(job.guide) is None:
-        raise JobError("missing_trimap",
-                       f"no {'trimap' if job.guide_kind == 'trimap' else 'mask'} {job.guide}")
+        raise JobError("missing_trimap", f"no {'trimap' if kind == 'trimap' else 'mask'} {job.guide}")
+    say = warn or _print_warning
     try:
-        grey = _read(job.guide)[..., 0]
-    except JobError as exc:
-        raise JobError("bad_trimap", exc.message) from None
-    if grey.shape != image.shape[:2]:
-        raise JobError("bad_trimap", f"the {job.guide_kind} {job.guide} is {grey.shape[1]}x{grey.shape[0]} "
-                                     f"but the image is {image.shape[1]}x{image.shape[0]}")
-    if job.guide_kind == "mask":
-        trimap = trimaps.build("selection_band", grey, job.band_radius, image.shape, image,
-                               engine=refining_engine())
+        with storage.local_copy(job.guide) as local:
+            named = lambda text: text.replace(local, job.guide)  # noqa: E731 - not the temporary download
+            try:
+                if kind == "mask":
+                    trimap = read_mask_as_trimap(local, image, job.band_radius)
+                else:
+                    trimap = read_trimap(local, image.shape, warn=lambda line: say(named(line)))
+            except JobError as exc:
+                raise JobError(exc.code, named(exc.message)) from None
+            except UserError as exc:
+                raise JobError("bad_trimap", named(str(exc))) from None
+    except (OSError, RuntimeError) as exc:  # a remote read that failed
+        raise JobError("bad_trimap", f"cannot read {job.guide}: {exc}") from None
+    return image, trimap
+
+
+def _print_warning(line: str) -> None:
+    print(f"drip-matte: warning: {line}", file=sys.stderr)
+
+
+# The guide checks of drip-matte (drip_core/cli.py's read_trimap and read_mask_as_trimap), with
+# the same words; as JobErrors (hint-less ProtocolErrors) they carry the batch report's codes.
+
+def read_trimap(path: str, shape, warn=_print_warning) -> np.ndarray:
+    """A painted trimap (anything but pure white / black is unknown); a JPEG one snapped by nearest."""
+    from .. import trimaps
+    grey = read_guide(path, "trimap")
+    if grey.shape != tuple(shape[:2]):
+        raise JobError("bad_trimap", f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} "
+                                     f"but the image is {shape[1]}x{shape[0]}")
+    if is_jpeg(path):
+        trimap = trimaps.snap(trimaps.as_mask(grey, "trimap"))
+        moved = int((grey != trimap).sum())
+        warn(f"the trimap {path} is a JPEG, whose compression shifts values: each pixel was snapped to "
+             f"the nearest of black (0), grey (128) and white (255), {moved} of them moved. Save trimaps "
+             "as PNG to keep them exact.")
     else:
         trimap = trimaps.from_painted(grey)
-    return image, trimap
+    if not (trimap == UNKNOWN).any():
+        raise JobError("no_unknown", f"the trimap {path} has no unknown (grey) pixels, so there is nothing "
+                                     "to matte: paint grey where the object's edge is unsure")
+    return trimap
+
+
+def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
+    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimaps.build)."""
+    from .. import trimaps
+    from ..engines import refining_engine
+    grey = read_guide(path, "mask")
+    if grey.shape != image.shape[:2]:
+        raise JobError("bad_trimap", f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
+                                     f"{image.shape[1]}x{image.shape[0]}")
+    selected = trimaps.as_mask(grey, "mask") >= 128  # the band rule's own threshold
+    if not selected.any():
+        raise JobError("empty_selection", f"the mask {path} selects nothing (it is black everywhere): "
+                                          "white marks the object to cut out")
+    if selected.all():
+        raise JobError("no_unknown", f"the mask {path} selects the whole image, so there is no edge to "
+                                     "matte: select only the object (white) and leave the background black")
+    return trimaps.build("selection_band", grey, band, image.shape, image, engine=refining_engine())
 
 
 def write_matte(job: Job, fg: np.ndarray, alpha: np.ndarray) -> None:
@@ -159,14 +211,20 @@ def run_job(job: Job, engine=None, *, engine_name: str = "classical", drip_model
     for ``engine_name`` is used (loaded once per worker process).
     """
     start = time.perf_counter()
+    warnings: list[str] = []
+
+    def warn(line: str) -> None:
+        warnings.append(line)
+        _print_warning(line)  # a Ray worker's stderr reaches the driver's terminal
     try:
-        image, trimap = load_inputs(job)
+        image, trimap = load_inputs(job, warn)
         if engine is None:
             from ..engines.registry import get_engine
             engine = get_engine(engine_name, drip_model=drip_model, device=device)
         result = engine.matte(image, trimap, dtype=image.dtype)  # outputs at the photo's own depth
         write_matte(job, result.foreground, result.alpha)
-        return {"image": job.name, "status": "done", "seconds": round(time.perf_counter() - start, 4)}
+        done = {"image": job.name, "status": "done", "seconds": round(time.perf_counter() - start, 4)}
+        return dict(done, warnings=warnings) if warnings else done
     except ProtocolError as exc:
         return failure(job.name, exc.code, exc.message)
     except UserError as exc:
