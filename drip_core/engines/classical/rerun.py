@@ -24,12 +24,14 @@ With exact k-d searches (information_flow.py, trimming.py) these make the crop's
 full solve's, and the rest is the solver's tolerance (ClassicalEngine.tol).
 
 The previous result is the rerun's starting point and its prior, so that a correct hint never
-collapses a region (issue 23's buckle, tests/test_refine_ring.py): the pixels the previous job
-decided (alpha exactly 0 or 1) stay decided unless the edit contradicts them
-(decided_and_not_contradicted), and the others are pulled towards their previous alpha by a
-data term that is nil on the changed pixels and grows with the distance from them
-(previous_prior). Every edit is re-solved locally, however large a share of the region its
-neighbourhood is: a full solve would move pixels anywhere.
+collapses a region (issue 23's buckle, tests/test_refine_ring.py), except where the edit says
+that result was wrong: a changed pixel painted against its previous alpha puts the whole side
+(alpha above or below 1/2) it is connected to in doubt (in_doubt). Outside that doubt the pixels
+the previous job decided (alpha exactly 0 or 1) stay decided (decided_pixels), and the others are
+pulled towards their previous alpha by a data term that is nil on the changed pixels and grows
+with the distance from them (previous_prior); in doubt the crop is solved afresh. Every brush
+edit is re-solved locally, however large a share of the region its neighbourhood is (a full
+solve would move pixels anywhere); only a new band is run in full (is_new_band).
 """
 from __future__ import annotations
 
@@ -172,9 +174,10 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     img, tri = JobRegion(image, trimap, window.crop).engine_inputs()
     distance = window.distance(previous, trimap)
     held = window.held(previous, trimap, distance)
+    doubt = in_doubt(previous, trimap, window.crop)
     if keep_decided:
-        held |= decided_and_not_contradicted(previous, trimap, window.crop)
-    prior = previous_prior(distance, window.reach_px, previous_weight)
+        held |= decided_pixels(previous, trimap, window.crop) & ~doubt
+    prior = previous_prior(distance, window.reach_px, previous_weight) * ~doubt
     new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, held, prior, check_cancel,
                                             stats)
     inner, inside = window.inner, window.inner_in_crop
@@ -252,28 +255,36 @@ def _solve_window(engine, img, tri, held, start, prior, previous: Solution, wind
     return alpha, fg, known
 
 
-def decided_and_not_contradicted(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
-    """The crop's pixels that the previous job decided (an unknown pixel at alpha exactly 0 or 1:
-    trimmed, or solved to the limit) and the edit does not contradict: held at their value.
-
-    Why: the previous job decided them with more than the crop shows (its K-to-U flow and
-    trimming saw the whole region); the rerun's own trimming is gated by the crop's flow, which
-    may see one side only (previous_prior's buckle). A decided pixel is contradicted, and
-    solved again, when its connected decided area (same value, 8-connected) touches a changed
-    pixel that now says otherwise: white or grey painted next to decided background, black or
-    grey next to decided foreground. A black dot in a decided hole contradicts nothing."""
+def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
+    """The crop's pixels whose previous result the edit puts in doubt: the side (alpha above or
+    below 1/2, 8-connected) of every changed pixel that now says otherwise than the previous
+    result there. Black painted where alpha was above 1/2 doubts the whole opaque-looking area
+    it belongs to, white where it was below doubts the transparent-looking one, grey painted
+    over known pixels doubts their side. A black dot in a hole the previous result already made
+    transparent (or a white one on opaque) doubts nothing: the user confirmed it."""
     before = previous.alpha_in(crop, np.float32)
-    was_unknown = previous.trimap[crop] == UNKNOWN
     now = trimap[crop]
     changed = previous.trimap[crop] != now
     out = np.zeros(now.shape, bool)
-    for value, label in ((1.0, FOREGROUND), (0.0, BACKGROUND)):
-        decided = was_unknown & (before == value) & ~changed
-        against = ndimage.binary_dilation(changed & (now != label), np.ones((3, 3), bool))
-        parts, _ = ndimage.label(decided, np.ones((3, 3), int))
-        touched = np.unique(parts[against & decided])
-        out |= decided & ~np.isin(parts, touched[touched > 0])
-    return out & (now == UNKNOWN)
+    for side, label in ((before > 0.5, FOREGROUND), (before < 0.5, BACKGROUND)):
+        seeds = changed & side & (now != label)
+        if seeds.any():
+            parts, _ = ndimage.label(side, np.ones((3, 3), int))
+            touched = np.unique(parts[seeds])
+            out |= np.isin(parts, touched[touched > 0])
+    return out
+
+
+def decided_pixels(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
+    """The crop's unknown pixels that the previous job decided (alpha exactly 0 or 1: trimmed,
+    or solved to the limit), still unknown and unpainted.
+
+    Why they are held (outside in_doubt): the previous job decided them with more than the crop
+    shows (its K-to-U flow and trimming saw the whole region); the rerun's own trimming is gated
+    by the crop's flow, which may see one side only (previous_prior's buckle)."""
+    before = previous.alpha_in(crop, np.float32)
+    now = trimap[crop]
+    return (previous.trimap[crop] == UNKNOWN) & (now == UNKNOWN) & ((before == 0) | (before == 1))
 
 
 def previous_prior(distance: np.ndarray, reach_px: float, weight: float = PREVIOUS) -> np.ndarray:
@@ -288,7 +299,7 @@ def previous_prior(distance: np.ndarray, reach_px: float, weight: float = PREVIO
     gated off; with nothing pulling it to 1 the closed form lets the whole buckle fade
     (tests/test_refine_ring.py). Nothing in the crop's energy tells an opaque buckle from a
     faded one there, so the previous result decides, as the user saw it: the pixels it decided
-    stay decided (decided_and_not_contradicted), and this term holds the others, weak against
+    stay decided (decided_pixels), and this term holds the others (both outside in_doubt), weak against
     the Laplacian next to the stroke, so that the hint moves what it touches, firmer farther
     away, where the previous result was the user's and the edit says nothing. (On the tuning
     photos it weighs little: 0, 0.03 and 0.1 gave SAD curves within 0.1; docs/benchmarks.md.)"""
