@@ -1,6 +1,7 @@
 """Python client: find (or start) a server, send a job, get numpy arrays back."""
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -18,6 +19,7 @@ from drip_protocol import (
     tls_client_context,
     try_connect,
 )
+from drip_protocol.discovery import server_log_file
 
 from .buffers import to_array, to_bytes
 from .samples import depth_of
@@ -82,15 +84,25 @@ class Client:
 
 def connect(discovery_file: str | None = None, spawn: bool = True, *, server_args: list[str] | None = None,
             wait: float = 60.0, log_file: str | None = None) -> Client:
-    """Connect to the running server, or start one (detached) and wait for it."""
+    """Connect to the running server, or start one (detached) and wait for it.
+
+    A started server logs to ``log_file``, else where the discovery file's last server logged (its
+    record names the real file), else to the per-user default.
+    """
     path = discovery_file or default_discovery_file()
     conn = try_connect(path)
     if conn is not None:
         return Client(conn)
     if not spawn:
         raise ProtocolError("no_server", f"no Drip server is running (looked in {path})")
-    return Client(spawn_server(SERVER_COMMAND + list(server_args or []), path,
-                               log_file=log_file or default_log_file(), wait=wait))
+    log_file = log_file or server_log_file(path, default_log_file())
+    try:
+        return Client(spawn_server(SERVER_COMMAND + list(server_args or []), path, log_file=log_file,
+                                   wait=wait))
+    except ProtocolError as exc:
+        if exc.log_file and not os.path.exists(exc.log_file):
+            exc.log_file = None  # the server never got as far as its log: naming it would mislead
+        raise
 
 
 def connect_address(host: str, port: int, token: str | None = None, discovery_file: str | None = None, *,

@@ -37,6 +37,14 @@ def default_discovery_file() -> str:
 def default_log_file() -> str:
     return os.path.join(state_dir(), "server.log")
 
+def server_log_file(discovery_file: str, fallback: str | None = None) -> str | None:
+    """The log file of the server the discovery file describes (running, or one that crashed and
+    left its record), else ``fallback``. The record names the log the server really writes; the
+    per-user default is only a guess (a server started with --log-file writes elsewhere)."""
+    record = read_discovery(discovery_file)
+    named = record.get("log_file") if record is not None else None
+    return named if isinstance(named, str) and named else fallback
+
 def read_discovery(path: str) -> dict | None:
     """The discovery record, or None if absent, unreadable, malformed or unsafe.
 
