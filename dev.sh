@@ -3,6 +3,7 @@
 #   ./dev.sh demo [OUTDIR]    matte the bundled demo scene with the default (classical) engine
 #   ./dev.sh test [ARGS...]   run the whole test suite (ARGS go to pytest)
 #   ./dev.sh setup            only create/refresh the virtual environment
+#   ./dev.sh help             this text
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,6 +47,11 @@ setup() {
     fi
 }
 
+usage() {
+    # the comment block at the top of this file, whatever its length, without the '# '
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
@@ -73,8 +79,12 @@ case "$cmd" in
     setup)
         setup "drip,gui,dev,bench,cluster"
         ;;
+    help|-h|--help)
+        usage
+        ;;
     *)
-        sed -n '2,5p' "$0"
+        echo "dev.sh: unknown command '$cmd'" >&2
+        usage >&2
         exit 2
         ;;
 esac
