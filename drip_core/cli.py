@@ -25,7 +25,8 @@ import numpy as np
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
 from .errors import UserError, command_line_text
-from .image_io import is_jpeg, output_problem, read_guide, read_image
+from .guides import read_mask_as_trimap, read_trimap
+from .image_io import output_problem, read_image
 from .trimaps.values import UNKNOWN
 
 
@@ -95,45 +96,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # --- reading and writing -----------------------------------------------------------------
-
-def read_trimap(path: str, shape) -> np.ndarray:
-    """A painted trimap (anything but pure white / black is unknown); a JPEG one snapped by nearest."""
-    from . import trimaps
-    grey = read_guide(path, "trimap")
-    if grey.shape != tuple(shape[:2]):
-        raise UserError(f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} "
-                        f"but the image is {shape[1]}x{shape[0]}")
-    if is_jpeg(path):
-        trimap = trimaps.snap(trimaps.as_mask(grey, "trimap"))
-        moved = int((grey != trimap).sum())
-        print(f"drip-matte: warning: the trimap {path} is a JPEG, whose compression shifts values: each "
-              f"pixel was snapped to the nearest of black (0), grey (128) and white (255), {moved} of them "
-              "moved. Save trimaps as PNG to keep them exact.", file=sys.stderr)
-    else:
-        trimap = trimaps.from_painted(grey)
-    if not (trimap == UNKNOWN).any():
-        raise UserError(f"the trimap {path} has no unknown (grey) pixels, so there is nothing to matte: "
-                        "paint grey where the object's edge is unsure")
-    return trimap
-
-
-def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
-    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimaps.build)."""
-    from . import trimaps
-    from .engines import refining_engine
-    grey = read_guide(path, "mask")
-    if grey.shape != image.shape[:2]:
-        raise UserError(f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
-                        f"{image.shape[1]}x{image.shape[0]}")
-    selected = trimaps.as_mask(grey, "mask") >= 128  # the band rule's own threshold
-    if not selected.any():
-        raise UserError(f"the mask {path} selects nothing (it is black everywhere): white marks the "
-                        "object to cut out")
-    if selected.all():
-        raise UserError(f"the mask {path} selects the whole image, so there is no edge to matte: select "
-                        "only the object (white) and leave the background black")
-    return trimaps.build("selection_band", grey, band, image.shape, image, engine=refining_engine())
-
 
 def check_outputs(args) -> None:
     """Before any work: each output's name must be a format that holds what is written there."""

@@ -45,6 +45,7 @@ def server_log_file(discovery_file: str, fallback: str | None = None) -> str | N
     named = record.get("log_file") if record is not None else None
     return named if isinstance(named, str) and named else fallback
 
+
 def read_discovery(path: str) -> dict | None:
     """The discovery record, or None if absent, unreadable, malformed or unsafe.
 

@@ -83,11 +83,11 @@ def test_an_all_black_mask_selects_nothing(files):
 
 
 @pytest.mark.parametrize("kind, value, said, not_said", [
-    ("mask", 0, "the selection is empty", ["Nothing is selected", "trimap channel"]),
-    ("trimap", 255, "the trimap has no unknown (grey) pixels", ["no grey (unknown)", "widen the band"]),
+    ("mask", 0, "selects nothing", ["Nothing is selected", "trimap channel"]),
+    ("trimap", 255, "has no unknown (grey) pixels", ["no grey (unknown)", "widen the band"]),
 ])
 def test_core_errors_in_a_batch_are_said_once(files, kind, value, said, not_said):
-    """The engine's own errors (no CLI check before them in batch mode) get a command-line hint."""
+    """Batch reads its guides as a single photo's (drip_core/guides.py): the same cause, said once."""
     tmp = files[0]
     (tmp / "in").mkdir()
     (tmp / "guides").mkdir()

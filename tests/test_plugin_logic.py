@@ -246,7 +246,12 @@ def test_load_config_and_discovery_resolution(tmp_path):
     assert logic.discovery_file(cfg, {}) == "/cfg/server.json"
     assert logic.discovery_file(cfg, {"DRIP_MATTING_SERVER_FILE": "/env/s.json"}) == "/env/s.json"
     assert logic.discovery_file({}, {}).endswith(os.path.join("drip-matting", "server.json"))
-    assert logic.log_file_hint(cfg) == "/cfg/server.log"
+    assert logic.log_file_hint(cfg, {}) == "/cfg/server.log"
+    # the running server's own record names the log it really writes
+    record = tmp_path / "server.json"
+    drip_protocol.write_discovery(str(record), {"host": "127.0.0.1", "port": 1, "token": "t" * 64, "pid": 1,
+                                                "proto": 3, "log_file": "/real/server.log"})
+    assert logic.log_file_hint(cfg, {"DRIP_MATTING_SERVER_FILE": str(record)}) == "/real/server.log"
 
 
 def test_installed_folder_is_stdlib_only_and_importable_by_a_plain_python(tmp_path):

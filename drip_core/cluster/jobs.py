@@ -11,7 +11,6 @@ neither the driver nor the object store ever holds more than a few images.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -20,8 +19,8 @@ import numpy as np
 from drip_protocol import ProtocolError
 
 from ..errors import UserError
-from ..image_io import IMAGE_SUFFIXES, encode_png, is_jpeg, read_guide, read_image
-from ..trimaps.values import UNKNOWN
+from ..guides import GuideError, print_warning, read_mask_as_trimap, read_trimap
+from ..image_io import IMAGE_SUFFIXES, encode_png, read_image
 from . import atomic, storage
 
 OUTPUT_KINDS = ("alpha", "foreground")
@@ -133,7 +132,7 @@ def load_inputs(job: Job, warn=None) -> tuple[np.ndarray, np.ndarray]:
     kind = job.guide_kind
     if storage.size(job.guide) is None:
         raise JobError("missing_trimap", f"no {'trimap' if kind == 'trimap' else 'mask'} {job.guide}")
-    say = warn or _print_warning
+    say = warn or print_warning
     try:
         with storage.local_copy(job.guide) as local:
             named = lambda text: text.replace(local, job.guide)  # noqa: E731 - not the temporary download
@@ -142,59 +141,13 @@ def load_inputs(job: Job, warn=None) -> tuple[np.ndarray, np.ndarray]:
                     trimap = read_mask_as_trimap(local, image, job.band_radius)
                 else:
                     trimap = read_trimap(local, image.shape, warn=lambda line: say(named(line)))
-            except JobError as exc:
-                raise JobError(exc.code, named(exc.message)) from None
+            except GuideError as exc:
+                raise JobError(exc.code, named(str(exc))) from None
             except UserError as exc:
                 raise JobError("bad_trimap", named(str(exc))) from None
     except (OSError, RuntimeError) as exc:  # a remote read that failed
         raise JobError("bad_trimap", f"cannot read {job.guide}: {exc}") from None
     return image, trimap
-
-
-def _print_warning(line: str) -> None:
-    print(f"drip-matte: warning: {line}", file=sys.stderr)
-
-
-# The guide checks of drip-matte (drip_core/cli.py's read_trimap and read_mask_as_trimap), with
-# the same words; as JobErrors (hint-less ProtocolErrors) they carry the batch report's codes.
-
-def read_trimap(path: str, shape, warn=_print_warning) -> np.ndarray:
-    """A painted trimap (anything but pure white / black is unknown); a JPEG one snapped by nearest."""
-    from .. import trimaps
-    grey = read_guide(path, "trimap")
-    if grey.shape != tuple(shape[:2]):
-        raise JobError("bad_trimap", f"the trimap {path} is {grey.shape[1]}x{grey.shape[0]} "
-                                     f"but the image is {shape[1]}x{shape[0]}")
-    if is_jpeg(path):
-        trimap = trimaps.snap(trimaps.as_mask(grey, "trimap"))
-        moved = int((grey != trimap).sum())
-        warn(f"the trimap {path} is a JPEG, whose compression shifts values: each pixel was snapped to "
-             f"the nearest of black (0), grey (128) and white (255), {moved} of them moved. Save trimaps "
-             "as PNG to keep them exact.")
-    else:
-        trimap = trimaps.from_painted(grey)
-    if not (trimap == UNKNOWN).any():
-        raise JobError("no_unknown", f"the trimap {path} has no unknown (grey) pixels, so there is nothing "
-                                     "to matte: paint grey where the object's edge is unsure")
-    return trimap
-
-
-def read_mask_as_trimap(path: str, image: np.ndarray, band) -> np.ndarray:
-    """A selection mask -> trimap with the plug-in's band rule (drip_core.trimaps.build)."""
-    from .. import trimaps
-    from ..engines import refining_engine
-    grey = read_guide(path, "mask")
-    if grey.shape != image.shape[:2]:
-        raise JobError("bad_trimap", f"the mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is "
-                                     f"{image.shape[1]}x{image.shape[0]}")
-    selected = trimaps.as_mask(grey, "mask") >= 128  # the band rule's own threshold
-    if not selected.any():
-        raise JobError("empty_selection", f"the mask {path} selects nothing (it is black everywhere): "
-                                          "white marks the object to cut out")
-    if selected.all():
-        raise JobError("no_unknown", f"the mask {path} selects the whole image, so there is no edge to "
-                                     "matte: select only the object (white) and leave the background black")
-    return trimaps.build("selection_band", grey, band, image.shape, image, engine=refining_engine())
 
 
 def write_matte(job: Job, fg: np.ndarray, alpha: np.ndarray) -> None:
@@ -215,7 +168,7 @@ def run_job(job: Job, engine=None, *, engine_name: str = "classical", drip_model
 
     def warn(line: str) -> None:
         warnings.append(line)
-        _print_warning(line)  # a Ray worker's stderr reaches the driver's terminal
+        print_warning(line)  # a Ray worker's stderr reaches the driver's terminal
     try:
         image, trimap = load_inputs(job, warn)
         if engine is None:

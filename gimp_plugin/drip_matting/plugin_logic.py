@@ -468,8 +468,11 @@ def discovery_file(config: dict, environ=None) -> str:
             or os.path.join(protocol.state_dir(), "server.json"))
 
 
-def log_file_hint(config: dict) -> str:
-    return config.get("log_file") or protocol.default_log_file()
+def log_file_hint(config: dict, environ=None) -> str:
+    """The log a message should name: the one the running (or last) server's discovery record
+    names, else the installer's config's, else the per-user default."""
+    fallback = config.get("log_file") or protocol.default_log_file()
+    return protocol.server_log_file(discovery_file(config, environ), fallback)
 
 
 def address_record(port: int, disc_path: str):
@@ -512,7 +515,7 @@ def connect(server_arg: str, config: dict, *, on_wait=None, environ=None, spawn_
     over TLS when DRIP_MATTING_TLS_CA is set or the discovery file says so.
     """
     disc = discovery_file(config, environ)
-    log = log_file_hint(config)
+    log = log_file_hint(config, environ)
     address = parse_server_arg(server_arg)
     if address is not None:
         host, port = address
