@@ -198,7 +198,7 @@ def test_refine_with_edited_trimap_updates_in_place(session):
     new = raw(session, d["mask"], (h, w)).astype(int)
     ex, ey, ew, eh = d["edit_rect"]
     # the full solve of the edited trimap, against this rerun and against the first run, beyond
-    # a local re-solve's neighbourhood (this small layer's rerun is a full solve: equal to it)
+    # a local re-solve's neighbourhood (printed: the rerun keeps the previous result there)
     from drip_core.engines.classical.rerun import REACH
     beyond = np.ones((h, w), bool)
     beyond[max(ey - REACH, 0):ey + eh + REACH, max(ex - REACH, 0):ex + ew + REACH] = False
