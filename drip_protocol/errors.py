@@ -13,7 +13,8 @@ ERROR_HINTS = {
     "bad_image": "The image could not be used: check its size and format.",
     "bad_trimap": "The trimap could not be used: it must be the image's size, with white, grey and black.",
     "empty_selection": "Nothing is selected: select the object roughly first (or use a trimap channel).",
-    "no_unknown": "The trimap has no grey (unknown) region, so there is nothing to matte: widen the band.",
+    "no_unknown": ("The trimap has no unknown (grey) pixels, so there is nothing to matte: widen the band "
+                   "(smart band off, a larger band radius) or paint grey where the edge is unsure."),
     "engine_unavailable": "That engine cannot run here: choose 'classical', or install the DRIP extras.",
     "model_missing": ("No DRIP model is configured: import one with the installer (--drip-model PATH) "
                       "or use 'classical'."),
@@ -46,10 +47,15 @@ class ProtocolError(Exception):
         self.log_file = log_file
 
     def user_text(self) -> str:
-        """One paragraph for a person: what happened, what to do, where the log is."""
-        text = self.message.rstrip(".") + "."
-        if self.hint:
-            text += " " + self.hint
+        """One paragraph for a person: what happened, what to do, where the log is; a hint that
+        opens by saying what happened is said alone, not after the same words."""
+        said = self.message.strip().rstrip(".")
+        if self.hint and said and self.hint.lower().startswith(said.lower()):
+            text = self.hint
+        else:
+            text = said + "."
+            if self.hint:
+                text += " " + self.hint
         if self.log_file:
             text += f" (Server log: {self.log_file})"
         return text

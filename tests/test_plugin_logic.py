@@ -513,3 +513,32 @@ def test_every_stage_a_real_server_sends_shows_the_plug_ins_text(server):
     for stage in seen:
         assert drip_protocol.Stage.of(stage) is not None, stage
         assert not logic.progress_text(stage).startswith(fallback), stage
+
+
+def engine_error(code):
+    """The error the server's own code raises for ``code`` (what the plug-in receives)."""
+    import numpy as np
+
+    from drip_core import trimaps
+    from drip_core.region import JobRegion
+    image = np.zeros((40, 40, 3), np.uint8)
+    try:
+        if code == "empty_selection":
+            trimaps.build("selection_band", np.zeros((40, 40), np.uint8), 8, image.shape, image)
+        else:
+            JobRegion.around_unknown(image, np.full((40, 40), 255, np.uint8), 8)
+    except ProtocolError as exc:
+        return ProtocolError(exc.code, exc.message)  # as it arrives: code and message, the hint added here
+    raise AssertionError(f"no {code} error")
+
+
+@pytest.mark.parametrize("code, once, never", [
+    ("empty_selection", "nothing is selected", "selection is empty"),
+    ("no_unknown", "no unknown (grey) pixels", "no grey (unknown)"),
+])
+def test_a_server_error_whose_hint_restates_it_is_said_once(code, once, never):
+    """Issue 25: "the selection is empty. Nothing is selected: ..." said the cause twice (the
+    engine's words and the hint's differed); now the engine says it as the hint opens."""
+    text = logic.user_message(engine_error(code), "/x/server.log")
+    assert text.lower().count(once) == 1 and never not in text.lower(), text
+    assert text.endswith("(Server log: /x/server.log)"), text

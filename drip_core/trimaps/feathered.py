@@ -12,7 +12,7 @@ def from_feathered(selection, shape=None) -> np.ndarray:
     sel = as_mask(selection, "selection")
     check_shape(sel, shape)
     if not (sel > 0).any():
-        raise EngineError("empty_selection", "the selection is empty")
+        raise EngineError("empty_selection", "nothing is selected")
     trimap = np.full(sel.shape, UNKNOWN, np.uint8)
     trimap[sel == 255] = FOREGROUND
     trimap[sel == 0] = BACKGROUND

@@ -21,7 +21,7 @@ def from_selection(selection, band_radius: int, shape=None) -> np.ndarray:
         raise EngineError("bad_trimap", f"band radius must be a non-negative integer, got {band_radius!r}")
     inside = sel >= 128
     if not inside.any():
-        raise EngineError("empty_selection", "the selection is empty")
+        raise EngineError("empty_selection", "nothing is selected")
     if inside.all():
         # Everything selected: there is no edge, hence no band and no background to anchor
         # one; the honest answer is "nothing to matte".

@@ -136,7 +136,7 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT, *, engi
                                         f"{img.shape[1]}x{img.shape[0]}")
     inside = sel >= 128
     if not inside.any():
-        raise EngineError("empty_selection", "the selection is empty")
+        raise EngineError("empty_selection", "nothing is selected")
     if inside.all():
         return np.full(sel.shape, FOREGROUND, np.uint8)  # no edge: as from_selection
 

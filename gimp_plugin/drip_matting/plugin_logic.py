@@ -170,13 +170,6 @@ def user_message(exc: BaseException, log_file: str | None = None) -> str:
     if isinstance(exc, ProtocolError):
         if log_file and not exc.log_file:
             exc.log_file = log_file
-        said = exc.message.strip().rstrip(".").lower()
-        if exc.hint and said and exc.hint.lower().startswith(said):
-            # The hint already opens with what happened: do not say it twice.
-            text = exc.hint
-            if exc.log_file:
-                text += f" (Server log: {exc.log_file})"
-            return "Drip Matting: " + text
         return "Drip Matting: " + exc.user_text()
     text = (f"Drip Matting failed unexpectedly ({exc.__class__.__name__}: {exc}). "
             "Please report this with the plug-in's output")
