@@ -129,18 +129,28 @@ def find_named(items, name):
 # Which source layer an item belongs to (parasites), and that layer's own Drip items
 # ----------------------------------------------------------------------------------------
 
+def attach(item, name, data: bytes):
+    """Attach the plug-in's parasite ``name`` holding ``data`` (undoable: PARASITE_FLAGS)."""
+    item.attach_parasite(Gimp.Parasite.new(name, PARASITE_FLAGS, list(data)))
+
+
+def parasite_data(item, name):
+    """The bytes of the parasite ``name`` on ``item``, or None (none, or bindings that differ)."""
+    try:
+        parasite = item.get_parasite(name)
+    except Exception:  # noqa: BLE001 - an item without it is simply not ours
+        return None
+    return bytes(parasite.get_data()) if parasite is not None else None
+
+
 def mark_source(item, layer):
     """Tag a result layer or trimap channel with the tattoo of its source layer."""
-    item.attach_parasite(Gimp.Parasite.new(logic.SOURCE_PARASITE, PARASITE_FLAGS,
-                                           list(logic.source_parasite_data(layer.get_tattoo()))))
+    attach(item, logic.SOURCE_PARASITE, logic.source_parasite_data(layer.get_tattoo()))
 
 
 def source_tattoo(item):
-    try:
-        parasite = item.get_parasite(logic.SOURCE_PARASITE)
-    except Exception:  # noqa: BLE001 - bindings differ; an item without it is simply not ours
-        return None
-    return logic.parse_source_parasite(parasite.get_data()) if parasite is not None else None
+    data = parasite_data(item, logic.SOURCE_PARASITE)
+    return logic.parse_source_parasite(data) if data is not None else None
 
 
 def owned_by(item, layer) -> bool:
@@ -158,11 +168,8 @@ def find_result_layer(image, layer, name):
 
 def result_held(item):
     """(result id, rect) of the server result a Drip layer holds, or None."""
-    try:
-        parasite = item.get_parasite(logic.RESULT_PARASITE)
-    except Exception:  # noqa: BLE001 - bindings differ; treat as none
-        return None
-    return logic.parse_result_parasite(parasite.get_data()) if parasite is not None else None
+    data = parasite_data(item, logic.RESULT_PARASITE)
+    return logic.parse_result_parasite(data) if data is not None else None
 
 
 def mark_result(item, result_id, rect):
@@ -172,8 +179,7 @@ def mark_result(item, result_id, rect):
     except Exception:  # noqa: BLE001 - it had none
         pass
     if isinstance(result_id, str) and result_id:
-        item.attach_parasite(Gimp.Parasite.new(logic.RESULT_PARASITE, PARASITE_FLAGS,
-                                               list(logic.result_parasite_data(result_id, rect))))
+        attach(item, logic.RESULT_PARASITE, logic.result_parasite_data(result_id, rect))
 
 
 def output_layers(outputs):
@@ -295,14 +301,6 @@ def whole(image, drawable, fmt):
     return read(drawable, (0, 0, image.get_width(), image.get_height()), fmt)
 
 
-def parasite_text(item, name):
-    try:
-        parasite = item.get_parasite(name)
-        return bytes(parasite.get_data()).decode("ascii") if parasite is not None else None
-    except Exception:  # noqa: BLE001 - bindings differ, or not ours: none
-        return None
-
-
 def selection_print(image):
     """The current selection's fingerprint, "-" when nothing is selected."""
     if Gimp.Selection.is_empty(image):
@@ -323,7 +321,8 @@ def loop_state(image, layer, read_trimap=True) -> LoopState:
     data, painted, left = None, False, "-"
     if trimap is not None and read_trimap:
         data = whole(image, trimap, TRIMAP_FMT)
-        held = (parasite_text(trimap, loop.PRINT_PARASITE) or "").split()
+        raw = parasite_data(trimap, loop.PRINT_PARASITE) or b""
+        held = raw.decode("ascii").split() if raw.isascii() else []  # not ours: no print
         painted = bool(held) and held[0] != loop.fingerprint(data)
         left = held[1] if len(held) > 1 else "-"
     new_selection = not Gimp.Selection.is_empty(image) and (left == "-" or selection_print(image) != left)
@@ -378,7 +377,7 @@ def show_trimap(image, trimap, colour=None, known_print=None):
         trimap.set_color(c)
     trimap.set_visible(True)
     text = f"{known_print or loop.fingerprint(whole(image, trimap, TRIMAP_FMT))} {selection_print(image)}"
-    trimap.attach_parasite(Gimp.Parasite.new(loop.PRINT_PARASITE, PARASITE_FLAGS, list(text.encode("ascii"))))
+    attach(trimap, loop.PRINT_PARASITE, text.encode("ascii"))
 
 
 def select_for_painting(image, layer, s):
