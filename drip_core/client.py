@@ -10,6 +10,7 @@ from drip_protocol import (
     DEFAULT_BAND_RADIUS,
     RESULT_DEPTHS,
     Connection,
+    EdgeSettings,
     JobSpec,
     ProtocolError,
     default_discovery_file,
@@ -46,14 +47,15 @@ class Client:
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, engine: str = "auto", progress=None, *,
               trimap_source: str = "trimap", band_radius=DEFAULT_BAND_RADIUS, want_trimap: bool = False,
-              return_info: bool = False):
+              return_info: bool = False, edge: EdgeSettings | None = None, preview: str | None = None):
         """Matte ``image`` (H x W x 3, or x 4 whose alpha is ignored; uint8, uint16 or float32) with
         ``trimap`` (uint8 or uint16 H x W).
 
         ``trimap`` may also be a selection mask with ``trimap_source`` 'selection_band' or
         'feathered'. Returns (foreground H x W x 3, alpha H x W) in the image's own sample type,
         plus the result header (engine used, note, seconds, and 'trimap' when asked for) if
-        ``return_info``.
+        ``return_info``. ``edge``: edge controls applied after matting; ``preview``: a background
+        (drip_protocol.PREVIEW_BACKGROUNDS) the foreground comes back composited over, as 8-bit RGB.
         """
         image, trimap = np.asarray(image), np.asarray(trimap)
         if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -67,9 +69,9 @@ class Client:
         rgb_format, grey_format = RESULT_DEPTHS[depth]
         job = JobSpec(w, h, depth, mask_format="y16" if trimap.dtype == np.uint16 else "y8",
                       trimap_source=trimap_source, band_radius=band_radius, engine=engine,
-                      want_trimap=want_trimap)
+                      want_trimap=want_trimap, edge=edge or EdgeSettings(), preview=preview)
         out = self.connection.run_job(job, to_bytes(image[:, :, :3]), to_bytes(trimap), progress)
-        fg = to_array(out["foreground"], rgb_format, w, h)
+        fg = to_array(out["foreground"], "rgb8" if preview else rgb_format, w, h)
         alpha = to_array(out["alpha"], grey_format, w, h)
         if not return_info:
             return fg, alpha

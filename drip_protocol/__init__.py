@@ -6,6 +6,7 @@ Python has no numpy, so nothing here may import anything outside the stdlib).
 
     errors      stable error codes, hints, ProtocolError
     framing     prefix + JSON header + raw payload; the protocol version; token check
+    edges       the edge controls applied after matting, and the preview's backgrounds
     job         pixel formats, limits, choices, the typed job (JobSpec), result sizes
     stages      the progress stages a server reports (Stage)
     connection  the blocking client connection (handshake, run_job), TLS context
@@ -27,6 +28,7 @@ from .discovery import (
     user_dir,
     write_discovery,
 )
+from .edges import PREVIEW_BACKGROUNDS, EdgeSettings
 from .errors import ERROR_HINTS, ProtocolError
 from .framing import (
     MAGIC,
@@ -78,6 +80,7 @@ __all__ = [
     "DEFAULT_BAND_RADIUS",
     "DEFAULT_MAX_PIXELS",
     "DIGEST_CHARS",
+    "EdgeSettings",
     "DISCOVERY_ENV",
     "ENGINES",
     "ERROR_HINTS",
@@ -90,6 +93,7 @@ __all__ = [
     "MAX_BAND_RADIUS",
     "MAX_HEADER_BYTES",
     "PREFIX",
+    "PREVIEW_BACKGROUNDS",
     "PROTOCOL_VERSION",
     "RESULT_DEPTHS",
     "TRIMAP_BACKGROUND",

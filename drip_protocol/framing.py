@@ -16,7 +16,7 @@ from .errors import ProtocolError
 
 # Version 2: RGB-only images (the layer's alpha stays in GIMP) and float32 pixels.
 # Version 3: jobs may name their image by digest and leave its pixels out (the image cache).
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4  # 4: edge controls and previews (edges.py)
 MAGIC = b"DRP1"
 
 PREFIX = struct.Struct(">4sIQ")

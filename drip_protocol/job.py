@@ -13,6 +13,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
+from .edges import PREVIEW_BACKGROUNDS, EdgeSettings
 from .errors import ProtocolError
 
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024  # 64 megapixels: an 8K x 8K layer
@@ -85,6 +86,8 @@ class JobSpec:
     image_cached: bool = False      # the pixels are left out: take them from the cache
     base_result: str | None = None  # the previous result the client holds (a rerun may send a patch)
     options: dict = field(default_factory=dict)  # small JSON object (test hooks)
+    edge: EdgeSettings = EdgeSettings()  # edge controls applied after matting (edges.py)
+    preview: str | None = None      # PREVIEW_BACKGROUNDS: the foreground comes back composited over it
 
     def __post_init__(self):
         _check_id(self.id)
@@ -104,6 +107,11 @@ class JobSpec:
         if self.image_cached and self.image_digest is None:
             raise ProtocolError("bad_request", "a job with 'image_cached' must name its 'image_digest'")
         _check_options(self.options)
+        if not isinstance(self.edge, EdgeSettings):
+            raise ProtocolError("bad_request", "field 'edge' must be edge settings")
+        if self.preview is not None:
+            _check_choice("preview", self.preview, PREVIEW_BACKGROUNDS)
+            _check_choice("result_depth (of a preview)", self.result_depth, (8,))
 
     @classmethod
     def from_header(cls, header: dict, max_pixels: int) -> "JobSpec":
@@ -115,17 +123,28 @@ class JobSpec:
         _check_choice("image_format", header.get("image_format"), IMAGE_FORMATS)
         fields = {k: header[k] for k in _HEADER_FIELDS if k in header}
         fields.update(want_trimap=bool(header.get("want_trimap", False)),
-                      image_cached=header.get("image_cached", False) is True)
+                      image_cached=header.get("image_cached", False) is True,
+                      edge=EdgeSettings.from_header(header.get("edge")))
         return cls(**fields)
 
     def to_header(self) -> dict:
         """The ``job`` frame's header (the image and mask bytes follow it as the payload)."""
-        header = {"type": "job", **{k: getattr(self, k) for k in _HEADER_FIELDS}}
+        header = {"type": "job", **{k: getattr(self, k) for k in _HEADER_FIELDS},
+                  "edge": self.edge.to_header()}
         return {k: v for k, v in header.items() if v is not None and v != {}}
 
     def check_size(self, max_pixels: int) -> None:
         """Raise too_large when the image has more pixels than a server takes."""
         _check_pixels(self.width, self.height, max_pixels)
+
+    def result_id(self, matte_id: str) -> str:
+        """The id of the result this job gets from the matte ``matte_id``: its edge controls and
+        preview are part of it, so a client holding a differently finished result is never sent
+        a patch of this one."""
+        if self.edge.is_identity and self.preview is None:
+            return matte_id
+        text = json.dumps([matte_id, self.edge.to_header(), self.preview], sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
     def replace(self, **changes) -> "JobSpec":
         return dataclasses.replace(self, **changes)
@@ -142,7 +161,7 @@ class JobSpec:
 
 _HEADER_FIELDS = ("id", "width", "height", "image_format", "mask_format", "trimap_source", "band_radius",
                   "engine", "result_depth", "want_trimap", "image_digest", "image_cached", "base_result",
-                  "options")
+                  "options", "preview")
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

@@ -22,6 +22,7 @@ from drip_protocol import JobSpec, ProtocolError, Stage, image_digest
 from .. import trimaps
 from ..boxes import Box, mask_bbox
 from ..buffers import to_bytes
+from ..edges import apply_edges, composite, grown_window
 from ..engines import Engine, refining_engine, resolve_engine
 from ..errors import Cancelled, is_out_of_memory
 from ..region import JobRegion
@@ -194,13 +195,16 @@ class DeviceWorker:
         """The result frame: the whole result, or only the rectangle a rerun changed when the
         client holds the previous result (``base_result``)."""
         spec, last = job.spec, outcome.last
-        extra = {"result_id": last.result_id} if self.cache.enabled else {}
+        # a result id names the matte as finished (edge controls, preview): a client holding
+        # another gets the whole result, never a patch of a differently finished one
+        extra = {"result_id": spec.result_id(last.result_id)} if self.cache.enabled else {}
         base = job.cached.last if self.cache.enabled and job.cached is not None else None
         window = (slice(None), slice(None))
-        if outcome.changed is not None and base is not None and spec.base_result == base.result_id:
-            window = rows, cols = outcome.changed
+        if (outcome.changed is not None and base is not None
+                and spec.base_result == spec.result_id(base.result_id)):
+            window = rows, cols = grown_window(outcome.changed, spec.edge.reach, last.alpha.shape)
             extra["patch"] = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
-        planes = [last.foreground, last.alpha] + ([last.trimap] if spec.want_trimap else [])
+        planes = [*_finished(job, last), *([last.trimap] if spec.want_trimap else [])]
         payload = [to_bytes(np.ascontiguousarray(plane[window])) for plane in planes]
         header = {"type": "result", "id": job.id, "engine": last.engine, "note": note, "rerun": outcome.how,
                   "image_sent": job.cached is None, "seconds": round(seconds, 3),
@@ -236,6 +240,15 @@ class DeviceWorker:
 
 
 NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
+
+
+def _finished(job: Job, last: LastResult) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground and alpha a client gets: the matte with the job's edge controls applied,
+    the foreground composited over the preview's background for a preview."""
+    foreground, alpha = apply_edges(last.foreground, last.alpha, job.image, job.spec.edge)
+    if job.spec.preview is not None:
+        foreground = composite(foreground, alpha, job.image, job.spec.preview)
+    return foreground, alpha
 
 
 def _what_changed(previous: LastResult, foreground: np.ndarray, alpha: np.ndarray, box: Box) -> Box:
