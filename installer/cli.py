@@ -1,7 +1,8 @@
 """The installer's command line: parse options, show the plan, ask (in a terminal), run.
 
-Exit codes: 0 done (or nothing to do), 1 a step failed (the message says which and why),
-2 bad arguments or nothing to install into (no GIMP 3 profile), 130 interrupted.
+Exit codes: 0 done (or nothing to do; a dry run always, showing the plan), 1 a step failed (the
+message says which and why), 2 bad arguments or nothing to install into (no GIMP 3 profile),
+130 interrupted.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def interactive_choices(options: Options) -> None:
     if options.engine != "classical" and not model_given:
         try:
             path = input("DRIP model folder to import "
-                         "(Enter for none; the classical engine works without): ").strip()
+                         "(Enter for none; the classical engine needs no model and no torch): ").strip()
         except EOFError:
             path = ""
         if path:
@@ -64,6 +65,10 @@ def finish_text(p: Plan) -> str:
     if any(t.kind == "flatpak" for t in p.targets):
         lines.append("Flatpak GIMP: allow it to start the server on the host once with\n"
                      "  flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP")
+    if p.engine == "classical":
+        lines.append("DRIP is not installed (the classical engine needs no torch). To add it later, run "
+                     f"{installer_command('--drip-model', 'FOLDER')} with a DRIP model folder "
+                     "(docs/drip.md).")
     lines.append(f"Server log: {protocol.default_log_file()}")
     lines.append(f"Uninstall: {installer_command('--uninstall')}")
     return "\n".join(lines)
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if interactive:
                 interactive_choices(options)
-            p = build_install(options)
+            p = build_install(options, dry_run=args.dry_run)
     except InstallError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -44,8 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--python", metavar="PY", default=sys.executable,
                    help="the Python (3.11+) to build the environment with (default: this one)")
     p.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="auto: DRIP and the classical engine (default); "
-                        "classical: no torch, small and fast to install")
+                   help="auto (default): the classical engine (no torch), or DRIP as well when a DRIP "
+                        "model is given (--drip-model) or the last install had it; drip: DRIP and the "
+                        "classical engine (installs torch, gigabytes); classical: no torch, small and fast")
     p.add_argument("--torch", choices=TORCH_CHOICES, default="auto",
                    help="torch build: auto (CUDA with an NVIDIA GPU, MPS on macOS, else CPU), "
                         "cpu, cuda, or skip")

@@ -37,11 +37,12 @@ from PyQt6.QtWidgets import (
 
 import drip_protocol as protocol
 
+from . import manifest as manifest_mod
 from . import model_import, profiles, torch_choice
 from . import venv as venv_mod
 from .common import free_mb, installer_command, options_from, parser
 from .install_steps import build_install
-from .options import Options, default_venv, version
+from .options import Options, choose_engine, default_venv, model_given, version
 from .plan import InstallError, Reporter
 
 PAGE_IDS = ("welcome", "profiles", "engine", "model", "install", "finish")
@@ -168,22 +169,37 @@ class ProfilesPage(QWizardPage):
         return bool(self.chosen())
 
 
+def add_drip_later() -> str:
+    return (f"Add DRIP later: {installer_command('--drip-model', 'FOLDER')} with a DRIP model folder "
+            "(no DRIP weights are published; docs/drip.md says how to make one).")
+
+
 class EnginePage(QWizardPage):
     def __init__(self, options: Options):
         super().__init__()
         self.options = options
         self.setTitle("Engine and device")
-        self.setSubTitle("DRIP gives the best mattes and needs torch; "
-                         "the classical engine is small and fast.")
+        self.setSubTitle("The classical engine is small and fast and needs no model. DRIP needs torch "
+                         "(gigabytes) and a DRIP model you make yourself.")
         lay = QVBoxLayout(self)
-        self.drip = QRadioButton("DRIP and the classical engine (recommended)")
-        self.classical = QRadioButton("Classical engine only (no torch)")
+        # DRIP is only worth its torch download with a model to run: recommend it only then
+        with_model = model_given(options)
+        self.classical = QRadioButton("Classical engine only, no torch"
+                                      + ("" if with_model else " (recommended: no DRIP model given)"))
+        self.drip = QRadioButton("DRIP and the classical engine (installs torch)"
+                                 + (" (recommended: a DRIP model is given)" if with_model else ""))
         group = QButtonGroup(self)
-        group.addButton(self.drip)
         group.addButton(self.classical)
-        (self.classical if options.engine == "classical" else self.drip).setChecked(True)
-        lay.addWidget(self.drip)
+        group.addButton(self.drip)
+        choice = choose_engine(options, manifest_mod.load())
+        (self.drip if choice.engine == "drip" else self.classical).setChecked(True)
         lay.addWidget(self.classical)
+        lay.addWidget(self.drip)
+        self.add_later = _label(add_drip_later())
+        lay.addWidget(self.add_later)
+        self.kept = _label(f"Preselected: {choice.reason}." if choice.kept else "")
+        self.kept.setVisible(choice.kept)
+        lay.addWidget(self.kept)
         self.gpus = torch_choice.detect_nvidia() if options.gpus is None else options.gpus
         detected = choose_safe("auto", "auto", self.gpus)
         self.detected = _label(f"Detected: {detected.reason}.")
@@ -205,8 +221,7 @@ class EnginePage(QWizardPage):
         self.refresh()
 
     def engine(self) -> str:
-        return "classical" if self.classical.isChecked() else self.options.engine if \
-            self.options.engine != "classical" else "auto"
+        return "classical" if self.classical.isChecked() else "drip"
 
     def refresh(self) -> None:
         self.torch.setEnabled(self.drip.isChecked())
@@ -262,9 +277,21 @@ class ModelPage(QWizardPage):
         self.sources = sources
         self.note = _label("")
         lay.addWidget(self.note)
+        self.engine_note = _label("")
+        lay.addWidget(self.engine_note)
         lay.addStretch(1)
         chosen = self.local if options.drip_model else self.download if options.model_url else self.none
         chosen.setChecked(True)
+
+    def initializePage(self) -> None:
+        # a model is of no use to the classical engine (the install would refuse it)
+        drip = self.wizard().engine_page.engine() == "drip"
+        for widget in (self.local, self.path, self.link, self.download, self.url):
+            widget.setEnabled(drip)
+        if not drip:
+            self.none.setChecked(True)
+        self.engine_note.setText("" if drip else "The classical engine needs no model: go Back and choose "
+                                 "DRIP to import one now. " + add_drip_later())
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "DRIP model folder")
@@ -391,8 +418,10 @@ class FinishPage(QWizardPage):
             lines += ["", "Flatpak GIMP: allow it to start the server on the host once with",
                       "  flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP"]
         lines += ["", f"Server log: {protocol.default_log_file()}",
-                  f"Model: {(plan.model_path if plan else None) or 'none (classical engine)'}",
-                  f"Remove everything: {installer_command('--uninstall')}"]
+                  f"Model: {(plan.model_path if plan else None) or 'none (classical engine)'}"]
+        if plan and plan.engine == "classical":
+            lines.append(add_drip_later())
+        lines.append(f"Remove everything: {installer_command('--uninstall')}")
         self.text.setText("\n".join(lines))
 
 

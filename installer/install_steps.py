@@ -10,6 +10,7 @@ removed, and one of ours without pip is rebuilt. Standard library only.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -23,23 +24,35 @@ from . import manifest as manifest_mod
 from . import model_import, plugin_files, profiles, server_stop, user_config
 from . import venv as venv_mod
 from .environment import prepare_venv, venv_is_ours
-from .options import Options, check_options, default_source, default_venv, downloads_dir, models_dir, version
+from .options import (
+    ENGINE_SETS,
+    Options,
+    check_options,
+    choose_engine,
+    default_source,
+    default_venv,
+    downloads_dir,
+    models_dir,
+    version,
+)
 from .plan import Context, InstallError, Plan, Step
-from .torch_choice import choose_torch, disk_needed_mb
+from .torch_choice import TORCH_CHOICES, choose_torch, disk_needed_mb
 
 
-def build_install(options: Options) -> Plan:
-    return Install(options).plan()
+def build_install(options: Options, dry_run: bool = False) -> Plan:
+    """The install plan; ``dry_run`` plans even without a GIMP 3 profile (the plug-in step then
+    says why it cannot run), where a real install stops before changing anything."""
+    return Install(options, dry_run).plan()
 
 
-def resolve_profiles(options: Options) -> list[profiles.Profile]:
+def resolve_profiles(options: Options, allow_none: bool = False) -> list[profiles.Profile]:
     if options.gimp_profiles:
         try:
             return [profiles.named_profile(p) for p in options.gimp_profiles]
         except profiles.ProfileError as exc:
             raise InstallError(str(exc)) from None
     found = profiles.find_profiles()
-    if not found:
+    if not found and not allow_none:
         raise InstallError(profiles.no_gimp_message())
     return found
 
@@ -65,15 +78,20 @@ class Install:
     """What an install will do (decided when it is made, nothing changed yet) and its steps'
     checks and actions. Only ``created_venv`` and ``created_plugins`` change while it runs."""
 
-    def __init__(self, options: Options):
+    def __init__(self, options: Options, dry_run: bool = False):
         check_options(options)
-        try:
-            self.torch = choose_torch(options.torch, options.engine, gpus=options.gpus)
-        except ValueError as exc:
-            raise InstallError(str(exc)) from None
         self.options = options
         self.record = manifest_mod.load()
-        self.targets = resolve_profiles(options)
+        self.engine = choose_engine(options, self.record)
+        self.torch_request, torch_kept = _torch_request(options, self.record)
+        try:
+            self.torch = choose_torch(self.torch_request, self.engine.engine, gpus=options.gpus)
+        except ValueError as exc:
+            raise InstallError(str(exc)) from None
+        if torch_kept and self.engine.engine == "drip":
+            self.torch = dataclasses.replace(self.torch,
+                                             reason=f"{self.torch.reason} (kept from the last install)")
+        self.targets = resolve_profiles(options, allow_none=dry_run)
         self.source = Path(options.source).expanduser().resolve() if options.source else default_source()
         if not self.source.exists():
             raise InstallError(f"--source {options.source}: no such wheel or folder")
@@ -81,7 +99,7 @@ class Install:
             Path(self.record["venv"].get("path") or default_venv())
         self.py = venv_mod.venv_python(self.venv)
         self.fingerprint = venv_mod.source_fingerprint(self.source)
-        self.extras = "[drip]" if (options.engine != "classical" and self.torch.build != "skip") else ""
+        self.extras = "[drip]" if (self.engine.engine == "drip" and self.torch.build != "skip") else ""
         self.ver = version()
         self.model_src, self.download, self.model_path = self._model_choice()
         # Folders that did not exist before: uninstall removes them again if they are empty
@@ -110,46 +128,60 @@ class Install:
     def plan(self) -> Plan:
         o = self.options
         steps = [
-            # a server running the old software stops first (the next filter run starts the new one;
-            # on Windows its files could not even be replaced while it runs)
-            Step("a running Drip server is stopped if its software changes", self.server_unaffected,
-                 self.stop_server),
+            self.server_step(),
             Step(f"Python environment {self.venv}", self.venv_ready, self.make_venv, self.venv_note()),
-            Step(f"torch ({self.torch.build})", self.torch_ready, self.install_torch, self.torch.reason),
+            # without torch there is no step: the summary says why none is installed
+            *([Step(f"torch ({self.torch.build})", self.torch_ready, self.install_torch, self.torch.reason)]
+              if self.torch.build != "skip" else []),
             Step(f"drip-matting {self.ver}{self.extras} from {self.source.name}", self.software_ready,
                  self.install_software),
             *self.model_steps(),
-            *[Step(f"plug-in into {prof.label()}", partial(self.plugin_ready, prof),
-                   partial(self.install_plugin, prof))
-              for prof in self.targets],
+            *self.plugin_steps(),
         ]
         copy_model = bool(self.model_src or self.download) and o.model_mode == "copy"
-        disk = disk_needed_mb(self.torch, o.engine, copy_model)
+        disk = disk_needed_mb(self.torch, self.engine.engine, copy_model)
         return Plan("install", steps, self.summary(disk), self.record,
-                    on_failure=[self.drop_new_plugins, self.keep_new_venv, self.note_dirs],
+                    on_failure=[self.drop_new_plugins, self.keep_new_venv, self.note_dirs,
+                                self.remember_engine],
                     finish=self.finish, version=self.ver, venv=self.venv, targets=self.targets,
-                    model_path=self.model_path, torch=self.torch, disk_mb=disk)
+                    model_path=self.model_path, torch=self.torch, disk_mb=disk, engine=self.engine.engine)
 
     def summary(self, disk_mb: float) -> list[str]:
         o = self.options
+        gimp = [p.label() for p in self.targets] or profiles.no_gimp_message().splitlines()
         return [
             f"Drip Matting {self.ver} installer",
             f"  environment: {self.venv} (Python {o.python})",
-            f"  engine:      {o.engine}; torch: {self.torch.build} - {self.torch.reason}",
+            f"  engine:      {ENGINE_SETS[self.engine.engine]} - {self.engine.reason}",
+            f"  torch:       {self.torch.build.replace('skip', 'none')} - {self.torch.reason}",
             f"  software:    {self.source}",
             f"  model:       {self.model_path or 'none (the classical engine works without one)'}",
-            "  GIMP:        " + ("\n               ".join(p.label() for p in self.targets)),
+            "  GIMP:        " + "\n               ".join(gimp),
             f"  disk space:  about {disk_mb / 1000:.1f} GB",
             f"  server log:  {protocol.default_log_file()}",
         ]
 
     # a running server
+    def server_step(self) -> Step:
+        """One that runs the old software stops first (the next filter run starts the new one; on
+        Windows its files could not even be replaced while it runs). The step's name says what
+        was found when the plan was made; stop_server logs what it really did."""
+        running = server_stop.running_server()
+        if running is None:
+            name = "no Drip server is running: nothing to stop"
+        elif self.server_unaffected():
+            name = f"{server_stop.describe(running)} is left running: its software does not change"
+        else:
+            name = f"stop {server_stop.describe(running)}: its software changes"
+        return Step(name, self.server_unaffected, self.stop_server)
+
     def server_unaffected(self) -> bool:
         return server_stop.running_server() is None or \
             (self.venv_ready() and self.torch_ready() and self.software_ready())
 
     def stop_server(self, ctx: Context) -> None:
-        server_stop.stop_server(log=ctx.log)
+        if not server_stop.stop_server(log=ctx.log):
+            ctx.log("  no Drip server was running: nothing was stopped")
 
     # the virtual environment
     def venv_record(self) -> dict:
@@ -225,7 +257,7 @@ class Install:
             raise InstallError(f"drip-matting {self.ver} did not end up in {self.venv} (found {got}); "
                                "see the log above")
         ctx.record["venv"].update({"fingerprint": self.fingerprint, "extras": self.extras,
-                                   "engine": self.options.engine, "python": str(self.py)})
+                                   "engine": self.engine.engine, "python": str(self.py)})
         ctx.save()
 
     # the DRIP model, and the server config that names it
@@ -298,6 +330,19 @@ class Install:
         ctx.save()
 
     # the plug-ins, last
+    def plugin_steps(self) -> list[Step]:
+        if not self.targets:  # only a dry run gets this far without a profile
+            return [Step("plug-in: no GIMP 3 profile was found", lambda: False, self.refuse_without_profile,
+                         "start GIMP 3 once so that it creates its profile folder, or name one with "
+                         "--gimp-profile DIR; until then an install stops before changing anything",
+                         blocked=True)]
+        return [Step(f"plug-in into {prof.label()}", partial(self.plugin_ready, prof),
+                     partial(self.install_plugin, prof))
+                for prof in self.targets]
+
+    def refuse_without_profile(self, ctx: Context) -> None:
+        raise InstallError(profiles.no_gimp_message())
+
     def plugin_ready(self, prof: profiles.Profile) -> bool:
         cfg = plugin_config_for(self.py, self.model_path, prof)
         return not self.options.upgrade and plugin_files.plugin_folder_matches(prof.plugins_dir, cfg) and \
@@ -337,12 +382,35 @@ class Install:
         ctx.record["created_dirs"] = sorted(made)
         ctx.save()
 
+    def remember_engine(self, ctx: Context) -> None:
+        self._note_choices(ctx.record)
+        ctx.save()
+
+    def _note_choices(self, record: dict) -> None:
+        """A rerun without --engine or --torch keeps these choices (choose_engine, _torch_request),
+        even after a failed run. The torch build asked for only matters to DRIP."""
+        record["engine"] = self.engine.engine
+        if self.engine.engine == "drip":
+            record["torch_request"] = self.torch_request
+        else:
+            record.pop("torch_request", None)
+
     def finish(self, ctx: Context) -> None:
         self.note_dirs(ctx)
+        self._note_choices(ctx.record)
         ctx.record["status"] = "complete"
         ctx.record["installed_version"] = self.ver
         ctx.record["venv"].setdefault("path", str(self.venv))
         ctx.save()
+
+
+def _torch_request(options: Options, record: dict) -> tuple[str, bool]:
+    """The torch build to ask choose_torch for, and whether it is the last install's choice
+    (e.g. --torch skip: a rerun must not start a download the user declined)."""
+    last = record.get("torch_request")
+    if options.torch == "auto" and last in TORCH_CHOICES and last != "auto":
+        return last, True
+    return options.torch, False
 
 
 def _missing_ancestors(paths: list[Path]) -> list[Path]:

@@ -15,6 +15,10 @@ from .plan import InstallError
 
 ROOT = Path(__file__).resolve().parent.parent   # the source tree, or the unpacked bundle
 ENGINES = ("auto", "drip", "classical")
+# What an install puts in place: "auto" is not one of them, it is resolved by choose_engine.
+ENGINE_SETS = {"classical": "the classical engine only (no torch)",
+               "drip": "DRIP and the classical engine (torch)"}
+ADD_DRIP_LATER = "--drip-model FOLDER"
 
 
 @dataclass
@@ -51,6 +55,50 @@ def check_options(options: Options) -> None:
     if options.engine == "classical" and (options.drip_model or wants_model):
         raise InstallError("--engine classical installs no DRIP engine, so a DRIP model is of no use: "
                            "drop --drip-model/--download-model or use --engine auto")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: str                 # a key of ENGINE_SETS
+    reason: str                 # why, for the plan and the window
+    kept: bool = False          # the last install's choice, not one made now
+
+
+def model_given(options: Options) -> bool:
+    return bool(options.drip_model or options.download_model or options.model_url)
+
+
+def remembered_engine(record: dict) -> str | None:
+    """The engine set the last install (finished or not) chose, from its manifest."""
+    if record.get("engine") in ENGINE_SETS:
+        return record["engine"]
+    venv = record.get("venv") or {}
+    # manifests written before the choice was remembered: their "auto" meant DRIP, but only
+    # counts where torch or the drip extra really went in
+    if venv.get("engine") == "classical":
+        return "classical"
+    if venv.get("engine") in ("auto", "drip") and (venv.get("torch") or venv.get("extras")):
+        return "drip"
+    return None
+
+
+def choose_engine(options: Options, record: dict) -> EngineChoice:
+    """Classical unless DRIP is asked for (--engine drip, a model, --torch cpu|cuda) or the last
+    install chose it: torch is gigabytes, and no DRIP weights are published to use it with."""
+    if options.engine in ENGINE_SETS:
+        return EngineChoice(options.engine, f"--engine {options.engine}")
+    if options.drip_model:
+        return EngineChoice("drip", "a DRIP model is imported (--drip-model)")
+    if model_given(options):
+        return EngineChoice("drip", "a DRIP model is downloaded")
+    if options.torch in ("cpu", "cuda"):
+        return EngineChoice("drip", f"--torch {options.torch} asks for DRIP")
+    last = remembered_engine(record)
+    if last:
+        other = "--engine classical" if last == "drip" else f"--engine drip or {ADD_DRIP_LATER}"
+        return EngineChoice(last, f"kept from the last install ({other} changes it)", kept=True)
+    return EngineChoice("classical", f"no DRIP model given; to add DRIP later, run the installer again "
+                                     f"with {ADD_DRIP_LATER}")
 
 
 def version() -> str:

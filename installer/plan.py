@@ -3,8 +3,9 @@
 A Plan is a list of Steps, each with a name, a ``done()`` check (already in the wanted state?)
 and a ``run(ctx)`` that gets it there. ``plan.describe()`` is what --dry-run prints;
 ``plan.run(reporter)`` runs them in order. A step that is already done is skipped, so a second
-run changes nothing. If a step fails, the plan's ``on_failure`` actions clean up before the
-error goes on to the caller.
+run changes nothing. A step marked ``blocked`` cannot run as things are (the plug-in step
+without a GIMP 3 profile): a dry run shows it as ``[stop]`` with what to do. If a step fails,
+the plan's ``on_failure`` actions clean up before the error goes on to the caller.
 
 The steps themselves are made by install_steps.py (``build_install``) and uninstall_steps.py
 (``build_uninstall``). Standard library only.
@@ -55,6 +56,7 @@ class Step:
     done: Callable[[], bool]                       # already in the wanted state?
     run: Callable[[Context], None]                 # get there
     description: str = ""                          # why, shown after the name
+    blocked: bool = False                          # cannot run as things are (only a dry run shows it)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Plan:
     venv: Path | None = None
     targets: list[profiles.Profile] = field(default_factory=list)
     model_path: str | None = None
+    engine: str = ""                               # the engine set installed: options.ENGINE_SETS
     torch: TorchPlan | None = None
     disk_mb: float = 0.0
     kept: list[str] = field(default_factory=list)  # what an uninstall leaves, and why
@@ -85,7 +88,7 @@ class Plan:
         lines = list(self.summary)
         lines.append("Steps:")
         for s in self.steps:
-            mark = "ok  " if s.done() else "do  "
+            mark = "stop" if s.blocked else "ok  " if s.done() else "do  "
             lines.append(f"  [{mark}] {s.name}" + (f"  ({s.description})" if s.description else ""))
         return "\n".join(lines)
 

@@ -34,6 +34,11 @@ def running_server(discovery_file: str | None = None) -> dict | None:
     return record
 
 
+def describe(record: dict) -> str:
+    """The server a discovery record names, as the plan and the log call it."""
+    return f"the running Drip server (pid {record.get('pid')}, {record.get('host')}:{record.get('port')})"
+
+
 def stop_server(discovery_file: str | None = None, log=print, wait: float = 15.0) -> bool:
     """Stop the server the discovery file names; True if one was running."""
     path = discovery_file or protocol.default_discovery_file()
@@ -41,7 +46,7 @@ def stop_server(discovery_file: str | None = None, log=print, wait: float = 15.0
     if record is None:
         return False
     pid = record.get("pid")
-    log(f"stopping the running Drip server (pid {pid}, {record['host']}:{record['port']})")
+    log(f"stopping {describe(record)}")
     asked = False
     try:
         with protocol.Connection(record["host"], record["port"], record["token"], client="drip-installer",

@@ -25,8 +25,7 @@ def build_uninstall(options: Options) -> Plan:
     data = Path(drip_config.data_dir())
     venv = Path(options.venv).expanduser().absolute() if options.venv else \
         Path(record["venv"].get("path") or default_venv())
-    steps = [Step("stop the running Drip server", lambda: server_stop.running_server() is None,
-                  lambda ctx: server_stop.stop_server(log=ctx.log))]
+    steps = [_server_step()]
     steps += [_removal(f"remove the plug-in {f}", f, _our_plugin) for f in _plugin_folders(record, options)]
     steps += _venv_removals(record, venv)
     steps.append(_config_undo(record))
@@ -37,6 +36,18 @@ def build_uninstall(options: Options) -> Plan:
     summary = ["Drip Matting uninstaller"] + [f"  {k}" for k in kept]
     return Plan("uninstall", steps, summary, record, finish=partial(_finish, record, data),
                 venv=venv, kept=kept)
+
+
+def _server_step() -> Step:
+    running = server_stop.running_server()
+    name = f"stop {server_stop.describe(running)}" if running else \
+        "no Drip server is running: nothing to stop"
+    return Step(name, lambda: server_stop.running_server() is None, _stop_server)
+
+
+def _stop_server(ctx: Context) -> None:
+    if not server_stop.stop_server(log=ctx.log):
+        ctx.log("  no Drip server was running: nothing was stopped")
 
 
 def _plugin_folders(record: dict, options: Options) -> list[Path]:

@@ -65,8 +65,9 @@ def assert_same_package(installed: Path, tree: Path):
 
 
 def check_plugin(folder: Path, venv_python: Path, model: str | None = None):
+    # the plug-in's files and sub-folders (e.g. its help pages), without caches
     shipped = {p.name for p in plugin_files.plugin_source_dir().iterdir()
-               if p.is_file() and p.suffix != ".pyc"}
+               if p.name != "__pycache__" and p.suffix != ".pyc"}
     assert {p.name for p in folder.iterdir()} == shipped | {"drip_matting.json", "drip_protocol"}
     assert {"drip_matting.py", "plugin_logic.py"} <= shipped
     main = folder / "drip_matting.py"
@@ -289,6 +290,14 @@ def test_gimp2_profile_and_missing_gimp(tmp_path):
     assert "Start GIMP 3 once" in r.stderr and "--gimp-profile" in r.stderr
     r = run(home, "--yes", "--gimp-profile", str(home / ".config/GIMP/2.10"))
     assert r.returncode == 2 and "needs GIMP 3.0 or later" in r.stderr
+    # a dry run still shows the plan, and says what the plug-in step needs (issue 25)
+    r = run(home, "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[do  ] Python environment" in r.stdout and "dry run: nothing was changed" in r.stdout
+    stop = [line for line in r.stdout.splitlines() if line.startswith("  [stop] plug-in")]
+    assert len(stop) == 1 and "no GIMP 3 profile was found" in stop[0], r.stdout
+    assert "start GIMP 3 once" in stop[0] and "--gimp-profile DIR" in stop[0]
+    assert "GIMP/2.10" in r.stdout  # the summary says where it looked and what it found
     assert sorted(p.name for p in home.rglob("*")) == [".config", "2.10", "GIMP"]
 
 
@@ -300,6 +309,55 @@ def test_dry_run_prints_the_plan_and_changes_nothing(home, wheel):
     assert r.stdout.count("[do  ] plug-in into") == 3
     assert "GIMP (Flatpak) 3.0" in r.stdout and "GIMP 3.2" in r.stdout
     assert testing.snapshot(home) == before
+
+
+def plan_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("  [")]
+
+
+def test_default_is_classical_torch_only_with_a_model_or_drip(home, wheel, tmp_path):
+    """No DRIP weights exist anywhere, so with no model the plan downloads no torch (issue 25)."""
+    before = testing.snapshot(home)
+    r = run(home, "--dry-run", "--source", str(wheel))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "engine:      the classical engine only (no torch) - no DRIP model given" in r.stdout
+    assert "--drip-model FOLDER" in r.stdout  # how to add DRIP later
+    assert "torch:       none" in r.stdout and "about 0.3 GB" in r.stdout
+    assert not any("torch" in line for line in plan_lines(r.stdout)), r.stdout
+    assert "[drip]" not in r.stdout
+    # a fresh install says plainly that no server runs (no "[ok] ... is stopped if ...")
+    assert plan_lines(r.stdout)[0] == "  [ok  ] no Drip server is running: nothing to stop"
+    # a model given, or DRIP asked for: torch is planned
+    model = testing.make_model(tmp_path / "drip-model")
+    for extra in (["--drip-model", str(model)], ["--engine", "drip"], ["--torch", "cpu"]):
+        r = run(home, "--dry-run", "--source", str(wheel), *extra)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "engine:      DRIP and the classical engine (torch)" in r.stdout
+        assert any(line.startswith("  [do  ] torch (") for line in plan_lines(r.stdout)), r.stdout
+    assert testing.snapshot(home) == before
+
+
+def test_rerun_keeps_the_engine_the_last_install_chose(home, wheel, user_venv):
+    plain = ["--yes", "--source", str(wheel), f"--pip-args={testing.OFFLINE_PIP}"]
+    assert run(home, *offline(wheel)).returncode == 0
+    manifest = testing.read_json(home / DATA / "install-manifest.json")
+    assert manifest["engine"] == "classical" and "torch_request" not in manifest
+    installed = testing.snapshot(home)
+    r = run(home, *plain, "--dry-run")
+    assert "the classical engine only (no torch) - kept from the last install" in r.stdout, r.stdout
+    assert "[do  ]" not in r.stdout and not any("torch" in line for line in plan_lines(r.stdout))
+    r = run(home, *plain)
+    assert r.returncode == 0 and "Nothing to do" in r.stdout, r.stdout + r.stderr
+    assert testing.snapshot(home) == installed
+    # DRIP asked for once (torch left to the user) is kept too, and so is --torch skip
+    r = run(home, *plain, "--engine", "drip", "--torch", "skip", "--venv", str(user_venv))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(home, *plain, "--dry-run")
+    assert "DRIP and the classical engine (torch) - kept from the last install" in r.stdout, r.stdout
+    assert "torch:       none - --torch skip" in r.stdout and "(kept from the last install)" in r.stdout
+    assert not any("torch" in line for line in plan_lines(r.stdout))
+    r = run(home, *plain, "--engine", "classical", "--dry-run")
+    assert "the classical engine only (no torch) - --engine classical" in r.stdout
 
 
 def test_terminal_questions(home, wheel, user_venv):
@@ -345,7 +403,19 @@ def test_upgrade_and_uninstall_stop_a_running_server(home, wheel, user_venv, cap
     procs = []
     try:
         procs.append(start_server(home))
+        pid = procs[0].pid
         capsys.readouterr()
+        # the plan says what happens to it, in each case (issue 25)
+        assert cli.main(offline(wheel, "--venv", str(user_venv), "--dry-run")) == 0
+        assert plan_lines(capsys.readouterr().out)[0].startswith(
+            f"  [ok  ] the running Drip server (pid {pid}, 127.0.0.1:")
+        assert cli.main(offline(wheel, "--venv", str(user_venv), "--dry-run", "--upgrade")) == 0
+        first = plan_lines(capsys.readouterr().out)[0]
+        assert first.startswith(f"  [do  ] stop the running Drip server (pid {pid},")
+        assert first.endswith("its software changes")
+        assert cli.main(["--uninstall", "--dry-run"]) == 0
+        first = plan_lines(capsys.readouterr().out)[0]
+        assert first.startswith(f"  [do  ] stop the running Drip server (pid {pid},")
         assert cli.main(offline(wheel, "--venv", str(user_venv))) == 0  # nothing changes: it keeps running
         assert "Nothing to do" in capsys.readouterr().out and procs[0].poll() is None
         assert cli.main(offline(wheel, "--venv", str(user_venv), "--upgrade")) == 0
@@ -354,6 +424,9 @@ def test_upgrade_and_uninstall_stop_a_running_server(home, wheel, user_venv, cap
         t0 = time.monotonic()
         assert cli.main(["--uninstall", "--yes"]) == 0
         assert procs[1].wait(20) == 0
+        capsys.readouterr()
+        assert cli.main(["--uninstall", "--dry-run"]) == 0
+        assert plan_lines(capsys.readouterr().out)[0] == "  [ok  ] no Drip server is running: nothing to stop"
         assert time.monotonic() - t0 < 10
         assert not (home / ".local/state/drip-matting").exists()
         assert not (home / ".local").exists()

@@ -174,3 +174,43 @@ def test_wizard_shows_a_failure_and_no_gimp(qtbot, tmp_path, monkeypatch, wheel,
     assert not ip.isComplete()
     assert not (custom / "plug-ins/drip_matting").exists()
     assert "Successfully installed" not in ip.log.toPlainText()
+
+
+def test_wizard_recommends_classical_without_a_model(qtbot, home, tmp_path):
+    """No DRIP weights are published: without a model the window recommends (and preselects) the
+    classical engine, says how to add DRIP later, and offers no model to a classical install."""
+    from installer import manifest
+    from installer.gui import InstallerWizard
+    wiz = InstallerWizard(Options(gpus=[]))
+    qtbot.addWidget(wiz)
+    engine = wiz.engine_page
+    assert engine.classical.isChecked() and "recommended" in engine.classical.text()
+    assert "recommended" not in engine.drip.text()
+    assert "--drip-model FOLDER" in engine.add_later.text() and not engine.kept.isVisibleTo(engine)
+    assert "Disk space needed: about 0.3 GB" in engine.disk.text()
+    wiz.show()
+    for _ in range(3):
+        wiz.next()
+    mp = wiz.model_page
+    assert wiz.currentPage() is mp and mp.none.isChecked() and not mp.local.isEnabled()
+    assert "--drip-model FOLDER" in mp.engine_note.text()
+    wiz.back()
+    engine.drip.setChecked(True)
+    wiz.next()
+    assert mp.local.isEnabled() and mp.engine_note.text() == ""
+    assert wiz.collect_options().engine == "drip"
+
+    # a model given: DRIP is the recommendation
+    model = testing.make_model(tmp_path / "drip-model")
+    with_model = InstallerWizard(Options(gpus=[], drip_model=str(model)))
+    qtbot.addWidget(with_model)
+    assert with_model.engine_page.drip.isChecked() and "recommended" in with_model.engine_page.drip.text()
+    assert "recommended" not in with_model.engine_page.classical.text()
+
+    # the last install chose DRIP: preselected, and the page says why
+    manifest.save({**manifest.empty(), "engine": "drip"})
+    rerun = InstallerWizard(Options(gpus=[]))
+    qtbot.addWidget(rerun)
+    assert rerun.engine_page.drip.isChecked()
+    assert "kept from the last install" in rerun.engine_page.kept.text()
+    assert rerun.engine_page.kept.isVisibleTo(rerun.engine_page)

@@ -267,7 +267,8 @@ def test_install_plan_is_a_list_of_named_steps(fake_home, tmp_path):
     assert p.venv == default_venv() and len(p.targets) == 3 and p.model_path is None
     assert p.torch.build == "skip" and p.disk_mb > 0 and p.version == version() and not p.all_recorded()
     text = p.describe()
-    assert all(f"] {n}" in text for n in names) and "[ok  ] torch (skip)" in text
+    assert all(f"] {n}" in text for n in names) and "torch:       none" in text
+    assert not any("torch" in n for n in names)  # no torch step that would do nothing
     assert not (fake_home / ".local").exists()  # building and describing a plan changes nothing
 
 
@@ -341,3 +342,52 @@ def test_hints_name_the_interpreter_the_user_ran(monkeypatch):
     monkeypatch.setenv(common.COMMAND_ENV, "python3 installer/install.py")
     assert cmd("--uninstall", executable="/home/a/.local/share/drip-matting/venv/bin/python") == \
         "python3 installer/install.py --uninstall"
+
+
+# --- which engine set an install puts in place (issue 25) ------------------------------------------
+
+@pytest.mark.parametrize("options, record, engine, kept", [
+    ({}, {}, "classical", False),                                        # no model anywhere: no torch
+    ({"drip_model": "m"}, {}, "drip", False),
+    ({"model_url": "https://example.org/m.zip"}, {}, "drip", False),
+    ({"engine": "drip"}, {}, "drip", False),
+    ({"torch": "cuda"}, {}, "drip", False),                              # a torch build asks for DRIP
+    ({"torch": "skip"}, {}, "classical", False),
+    ({}, {"engine": "classical"}, "classical", True),
+    ({}, {"engine": "drip"}, "drip", True),
+    ({"engine": "classical"}, {"engine": "drip"}, "classical", False),
+    ({"drip_model": "m"}, {"engine": "classical"}, "drip", False),
+    # manifests of installers that did not remember the choice: what went into the venv tells
+    ({}, {"venv": {"engine": "auto", "torch": "cpu", "extras": "[drip]"}}, "drip", True),
+    ({}, {"venv": {"engine": "auto", "extras": ""}}, "classical", False),
+    ({}, {"venv": {"engine": "classical"}}, "classical", True),
+])
+def test_engine_choice(options, record, engine, kept):
+    from installer.options import Options, choose_engine
+    choice = choose_engine(Options(**options), record)
+    assert (choice.engine, choice.kept) == (engine, kept)
+    if kept:
+        assert "kept from the last install" in choice.reason
+    if not options and not record:
+        assert "--drip-model FOLDER" in choice.reason  # how to add DRIP later
+
+
+def test_failed_drip_run_is_remembered_with_its_torch_choice(fake_home, tmp_path):
+    """A rerun after a failed run continues with what that run was asked for, not the default."""
+    from installer import manifest
+    from installer.install_steps import build_install
+    from installer.options import Options
+    from installer.plan import Context, Reporter
+    wheel = tmp_path / "drip_matting-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not read: nothing runs")
+    p = build_install(Options(torch="cuda", source=str(wheel), gpus=[]))
+    assert p.engine == "drip" and p.torch.build == "cuda"
+    for undo in p.on_failure:
+        undo(Context(Reporter(), p.record))
+    record = manifest.load()
+    assert record["engine"] == "drip" and record["torch_request"] == "cuda"
+    again = build_install(Options(source=str(wheel), gpus=[]))
+    assert again.engine == "drip" and again.torch.build == "cuda"
+    assert "(kept from the last install)" in again.torch.reason
+    classical = build_install(Options(engine="classical", source=str(wheel), gpus=[]))
+    assert classical.torch.build == "skip"
