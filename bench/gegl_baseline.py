@@ -3,7 +3,8 @@
 Runs gegl:matting-global inside the cached Debian chroot that the GIMP tests build
 (tests/gimp/build_roots.sh), with the chroot's own python3 + GObject-introspected GEGL, on
 the alphamatting.com photos, and scores the result with drip_core.eval (DIM SAD, known
-regions clamped). Needs root (chroot). Importable: ``run_gegl(...)`` for other benchmarks.
+regions clamped). Needs root (chroot). Importable: ``run_gegl(...)`` for other benchmarks, and
+``stage_whole_process(...)`` for GEGL as one whole process (start, load, matting, save).
 
     sudo .venv/bin/python bench/gegl_baseline.py [--trimap Trimap1] [--root /var/cache/.../trixie]
 """
@@ -48,6 +49,38 @@ for name in names:
     start = time.perf_counter(); save.process(); seconds[name] = time.perf_counter() - start
 print(json.dumps(seconds))
 '''
+
+
+# Runs inside the chroot as one whole process (bench/cli_large_photo.py): argv image, trimap, output.
+WHOLE_PROCESS_SCRIPT = r'''
+import sys, gi
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl
+Gegl.init(None)
+graph = Gegl.Node()
+image = graph.create_child("gegl:load"); image.set_property("path", sys.argv[1])
+trimap = graph.create_child("gegl:load"); trimap.set_property("path", sys.argv[2])
+matting = graph.create_child("gegl:matting-global")
+save = graph.create_child("gegl:png-save")
+save.set_property("path", sys.argv[3]); save.set_property("bitdepth", 8)
+image.connect_to("output", matting, "input"); trimap.connect_to("output", matting, "aux")
+matting.connect_to("output", save, "input")
+save.process()
+'''
+
+
+def stage_whole_process(image: Path, trimap: Path, root: Path = DEFAULT_ROOT) -> tuple[list[str], Path, Path]:
+    """(argv, work folder, alpha path) of GEGL matting-global on one photo as a whole process:
+    chroot, the chroot's python3, GObject introspection, GEGL's start, load, matting, PNG save.
+    The inputs are copied into the chroot's /tmp first (not timed); delete the work folder after."""
+    work = Path(tempfile.mkdtemp(prefix="gegl-whole-", dir=root / "tmp"))
+    shutil.copy(image, work / "image.png")
+    shutil.copy(trimap, work / "trimap.png")
+    (work / "run.py").write_text(WHOLE_PROCESS_SCRIPT)
+    inside = "/" + str(work.relative_to(root))
+    argv = ["chroot", str(root), "python3", f"{inside}/run.py", f"{inside}/image.png", f"{inside}/trimap.png",
+            f"{inside}/alpha.png"]
+    return argv, work, work / "alpha.png"
 
 
 def available(root: Path = DEFAULT_ROOT) -> str | None:

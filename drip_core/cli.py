@@ -20,14 +20,17 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
 
 from .errors import UserError, command_line_text
-from .guides import read_mask_as_trimap, read_trimap
-from .image_io import output_problem, read_image
-from .trimaps.values import UNKNOWN
+from .lazy import lazy_names
+
+# Everything else is imported where a job first needs it: parsing the command line, a server
+# job or a classical job must not pay for numpy, scipy, the engines or torch that it never runs
+# (tests/test_cli_speed_guards.py holds this). The readers stay reachable as cli.read_trimap & co.
+__getattr__ = lazy_names(__package__, {"read_trimap": "guides", "read_mask_as_trimap": "guides",
+                                       "read_image": "image_io", "output_problem": "image_io"},
+                         owner=__name__)
 
 
 def band_radius(text: str):
@@ -99,6 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_outputs(args) -> None:
     """Before any work: each output's name must be a format that holds what is written there."""
+    from .image_io import output_problem
     if not (args.alpha or args.foreground or args.rgba):
         raise UserError("say where to write the result: --alpha, --foreground and/or --rgba")
     for path, what, alpha in ((args.alpha, "the alpha matte", False),
@@ -109,7 +113,7 @@ def check_outputs(args) -> None:
             raise UserError(problem)
 
 
-def write_image(path: str, array: np.ndarray) -> None:
+def write_image(path: str, array) -> None:
     """PNG or TIFF by the suffix, at the array's depth (docs: drip_core/image_io.py)."""
     from .image_io import ImageFileError, write
     try:
@@ -196,6 +200,8 @@ def run_single(args, runner: Runner) -> None:
     if not (args.trimap or args.mask):
         raise UserError("a trimap is needed: --trimap TRIMAP.png (or a selection: --mask MASK.png)")
     check_outputs(args)
+    from .guides import read_mask_as_trimap, read_trimap
+    from .image_io import read_image
     image = read_image(args.image)
     if args.mask:
         trimap = read_mask_as_trimap(args.mask, image, args.band_radius)
@@ -213,6 +219,7 @@ def write_outputs(alpha_path, fg_path, rgba_path, fg, alpha) -> None:
     if fg_path:
         write_image(fg_path, fg)
     if rgba_path:
+        import numpy as np
         write_image(rgba_path, np.dstack([fg, alpha.astype(fg.dtype, copy=False)]))
 
 
@@ -275,8 +282,11 @@ def _local_job(job, runner: Runner) -> dict:
 
 
 def run_demo(args, runner: Runner) -> None:
+    import numpy as np
+
     from .demo_scene import make_scene, side_by_side
     from .eval.metrics import sad
+    from .trimaps.values import UNKNOWN
     out = Path(args.demo)
     image, trimap, alpha_gt, _ = make_scene()
     bar = ProgressLine(args.quiet)

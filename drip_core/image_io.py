@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+import zlib
 
 import numpy as np
 
@@ -17,6 +18,11 @@ from drip_protocol import DEFAULT_MAX_PIXELS
 from .errors import UserError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+# Pillow modes whose samples numpy takes as they are: grey (+ alpha) and colour (+ alpha)
+_AS_STORED = ("L", "LA", "RGB", "RGBA")
+# zlib's run-length strategy for 8-bit PNGs: after PNG's row filters a matte or a cut-out is
+# mostly runs, which it packs as small as the default strategy does, in far less time
+PNG_STRATEGY = zlib.Z_RLE
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}  # what batch mode picks up
 
 
@@ -116,8 +122,14 @@ def _is_colour(rgb: np.ndarray) -> bool:
     picture saved in colour, JPEG'd included, stays well below)."""
     if rgb.shape[2] < 3:
         return False
-    spread = rgb.max(axis=2).astype(np.float32) - rgb.min(axis=2)
-    return float((spread > 0.1 * _full_scale(rgb)).mean()) > 0.01
+    red, green, blue = rgb[:, :, 0], rgb[:, :, 1], rgb[:, :, 2]
+    # channel against channel, in the samples' own type: numpy reduces along a 3-long last axis
+    # very slowly, and max >= min, so the unsigned difference never wraps
+    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    limit = 0.1 * _full_scale(rgb)
+    if np.issubdtype(spread.dtype, np.integer):
+        limit = int(limit)  # a whole-number spread exceeds 25.5 exactly when it exceeds 25
+    return np.count_nonzero(spread > limit) / spread.size > 0.01
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -173,6 +185,10 @@ def _read_pillow(path: str) -> np.ndarray:
             if im.mode == "I":  # 32-bit integer grey: PNG 16-bit grey on some Pillow versions
                 arr = np.asarray(im)
                 return arr.astype(np.uint16) if arr.max(initial=0) > 255 else arr.astype(np.uint8)
+            if im.mode in _AS_STORED and "transparency" not in im.info:
+                # grey stays one channel (a trimap is not tripled into RGB and then checked for
+                # colour) and colour is not copied by a convert to its own mode
+                return np.asarray(im)
             transparent = "A" in im.mode or "transparency" in im.info  # palette / colour-key alpha too
             return np.asarray(im.convert("RGBA" if transparent else "RGB"))
     except UnidentifiedImageError:
@@ -223,7 +239,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     if pixels.dtype == np.uint8:
         from PIL import Image
-        Image.fromarray(pixels).save(buf, format="PNG")
+        Image.fromarray(pixels).save(buf, format="PNG", compress_type=PNG_STRATEGY)
         return buf.getvalue()
     import png
     if pixels.dtype != np.uint16:
