@@ -28,6 +28,8 @@ class LastResult:
     rerun_state: object = None  # the engine's record of the job for Engine.rerun (opaque here; its
                                 # ``nbytes``, when it has one, counts what it holds beyond this result)
     result_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # a client's 'base_result' names it
+    made_from: tuple | None = None  # what the trimap was built from (jobs.trimap_recipe): the same
+                                    # mask and settings again reuse it, unbuilt
 
     @property
     def nbytes(self) -> int:

@@ -7,6 +7,7 @@ engine update the image's previous result (``Engine.rerun``) or runs the job in 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sys
 import threading
@@ -142,13 +143,13 @@ class DeviceWorker:
         started = time.perf_counter()
         spec = job.spec
         job.progress(0.0, Stage.PREPARING, "building the trimap")
-        trimap = trimaps.build(spec.trimap_source, job.mask, spec.band_radius, job.image.shape, job.image,
-                               engine=refining_engine())
+        recipe = trimap_recipe(spec, job.mask)
+        trimap = self._trimap(job, recipe)
         job.progress(0.01, Stage.LOADING_MODEL, f"loading the {spec.engine} engine")
         engine, note = resolve_engine(spec.engine, drip_model=self.drip_model)
         job.progress(0.02, Stage.STARTING, note)
         region = JobRegion.around_unknown(job.image, trimap, engine.context_margin)  # checks the trimap
-        outcome = self._reuse(job, engine, trimap) or self._full_run(job, engine, region)
+        outcome = self._reuse(job, engine, trimap, recipe) or self._full_run(job, engine, region, recipe)
         del region  # the crop's floats are not needed while the result is sent
         self._remember(job, outcome.last)
         seconds = time.perf_counter() - started
@@ -156,17 +157,27 @@ class DeviceWorker:
                  outcome.how, "from the cache" if job.cached is not None else "sent", seconds)
         job.post(*self._result_message(job, outcome, note, seconds))
 
-    def _full_run(self, job: Job, engine: Engine, region: JobRegion) -> Outcome:
+    def _trimap(self, job: Job, recipe: tuple) -> np.ndarray:
+        """The job's trimap: the image's last one when it was built from the same mask and settings
+        (a preview's edge controls changed, nothing else: the smart band is not worked out again)."""
+        spec = job.spec
+        previous = job.cached.last if job.cached is not None else None
+        if previous is not None and previous.made_from == recipe:
+            return previous.trimap
+        return trimaps.build(spec.trimap_source, job.mask, spec.band_radius, job.image.shape, job.image,
+                             engine=refining_engine())
+
+    def _full_run(self, job: Job, engine: Engine, region: JobRegion, recipe: tuple) -> Outcome:
         start = time.perf_counter()
         _injected_fault(job.spec)
         matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
         job.check_cancel()
         foreground, alpha = region.paste(matte.foreground, matte.alpha, dtype_of(job.spec.result_depth))
         last = LastResult(region.trimap, matte.engine or engine.name, job.spec.result_depth, foreground,
-                          alpha, matte.rerun_state)
+                          alpha, matte.rerun_state, made_from=recipe)
         return Outcome(last, "full", None, time.perf_counter() - start)
 
-    def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray) -> Outcome | None:
+    def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray, recipe: tuple) -> Outcome | None:
         """The image's last result as it is (same trimap), or updated by the engine after a trimap
         edit (a job that brings its own trimap: the person painted on it); None for a full run. A
         trimap the server builds from a selection is a new start (another object, band or
@@ -187,7 +198,7 @@ class DeviceWorker:
         if rerun is None:
             return None
         last = LastResult(trimap, engine.name, spec.result_depth, rerun.foreground, rerun.alpha,
-                          rerun.rerun_state)
+                          rerun.rerun_state, made_from=recipe)
         changed = _what_changed(previous, rerun.foreground, rerun.alpha, rerun.changed)
         return Outcome(last, "local", changed, time.perf_counter() - start)
 
@@ -240,6 +251,11 @@ class DeviceWorker:
 
 
 NOTHING = (slice(0, 0), slice(0, 0))  # an unchanged rerun's changed rectangle
+
+
+def trimap_recipe(spec: JobSpec, mask: np.ndarray) -> tuple:
+    """What a job's trimap is built from: the same recipe on the same image gives the same trimap."""
+    return spec.trimap_source, spec.band_radius, hashlib.sha256(np.ascontiguousarray(mask)).hexdigest()
 
 
 def _finished(job: Job, last: LastResult) -> tuple[np.ndarray, np.ndarray]:
