@@ -119,8 +119,7 @@ def connect_address(host: str, port: int, token: str | None = None, discovery_fi
         record = None
     if token is None:
         if record is None:
-            raise ProtocolError("auth_failed", f"no token known for {host}:{port}: pass --token, or point "
-                                               "--discovery-file at that server's file")
+            raise ProtocolError("auth_failed", f"no token known for {host}:{port}")
         token = record["token"]
     context = None
     if cafile is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from drip_protocol import ERROR_HINTS, ProtocolError
+from drip_protocol.errors import user_text
 
 
 class UserError(Exception):
@@ -37,9 +38,9 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower()
 
 
-# What to do, said to someone at the command line. The protocol's ERROR_HINTS speak to the GIMP
-# plug-in's user ("widen the band", "use a trimap channel") and open by restating what happened;
-# drip-matte prints the message (what happened) first, so these only say what to do.
+# What to do, said to someone at the command line: the same fixes as the protocol's ERROR_HINTS,
+# in drip-matte's own flags (the protocol's speak to the GIMP plug-in's user). Like those, a hint
+# only says what to do: the message says what happened.
 COMMAND_LINE_HINTS = {
     "model_missing": ("Give a model folder with --drip-model PATH (or import one with the installer), "
                       "or use --engine classical."),
@@ -51,51 +52,36 @@ COMMAND_LINE_HINTS = {
     "bad_trimap": ("A trimap is white (foreground), black (background) and grey (unsure), "
                    "at the photo's size."),
     "engine_unavailable": "Use --engine classical, or install the DRIP extras.",
-    "out_of_memory": ("Try a smaller image or a tighter trimap, close other GPU programs, "
-                      "or use --engine classical."),
+    "out_of_memory": ("Try a smaller image or a tighter trimap, or close other programs; with DRIP, "
+                      "--engine classical needs less memory."),
     "too_large": "Crop or scale the photo first (a server's limit is its --max-pixels).",
-    "version_mismatch": ("drip-matte and the server come from different Drip Matting versions: restart "
-                         "the server from this installation."),
+    "version_mismatch": "Restart the server from this installation.",
     "auth_failed": ("Give that server's token with --token, or point --discovery-file at its discovery "
                     "file (a restarted server has a new token)."),
     "no_server": ("Run the installer again or start `drip-server` by hand, or leave out --server to "
                   "matte in this process."),
-    "bad_frame": "Check the host and port: something other than a Drip server answers there.",
+    "bad_frame": "Restart the server; if it happens again, please report this.",
+    "tls_failed": "Give the server's certificate with --tls-ca CERT, or check the host and port.",
     "engine_failed": "Please report this with the photo and the trimap.",
     "busy": "Try again in a moment.",
-    "timeout": "Restart the server (its log may say why it stopped answering).",
-    "connection_lost": "Did the server crash or get stopped? Its log may say.",
-    "internal": "The server's log has the details.",
-    "cancelled": "",
+    "timeout": "Restart the server.",
+    "connection_lost": "Run again; if it happens again, the server's log may say why.",
 }
-# Codes whose messages, when they know more than the code, say "what happened: what to do"
-# themselves (a model folder that does not exist, no token known for an address): no hint then.
-SELF_EXPLAINED = {"model_missing", "model_corrupt", "auth_failed"}
 ADDRESS_HINT = ("Check the address, and that `drip-server` runs there; or leave out --server to matte "
                 "in this process.")
 
 
 def command_line_text(exc: BaseException, server: str = "none") -> str:
-    """One line for drip-matte: what happened, then (once, and never contradicting it) what to do.
-    ``server`` is drip-matte's --server (none, auto or HOST:PORT)."""
-    if not isinstance(exc, ProtocolError):
-        return str(exc)
-    said = exc.message.strip().rstrip(".")
-    hint = _command_line_hint(exc, said, server)
-    if hint.lower().startswith(said.lower()):
-        text = hint  # the hint opens with what happened: say it once
-    else:
-        text = f"{said}. {hint}" if hint else f"{said}."
-    if exc.log_file:
-        text += f" (Server log: {exc.log_file})"
-    return text
+    """One line for drip-matte and its batch reports: drip_protocol.errors.user_text with
+    drip-matte's words for the fix. ``server`` is drip-matte's --server (none, auto or HOST:PORT)."""
+    if not isinstance(exc, ProtocolError):  # a UserError's message says what to do itself
+        return user_text(getattr(exc, "code", ""), str(exc))
+    return exc.user_text(hint=_command_line_hint(exc, server))
 
 
-def _command_line_hint(exc: ProtocolError, said: str, server: str) -> str:
+def _command_line_hint(exc: ProtocolError, server: str) -> str:
+    if exc.code in ("no_server", "bad_frame") and server not in ("none", "auto"):
+        return ADDRESS_HINT  # an address was given: the installer and start-up are not the cause
     if exc.hint != ERROR_HINTS.get(exc.code, ""):
         return exc.hint  # the raiser's own hint for this case (or none): it knows best
-    if exc.code in SELF_EXPLAINED and ": " in said:
-        return ""
-    if exc.code in ("no_server", "bad_frame") and server not in ("none", "auto"):
-        return ADDRESS_HINT
     return COMMAND_LINE_HINTS.get(exc.code, exc.hint)

@@ -79,9 +79,11 @@ def _parse(name: str, raw: str, kind: str, minimum: int):
         try:
             number = int(raw)
         except ValueError:
-            raise EngineError("engine_unavailable", f"{name}={raw!r} is not a whole number") from None
+            raise EngineError("engine_unavailable", f"{name}={raw!r} is not a whole number",
+                              hint="Correct it, or unset it.") from None
         if number < minimum:
-            raise EngineError("engine_unavailable", f"{name} must be at least {minimum}, not {number}")
+            raise EngineError("engine_unavailable", f"{name} must be at least {minimum}, not {number}",
+                              hint="Correct it, or unset it.")
         return number
     return raw
 

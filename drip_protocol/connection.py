@@ -22,7 +22,8 @@ class Connection:
             sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
             raise ProtocolError("no_server", f"no Drip server answers at {host}:{port} "
-                                             f"({exc.strerror or exc})") from None
+                                             f"({exc.strerror or exc})",
+                                hint="Check the address, and that `drip-server` runs there.") from None
         # The handshake has its own short deadline: a program that took over a stale port and
         # never answers must not hold the caller for the whole idle timeout.
         sock.settimeout(hello_timeout)

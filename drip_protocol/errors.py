@@ -1,43 +1,96 @@
-"""Stable error codes and the one exception type of the Drip protocol."""
+"""Stable error codes, the one exception type of the Drip protocol, and the one place that
+turns an error into words for a person (user_text)."""
 from __future__ import annotations
 
-# Stable error codes -> what the user should do about it. The server sends its own
-# message (what happened); clients add this hint (what to do).
+import re
+
+# Stable error codes -> what to do about it. The raiser's message says what happened; a hint
+# only says what to do, so the two never state the cause twice. A raiser that knows the fix
+# better gives its own hint (hint="" when its message already says what to do). drip-matte
+# names its own flags instead (drip_core.errors.COMMAND_LINE_HINTS); the GIMP plug-in adds
+# its local codes (plugin_logic.LOCAL_HINTS).
 ERROR_HINTS = {
-    "bad_frame": "The connection spoke something that is not the Drip protocol; check host and port.",
-    "too_large": ("The image is larger than the server accepts: select a smaller region "
-                  "or raise --max-pixels."),
-    "version_mismatch": "Server and plug-in are from different Drip Matting versions: rerun the installer.",
-    "auth_failed": "The server's token did not match: restart the server, or rerun the installer.",
-    "bad_request": "The request was malformed; this is a bug, please report it with the server log.",
-    "bad_image": "The image could not be used: check its size and format.",
-    "bad_trimap": "The trimap could not be used: it must be the image's size, with white, grey and black.",
-    "empty_selection": "Nothing is selected: select the object roughly first (or use a trimap channel).",
-    "no_unknown": ("The trimap has no unknown (grey) pixels, so there is nothing to matte: widen the band "
-                   "(smart band off, a larger band radius) or paint grey where the edge is unsure."),
-    "engine_unavailable": "That engine cannot run here: choose 'classical', or install the DRIP extras.",
-    "model_missing": ("No DRIP model is configured: import one with the installer (--drip-model PATH) "
-                      "or use 'classical'."),
-    "model_corrupt": "The DRIP model folder is damaged or from another version: import it again.",
-    "out_of_memory": ("Out of memory: select a smaller region, close other GPU programs, "
+    "bad_frame": "Check that the host and port are a Drip server's; if they are, please report this.",
+    "too_large": "Select a smaller region, or start the server with a larger --max-pixels.",
+    "version_mismatch": "Rerun the installer, so that the plug-in and the server are the same version.",
+    "auth_failed": "Use the token the server wrote in its discovery file; a restarted server has a new one.",
+    "bad_request": "This is a bug in Drip Matting: please report it.",
+    "bad_image": "Check the image's size and format.",
+    "bad_trimap": ("A trimap must be the image's size: white for the object, black for the background, "
+                   "grey where unsure."),
+    "empty_selection": ("Select the object roughly first, or take the trimap from the \"Drip trimap\" "
+                        "channel."),
+    "no_unknown": ("Paint grey where the edge is unsure, or select only the object, not the whole image "
+                   "(a feathered selection also needs a soft edge)."),
+    "engine_unavailable": "Use the classical engine, or rerun the installer with the DRIP engine.",
+    "model_missing": ("Import a DRIP model with the installer (--drip-model PATH), "
                       "or use the classical engine."),
-    "cancelled": "The job was cancelled.",
-    "engine_failed": "The engine failed on this image; the server log has the details.",
-    "image_not_cached": ("The server no longer holds this image; the client sends its pixels again "
-                         "(no action needed)."),
-    "busy": "The server's queue is full; try again in a moment.",
-    "no_server": ("No Drip server is running and none could be started: run the installer again, "
-                  "or start `drip-server` by hand."),
-    "tls_failed": ("The server's TLS certificate could not be verified: give its certificate "
-                   "(drip-matte --tls-ca CERT), or check host and port."),
-    "timeout": "The server stopped answering: restart it (or look at its log).",
-    "connection_lost": "The connection to the server was lost (did it crash or get stopped?).",
-    "internal": "The server hit an unexpected error; the server log has the details.",
+    "model_corrupt": "Import the model again with the installer, or use the classical engine.",
+    "out_of_memory": ("Select a smaller region or close other programs; with DRIP, the classical engine "
+                      "needs less memory."),
+    "cancelled": "",
+    "engine_failed": "Please report this with the image and its trimap.",
+    "image_not_cached": "The client sends its pixels again; no action is needed.",
+    "busy": "Try again in a moment.",
+    "no_server": "Run the installer again, or start `drip-server` by hand.",
+    "tls_failed": ("Give the server's certificate (drip-matte --tls-ca CERT, or DRIP_MATTING_TLS_CA for "
+                   "GIMP), or check the host and port."),
+    "timeout": "Restart the server.",
+    "connection_lost": "Run again; if it happens again, the server's log may say why.",
+    "internal": "This is a bug in Drip Matting: please report it.",
 }
+
+# Codes whose cause the server's log can explain (a crash, a start-up failure, a bug): only these
+# name the log; after the user's own mistakes (a wrong file, an empty selection) a path is noise.
+LOG_HELPS = frozenset({"bad_request", "connection_lost", "engine_failed", "internal", "model_corrupt",
+                       "no_server", "out_of_memory", "timeout"})
+
+
+def words(text: str) -> tuple[str, ...]:
+    """``text`` as its lower-case words: what two sayings of the same thing share."""
+    return tuple(re.findall(r"\w+", text.lower()))
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each full stop, question or exclamation mark that ends a sentence."""
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=\S)", text.strip()) if s]
+
+
+def restates(sentence: str, said: list[str]) -> bool:
+    """Whether ``sentence`` says again what one of ``said`` says: the same words, or one of the
+    two opening with all of the other's words."""
+    new = words(sentence)
+    for old in map(words, said):
+        shorter = min(len(new), len(old))
+        if shorter and new[:shorter] == old[:shorter]:
+            return True
+    return False
+
+
+def user_text(code: str, message: str, hint: str = "", log_file: str | None = None) -> str:
+    """The one paragraph every surface shows (drip-matte, the plug-in, batch reports): what
+    happened (``message``), then what to do (``hint``), each said once, then the server's log
+    where it helps (LOG_HELPS). Always ends with a full stop.
+
+    A hint that opens with the message's words is said alone, and a hint's sentence that says
+    again what was already said is left out, so a hint from another version never repeats."""
+    said = message.strip().rstrip(".").strip()
+    hint = hint.strip()
+    if said and hint and words(hint)[:len(words(said))] == words(said):
+        said = ""  # the hint opens by saying what happened: once is enough
+    parts = sentences(said + ".") if said else []
+    for sentence in sentences(hint):
+        if not restates(sentence, parts):
+            parts.append(sentence)
+    if log_file and code in LOG_HELPS:
+        parts.append(f"Server log: {log_file}")
+    text = " ".join(parts) or "unknown error"
+    return text if text.endswith(".") else text + "."
 
 
 class ProtocolError(Exception):
-    """An error with a stable ``code`` (see ERROR_HINTS) and a human ``message``."""
+    """An error with a stable ``code`` (see ERROR_HINTS) and a human ``message``; ``hint``: what
+    to do (None: the code's ERROR_HINTS; "": the message already says it)."""
 
     def __init__(self, code: str, message: str, *, hint: str | None = None, log_file: str | None = None):
         super().__init__(message)
@@ -46,19 +99,11 @@ class ProtocolError(Exception):
         self.hint = hint if hint is not None else ERROR_HINTS.get(code, "")
         self.log_file = log_file
 
-    def user_text(self) -> str:
-        """One paragraph for a person: what happened, what to do, where the log is; a hint that
-        opens by saying what happened is said alone, not after the same words."""
-        said = self.message.strip().rstrip(".")
-        if self.hint and said and self.hint.lower().startswith(said.lower()):
-            text = self.hint
-        else:
-            text = said + "."
-            if self.hint:
-                text += " " + self.hint
-        if self.log_file:
-            text += f" (Server log: {self.log_file})"
-        return text
+    def user_text(self, hint: str | None = None, log_file: str | None = None) -> str:
+        """user_text() of this error; ``hint`` replaces its own (a surface's words for the same
+        fix), ``log_file`` is named when the error names none."""
+        return user_text(self.code, self.message, self.hint if hint is None else hint,
+                         self.log_file or log_file)
 
     def to_header(self, job_id: str | None = None) -> dict:
         h = {"type": "error", "code": self.code, "message": self.message, "hint": self.hint}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from drip_core import cli
 from drip_core.cluster import jobs as batch
-from drip_core.errors import UserError
+from drip_core.errors import UserError, command_line_text
 
 H, W = 40, 48
 
@@ -79,7 +79,7 @@ def test_colour_picture_as_guide_is_refused_in_the_cli_words(scene, kind):
             cli.read_trimap(str(path), image.shape)
     result = batch.run_job(job(root, kind))
     assert result["status"] == "failed" and result["code"] == "bad_trimap"
-    assert result["message"] == str(said.value) and "colour image" in result["message"]
+    assert result["message"] == command_line_text(said.value) and "colour image" in result["message"]
 
 
 @pytest.mark.parametrize("guide, kind, code", [
@@ -98,7 +98,7 @@ def test_refusals_have_the_cli_message_and_a_code(scene, guide, kind, code):
         else:
             cli.read_trimap(str(path), image.shape)
     result = batch.run_job(job(root, kind))
-    assert (result["code"], result["message"]) == (code, str(said.value))
+    assert (result["code"], result["message"]) == (code, command_line_text(said.value))
 
 
 def test_local_batch_through_drip_matte(scene, capsys):

@@ -43,7 +43,7 @@ def test_the_record_names_the_log_in_errors_and_for_the_next_server(state):
         connect(str(discovery), spawn=True, wait=10)
     assert err.value.code == "no_server" and "exit code 3" in err.value.message
     assert err.value.log_file == str(real_log)
-    assert f"(Server log: {real_log})" in command_line_text(err.value, "auto")
+    assert command_line_text(err.value, "auto").endswith(f"Server log: {real_log}.")
     argv = json.loads(argv_file.read_text())   # the new server continues the same log
     assert argv[argv.index("--log-file") + 1] == str(real_log)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from drip_protocol import ProtocolError
 
-from ..errors import UserError
+from ..errors import UserError, command_line_text
 from ..guides import GuideError, print_warning, read_mask_as_trimap, read_trimap
 from ..image_io import IMAGE_SUFFIXES, encode_png, read_image
 from . import atomic, storage
@@ -178,14 +178,14 @@ def run_job(job: Job, engine=None, *, engine_name: str = "classical", drip_model
         write_matte(job, result.foreground, result.alpha)
         done = {"image": job.name, "status": "done", "seconds": round(time.perf_counter() - start, 4)}
         return dict(done, warnings=warnings) if warnings else done
-    except ProtocolError as exc:
-        return failure(job.name, exc.code, exc.message)
-    except UserError as exc:
-        return failure(job.name, "bad_request", str(exc))
+    except (ProtocolError, UserError) as exc:  # reported in drip-matte's words, as the local batch's
+        return failure(job.name, getattr(exc, "code", "bad_request"), command_line_text(exc))
     except MemoryError:
-        return failure(job.name, "out_of_memory", "out of memory: try a smaller image or a tighter trimap")
+        return failure(job.name, "out_of_memory",
+                       command_line_text(ProtocolError("out_of_memory", "the photo did not fit in memory")))
     except Exception as exc:  # noqa: BLE001 - one image's bug must not stop the catalogue
-        return failure(job.name, "internal", f"{exc.__class__.__name__}: {exc}")
+        return failure(job.name, "internal",
+                       command_line_text(ProtocolError("internal", f"{exc.__class__.__name__}: {exc}")))
 
 
 def failure(name: str, code: str, message: str) -> dict:

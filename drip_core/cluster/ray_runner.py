@@ -19,6 +19,7 @@ from collections import deque
 
 from drip_protocol import ProtocolError
 
+from ..errors import command_line_text
 from .jobs import Job, failure, run_job
 
 # On Linux Ray binds its servers to every interface and advertises the machine's outward IP.
@@ -42,7 +43,7 @@ class MatteActor:
         try:
             self.engine = get_engine(engine_name, drip_model=drip_model, device=device)
         except ProtocolError as exc:  # every image then fails with the engine's code, nothing crashes
-            self.engine, self.error = None, (exc.code, exc.message)
+            self.engine, self.error = None, (exc.code, command_line_text(exc))
 
     def describe(self) -> dict:
         if self.engine is None:

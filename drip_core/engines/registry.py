@@ -71,7 +71,8 @@ def resolve_engine(name: str = "auto", *, drip_model: str | None = None,
         except EngineError as exc:
             return get_engine("classical"), f"auto: classical engine (DRIP unusable: {exc.message})"
         return engine, "auto: " + note
-    raise EngineError("engine_unavailable", f"unknown engine '{name}' (choose {', '.join(ENGINES)})")
+    raise EngineError("engine_unavailable", f"unknown engine '{name}'",
+                      hint=f"Choose one of: {', '.join(ENGINES)}.")
 
 
 def available_engines(drip_model: str | None = None) -> list[dict]:
@@ -102,6 +103,6 @@ def _make_drip(model: str, device: str | None) -> Engine:
         from .drip.engine import DripEngine
     except ImportError as exc:
         raise EngineError("engine_unavailable",
-                          f"the DRIP engine needs torch and diffusers ({exc.name or exc} is missing): "
-                          "install the 'drip' extra") from None
+                          f"the DRIP engine needs torch and diffusers, and {exc.name or exc} is not "
+                          "installed") from None
     return DripEngine(model, device=device)

@@ -80,14 +80,14 @@ class DripServer:
         o = self.opts
         if o.tls_cert or o.tls_key:
             if not (o.tls_cert and o.tls_key):
-                raise ProtocolError("bad_request", "--tls-cert and --tls-key go together")
+                raise ProtocolError("bad_request", "--tls-cert and --tls-key go together", hint="")
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(o.tls_cert, o.tls_key)
             return ctx
         if not is_loopback(o.host) and not o.insecure:
             raise ProtocolError("bad_request",
                                 f"binding to {o.host} (not loopback) exposes the server to the "
-                                "network: give --tls-cert/--tls-key, or --insecure if you must")
+                                "network: give --tls-cert/--tls-key, or --insecure if you must", hint="")
         return None
 
     # --- lifecycle ---------------------------------------------------------------------

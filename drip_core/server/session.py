@@ -63,7 +63,8 @@ class Session:
             exc.log_file = self.server.opts.log_file
             await self.try_send(exc.to_header())
         except asyncio.TimeoutError:
-            await self.try_send(ProtocolError("timeout", "the client was too slow").to_header())
+            await self.try_send(ProtocolError("timeout", "the client was too slow", hint="Run again.")
+                                .to_header())
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:  # noqa: BLE001 - a bug in one connection must not take the server down

@@ -18,7 +18,8 @@ def from_selection(selection, band_radius: int, shape=None) -> np.ndarray:
     sel = as_mask(selection, "selection")
     check_shape(sel, shape)
     if not isinstance(band_radius, (int, np.integer)) or band_radius < 0:
-        raise EngineError("bad_trimap", f"band radius must be a non-negative integer, got {band_radius!r}")
+        raise EngineError("bad_trimap", f"band radius must be a non-negative integer, got {band_radius!r}",
+                          hint="")
     inside = sel >= 128
     if not inside.any():
         raise EngineError("empty_selection", "nothing is selected")

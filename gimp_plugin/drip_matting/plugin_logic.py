@@ -16,6 +16,7 @@ import sys
 
 import drip_protocol as protocol
 from drip_protocol import ProtocolError
+from drip_protocol.errors import user_text
 
 PROC_NAME = "plug-in-drip-matting"
 FG_LAYER = "Drip foreground"
@@ -49,22 +50,22 @@ OUTPUTS = {
     "all": ("foreground", "alpha", "selection"),
 }
 
-# Local errors, in the same shape as the server's (code + message + hint).
+# Local errors, in the same shape as the server's: the message says what happened, the hint
+# only what to do (drip_protocol.errors.user_text puts them together, each said once).
 LOCAL_HINTS = {
-    "no_trimap_channel": (f"There is no \"{TRIMAP_CHANNEL}\" channel for this layer yet: run Drip "
-                          "Matting once with trimap source \"selection band\" (it stores the trimap), "
-                          "paint on the channel (pure white = object, pure black = background, "
-                          "anything else = unsure), then rerun."),
-    "both_changed": ("You painted on the Drip trimap and also made a new selection since the last run: "
-                     "choose which one to use in Filters > Drip Matting..., or press Select > None and "
-                     "repeat to rerun from your painting."),
+    "no_trimap_channel": ("Run Drip Matting once with \"Trimap from\" set to \"Band around the selection "
+                          "edge\" (it stores the trimap), paint on the channel (pure white = object, pure "
+                          "black = background, anything else = unsure), then rerun."),
+    "both_changed": ("Choose which one to use (\"Trimap from\" in Filters > Drip Matting...), or press "
+                     "Select > None and repeat to rerun from your painting."),
     "image_gone": "Nothing was changed. Open the image again (or undo the deletion) and rerun Drip Matting.",
     "not_a_layer": "Select exactly one RGB or grey layer (not a channel, layer mask or group) and try again.",
-    "indexed": "Indexed images are not supported: use Image > Mode > RGB first.",
-    "outside_layer": "The selection does not overlap the layer: select part of the active layer.",
-    "bad_server_arg": "Use 'auto' (find or start the local server) or host:port, e.g. 127.0.0.1:47001.",
-    "no_token": ("No token is known for that address: set DRIP_MATTING_TOKEN, or point "
-                 "DRIP_MATTING_SERVER_FILE at that server's discovery file, or use server 'auto'."),
+    "indexed": "Convert it with Image > Mode > RGB first: Drip Matting works on RGB and grey images.",
+    "outside_layer": ("Make the layer under the selection (or under the painted trimap) the active one, "
+                      "or select part of the active layer."),
+    "bad_server_arg": "Use 'auto' (find or start the local server) or host:port, such as 127.0.0.1:47001.",
+    "no_token": ("Set DRIP_MATTING_TOKEN, or point DRIP_MATTING_SERVER_FILE at that server's discovery "
+                 "file, or use server 'auto'."),
 }
 
 
@@ -162,20 +163,19 @@ def save_dialog_values(values: dict, path: str | None = None) -> None:
 
 
 def make_error(code: str, message: str, log_file: str | None = None) -> ProtocolError:
+    """A local error: its LOCAL_HINTS hint, else the protocol's for the code."""
     return ProtocolError(code, message, hint=LOCAL_HINTS.get(code), log_file=log_file)
 
 
 def user_message(exc: BaseException, log_file: str | None = None) -> str:
-    """What the person sees: never a traceback."""
+    """What the person sees, never a traceback: drip_protocol.errors.user_text, which names
+    ``log_file`` (the server's log) only where it helps."""
     if isinstance(exc, ProtocolError):
-        if log_file and not exc.log_file:
-            exc.log_file = log_file
-        return "Drip Matting: " + exc.user_text()
-    text = (f"Drip Matting failed unexpectedly ({exc.__class__.__name__}: {exc}). "
-            "Please report this with the plug-in's output")
-    if log_file:
-        text += f" and the server log ({log_file})"
-    return text + "."
+        return "Drip Matting: " + exc.user_text(log_file=log_file)
+    return "Drip Matting: " + user_text(
+        "internal", f"the plug-in failed unexpectedly ({exc.__class__.__name__}: {exc})",
+        "This is a bug: please report it with the plug-in's output (GIMP's error console or terminal).",
+        log_file)
 
 
 # ----------------------------------------------------------------------------------------

@@ -78,8 +78,8 @@ class ClassicalEngine(Engine):
             raise EngineError("bad_trimap",
                               f"the trimap marks no definite {missing} near the unsure region: the "
                               f"classical engine needs some {missing} pixels to propagate from",
-                              hint=f"Use a smaller band radius (the band may cover the whole selection), "
-                                   f"or paint {colour} on the trimap where {where}.")
+                              hint=f"Paint {colour} on the trimap where {where}, or use a narrower band "
+                                   "(the smart band off, a smaller band radius).")
         factor, coarse_img = choose_factor(image, trimap)
         if factor > 1:
             coarse_tri = reduce_trimap(trimap, factor)

@@ -38,15 +38,15 @@ class DripEngine(Engine):
             import torch  # noqa: F401
         except ImportError as exc:
             missing = exc.name or exc
-            raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers ({missing} "
-                                                    "is missing): install the 'drip' extra") from None
+            raise EngineError("engine_unavailable", f"the DRIP engine needs torch and diffusers, and "
+                                                    f"{missing} is not installed") from None
         from .model.folder import ModelFolderError, verify_model_folder
 
         self.model_path = os.path.abspath(os.fspath(model_path))
         try:
             self.manifest = verify_model_folder(self.model_path)
         except ModelFolderError as exc:
-            raise EngineError(exc.code, exc.message) from None
+            raise EngineError(exc.code, exc.message, hint="") from None  # its message says what to do
         env = settings()
         if allow_untrained is None:
             allow_untrained = env.allow_untrained
@@ -56,7 +56,7 @@ class DripEngine(Engine):
                                                f"weights ({self.model_path}): train it with drip-train (and "
                                                "drip-train-decoder) or import a trained DRIP model; set "
                                                f"{env_name('allow_untrained')}=1 only for tests and "
-                                               "benchmarks")
+                                               "benchmarks", hint="")
         self.requested_device = device
         self.dtype = dtype
         # None = not chosen by the caller: the device decides once the model is loaded.
@@ -94,7 +94,7 @@ class DripEngine(Engine):
             self._pipe = DripPipeline.from_pretrained(self.model_path, device=self.requested_device,
                                                       dtype=self.dtype, verify="off", **kwargs)
         except ModelFolderError as exc:
-            raise EngineError(exc.code, exc.message) from None
+            raise EngineError(exc.code, exc.message, hint="") from None  # its message says what to do
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a typed EngineError for the registry
             if is_out_of_memory(exc):
                 _free_memory()
@@ -103,7 +103,7 @@ class DripEngine(Engine):
                                                    f"{exc}") from None
             reason = f"{type(exc).__name__}: {exc}"
             raise EngineError("model_corrupt", f"the DRIP model in {self.model_path} could not be loaded "
-                                               f"({reason}): import or convert it again") from None
+                                               f"({reason}): import or convert it again", hint="") from None
         if self.num_inference_steps is None:
             self.num_inference_steps = CPU_STEPS if cpu_defaults else GPU_STEPS
         if self.compile:
@@ -118,7 +118,8 @@ class DripEngine(Engine):
             self._pipe.enable_compile(self.compile_mode or DEFAULT_COMPILE_MODE,
                                       warmup_sizes=(self._pipe.max_side,))
         except ValueError as exc:
-            raise EngineError("engine_unavailable", f"{env_name('compile_mode')}: {exc}") from None
+            raise EngineError("engine_unavailable", f"{env_name('compile_mode')}: {exc}",
+                              hint=f"Correct {env_name('compile_mode')}, or unset it.") from None
         except Exception:  # noqa: BLE001 - no working torch.compile here: stay eager
             self._pipe.disable_compile()
 
