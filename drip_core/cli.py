@@ -330,11 +330,12 @@ def main(argv=None) -> int:
         print("drip-matte: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("drip-matte: out of memory: try a smaller image or a tighter trimap", file=sys.stderr)
+        print(f"drip-matte: {command_line_text(ProtocolError('out_of_memory', 'out of memory'))}",
+              file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
-        print(f"drip-matte: internal error: {exc.__class__.__name__}: {exc} (please report this)",
-              file=sys.stderr)
+        bug = ProtocolError("internal", f"internal error ({exc.__class__.__name__}: {exc})")
+        print(f"drip-matte: {command_line_text(bug)}", file=sys.stderr)
         return 4
     finally:
         if runner is not None:

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     try:
         finished = asyncio.run(_serve(options))
     except ProtocolError as exc:
-        print(f"drip-server: {exc.message}", file=sys.stderr)
+        print(f"drip-server: {exc.user_text()}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"drip-server: cannot start: {exc}", file=sys.stderr)
