@@ -13,7 +13,8 @@ ERROR_HINTS = {
     "bad_frame": "Check that the host and port are a Drip server's; if they are, please report this.",
     "too_large": "Select a smaller region, or start the server with a larger --max-pixels.",
     "version_mismatch": "Rerun the installer, so that the plug-in and the server are the same version.",
-    "auth_failed": "Use the token the server wrote in its discovery file; a restarted server has a new one.",
+    "auth_failed": ("Use the token in the server's discovery file; if that file is out of date, restart "
+                    "the server."),
     "bad_request": "This is a bug in Drip Matting: please report it.",
     "bad_image": "Check the image's size and format.",
     "bad_trimap": ("A trimap must be the image's size: white for the object, black for the background, "
@@ -22,7 +23,8 @@ ERROR_HINTS = {
                         "channel."),
     "no_unknown": ("Paint grey where the edge is unsure, or select only the object, not the whole image "
                    "(a feathered selection also needs a soft edge)."),
-    "engine_unavailable": "Use the classical engine, or rerun the installer with the DRIP engine.",
+    "engine_unavailable": ("Use the classical engine, or install the DRIP extras (rerun the installer "
+                           "without --engine classical)."),
     "model_missing": ("Import a DRIP model with the installer (--drip-model PATH), "
                       "or use the classical engine."),
     "model_corrupt": "Import the model again with the installer, or use the classical engine.",

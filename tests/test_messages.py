@@ -267,6 +267,21 @@ def test_every_raise_site_reads_right_everywhere(sample):
     check(as_error(sample), sample.surfaces, sample.origin)
 
 
+def test_the_words_the_gimp_runs_look_for():
+    """tests/gimp checks these in real GIMP; here they are checked without it."""
+    channel = logic.make_error("no_trimap_channel", 'the layer "B" has no "Drip trimap: B" channel')
+    assert "Drip trimap" in logic.user_message(channel) and "selection band" in logic.user_message(channel)
+    wrong = logic.user_message(ProtocolError("auth_failed", "wrong or missing token"))
+    assert "token" in wrong and "restart the server" in wrong
+    big = logic.user_message(ProtocolError("too_large", "9x9 = 81 pixels exceeds the server's limit of 8"))
+    assert "exceeds the server's limit" in big and "smaller region" in big
+    for code in ("model_missing", "engine_unavailable"):
+        text = logic.user_message(ProtocolError(code, "x"))
+        assert "classical" in text and ("model" in text.lower() or "DRIP extras" in text), text
+    down = logic.user_message(ProtocolError("no_server", "the server exited during start-up"), LOG)
+    assert "Server log:" in down
+
+
 # --------------------------------------------------------------------------- the builder itself
 
 def test_user_text_says_a_hint_that_restates_the_message_once():

@@ -53,9 +53,9 @@ OUTPUTS = {
 # Local errors, in the same shape as the server's: the message says what happened, the hint
 # only what to do (drip_protocol.errors.user_text puts them together, each said once).
 LOCAL_HINTS = {
-    "no_trimap_channel": ("Run Drip Matting once with \"Trimap from\" set to \"Band around the selection "
-                          "edge\" (it stores the trimap), paint on the channel (pure white = object, pure "
-                          "black = background, anything else = unsure), then rerun."),
+    "no_trimap_channel": ("Run Drip Matting once with the selection band (\"Trimap from\": \"Band around "
+                          "the selection edge\"), which stores the trimap, paint on the channel (pure white "
+                          "= object, pure black = background, anything else = unsure), then rerun."),
     "both_changed": ("Choose which one to use (\"Trimap from\" in Filters > Drip Matting...), or press "
                      "Select > None and repeat to rerun from your painting."),
     "image_gone": "Nothing was changed. Open the image again (or undo the deletion) and rerun Drip Matting.",
