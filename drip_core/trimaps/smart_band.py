@@ -117,6 +117,7 @@ class Params:
 
 
 DEFAULT = Params()
+V1 = Params()   # the smart band before issue 24 (the benchmarks compare against it)
 
 
 # -- public API -------------------------------------------------------------------------------
