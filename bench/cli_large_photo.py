@@ -1,7 +1,7 @@
 """`drip-matte` end to end against GEGL matting-global end to end, on the 27-MP photo, in one run.
 
     sudo .venv/bin/python bench/cli_large_photo.py [--band 30] [--runs 5] [--rgba]
-                                                   [--baseline-rev REV] [--cache DIR]
+                                                   [--baseline-rev REV] [--rev REV] [--cache DIR]
 
 Both sides are whole processes, as a user starts them (issue 25): ours is
 `python -m drip_core.cli IMAGE --trimap TRIMAP --engine classical --alpha OUT --quiet`
@@ -15,7 +15,7 @@ so that a machine whose speed drifts slows both sides of a pair alike; each pair
 (ours / GEGL) and the medians are quoted. Wall seconds are measured around the child process;
 peak RSS is the kernel's accounting of the reaped child. With --baseline-rev the same command
 of an older revision (git archive) runs in the same turns ("before"), and its alpha is checked
-pixel for pixel against ours.
+pixel for pixel against ours; --rev times a revision as "ours" instead of the working tree.
 """
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--rgba", action="store_true", help="drip-matte also writes the RGBA cut-out")
     p.add_argument("--baseline-rev", help="also time this git revision's drip-matte in the same turns")
+    p.add_argument("--rev", help="time this git revision as 'ours' instead of the working tree (a shared "
+                                 "checkout whose other files are being edited)")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "drip-large-photo")
     p.add_argument("--root", type=Path, default=gegl_baseline.DEFAULT_ROOT, help="GIMP 3.0 chroot")
     args = p.parse_args()
@@ -125,7 +127,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cli-large-"))
     gegl_work = None
     try:
-        sides = {"ours": drip_matte(REPO, image, trimap, Path(tempfile.mkdtemp(dir=work)), args.rgba)}
+        ours = extract(args.rev, work / "ours") if args.rev else REPO
+        sides = {"ours": drip_matte(ours, image, trimap, Path(tempfile.mkdtemp(dir=work)), args.rgba)}
         if args.baseline_rev:
             tree = extract(args.baseline_rev, work / "before")
             sides["before"] = drip_matte(tree, image, trimap, Path(tempfile.mkdtemp(dir=work)), args.rgba)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 from drip_protocol import AUTO_BAND, DEFAULT_BAND_RADIUS, ENGINES, ProtocolError
@@ -170,6 +171,18 @@ class Runner:
             self.client = connect_address(host, int(port), args.token, args.discovery_file,
                                           cafile=args.tls_ca)
 
+    def warm_up(self) -> threading.Thread | None:
+        """Loads the classical engine (and the trimap readers) in a thread while the caller decodes
+        the photo: Pillow decodes without holding the GIL, so on two cores these imports (mostly
+        scipy) take no time of their own. None through a server, which holds its own engines, and
+        for DRIP, whose model is loaded where the job has always loaded it."""
+        if self.client is not None:
+            return None
+        thread = threading.Thread(target=_load_classical, args=(self.args.engine, self.args.drip_model),
+                                  name="drip-matte-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def matte(self, image, trimap, progress):
         """(foreground, alpha) in the image's own sample type, in-process or through the server."""
         if self.client is not None:
@@ -193,6 +206,16 @@ class Runner:
             self.client.close()
 
 
+def _load_classical(name: str, drip_model: str | None) -> None:
+    try:
+        from . import guides  # noqa: F401 - the trimap readers
+        from .engines import get_engine, intended_engine
+        if intended_engine(name, drip_model) == "classical":
+            get_engine("classical")  # kept warm by the registry for Runner.matte
+    except Exception:  # noqa: BLE001 - the job meets the same error itself, where it always has
+        pass
+
+
 def run_single(args, runner: Runner) -> None:
     if args.trimap and args.mask:
         raise UserError("both --trimap and --mask were given, but one guide is used: drop --mask to use the "
@@ -200,13 +223,18 @@ def run_single(args, runner: Runner) -> None:
     if not (args.trimap or args.mask):
         raise UserError("a trimap is needed: --trimap TRIMAP.png (or a selection: --mask MASK.png)")
     check_outputs(args)
-    from .guides import read_mask_as_trimap, read_trimap
-    from .image_io import read_image
-    image = read_image(args.image)
-    if args.mask:
-        trimap = read_mask_as_trimap(args.mask, image, args.band_radius)
-    else:
-        trimap = read_trimap(args.trimap, image.shape)
+    warm_up = runner.warm_up()
+    try:
+        from .image_io import read_image
+        image = read_image(args.image)
+        from .guides import read_mask_as_trimap, read_trimap
+        if args.mask:
+            trimap = read_mask_as_trimap(args.mask, image, args.band_radius)
+        else:
+            trimap = read_trimap(args.trimap, image.shape)
+    finally:
+        if warm_up is not None:
+            warm_up.join()  # never left importing while the process ends
     bar = ProgressLine(args.quiet)
     fg, alpha = runner.matte(image, trimap, bar)
     bar.done()
