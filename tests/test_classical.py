@@ -65,9 +65,15 @@ def test_soft_edge_recovered():
     assert np.abs(matte.foreground[mid] - [0.9, 0.3, 0.2]).mean() < 0.08
 
 
-def test_no_definite_foreground_is_a_clear_error():
-    image, trimap, _ = _scene()
-    trimap[trimap == 255] = 128  # smoke / glass: only background is known
+def test_no_definite_foreground_gets_a_result_with_a_note():
+    """Only background known: the unknown pixels least like it are taken as foreground and the
+    result says so (engines/classical/fine_structure.py); a flat unknown region is refused."""
+    image, trimap, alpha = _scene()
+    trimap[trimap == 255] = 128
+    matte = get_engine("classical").matte(image, trimap)
+    assert matte.notes and "no definite foreground" in matte.notes[0]
+    assert np.abs(matte.alpha - alpha).mean() < 0.05
+    image[...] = 100
     with pytest.raises(EngineError) as err:
         get_engine("classical").matte(image, trimap)
     assert err.value.code == "bad_trimap" and "foreground" in err.value.message

@@ -295,8 +295,9 @@ def test_cli_bad_images_and_trimaps_give_one_clear_line(tmp_path, capsys, case, 
         img.write_bytes(png_header_only(9000, 9000))        # 81 MP > 64 MP: refused from the header
     elif case == "decompression_bomb":
         img.write_bytes(png_header_only(30000, 30000))      # Pillow's own bomb check
-    elif case == "no_foreground":
+    elif case == "no_foreground":  # and nothing stands out from the background to take as foreground
         Image.fromarray(np.where(trimap == 255, 128, trimap).astype(np.uint8)).save(tri)
+        Image.fromarray(np.full_like(image, 100)).save(img)
     elif case == "all_unknown":
         Image.fromarray(np.full_like(trimap, 128)).save(tri)
     elif case == "float_nan":

@@ -39,6 +39,7 @@ class Matte:
     engine: str = ""
     stats: dict = field(default_factory=dict)  # this job's decisions and seconds per stage (benchmarks, logs)
     rerun_state: object = None  # the engine's own record of this job for ``Engine.rerun``; opaque to others
+    notes: list = field(default_factory=list)  # what the person should know of how this result was made
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Engine:
         region = JobRegion.around_unknown(image, trimap, self.context_margin)
         crop = self.run(region, progress, cancel)
         foreground, alpha = region.paste(crop.foreground, crop.alpha, dtype)
-        return Matte(foreground, alpha, crop.engine, crop.stats, crop.rerun_state)
+        return Matte(foreground, alpha, crop.engine, crop.stats, crop.rerun_state, crop.notes)
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:  # pragma: no cover - abstract
         raise NotImplementedError

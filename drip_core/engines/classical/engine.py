@@ -19,6 +19,7 @@ from ...blocks import reduce_trimap
 from ...region import JobRegion
 from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 from ..base import Engine, EngineError, Matte, Rerun, canceller
+from . import chroma, cleanup, fine_structure
 from . import rerun as local_rerun
 from .data_term import deep_unknown, trimming
 from .data_term.information_flow import Flow, known_to_unknown
@@ -69,7 +70,26 @@ class ClassicalEngine(Engine):
                                     getattr(matte, "known", None))
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:
+        trimap, notes = self._usable_trimap(image, trimap, progress)
+        stepped = chroma.restore(image)  # colour stored in two-pixel steps: interpolated (chroma.py)
+        # the solve writes the foreground over the unknown pixels' colours: the dust test needs them
+        unknown_colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
+        matte = self._matte_any_scale(image, trimap, progress, check_cancel)
+        matte.stats["specks"] = cleanup.remove_specks(matte.alpha, trimap, image, unknown_colours)
+        matte.stats["chroma_steps"] = stepped
+        matte.notes = notes
+        return matte
+
+    def _usable_trimap(self, image, trimap, progress) -> tuple[np.ndarray, list[str]]:
+        """(the trimap to solve with, notes): a trimap with no definite foreground gets the unknown
+        pixels least like the background as foreground (fine_structure.py); a refusal when a side
+        is missing otherwise."""
         has_fg, has_bg = (trimap == FOREGROUND).any(), (trimap == BACKGROUND).any()
+        if has_bg and not has_fg:
+            made = fine_structure.provisional_foreground(image, trimap)
+            if made is not None:
+                progress(0.01, Stage.ALPHA, "no definite foreground: the pixels least like the background")
+                return made[0], [fine_structure.note(made[1])]
         if not has_fg or not has_bg:
             # the closed-form energy is then minimised by a constant alpha: useless, say so
             missing = "foreground" if not has_fg else "background"
@@ -80,6 +100,9 @@ class ClassicalEngine(Engine):
                               f"classical engine needs some {missing} pixels to propagate from",
                               hint=f"Paint {colour} on the trimap where {where}, or use a narrower band "
                                    "(the smart band off, a smaller band radius).")
+        return trimap, []
+
+    def _matte_any_scale(self, image, trimap, progress, check_cancel) -> Matte:
         factor, coarse_img = choose_factor(image, trimap)
         if factor > 1:
             coarse_tri = reduce_trimap(trimap, factor)

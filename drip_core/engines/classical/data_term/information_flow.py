@@ -181,6 +181,27 @@ def known_to_unknown(image: np.ndarray, trimap: np.ndarray, k_fg: int = K_FG, k_
     return Flow(u_idx, sf, eta, np.clip(fg, 0.0, 1.0), np.clip(bg, 0.0, 1.0), nf, nb)
 
 
+def distance_to_side(image: np.ndarray, side: np.ndarray, idx: np.ndarray, colours: np.ndarray,
+                     k: int = K_BG, band: int = BAND, spatial: float = SPATIAL) -> np.ndarray:
+    """Per pixel ``idx`` (flat) of colour ``colours`` (n x 3), the colour distance to the closest of
+    its k nearest pixels of ``side`` (bool H x W: known foreground or background, those within
+    ``band`` of ``idx`` searched, every STRIDE-th) in this flow's feature space (colour and
+    position, so a side that changes across the picture is compared where it is); inf without
+    any such pixel. ``image`` is read only at ``side``'s pixels."""
+    h, w = side.shape
+    near = np.zeros(side.shape, bool)
+    near.reshape(-1)[idx] = True
+    s_idx = _sampled(side & near_unknown(near, band), STRIDE)
+    if s_idx.size == 0 or idx.size == 0:
+        return np.full(idx.size, np.inf)
+    kk = min(k, s_idx.size)
+    ys, xs = np.divmod(idx, w)
+    query = np.column_stack([np.asarray(colours, np.float64), xs * (spatial / w), ys * (spatial / h)])
+    _, nb = cKDTree(features(image, s_idx, spatial)).query(query, k=kk)
+    found = np.asarray(image).reshape(-1, 3)[s_idx[nb.reshape(idx.size, kk)]]
+    return np.linalg.norm(found - query[:, None, :3], axis=2).min(axis=1)
+
+
 def mixture_residual(image: np.ndarray, flow: Flow, floor: float = 0.02) -> np.ndarray:
     """Per unknown pixel, how far its colour c lies from the line between its flows' foreground
     and background colours, relative to their distance (Chuang et al.'s / Wang and Cohen's

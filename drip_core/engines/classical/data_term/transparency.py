@@ -9,13 +9,20 @@ histogram is poorly explained.  There the known-to-unknown prior (which assumes 
 unknown pixel resembles known pixels) hurts, and the engine falls back to the plain
 closed form (Aksoy et al., CVPR 2017, use a test of this kind to switch the K-to-U term off).
 
-score = half the L1 distance between h_U and the best mix (0: fully explained, 1: no
-overlap at all), histograms over BINS^3 colour cells, known pixels within ``band`` of the
-unknown region.
+score = the share of the unknown region's colours that the best mix does not explain, counted
+only in the colour cells that no known colour reaches within one cell (0: fully explained, 1:
+every unknown colour is far from both sides), histograms over BINS^3 colour cells, known pixels
+within ``band`` of the unknown region. The cells next to a known colour are explained too: a
+background that changes across the picture (a gradient, a blurred room) puts the unknown
+region's background colours one cell away from those of the few known pixels near it, and
+counting them as unexplained switched the data term off for an opaque object, leaving the
+plain closed form to fill the unknown region between the object and the picture's border with
+a haze of mid alpha. A veil's mixes lie between its two sides' colours, cells away from both.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter
 
 from ....trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
 from .information_flow import near_unknown
@@ -50,7 +57,12 @@ def transparency_score(image: np.ndarray, trimap: np.ndarray, band: int = BAND, 
     if not unknown.any() or not fg.any() or not bg.any():
         return 1.0
     # float32 bins exactly as float64 would (x 8 is exact): no crop-sized double copy
-    return mix_fit(*(_histogram(image, m, bins) for m in (unknown, fg, bg)))[1]
+    h_u, h_f, h_b = (_histogram(image, m, bins) for m in (unknown, fg, bg))
+    beta, _ = mix_fit(h_u, h_f, h_b)
+    unexplained = np.maximum(h_u - beta * h_f - (1 - beta) * h_b, 0)
+    known = (h_f + h_b).reshape(bins, bins, bins) > 0
+    near_known = maximum_filter(known, size=3, mode="constant").reshape(-1)
+    return float(unexplained[~near_known].sum())
 
 
 def is_transparent(image: np.ndarray, trimap: np.ndarray, threshold: float = THRESHOLD, **kw) -> bool:

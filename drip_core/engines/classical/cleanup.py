@@ -1,0 +1,89 @@
+"""Part-transparent specks not connected to the object, where its colours match the background's.
+
+Where the foreground and background colours match (a white chest against a white wall), the
+colour-line model cannot tell them apart: any alpha explains the pixel, and the closed form
+follows the smallest colour differences (noise) into a dust of part-transparent pixels, often
+islands in the background with no alpha leading back to the object. The data term cannot help
+there either (both sides' colours are the same). This is the method's own limit, so it is
+handled after the solve, by one rule: a connected group of pixels with alpha above SPECK that
+does not touch the trimap's definite foreground (nor a strand joined to it: the group would then
+touch it), whose colours are foreground colours too (the closest of the nearby definite
+foreground's colours within MATCH: information_flow.distance_to_side), is dust, and its alpha
+becomes 0, unless
+
+- it is a strand: at least STRAND_LENGTH px long and at most STRAND_WIDTH px wide on average
+  (the tip of a hair beyond a faint stretch is such a group), or
+- somewhere in it alpha reaches OPAQUE: a piece of the object in its own right.
+
+The colour condition keeps the faint detached wisps of hair in front of a background of
+another colour (the alphamatting.com photos have dozens, mostly real: their colours are the
+background's, far from the hair's). Only unknown pixels change; groups are 8-connected.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ...trimaps.values import FOREGROUND, UNKNOWN
+from .data_term.information_flow import distance_to_side
+
+SPECK = 0.05          # alpha above this is something, below it background
+MATCH = 0.1           # RGB distance within which a colour is a foreground colour too
+OPAQUE = 0.7          # a group reaching this alpha anywhere is kept
+STRAND_LENGTH = 6.0   # px: a group this long ...
+STRAND_WIDTH = 2.5    # ... and at most this wide on average is a strand, kept
+_EIGHT = np.ones((3, 3), bool)
+
+
+def _strand_like(labels: np.ndarray, count: int) -> np.ndarray:
+    """Per group 1..count (index 0 unused): whether it is long and thin, from its second moments
+    (length = sqrt(12 x the largest variance), the extent of a uniform segment; mean width =
+    area / length)."""
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    area = np.bincount(lab, minlength=count + 1).astype(np.float64)
+    safe = np.maximum(area, 1)
+
+    def mean(v):
+        return np.bincount(lab, weights=v, minlength=count + 1) / safe
+
+    my, mx = mean(ys), mean(xs)
+    vyy, vxx = mean(ys * ys.astype(np.float64)) - my ** 2, mean(xs * xs.astype(np.float64)) - mx ** 2
+    vxy = mean(ys * xs.astype(np.float64)) - my * mx
+    largest = (vyy + vxx) / 2 + np.sqrt(((vyy - vxx) / 2) ** 2 + vxy ** 2)
+    length = np.sqrt(12 * np.maximum(largest, 0) + 1)  # + 1: a single pixel is 1 px long
+    return (length >= STRAND_LENGTH) & (area / length <= STRAND_WIDTH)
+
+
+def detached_specks(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray,
+                    unknown_colours: np.ndarray) -> np.ndarray:
+    """The unknown pixels (bool H x W) of the groups of alpha > SPECK that are dust (module
+    docstring). ``trimap``: the trimap solved with (its foreground is the object); ``image``: the
+    crop, read at its known pixels; ``unknown_colours``: the unknown pixels' own colours (n x 3,
+    in flat order: the solve writes the foreground over them in ``image``)."""
+    labels, count = ndimage.label(alpha > SPECK, _EIGHT)
+    if count == 0:
+        return np.zeros(alpha.shape, bool)
+    keep = np.zeros(count + 1, bool)
+    keep[np.unique(labels[trimap == FOREGROUND])] = True
+    keep |= ndimage.maximum(alpha, labels, np.arange(count + 1)) >= OPAQUE
+    keep |= _strand_like(labels, count)
+    keep[0] = True
+    unknown = trimap == UNKNOWN
+    candidate = np.flatnonzero(~keep[labels] & unknown)
+    if candidate.size:
+        at = np.searchsorted(np.flatnonzero(unknown), candidate)
+        distance = distance_to_side(image, trimap == FOREGROUND, candidate, unknown_colours[at])
+        group = labels.reshape(-1)[candidate]
+        # a group is kept unless most of its pixels have a foreground colour within MATCH
+        like = np.bincount(group, weights=distance < MATCH, minlength=count + 1)
+        keep |= like <= 0.5 * np.bincount(group, minlength=count + 1)
+    return ~keep[labels] & unknown
+
+
+def remove_specks(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray,
+                  unknown_colours: np.ndarray) -> int:
+    """Sets the dust's alpha (``detached_specks``) to 0 in place; returns how many pixels."""
+    dust = detached_specks(alpha, trimap, image, unknown_colours)
+    alpha[dust] = 0
+    return int(np.count_nonzero(dust))
