@@ -138,10 +138,14 @@ def test_an_object_that_is_all_fine_structure_gets_a_result_with_a_note():
     assert (matte.alpha[alpha > 0.99] > 0.8).mean() > 0.9
 
 
-def test_nothing_to_propagate_from_is_still_refused():
-    image = np.full((20, 30, 3), 100, np.uint8)
-    trimap = np.zeros((20, 30), np.uint8)
-    trimap[5:15, 5:25] = UNKNOWN
+@pytest.mark.parametrize("picture", ["flat", "noise"])
+def test_nothing_to_propagate_from_is_still_refused(picture):
+    # noise: every unknown pixel is far from its neighbours' colours, but so is every background one
+    rng = np.random.default_rng(0)
+    image = (np.full((24, 30, 3), 100, np.uint8) if picture == "flat"
+             else (rng.random((24, 30, 3)) * 255).astype(np.uint8))
+    trimap = np.zeros((24, 30), np.uint8)
+    trimap[6:18, 6:24] = UNKNOWN
     with pytest.raises(EngineError, match="no definite foreground"):
         get_engine("classical").matte(image, trimap)
 

@@ -10,20 +10,24 @@ structure at its most opaque (a mix alpha F + (1 - alpha) B lies alpha |F - B| f
 pixels within DISTINCT of the most distinct one are taken as foreground. The rest of the
 engine runs as for any trimap, and the result says how its foreground was obtained.
 
-When nothing in the unknown region stands out from the background (no pixel farther than
-MIN_SEPARATION from every nearby background colour) there is nothing to propagate from and
-the engine refuses, as before.
+When nothing in the unknown region stands out from the background there is nothing to
+propagate from and the engine refuses, as before: when the most distinct pixel is closer than
+MIN_SEPARATION to the background, or than STAND_OUT times the background's own spread (the same
+distance measured for known background pixels against the other background pixels: on a
+textured or noisy background every pixel is far from its neighbours' colours).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
-from .data_term.information_flow import distance_to_side
+from .data_term.information_flow import BAND, STRIDE, distance_to_side, near_unknown
 
 DISTINCT = 0.8          # seeds: at least this share of the most distinct pixel's colour distance
 MIN_SEPARATION = 0.12   # RGB distance (0..sqrt(3)) the most distinct pixel needs from the background
 TOP_QUANTILE = 0.999    # "the most distinct pixel": this quantile, so a few odd pixels do not decide
+STAND_OUT = 2.0         # ... and at least this many times the background's own spread
+SPREAD_SAMPLE = 20_000  # background pixels the spread is measured on
 
 
 def background_distance(image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +38,22 @@ def background_distance(image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarr
     return idx, distance_to_side(image, trimap == BACKGROUND, idx, colours)
 
 
+def background_spread(image: np.ndarray, trimap: np.ndarray) -> float:
+    """How far known background pixels near the unknown region lie from the other background
+    pixels near them (the TOP_QUANTILE of background_distance's measure, on background pixels off
+    the grid the search samples, so that none finds itself)."""
+    background = trimap == BACKGROUND
+    off_grid = background & near_unknown(trimap == UNKNOWN, BAND)
+    off_grid[::STRIDE, ::STRIDE] = False
+    idx = np.flatnonzero(off_grid)
+    if idx.size == 0:
+        return 0.0
+    idx = idx[np.linspace(0, idx.size - 1, min(idx.size, SPREAD_SAMPLE)).astype(np.intp)]
+    distance = distance_to_side(image, background, idx, np.asarray(image).reshape(-1, 3)[idx])
+    distance = distance[np.isfinite(distance)]
+    return float(np.quantile(distance, TOP_QUANTILE)) if distance.size else 0.0
+
+
 def provisional_foreground(image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, int] | None:
     """(the trimap with the unknown pixels least like the background made foreground, how many),
     or None when no unknown pixel stands out from the background."""
@@ -41,7 +61,7 @@ def provisional_foreground(image: np.ndarray, trimap: np.ndarray) -> tuple[np.nd
     if idx.size == 0:
         return None
     top = float(np.quantile(distance, TOP_QUANTILE))
-    if top < MIN_SEPARATION:
+    if top < MIN_SEPARATION or top < STAND_OUT * background_spread(image, trimap):
         return None
     seeds = idx[distance >= DISTINCT * top]
     out = trimap.copy()
