@@ -13,7 +13,8 @@ Each engine runs in a child process of its own, so its peak RSS is its own:
     includes the decoded image and trimap); with --one-worker also with its tiles solved by one
     thread (do both cores pay?); with --baseline-rev also an older revision's engine ("today");
     for the first band, the whole `drip-matte` command (read PNGs, matte, write the alpha and
-    RGBA PNGs) as a user runs it;
+    RGBA PNGs) as a user runs it, once (bench/cli_large_photo.py pairs that whole process with
+    GEGL's whole process, run after run);
   * GEGL matting-global in the GIMP 3.0 chroot (tests/gimp/build_roots.sh), as
     bench/gegl_baseline.py runs it (load, matting, save in one graph; needs root).
 Printed per band: seconds, peak RSS, whole-image alpha SAD (/1000) against the upscaled GT,
