@@ -196,3 +196,18 @@ def test_colour_in_steps_is_found_at_either_phase_and_only_there():
     stepped = _stepped_colour_scene()[0].astype(np.float32) / 255
     assert chroma.stepped_phase(stepped, 1) == 0 and chroma.stepped_phase(stepped[:, 1:], 1) == 1
     assert chroma.stepped_phase(stepped, 0) is None
+
+
+def test_transparency_counts_a_shifted_known_colour_as_explained_and_nothing_else():
+    """A colour one histogram cell from a known one (a background that changes across the picture)
+    is explained; a colour far from both sides (a veil's mix) is not, nor are known colours in
+    other proportions than any mix of the sides has."""
+    from drip_core.engines.classical.data_term.transparency import transparency_score
+    image = np.zeros((20, 30, 3), np.float32)
+    trimap = np.full((20, 30), UNKNOWN, np.uint8)
+    image[:, :5], trimap[:, :5] = (0.8, 0.3, 0.1), FOREGROUND
+    image[:, 25:], trimap[:, 25:] = (0.1, 0.2, 0.7), BACKGROUND
+    image[:, 5:25] = (0.1, 0.2, 0.83)             # the background, one cell further on
+    assert transparency_score(image, trimap) < 0.05
+    image[:, 5:25] = (0.45, 0.25, 0.4)            # halfway between the two: a veil
+    assert transparency_score(image, trimap) > 0.95

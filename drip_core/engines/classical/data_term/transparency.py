@@ -9,15 +9,16 @@ histogram is poorly explained.  There the known-to-unknown prior (which assumes 
 unknown pixel resembles known pixels) hurts, and the engine falls back to the plain
 closed form (Aksoy et al., CVPR 2017, use a test of this kind to switch the K-to-U term off).
 
-score = the share of the unknown region's colours that the best mix does not explain, counted
-only in the colour cells that no known colour reaches within one cell (0: fully explained, 1:
-every unknown colour is far from both sides), histograms over BINS^3 colour cells, known pixels
-within ``band`` of the unknown region. The cells next to a known colour are explained too: a
-background that changes across the picture (a gradient, a blurred room) puts the unknown
-region's background colours one cell away from those of the few known pixels near it, and
-counting them as unexplained switched the data term off for an opaque object, leaving the
-plain closed form to fill the unknown region between the object and the picture's border with
-a haze of mid alpha. A veil's mixes lie between its two sides' colours, cells away from both.
+score = the share of the unknown region's colours that the best mix  beta h_F + (1 - beta) h_B
+does not explain (0: fully explained, 1: no overlap at all; without the rule below, half the
+L1 distance between h_U and the mix), histograms over BINS^3 colour cells, known pixels within
+``band`` of the unknown region. Colours in a cell that no known pixel has but a neighbouring
+cell does count as explained: a background that changes across the picture (a gradient, a
+blurred room) puts the unknown region's background colours one cell away from those of the few
+known pixels near it, and counting them switched the data term off for an opaque object,
+leaving the plain closed form to fill the unknown region between the object and the picture's
+border with a haze of mid alpha. A veil's mixes lie cells away from both sides' colours, and
+dense hair's mixes, which the known pixels near it have too, in other proportions, still count.
 """
 from __future__ import annotations
 
@@ -59,10 +60,10 @@ def transparency_score(image: np.ndarray, trimap: np.ndarray, band: int = BAND, 
     # float32 bins exactly as float64 would (x 8 is exact): no crop-sized double copy
     h_u, h_f, h_b = (_histogram(image, m, bins) for m in (unknown, fg, bg))
     beta, _ = mix_fit(h_u, h_f, h_b)
-    unexplained = np.maximum(h_u - beta * h_f - (1 - beta) * h_b, 0)
+    unexplained = np.maximum(h_u - beta * h_f - (1 - beta) * h_b, 0)  # sums to the L1 score
     known = (h_f + h_b).reshape(bins, bins, bins) > 0
-    near_known = maximum_filter(known, size=3, mode="constant").reshape(-1)
-    return float(unexplained[~near_known].sum())
+    next_to_known = (maximum_filter(known, size=3, mode="constant") & ~known).reshape(-1)
+    return float(unexplained[~next_to_known].sum())
 
 
 def is_transparent(image: np.ndarray, trimap: np.ndarray, threshold: float = THRESHOLD, **kw) -> bool:
