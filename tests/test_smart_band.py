@@ -92,7 +92,7 @@ def test_hairy_edge_gets_a_wide_band_and_background_between_strands_is_not_foreg
     # the band is wider than on a crisp edge: unknown from the tips to below the strands' roots
     col = tri[:, 100]
     unknown_rows = np.nonzero(col == 128)[0]
-    assert unknown_rows.min() <= 80 and unknown_rows.max() >= 100
+    assert unknown_rows.min() <= 80 and unknown_rows.max() >= 99     # the strands' last row
     assert (tri == 255).any() and (tri == 0).any()
     # the solid block stays foreground
     assert (tri[130:, 30:170] == 255).mean() > 0.9
@@ -120,8 +120,10 @@ def _dense_hair(size=300, tips=90, cut=130, roots=170):
 
 def test_hair_inside_the_lasso_coloured_like_the_strands_outside_is_not_definite_foreground():
     img, sel, mixed = _dense_hair()
-    off = replace(DEFAULT, strand_ratio=np.inf)        # step 4a off
-    tri, without = smart_trimap(img, sel), smart_trimap(img, sel, params=off)
+    # step 4a alone: step 7 (issue 24) gives the foreground back what the first alpha finds opaque
+    on = replace(DEFAULT, safe=False)
+    off = replace(on, strand_ratio=np.inf)             # step 4a off
+    tri, without = smart_trimap(img, sel, params=on), smart_trimap(img, sel, params=off)
     assert (tri[mixed] == 255).mean() < 0.8 * (without[mixed] == 255).mean()
     assert (tri[200:, 30:-30] == 255).all()            # the solid block stays foreground
     # a crisp edge has no strands outside: the step changes nothing there

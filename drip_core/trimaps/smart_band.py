@@ -55,6 +55,18 @@ Here the band follows the image:
    layer's working image is matted at half its resolution (``refine_scale``), which keeps a
    25-MP layer's trimap near 1 s.
 
+7. Safe interior (v2, issue 24).  Deeper inside the selection than ``safe_depth * s`` (at least
+   ``safe_depth_min`` working pixels, the fixed band's 12) the trimap is the fixed band's, definite
+   foreground, except where there is evidence of background.  The candidates are the regions
+   the first alpha put below 1/2 there.  Evidence is a small gap (inscribed radius up to
+   ``hole_tiny * s``: a tangle, a net, hair) or a hole seen through: its rim in the first alpha
+   is a real edge (at most ``crisp_rim`` of the 3 px around it mixed).  A solid part whose colour
+   merely resembles the background (a black helmet on a dark wall, a dark nose on dark foliage)
+   has no edge there: the matte guessed it away, and its rim is a soft ramp.  Such a region and
+   its rim go back to definite foreground, and so does any doubt there whose first alpha is
+   ``solid_alpha`` or more; mixed doubts (hair inside the lasso, step 4a) stay unknown.
+   ``V1`` is the smart band without this step (before issue 24), for the benchmarks.
+
 ``drip_core.trimaps.build(..., band_radius="auto", image=...)`` is the entry point for the rest of
 the code (an int there gives the fixed band of drip_core.trimaps.from_selection).
 """
@@ -114,10 +126,17 @@ class Params:
                                #     p(colour | foreground) ...
     strand_mixed: float = 0.05 # ... and p(colour | background) >= this x p(colour | foreground)
     strand_samples: float = 5e-5  # ... where the strand model has at least this x s^2 samples nearby
+    safe: bool = True          # step 7 (issue 24): the interior stays solid unless there is evidence
+    safe_depth: float = 0.03   # ... "interior": deeper inside the selection than this ...
+    safe_depth_min: float = 12.0  # ... and than this many working pixels (the fixed band's 12)
+    hole_tiny: float = 0.005   # ... a hole at most this thick (inscribed radius) is a gap in a tangle
+    crisp_rim: float = 0.6     # ... a larger one is seen through when at most this share of its rim
+                               #     (3 px around it) has a mixed first alpha: a real edge
+    solid_alpha: float = 0.98  # ... and a doubt whose first alpha is at least this is foreground
 
 
 DEFAULT = Params()
-V1 = Params()   # the smart band before issue 24 (the benchmarks compare against it)
+V1 = Params(safe=False)   # the smart band before issue 24 (the benchmarks compare against it)
 
 
 # -- public API -------------------------------------------------------------------------------
@@ -156,8 +175,11 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT, *, engi
         small_tri = None
     else:
         small_tri, deep_doubts = _analyse(small_img, small_in, sw, params)
+        alpha = None
         if params.refine:
-            small_tri = _widen_where_alpha_leaks(small_img, small_tri, sw, params, engine, deep_doubts)
+            small_tri, alpha = _widen_where_alpha_leaks(small_img, small_tri, sw, params, engine, deep_doubts)
+        if params.safe:
+            small_tri = _keep_the_interior_solid(small_tri, small_in, alpha, sw, params)
     trimap = np.zeros((h, w), np.uint8)
     if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
         sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
@@ -396,21 +418,22 @@ def _doubt_regions(doubt, tri, inside, e) -> np.ndarray | None:
 
 
 def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Params, engine,
-                             deep_doubts: np.ndarray | None = None) -> np.ndarray:
+                             deep_doubts: np.ndarray | None = None):
     """The second pass: matte with the first trimap, widen its band where that alpha says the
     transition runs on into a definite label (untraced fur outside, hair marked foreground), and
-    give the foreground back a doubtful region deep inside that the matte finds opaque."""
+    give the foreground back a doubtful region deep inside that the matte finds opaque.
+    Returns (the trimap, that alpha or None when there was none)."""
     # a large layer's working image (object scale up to 2 * work_scale) is matted at half its
     # resolution: the object scale then stays within that of the 800-px photos this was tuned on,
     # and the engine costs a quarter
     g = max(1, int(np.ceil(sw / p.refine_scale - 1e-6)))
     small_tri = tri if g == 1 else reduce_trimap(tri, g)
     if not all((small_tri == v).any() for v in (FOREGROUND, BACKGROUND, UNKNOWN)):
-        return tri
+        return tri, None
     try:
         alpha = engine.matte(reduce_image(img, g), small_tri).alpha
     except EngineError:   # cannot happen with both labels present; the first trimap is still good
-        return tri
+        return tri, None
     alpha = _expand(alpha, g, tri.shape)
     unknown = tri == UNKNOWN
     grow = p.grow * sw
@@ -429,4 +452,53 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
         mean = ndimage.mean(alpha, deep_doubts, np.arange(1, int(deep_doubts.max()) + 1))
         opaque = np.concatenate([[False], np.asarray(mean) > p.hole_keep])
         out[opaque[deep_doubts]] = FOREGROUND
+    return out, alpha
+
+
+# -- step 7: the interior stays solid unless there is evidence ----------------------------------
+
+RIM = 3.0   # working px around a hole whose first alpha tells a real edge from a guessed one
+
+
+def _interior_holes(tri, inside, alpha, sw: float, p: Params):
+    """Step 7's candidate holes: (labels of the connected regions of the interior, deeper than
+    ``safe_depth``, that are not definite foreground and whose first alpha is below 1/2, 0 = none;
+    per region 1..n its inscribed radius / sw and the share of its rim with a mixed first alpha)."""
+    depth = max(p.safe_depth_min, p.safe_depth * sw)
+    low = (inside & (tri != FOREGROUND) & (alpha < 0.5)
+           & (ndimage.distance_transform_edt(inside) > depth))
+    lab, n = ndimage.label(low)
+    if not n:
+        return lab, np.zeros(0), np.zeros(0)
+    idx = np.arange(1, n + 1)
+    radius = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(low), lab, idx)) / sw
+    near, (iy, ix) = ndimage.distance_transform_edt(lab == 0, return_indices=True)
+    rim = np.where((near > 0) & (near <= RIM) & inside, lab[iy, ix], 0)
+    mixed = np.asarray(ndimage.mean((alpha > 0.05) & (alpha < 0.95), rim, idx))
+    return lab, radius, np.nan_to_num(mixed, nan=1.0)
+
+
+def _keep_the_interior_solid(tri, inside, alpha, sw: float, p: Params) -> np.ndarray:
+    """Step 7: a hole the first alpha found in the interior goes back to the foreground, as under a
+    fixed band, unless there is evidence of background: a small gap (a tangle, a net, hair) or a
+    larger hole seen through, whose rim in the first alpha is a real edge.  A solid part whose
+    colour merely resembles the background (a black helmet on a dark wall) has no edge there: the
+    matte guessed it away and its rim is a soft ramp.  Without a first alpha (no second pass) the
+    whole interior is foreground."""
+    depth = max(p.safe_depth_min, p.safe_depth * sw)
+    interior = inside & (ndimage.distance_transform_edt(inside) > depth)
+    if alpha is None:
+        out = tri.copy()
+        out[interior] = FOREGROUND
+        return out
+    lab, radius, mixed = _interior_holes(tri, inside, alpha, sw, p)
+    no_evidence = np.concatenate([[False], (radius > p.hole_tiny) & (mixed > p.crisp_rim)])
+    # a hole without evidence goes back to the foreground with the unknown rim the erosion gave it,
+    # and so does a doubt the first alpha found opaque; one it found mixed (hair inside the lasso,
+    # step 4a) stays unknown
+    rejected = no_evidence[lab]
+    near = ndimage.distance_transform_edt(~rejected) <= max(p.erode_min, p.erode * sw) + RIM
+    out = tri.copy()
+    out[interior & (near | (alpha >= p.solid_alpha)) & (tri != FOREGROUND)] = FOREGROUND
     return out
+
