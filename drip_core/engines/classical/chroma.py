@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 STEPPED = 0.75   # change inside the pairs / across them, below this: the colour is in steps
-SAMPLE_STEP = 4  # every SAMPLE_STEP-th row (column) is looked at to decide
+SAMPLE = 250_000  # pixels looked at to decide (whole rows or columns, evenly spread)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # BT.601, as JPEG's YCbCr
 _CB = np.array([-0.168736, -0.331264, 0.5], np.float32)
 _CR = np.array([0.5, -0.418688, -0.081312], np.float32)
@@ -35,7 +35,9 @@ def stepped_phase(image: np.ndarray, axis: int) -> int | None:
     along it; None when it is not."""
     if image.shape[axis] < 8:
         return None
-    sample = image[::SAMPLE_STEP] if axis == 1 else image[:, ::SAMPLE_STEP]
+    lines = image.shape[1 - axis]  # rows when the steps run along a row, else columns
+    step = max(1, lines * image.shape[axis] // SAMPLE)
+    sample = image[::step] if axis == 1 else image[:, ::step]
     change = np.abs(np.diff(_chroma(sample), axis=axis)).sum(axis=-1)
     change = np.moveaxis(change, axis, 0)
     inside = [float(change[p::2].mean()) for p in (0, 1)]

@@ -53,32 +53,48 @@ def _strand_like(ys: np.ndarray, xs: np.ndarray, group: np.ndarray, count: int) 
     return (length >= STRAND_LENGTH) & (area / length <= STRAND_WIDTH)
 
 
+def _touching_foreground(trimap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Per pixel (ys, xs): whether one of its 8 neighbours is definite foreground."""
+    h, w = trimap.shape
+    out = np.zeros(ys.size, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            y, x = ys + dy, xs + dx
+            inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            out[inside] |= trimap[y[inside], x[inside]] == FOREGROUND
+    return out
+
+
 def detached_specks(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray,
                     unknown_colours: np.ndarray) -> np.ndarray:
     """The unknown pixels (bool H x W) of the groups of alpha > SPECK that are dust (module
     docstring). ``trimap``: the trimap solved with (its foreground is the object); ``image``: the
     crop, read at its known pixels; ``unknown_colours``: the unknown pixels' own colours (n x 3,
-    in flat order: the solve writes the foreground over them in ``image``). Only the detached
-    groups' pixels are looked at beyond the labelling (a few hundred on a photo)."""
+    in flat order: the solve writes the foreground over them in ``image``). Groups are made of
+    unknown pixels (known background has alpha 0, definite foreground is the object): beyond one
+    labelling only those pixels are looked at, a thin band in a 27-MP crop."""
     out = np.zeros(alpha.shape, bool)
-    labels, count = ndimage.label(alpha > SPECK, _EIGHT)
+    unknown_idx = np.flatnonzero(trimap == UNKNOWN)
+    some = alpha.reshape(-1)[unknown_idx] > SPECK
+    pixels, colours = unknown_idx[some], unknown_colours[some]
+    out.reshape(-1)[pixels] = True
+    labels, count = ndimage.label(out, _EIGHT)
+    out.reshape(-1)[pixels] = False
+    group = labels.reshape(-1)[pixels]
+    del labels
+    ys, xs = np.divmod(pixels, alpha.shape[1])
     keep = np.zeros(count + 1, bool)
-    keep[labels[trimap == FOREGROUND]] = True
-    keep[0] = True
-    unknown = trimap == UNKNOWN
-    candidate = np.flatnonzero(~keep[labels] & unknown)
-    group = labels.reshape(-1)[candidate]
+    keep[group[_touching_foreground(trimap, ys, xs)]] = True
     peak = np.zeros(count + 1, np.float32)
-    np.maximum.at(peak, group, alpha.reshape(-1)[candidate])
-    keep |= (peak >= OPAQUE) | _strand_like(*np.divmod(candidate, alpha.shape[1]), group, count)
-    candidate, group = candidate[~keep[group]], group[~keep[group]]
-    if candidate.size:
-        at = np.searchsorted(np.flatnonzero(unknown), candidate)
-        distance = distance_to_side(image, trimap == FOREGROUND, candidate, unknown_colours[at])
+    np.maximum.at(peak, group, alpha.reshape(-1)[pixels])
+    keep |= (peak >= OPAQUE) | _strand_like(ys, xs, group, count)
+    left = ~keep[group]
+    if left.any():
+        distance = distance_to_side(image, trimap == FOREGROUND, pixels[left], colours[left])
         # a group is kept unless most of its pixels have a foreground colour within MATCH
-        like = np.bincount(group, weights=distance < MATCH, minlength=count + 1)
-        keep |= like <= 0.5 * np.bincount(group, minlength=count + 1)
-        out.reshape(-1)[candidate[~keep[group]]] = True
+        like = np.bincount(group[left], weights=distance < MATCH, minlength=count + 1)
+        keep |= like <= 0.5 * np.bincount(group[left], minlength=count + 1)
+        out.reshape(-1)[pixels[~keep[group]]] = True
     return out
 
 

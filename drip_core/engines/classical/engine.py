@@ -75,7 +75,9 @@ class ClassicalEngine(Engine):
         # the solve writes the foreground over the unknown pixels' colours: the dust test needs them
         unknown_colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
         matte = self._matte_any_scale(image, trimap, progress, check_cancel)
-        matte.stats["specks"] = cleanup.remove_specks(matte.alpha, trimap, image, unknown_colours)
+        if "specks" not in matte.stats:  # a coarse solve is cleaned at its own scale (_matte_coarse)
+            matte.stats["specks"] = cleanup.remove_specks(matte.alpha, trimap, image, unknown_colours)
+        del unknown_colours
         matte.stats["chroma_steps"] = stepped
         matte.notes = notes
         return matte
@@ -132,10 +134,13 @@ class ClassicalEngine(Engine):
             alpha_c, fg_c, stats, known = self._solve(coarse_img.copy(), coarse_tri, coarse_progress,
                                                       check_cancel, where=near, background=background)
         check_cancel()
+        # dust removed before the carry (the coarse image is intact: the solves had copies)
+        specks = cleanup.remove_specks(alpha_c, coarse_tri, coarse_img,
+                                       coarse_img.reshape(-1, 3)[np.flatnonzero(coarse_tri == UNKNOWN)])
         t0 = time.perf_counter()
         alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
                          lambda frac: progress(0.9 + 0.1 * frac, Stage.ALPHA, "back to full size"))
-        stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0)
+        stats = dict(stats, factor=f, carry_up=time.perf_counter() - t0, specks=specks * f * f)
         return SolvedCrop(img, alpha, self.name, stats, known=known)
 
     def _solve(self, img, trimap, progress, check_cancel, transparent: bool | None = None, flow=None,
