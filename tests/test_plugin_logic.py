@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "gimp_plugin" / "drip_matting"
 sys.path.insert(0, str(PLUGIN_DIR))
 
+import dialog_rules as rules  # noqa: E402
 import plugin_logic as logic  # noqa: E402
 
 from drip_protocol import ProtocolError  # noqa: E402
@@ -154,10 +155,11 @@ def test_build_job_is_a_valid_protocol_job():
 def test_argument_names_match_the_plugin_registration():
     src = (PLUGIN_DIR / "drip_matting.py").read_text()
     for name in logic.DIALOG_FIELDS:
-        assert f'"{name}"' in src, name
+        if name not in rules.PREVIEW_FIELDS:  # the preview's switches are the dialog's own widgets
+            assert f'"{name}"' in src, name
     for nick in list(logic.TRIMAP_SOURCES) + list(logic.OUTPUTS):
         assert f'"{nick}"' in src, nick
-    assert "logic.engine_choices(" in src  # the engine nicks come from there (checked in its own test)
+    assert "rules.engine_choices(" in src  # the engine nicks come from there (checked in its own test)
     assert "logic.PROC_NAME" in src and logic.PROC_NAME == "plug-in-drip-matting"
 
 
@@ -404,11 +406,11 @@ def test_the_dialog_says_when_no_drip_model_is_installed(tmp_path):
     cfg.write_text(json.dumps({"drip_model": "/models/drip"}))
     assert logic.drip_model_configured(env)
     assert logic.drip_model_configured({"DRIP_MATTING_MODEL": "/m"})
-    labels = dict(logic.engine_choices(False))
-    assert labels["drip"] == "DRIP (no model installed)"
-    assert dict(logic.engine_choices(True))["drip"] == "DRIP (AI model)"
-    assert [nick for nick, _ in logic.engine_choices(True)] == ["auto", "drip", "classical"]
-    assert set(nick for nick, _ in logic.engine_choices(True)) == set(drip_protocol.ENGINES)
+    labels = dict(rules.engine_choices(False))
+    assert labels["drip"] == "DRIP (AI model: not installed)"
+    assert dict(rules.engine_choices(True))["drip"] == "DRIP (AI model)"
+    assert [nick for nick, _ in rules.engine_choices(True)] == ["auto", "classical", "drip"]
+    assert set(nick for nick, _ in rules.engine_choices(True)) == set(drip_protocol.ENGINES)
 
 
 def test_dialog_values_survive_a_failed_run(tmp_path):

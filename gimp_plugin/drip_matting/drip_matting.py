@@ -22,6 +22,7 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
+import dialog_rules as rules  # noqa: E402
 import loop_rules as loop  # noqa: E402
 import plugin_logic as logic  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
@@ -258,7 +259,11 @@ def resolve_source(image, drawables):
         source = image.get_layer_by_tattoo(tattoo)
         if source is not None:
             return source
-    if not isinstance(item, Gimp.Layer) or isinstance(item, Gimp.LayerMask) or item.is_group():
+    if isinstance(item, Gimp.Layer) and item.is_group():
+        # GIMP's sensitivity masks cannot grey the menu out for groups: this message must do
+        raise logic.make_error("not_a_layer", f"\"{item.get_name()}\" is a layer group, which has no "
+                                              "pixels of its own to cut out")
+    if not isinstance(item, Gimp.Layer) or isinstance(item, Gimp.LayerMask):
         raise logic.make_error("not_a_layer", "the selected item is not a plain layer")
     return item
 
@@ -405,6 +410,7 @@ class Settings:
         self.outputs = logic.OUTPUTS.get(config.get_property("outputs"), ("foreground",))
         self.keep_trimap = bool(config.get_property("keep-trimap"))
         self.server = config.get_property("server") or "auto"
+        self.edge = rules.edge_settings(config.get_property)
         # the refine loop: a trimap to paint on, and no selection output to keep
         self.refine_loop = self.keep_trimap and "selection" not in self.outputs
 
@@ -534,10 +540,11 @@ def put_layer(image, source, name, ltype, roi, ox, oy, fmt, data, mask_fmt=None,
     else:
         parent = source.get_parent()
         position = image.get_item_position(source)
-    layer = copy_of_source(image, source, name, ltype, roi) if tiles is not None else None
+    title = logic.result_layer_name(name, source.get_name())
+    layer = copy_of_source(image, source, title, ltype, roi) if tiles is not None else None
     copied = layer is not None
     if not copied:
-        layer = Gimp.Layer.new(image, name, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
+        layer = Gimp.Layer.new(image, title, w, h, ltype, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, parent, position)
     mark_source(layer, source)
     if copied:
@@ -645,7 +652,8 @@ def run_on_server(image, layer, s, config, prec, roi_img, pixels, mask):
     progress(0.02, "Drip Matting: connecting to the server")
     conn = logic.connect(s.server, config, on_wait=on_wait)
     try:
-        job = logic.build_job(w, h, prec["depth"], s.trimap_source, s.band_radius, s.engine, want_trimap=True)
+        job = logic.build_job(w, h, prec["depth"], s.trimap_source, s.band_radius, s.engine,
+                              want_trimap=True).replace(edge=s.edge)
         # only the mask travels when the server still holds these pixels (protocol 3: Connection.run_job)
         progress(0.05, f"Drip Matting: sending the {w}x{h} job")
         # (a patch cannot update a trimap channel the plug-in would write whole: only reruns from
@@ -769,39 +777,85 @@ def write_whole(image, layer, outputs, prec, m):
     return written
 
 
-def show_dialog(procedure, config, note=None) -> bool:
-    """The dialog; ``note``: a line above the settings (what the person must choose)."""
-    gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
-    GimpUi.init("drip_matting")
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Drip Matting")
-    # The server address only matters to someone who set up a remote server.
-    shown = [name for name in logic.DIALOG_FIELDS
-             if name != "server" or config.get_property("server") != "auto"]
-    if note:
-        try:
-            label = dialog.get_label("loop-note", note, False, False)
-            label.set_line_wrap(True)
-            label.set_max_width_chars(50)
-            shown.insert(0, "loop-note")
-        except Exception as exc:  # noqa: BLE001 - older bindings: the note goes to GIMP's messages
-            Gimp.message(f"Drip Matting: {note}")
-            print(f"drip-matting: dialog note not shown in the dialog ({exc})", file=sys.stderr)
-    dialog.fill(shown)
+class PreviewSource:
+    """What the dialog's preview shows: the run the dialog would start, on a copy of the region
+    reduced to dialog_rules.PREVIEW_LONGEST pixels a side; the server keeps the copy, so a change
+    of the edge controls or the background only sends the mask again."""
+
+    def __init__(self, image, layer, state, plugin_config):
+        self.image, self.layer, self.state, self.plugin_config = image, layer, state, plugin_config
+        self.conn = None
+        self.copy_key, self.copy = None, None
+
+    def __call__(self, config, background):
+        s = Settings(config)
+        if not alive(self.image, self.layer):
+            raise image_gone()
+        scale, w, h, pixels, mask = self.reduced_copy(s)
+        job = logic.build_job(w, h, 8, s.trimap_source, s.band_radius, s.engine, want_trimap=False)
+        job = rules.preview_job(job, s.edge, scale, background)
+        if self.conn is None:
+            self.conn = logic.connect(s.server, self.plugin_config)
+        started = time.monotonic()
+        result = self.conn.run_job(job, pixels, mask)
+        line = rules.preview_text(time.monotonic() - started, scale, result["header"].get("rerun", ""))
+        return w, h, result["foreground"], line
+
+    def reduced_copy(self, s):
+        """(scale, width, height, 8-bit RGB, mask) of the region a run with ``s`` would read."""
+        ok, ox, oy = self.layer.get_offsets()
+        size = (self.layer.get_width(), self.layer.get_height())
+        if s.trimap_source == "trimap-channel":
+            source, roi, _ = trimap_region(self.image, self.layer, self.state, (ox, oy), size)
+            fmt = TRIMAP_FMT
+        else:
+            source, roi = selection_region(self.image, self.layer, s, self.state, (ox, oy), size)
+            fmt = native_grey(source, "u8", "Y u8")
+        if (s.trimap_source, roi) != self.copy_key:
+            scale = rules.preview_scale(roi[2], roi[3])
+            pixels, w, h = read_scaled(self.layer, roi, scale, "R'G'B' u8")
+            mask, _, _ = read_scaled(source, logic.offset_rect(roi, ox, oy), scale, fmt)
+            self.copy_key, self.copy = (s.trimap_source, roi), (scale, w, h, pixels, mask)
+        return self.copy
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
+def read_scaled(drawable, r, scale, fmt):
+    """(bytes, width, height) of the region ``r`` (drawable coordinates) as a copy ``scale`` times
+    the size, which GEGL reduces as it reads."""
+    sr = rules.scaled_rect(r, scale)
+    data = drawable.get_buffer().get(rect(*sr), scale, fmt, Gegl.AbyssPolicy.CLAMP)
+    return bytes(data), sr[2], sr[3]
+
+
+def ask(procedure, config, note, preview):
+    """The dialog, with its live preview; True when the person pressed OK (the settings are then
+    remembered, the preview's switch and background with them)."""
+    import dialog
+    drip = logic.drip_model_configured()
+    if not drip and config.get_property("engine") == "drip":
+        config.set_property("engine", "auto")  # a remembered choice that cannot work here
+    remembered = logic.load_dialog_values()
     try:
-        # The band only matters for the "band around the selection" source, and a fixed radius
-        # only when the smart band is off.
-        values = Gimp.ValueArray.new(1)
-        values.append(GObject.Value(GObject.TYPE_STRING, "selection-band"))
-        dialog.set_sensitive_if_in("smart-band", None, "trimap-source", values, True)
-        off = Gimp.ValueArray.new(1)
-        off.append(GObject.Value(GObject.TYPE_BOOLEAN, False))
-        dialog.set_sensitive_if_in("band-radius", None, "smart-band", off, True)
-    except Exception as exc:  # noqa: BLE001 - cosmetic; older bindings may lack it
-        print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
-    ok = dialog.run()
-    dialog.destroy()
+        ok, preview_values = dialog.show_dialog(procedure, config, dialog_fields(config), note,
+                                                (preview, logic.user_message, remembered), drip)
+    finally:
+        preview.close()
+    if ok:
+        settings = {name: config.get_property(name) for name in logic.DIALOG_FIELDS
+                    if name not in rules.PREVIEW_FIELDS}
+        logic.save_dialog_values({**settings, **preview_values})
     return ok
+
+
+def dialog_fields(config):
+    """The dialog's settings, in order: the server address only for someone who set up a remote one."""
+    remote = config.get_property("server") != "auto"
+    return [name for name in logic.DIALOG_FIELDS
+            if name not in rules.EDGE_FIELDS and (name != "server" or remote)]
 
 
 def restore_dialog_values(config) -> None:
@@ -825,9 +879,8 @@ def run(procedure, run_mode, image, drawables, config, run_data):
                 restore_dialog_values(config)
             state, note = decide_trimap_source(image, layer, config, run_mode)
             if run_mode == Gimp.RunMode.INTERACTIVE:
-                if not show_dialog(procedure, config, note):
+                if not ask(procedure, config, note, PreviewSource(image, layer, state, plugin_config)):
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-                logic.save_dialog_values({name: config.get_property(name) for name in logic.DIALOG_FIELDS})
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             raise logic.make_error("indexed", "the image is indexed")
         note = matte(image, layer, Settings(config), plugin_config, state)
@@ -844,9 +897,7 @@ def failed(procedure, run_mode, exc, log_file):
     """The one message a failure gives, and the run's return values."""
     if not isinstance(exc, ProtocolError):
         traceback.print_exc(file=sys.stderr)  # for bug reports (terminal / error console only)
-    text = logic.user_message(exc, log_file if isinstance(exc, ProtocolError) and exc.code in (
-        "no_server", "internal", "engine_failed", "timeout", "connection_lost", "model_missing",
-        "model_corrupt", "out_of_memory") else None)
+    text = logic.user_message(exc, log_file)  # the builder names the log only where it helps
     print(text, file=sys.stderr)
     if run_mode != Gimp.RunMode.NONINTERACTIVE:
         # Started from the menu: the message is shown here, once, and without GIMP's
@@ -859,6 +910,17 @@ def failed(procedure, run_mode, exc, log_file):
                                        GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
 
 
+def add_edge_arguments(p):
+    """The edge controls: applied after matting; a script may set them too."""
+    p.add_int_argument("edge-shift", "Shift e_dge (px)", "Move the edge out (+) or in (-)", -64, 64, 0, RW)
+    p.add_double_argument("edge-feather", "_Feather (px)", "Soften the edge by blurring the alpha",
+                          0.0, 64.0, 0.0, RW)
+    p.add_int_argument("edge-contrast", "Con_trast (%)", "Make soft edges harder", 0, 100, 0, RW)
+    p.add_int_argument("colour-cleanup", "Colour clea_n-up (%)",
+                       "How much of the background's colour is removed from the edge's colours (0: the "
+                       "photo's own colours)", 0, 100, 100, RW)
+
+
 class DripMatting(Gimp.PlugIn):
     def do_query_procedures(self):
         return [logic.PROC_NAME]
@@ -867,6 +929,7 @@ class DripMatting(Gimp.PlugIn):
         return False
 
     def do_create_procedure(self, name):
+        drip = logic.drip_model_configured()
         p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         p.set_image_types("RGB*, GRAY*")
         p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -882,29 +945,31 @@ class DripMatting(Gimp.PlugIn):
             "in place, near what you painted. From a script, trimap-source says which trimap is used.",
             name)
         p.set_attribution("Drip Matting authors", "Drip Matting authors", "2026")
-        p.add_choice_argument("trimap-source", "_Trimap from", "How the trimap is built",
-                              _choice([("selection-band", "Band around the selection edge"),
-                                       ("feathered-selection", "Feathered selection (partial = unsure)"),
-                                       ("trimap-channel", "\"Drip trimap\" channel (painted)")]),
+        p.add_choice_argument("trimap-source", "Start _with", "What tells the object from the background "
+                              "(the trimap: white = object, black = background, grey = unsure)",
+                              _choice([("selection-band", "My selection (unsure band around its edge)"),
+                                       ("feathered-selection", "My feathered selection (soft = unsure)"),
+                                       ("trimap-channel", "My painting on the \"Drip trimap\" channel")]),
                               "selection-band", RW)
-        p.add_boolean_argument("smart-band", "S_mart band (adapts to hair and fur)",
+        p.add_boolean_argument("smart-band", "S_mart band (follows hair and fur)",
                                "An unsure band that follows the image: wide where hair, fur or mixed colours "
                                "cross the selection edge, narrow where the edge is crisp; off: a fixed band "
-                               "of Band radius pixels", True, RW)
-        p.add_int_argument("band-radius", "_Band radius (px)",
-                           "Half-width of the unsure band around the selection edge when the smart band "
-                           "is off",
-                           1, 512, protocol.FIXED_BAND_RADIUS, RW)
-        p.add_choice_argument("engine", "_Engine", "Matting engine",
-                              _choice(logic.engine_choices(logic.drip_model_configured())), "auto", RW)
+                               "of Band width pixels", True, RW)
+        p.add_int_argument("band-radius", "_Band width (px)",
+                           "How far the unsure band reaches on each side of the selection edge when the "
+                           "smart band is off", 1, 512, protocol.FIXED_BAND_RADIUS, RW)
+        # 'drip' stays a valid value without a model here (a remote server may have one; a script
+        # then gets the server's message): only the dialog greys it out
+        p.add_choice_argument("engine", "_Engine", "Which matting engine",
+                              _choice(rules.engine_choices(drip)), "auto", RW)
         p.add_choice_argument("outputs", "O_utput", "What to add to the image",
-                              _choice([("foreground", "Foreground layer with alpha mask"),
+                              _choice([("foreground", "Cut-out layer (alpha as layer mask)"),
                                        ("alpha", "Alpha layer (grey)"),
-                                       ("foreground-and-alpha", "Foreground layer and alpha layer"),
+                                       ("foreground-and-alpha", "Cut-out layer and alpha layer"),
                                        ("selection", "Alpha as selection"),
-                                       ("all", "Foreground, alpha layer and selection")]),
+                                       ("all", "Cut-out, alpha layer and selection")]),
                               "foreground", RW)
-        p.add_boolean_argument("keep-trimap", "_Keep trimap channel",
+        p.add_boolean_argument("keep-trimap", "_Keep the map to refine (\"Drip trimap\" channel)",
                                "Store the trimap as the \"Drip trimap\" channel, to paint on and rerun",
                                True, RW)
         p.add_boolean_argument("keep-source-visible", "Keep source _visible",
@@ -912,6 +977,7 @@ class DripMatting(Gimp.PlugIn):
                                "in the same undo step, so the result shows)", False, RW)
         p.add_string_argument("server", "Server _address",
                               "'auto' (find or start the local server) or host:port", "auto", RW)
+        add_edge_arguments(p)
         return p
 
 

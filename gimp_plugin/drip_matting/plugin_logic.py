@@ -69,6 +69,11 @@ LOCAL_HINTS = {
 }
 
 
+def result_layer_name(kind: str, source_name: str) -> str:
+    """A new result layer's name says where it came from: "Drip foreground (Background)"."""
+    return f"{kind} ({source_name})"
+
+
 def trimap_channel_name(layer_name: str) -> str:
     """The name of a source layer's own trimap channel (another layer's is never overwritten)."""
     return f"{TRIMAP_CHANNEL}: {layer_name}"
@@ -122,16 +127,10 @@ def drip_model_configured(environ=None) -> bool:
     return isinstance(cfg, dict) and bool(cfg.get("drip_model"))
 
 
-def engine_choices(drip_available: bool):
-    """(nick, label) of the engine choice; DRIP says so when no model is installed."""
-    drip = "DRIP (AI model)" if drip_available else "DRIP (no model installed)"
-    return [("auto", "Auto (DRIP if installed, else classical)"), ("drip", drip),
-            ("classical", "Classical (closed-form)")]
-
-
 # The dialog's fields, in order; the user's last values are kept in DIALOG_STATE.
 DIALOG_FIELDS = ("trimap-source", "smart-band", "band-radius", "engine", "outputs", "keep-trimap",
-                 "keep-source-visible", "server")
+                 "keep-source-visible", "server", "edge-shift", "edge-feather", "edge-contrast",
+                 "colour-cleanup", "preview", "preview-background")
 DIALOG_STATE = "gimp-dialog.json"
 
 
@@ -147,7 +146,7 @@ def load_dialog_values(path: str | None = None) -> dict:
         return {}
     if not isinstance(values, dict):
         return {}
-    return {k: v for k, v in values.items() if k in DIALOG_FIELDS and isinstance(v, (str, int, bool))}
+    return {k: v for k, v in values.items() if k in DIALOG_FIELDS and isinstance(v, (str, int, float, bool))}
 
 
 def save_dialog_values(values: dict, path: str | None = None) -> None:

@@ -4,6 +4,7 @@
 # 2. Screenshots (optional, params "screenshots"): the plug-in's dialog, and a result.
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -167,7 +168,7 @@ def is_image_window(name):
 def white_dab(img, layer, half=10):
     """Paint white (object) on the unsure pixels nearest the result's centre, as a brush would."""
     ch = next(c for c in img.get_channels() if c.get_name() == f"Drip trimap: {layer.get_name()}")
-    fg = next(lyr for lyr in img.get_layers() if lyr.get_name() == "Drip foreground")
+    fg = next(lyr for lyr in img.get_layers() if lyr.get_name().startswith("Drip foreground"))
     ok, fx, fy = fg.get_offsets()
     w, h = fg.get_width(), fg.get_height()
     tri = bytes(ch.get_buffer().get(Gegl.Rectangle.new(fx, fy, w, h), 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
@@ -240,19 +241,25 @@ def interactive_run(old_disp):
     settle(2)
     select_mask(img)
     settle(1)
+    # The dialog comes up and its preview fills in (screenshot); Shift edge is set to 6 with
+    # its mnemonic like a person would (Alt+D, type, Tab): the preview follows (screenshot);
+    # then OK (Alt+O: Return in a spin entry does not reach the OK button).
+    geom = f"xdotool getwindowgeometry --shell $w > {OUT}/shot-dialog.geom"
     helper = ("for i in $(seq 1 60); do "
               "w=$(xdotool search --onlyvisible --name 'Drip Matting' | head -n1); "
-              "[ -n \"$w\" ] && break; sleep 0.5; done; sleep 2; "
-              f"import -window root {OUT}/shot-dialog.png; "
-              f"[ -n \"$w\" ] && xdotool getwindowgeometry --shell $w > {OUT}/shot-dialog.geom; "
-              "[ -n \"$w\" ] && xdotool windowfocus --sync $w; xdotool key Return")
+              "[ -n \"$w\" ] && break; sleep 0.5; done; sleep 6; "
+              f"import -window root {OUT}/shot-dialog.png; [ -n \"$w\" ] && {geom}; "
+              "[ -n \"$w\" ] && xdotool windowfocus --sync $w; "
+              "xdotool key alt+d; sleep 0.3; xdotool key ctrl+a; xdotool type 6; xdotool key Tab; sleep 4; "
+              f"import -window root {OUT}/shot-dialog-edge.png; "
+              f"cp {OUT}/shot-dialog.geom {OUT}/shot-dialog-edge.geom; xdotool key alt+o")
     h = subprocess.Popen(["sh", "-c", helper])
     r = run_plugin(img, layer, mode=Gimp.RunMode.INTERACTIVE)
     h.wait(60)
     after = tree(img)
     # Show the result alone on GIMP's transparency checkerboard.
     for lyr in img.get_layers():
-        lyr.set_visible(lyr.get_name() == "Drip foreground")
+        lyr.set_visible(lyr.get_name().startswith("Drip foreground"))
     Gimp.Selection.none(img)
     sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
     settle(2)
@@ -319,7 +326,9 @@ def closed_mid_run():
     settle(2)
     win = image_window(image=img)
     log = os.path.join(os.path.dirname(OUT), "server.log")
-    seen = open(log).read().count(" accepted: ") if os.path.exists(log) else 0
+    # the run's job, not the dialog's preview (a reduced copy, under 1000 px wide)
+    full_job = re.compile(r" accepted: [0-9]{4,}x")
+    seen = len(full_job.findall(open(log).read())) if os.path.exists(log) else 0
     trace = os.path.join(OUT, "closer.txt")
     helper = (f"xdotool windowfocus --sync {win}; sleep 0.5; xdotool key slash; sleep 1.5; "
               "s=$(xdotool search --onlyvisible --name 'Search Actions' | head -1); "
@@ -330,7 +339,7 @@ def closed_mid_run():
               "d=$(xdotool search --onlyvisible --name '^Drip Matting$' | head -1); "
               "[ -n \"$d\" ] && xdotool windowfocus --sync $d; xdotool key Return; "
               f"for i in $(seq 1 300); do "
-              f"[ $(grep -c ' accepted: ' {log} 2>/dev/null || echo 0) -gt {seen} ] "
+              f"[ $(grep -cE ' accepted: [0-9]{{4,}}x' {log} 2>/dev/null || echo 0) -gt {seen} ] "
               f"&& break; sleep 0.1; done; echo accepted $i >> {trace}; "
               f"xdotool windowfocus --sync {win}; xdotool key --clearmodifiers ctrl+w; "
               f"echo closed $? >> {trace}")

@@ -96,8 +96,9 @@ def crc(data):
 
 
 def find(img, name):
+    """The layer ``name``, or a result layer ``name`` named after its source ("Drip alpha (X)")."""
     for lyr in img.get_layers():
-        if lyr.get_name() == name:
+        if lyr.get_name() == name or lyr.get_name().startswith(name + " ("):
             return lyr
     return None
 
@@ -329,6 +330,21 @@ def two_layers():
 
 
 @scenario
+def edge_controls():
+    """A script sets the edge controls: the server applies them to the matte it holds, so the run
+    with Shift edge 4 px after a plain run on the same selection is served unchanged (no
+    matting), and its mask covers more."""
+    img, layer = load_photo(P.get("width"))
+    select_mask(img, P["mask"])
+    plain = run_plugin(img, layer, **COMMON)
+    before = dump_result("edge0", img, layer, 8)
+    select_mask(img, P["mask"])
+    shifted = run_plugin(img, layer, **COMMON, **{"edge-shift": 4, "edge-feather": 1.0})
+    after = dump_result("edge4", img, layer, 8)
+    return {"run": shifted, "plain": plain, "before": before, "after": after}
+
+
+@scenario
 def smart_band_default():
     """The defaults a photographer gets: the smart band ("auto") from a rough selection."""
     img, layer = load_photo(P.get("width"))
@@ -353,7 +369,7 @@ def offsets_alpha():
     before = source_crc(layer)
     r = run_plugin(img, layer, **COMMON)
     d = dump_result("offsets", img, layer, 8)
-    fg = next(it for it in img.get_layers() if it.get_name() == "Drip foreground")
+    fg = find(img, "Drip foreground")
     d.update(run=r, src_crc_before=before, src_crc_after=source_crc(layer), layer_offsets=[53, 31],
              fg_props=[fg.get_opacity(), fg.get_mode() == Gimp.LayerMode.NORMAL, fg.get_visible()],
              src_props=[layer.get_opacity(), layer.get_mode() == Gimp.LayerMode.MULTIPLY])

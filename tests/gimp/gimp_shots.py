@@ -67,7 +67,7 @@ def select_mask(img):
 def shoot(img, tag):
     """The cut-out alone on the checkerboard, the whole image in view."""
     for lyr in img.get_layers():
-        lyr.set_visible(lyr.get_name() == "Drip foreground")
+        lyr.set_visible(lyr.get_name().startswith("Drip foreground"))
     Gimp.Selection.none(img)
     win = image_window()
     if win:  # View > Zoom > Fit Image in Window
@@ -82,7 +82,7 @@ def shoot(img, tag):
 
 
 def save_alpha(img, tag):
-    al = next((lyr for lyr in img.get_layers() if lyr.get_name() == "Drip alpha"), None)
+    al = next((lyr for lyr in img.get_layers() if lyr.get_name().startswith("Drip alpha")), None)
     if al is None:
         return None
     ok, x, y = al.get_offsets()

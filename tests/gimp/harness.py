@@ -468,7 +468,7 @@ exit $rc
 """
 
 
-def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 300,
+def gui_session(version: str, params: dict, *, server_args=(), timeout: float = 600,
                 script: str = "gimp_gui.py", files: dict | None = None) -> dict:
     """One GIMP GUI start (Xvfb in the chroot) running tests/gimp/``script``.
 

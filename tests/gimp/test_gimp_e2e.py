@@ -172,7 +172,7 @@ def test_basic_layers_pixels_and_source_untouched(session):
     d = scen(session, "basic")
     assert d["run"]["status"] == "success", d["run"]
     names = layer_names(d["tree"])
-    assert names == ["Drip foreground", "Drip alpha", "Background"], names
+    assert names == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"], names
     assert layer_names(d["tree_before"]) == ["Background"]
     fg = d["tree"]["layers"][0]
     assert fg["has_mask"] and not d["tree"]["layers"][1]["has_mask"]
@@ -187,7 +187,7 @@ def test_refine_with_edited_trimap_updates_in_place(session):
     assert d["run"]["status"] == "success", d["run"]
     # Same layers (same ids), no new ones piled up, source untouched.
     assert d["ids_before"] == d["ids_after"], (d["ids_before"], d["ids_after"])
-    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+    assert layer_names(d["tree"]) == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"]
     assert d["src_crc_after"] == first["src_crc_before"]
     assert d["roi_img"] == first["roi_img"]
     # The in-place update lifts the selection for its undoable merge and puts it back.
@@ -234,7 +234,7 @@ def test_refine_sends_no_pixels(session):
 def test_rerun_from_selection_reuses_the_drip_layers(session):
     d = scen(session, "rerun_selection")
     assert d["run"]["status"] == "success", d["run"]
-    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+    assert layer_names(d["tree"]) == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"]
     assert trimap_channels(d["tree"]) == ["Background"]
     assert d["ids_after"]["Background"] == d["ids_before"]["Background"]
     fg = d["tree"]["layers"][0]
@@ -252,7 +252,7 @@ def test_layer_with_offsets_and_alpha(session):
     assert d["run"]["status"] == "success", d["run"]
     ox, oy = d["layer_offsets"]
     fg = d["tree"]["layers"][0]
-    assert fg["name"] == "Drip foreground" and fg["has_alpha"] and fg["has_mask"]
+    assert fg["name"] == "Drip foreground (Background)" and fg["has_alpha"] and fg["has_mask"]
     rx, ry, rw, rh = d["roi_layer"]
     assert fg["offsets"] == [ox + rx, oy + ry]
     assert d["alpha_offsets"][:2] == [ox + rx, oy + ry]
@@ -312,14 +312,15 @@ def test_layer_inside_a_group(session):
     d = scen(session, "in_group")
     assert d["run"]["status"] == "success", d["run"]
     assert d["top"] == ["Group"], d["top"]
-    assert d["children"] == ["Drip foreground", "Drip alpha", "Background"], d["children"]
+    assert d["children"] == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"], \
+        d["children"]
 
 
 def test_grey_image(session):
     d = scen(session, "grey")
     assert d["run"]["status"] == "success", d["run"]
     assert all(lyr["grey"] for lyr in d["tree"]["layers"])
-    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+    assert layer_names(d["tree"]) == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"]
     check_alpha_against_cli(session, "grey", d, grey=True)
 
 
@@ -390,7 +391,7 @@ def test_no_server_running_the_plugin_starts_one(session):
         pytest.skip(f"spawn scenario not run: {d['skipped']}")
     assert d["run"]["status"] == "success", d["run"]
     assert d["new_pid"] != d["old_pid"] and d["spawned_alive"]
-    assert layer_names(d["tree"]) == ["Drip foreground", "Drip alpha", "Background"]
+    assert layer_names(d["tree"]) == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"]
 
 
 def test_progress_shows_the_servers_stages(session):
@@ -422,7 +423,7 @@ def test_after_a_run_the_trimap_is_ready_to_paint(session):
     assert a["selection_empty"], "the selection would clip a brush on the trimap"
     assert "Drip selection: Background" in a["channels"], "the lifted selection should be kept as a channel"
     assert a["trimap_visible"] is True
-    assert a["visible"]["Background"] is False and a["visible"]["Drip foreground"] is True
+    assert a["visible"]["Background"] is False and a["visible"]["Drip foreground (Background)"] is True
 
 
 def test_the_refine_loop_never_trips(session):
@@ -482,6 +483,17 @@ def test_each_layer_has_its_own_trimap(session):
         "the first layer's trimap was overwritten"
     names = layer_names(d["tree"])
     assert sum(n.startswith("Drip foreground") for n in names) == 2, names
+
+
+def test_edge_controls_from_a_script_grow_the_mask_without_matting_again(session):
+    d = scen(session, "edge_controls")
+    assert d["plain"]["status"] == "success" and d["run"]["status"] == "success", d
+    assert d["before"]["roi_img"] == d["after"]["roi_img"]
+    shape = tuple(d["before"]["roi_img"][3:1:-1])
+    before, after = (raw(session, d[k]["mask"], shape) for k in ("before", "after"))
+    assert (after >= 128).sum() > (before >= 128).sum() + 200, "Shift edge 4 px did not grow the mask"
+    log = (Path(session["_work"]) / "server.log").read_text(errors="replace")
+    assert "unchanged run" in log, "changing only the edge controls ran the matting again"
 
 
 def test_the_default_is_the_smart_band(session):

@@ -47,8 +47,8 @@ def save_screenshots(res, folder: Path, version: str):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     out = Path(res["_out"])
-    for name in ("dialog", "result", "error", "search", "search2", "loop1", "loop2", "loop3", "loop4",
-                 "both"):
+    for name in ("dialog", "dialog-edge", "result", "error", "search", "search2", "loop1", "loop2", "loop3",
+                 "loop4", "both"):
         png, geom = out / f"shot-{name}.png", out / f"shot-{name}.geom"
         if not png.exists():
             continue
@@ -65,7 +65,7 @@ def test_one_ctrl_z_undoes_the_whole_run(gui):
     u = gui["undo"]
     assert u["window"], "the image window was not found on the X display"
     assert u["run"]["status"] == "success", u["run"]
-    assert u["after"]["layers"] == ["Drip foreground", "Drip alpha", "Background"]
+    assert u["after"]["layers"] == ["Drip foreground (Background)", "Drip alpha (Background)", "Background"]
     assert u["after"]["visible"] == [True, True, False], "the source should be hidden so the cut-out shows"
     assert u["after"]["channels"] == ["Drip trimap: Background"]
     assert u["after"]["selection"] != u["before"]["selection"], \
@@ -118,8 +118,33 @@ def test_interactive_dialog_runs(gui):
     r = gui["interactive"]
     assert r["run"]["status"] == "success", r["run"]
     # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
-    assert r["after"]["layers"] == ["Drip foreground", "Background"]
+    assert r["after"]["layers"] == ["Drip foreground (Background)", "Background"]
     assert sorted(r["after"]["channels"]) == ["Drip selection: Background", "Drip trimap: Background"]
+
+
+def test_the_dialog_previews_and_follows_the_edge_controls(gui):
+    """The dialog shows a preview of the cut-out (docs/images/gimp-dialog.png); setting Shift edge
+    (Alt+D, typed) changes it at once without OK (gimp-dialog-edge.png), and the run keeps it."""
+    from PIL import Image, ImageChops, ImageStat
+    out = Path(gui["_out"])
+    shots = []
+    for name in ("dialog", "dialog-edge"):
+        text = (out / f"shot-{name}.geom").read_text()
+        g = dict(line.split("=", 1) for line in text.split() if "=" in line)
+        x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+        im = Image.open(out / f"shot-{name}.png").convert("L").crop((x, y, x + w // 2, y + h))
+        shots.append(im)
+    first = ImageStat.Stat(shots[0])
+    assert first.stddev[0] > 20, "the preview area is blank: no picture was drawn"
+    moved = ImageStat.Stat(ImageChops.difference(*shots)).mean[0]
+    assert moved > 0.5, f"the preview did not change with Shift edge (mean difference {moved:.2f})"
+    home = Path(gui["_out"]).parent / "home"
+    saved = [json.loads(p.read_text()) for p in home.rglob("gimp-dialog.json")]
+    assert saved and saved[0].get("edge-shift") == 6, saved
+    seconds = [float(line.rsplit(" in ", 1)[1].split()[0]) for line in gui["_output"].splitlines()
+               if line.startswith("drip-matting preview:")]
+    assert seconds, "no preview was reported"
+    assert min(seconds) <= 1.0, seconds
 
 
 def test_drip_engine_without_a_model_is_a_message(gui):
@@ -167,7 +192,7 @@ def test_a_failed_run_keeps_the_changed_settings(gui):
     # "Keep source visible", ticked before the failed run, still holds for the second one
     layers = dict(zip(c["after"]["layers"], c["after"]["visible"]))
     assert layers.get("Background") is True, c["after"]
-    assert "Drip foreground" in layers, c["after"]
+    assert "Drip foreground (Background)" in layers, c["after"]
     # and so does "Smart band", unticked with it (the dialog's memory, in the user's state folder)
     home = Path(gui["_out"]).parent / "home"
     saved = [json.loads(p.read_text()) for p in home.rglob("gimp-dialog.json")]
