@@ -35,7 +35,7 @@ def show_dialog(procedure, config, fields, note=None, preview=None, drip_availab
         _wrapped(dialog.get_label("drip-howto", rules.DRIP_HOWTO, False, False))
         shown.insert(shown.index("engine") + 1, "drip-howto")
     if not drip_available:
-        _grey_out(dialog, "engine", "drip")
+        _grey_out(dialog, "engine", "drip", dict(rules.engine_choices(False))["drip"])
     dialog.get_label("edge-title", "Edge (applied after matting: no rerun needed)", False, False)
     dialog.fill_box("edge-box", list(rules.EDGE_FIELDS))
     dialog.fill_frame("edge-frame", "edge-title", False, "edge-box")
@@ -69,18 +69,32 @@ def _set_sensitivity(dialog) -> None:
         print(f"drip-matting: dialog sensitivity not set ({exc})", file=sys.stderr)
 
 
-def _grey_out(dialog, field, nick) -> None:
-    """Grey out one value of a choice in the dialog only (a script may still pass it). The choice
-    is asked for as a combo box: GIMP 3.2 would draw radio buttons, whose sensitivity works on
-    numbers instead."""
+def _grey_out(dialog, field, nick, label) -> None:
+    """Grey out one value of a choice in the dialog only (a script may still pass it): a row of
+    the combo box GIMP 3.0 draws, or the radio button GIMP 3.2 draws (whose ``label`` it is)."""
+    done = False
     try:
-        widget = dialog.get_widget(field, GimpUi.StringComboBox.__gtype__)
-        combo = widget.get_widget() if hasattr(widget, "get_widget") else widget
-        if not isinstance(combo, GimpUi.StringComboBox):
-            raise TypeError(f"the {field} choice is a {type(combo).__name__}")
-        combo.set_sensitivity(lambda value: value != nick)
+        widget = dialog.get_widget(field, GObject.TYPE_NONE)
+        for combo in _inside(widget, GimpUi.StringComboBox):
+            combo.set_sensitivity(lambda value: value != nick)
+            done = True
+        for radio in _inside(widget, Gtk.RadioButton):
+            if radio.get_label() == label:
+                radio.set_sensitive(False)
+                done = True
     except Exception as exc:  # noqa: BLE001 - cosmetic: the line under it says why anyway
         print(f"drip-matting: '{nick}' not greyed out ({exc})", file=sys.stderr)
+    if not done:
+        print(f"drip-matting: '{nick}' not greyed out (no combo box or radio button found)", file=sys.stderr)
+
+
+def _inside(widget, kind):
+    """``widget`` and the widgets inside it that are a ``kind``."""
+    if isinstance(widget, kind):
+        yield widget
+    if isinstance(widget, Gtk.Container):
+        for child in widget.get_children():
+            yield from _inside(child, kind)
 
 
 def _add_preview(dialog, config, settings, preview):

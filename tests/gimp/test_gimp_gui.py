@@ -120,6 +120,8 @@ def test_interactive_dialog_runs(gui):
     # The dialog's defaults: foreground layer with mask, trimap kept, no alpha layer.
     assert r["after"]["layers"] == ["Drip foreground (Background)", "Background"]
     assert sorted(r["after"]["channels"]) == ["Drip selection: Background", "Drip trimap: Background"]
+    # this session's plug-in knows no DRIP model: the dialog greys the DRIP choice out
+    assert "not greyed out" not in gui["_output"], "the DRIP choice was left sensitive without a model"
 
 
 def test_the_dialog_previews_and_follows_the_edge_controls(gui):
