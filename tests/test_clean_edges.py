@@ -211,3 +211,19 @@ def test_transparency_counts_a_shifted_known_colour_as_explained_and_nothing_els
     assert transparency_score(image, trimap) < 0.05
     image[:, 5:25] = (0.45, 0.25, 0.4)            # halfway between the two: a veil
     assert transparency_score(image, trimap) > 0.95
+
+
+def test_the_note_reaches_a_client_through_the_server(server):
+    """How an all-fine-structure result was made travels in the result header ("notes"), which
+    the plug-in shows in a message and a script's output prints."""
+    from drip_core.client import connect
+    alpha = _spring()
+    h, w = alpha.shape
+    fg = np.full((h, w, 3), 0.3)
+    bg = np.stack([np.full((h, w), 0.85), np.full((h, w), 0.8), np.full((h, w), 0.6)], -1)
+    image = _composite(alpha, fg, bg)
+    trimap = np.full((h, w), BACKGROUND, np.uint8)
+    trimap[ndimage.binary_dilation(alpha > 0, iterations=6)] = UNKNOWN
+    with connect(str(server.discovery), spawn=False) as c:
+        _, _, info = c.matte(image, trimap, engine="classical", return_info=True)
+    assert info.get("notes") and "no definite foreground" in info["notes"][0], info

@@ -76,6 +76,7 @@ class Outcome:
     how: str                   # 'full', 'local' (Engine.rerun) or 'unchanged'
     changed: Box | None        # a rerun: the rectangle whose pixels changed (None: a full run)
     engine_seconds: float
+    notes: tuple = ()          # what the person should know of how the result was made (Matte.notes)
 
 
 class DeviceWorker:
@@ -175,7 +176,7 @@ class DeviceWorker:
         foreground, alpha = region.paste(matte.foreground, matte.alpha, dtype_of(job.spec.result_depth))
         last = LastResult(region.trimap, matte.engine or engine.name, job.spec.result_depth, foreground,
                           alpha, matte.rerun_state, made_from=recipe)
-        return Outcome(last, "full", None, time.perf_counter() - start)
+        return Outcome(last, "full", None, time.perf_counter() - start, tuple(matte.notes))
 
     def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray, recipe: tuple) -> Outcome | None:
         """The image's last result as it is (same trimap), or updated by the engine after a trimap
@@ -221,7 +222,7 @@ class DeviceWorker:
                   "image_sent": job.cached is None, "seconds": round(seconds, 3),
                   "engine_seconds": round(outcome.engine_seconds, 3), "width": spec.width,
                   "height": spec.height, "result_depth": spec.result_depth, "has_trimap": spec.want_trimap,
-                  **extra}
+                  **extra, **({"notes": list(outcome.notes)} if outcome.notes else {})}
         return header, payload
 
     def _crash_error(self, job: Job, exc: Exception) -> ProtocolError:

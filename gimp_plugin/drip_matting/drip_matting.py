@@ -615,7 +615,8 @@ class Matte(collections.namedtuple("Matte", "roi origin fg alpha trimap layer_al
 
 def matte(image, layer, s, config, state):
     """One run: read the region around the selection, have the server matte it, add the results
-    (one undo group). Returns the server's note, if any. Raises ProtocolError."""
+    (one undo group). Returns the server's note (which engine ran) and its notes for the person
+    (how an unusual result was made). Raises ProtocolError."""
     prec = logic.precision_info(image.get_precision().value_nick)
     Gimp.progress_init("Drip Matting")
     progress(0.01, "Drip Matting: reading the layer")
@@ -631,7 +632,7 @@ def matte(image, layer, s, config, state):
     engine_used = result["header"].get("engine")
     progress(1.0, f"Drip Matting: done ({engine_used} engine)" if isinstance(engine_used, str) and engine_used
              else "Drip Matting: done")
-    return result["header"].get("note")
+    return result["header"].get("note"), result["header"].get("notes") or []
 
 
 def run_on_server(image, layer, s, config, prec, roi_img, pixels, mask):
@@ -883,9 +884,14 @@ def run(procedure, run_mode, image, drawables, config, run_data):
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             raise logic.make_error("indexed", "the image is indexed")
-        note = matte(image, layer, Settings(config), plugin_config, state)
+        note, notes = matte(image, layer, Settings(config), plugin_config, state)
         if note:
             print(f"drip-matting: {note}", file=sys.stderr)
+        for text in notes:  # how an unusual result was made: the person must know
+            if run_mode == Gimp.RunMode.NONINTERACTIVE:
+                print(f"drip-matting: {text}", file=sys.stderr)
+            else:
+                Gimp.message(f"Drip Matting: {text}")
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a traceback
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
