@@ -41,7 +41,7 @@ class SolvedCrop(Matte):
 class ClassicalEngine(Engine):
     name = "classical"
     context_margin = 16  # known pixels around the unknown region: colour context (flow, trimming, foreground)
-    eps = 1e-8   # Levin's regulariser (docs/benchmarks.md: the values tried)
+    eps = 1e-8   # Levin's regulariser (docs/lab-notes.md: the values tried)
     # relative CG residual: a looser one leaves pixels far from the exact minimum, and a local
     # re-solve, starting elsewhere, would stop at another point than the full solve
     tol = 1e-4

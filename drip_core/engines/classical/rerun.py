@@ -114,7 +114,7 @@ class Window:
     def around(cls, changed: Box, previous: Solution, shape, reach: int) -> "Window":
         """The window of an edit, whatever its size: even on a small layer, where the window is
         most of the region, a rerun keeps the user's result beyond the reach (a full solve moves
-        pixels anywhere: docs/benchmarks.md, "The refine loop: a simulated user")."""
+        pixels anywhere: docs/lab-notes.md, "The refine loop: a simulated user")."""
         f = previous.factor
         inner = _on_grid(widen(changed, reach * f, shape), previous.grid, f * ALIGN, shape)
         crop = _on_grid(widen(inner, MARGIN * f, shape), previous.grid, f * ALIGN, shape)
@@ -302,7 +302,7 @@ def previous_prior(distance: np.ndarray, reach_px: float, weight: float = PREVIO
     stay decided (decided_pixels), and this term holds the others (both outside in_doubt), weak against
     the Laplacian next to the stroke, so that the hint moves what it touches, firmer farther
     away, where the previous result was the user's and the edit says nothing. (On the tuning
-    photos it weighs little: 0, 0.03 and 0.1 gave SAD curves within 0.1; docs/benchmarks.md.)"""
+    photos it weighs little: 0, 0.03 and 0.1 gave SAD curves within 0.1; docs/lab-notes.md.)"""
     return weight * np.minimum(distance / reach_px, 1.0)
 
 

@@ -20,7 +20,7 @@ trimmed or opened).
 Only the trimming gate changes: the flow, its data term and the other pixels are as before.
 (Deciding the deep pixels first, so that the flow sees them as known, cascades into the expert
 trimaps' hair.)  FAR, WINDOW and DENSITY were chosen on the tuft's
-3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/benchmarks.md,
+3 seeds against the expert trimaps' most sensitive photos; the figures are in docs/lab-notes.md,
 "GT24's tuft painted grey".  Crops solved in tiles trim the whole crop once with this rule too
 (classical._trim_whole).
 """

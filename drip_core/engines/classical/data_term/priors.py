@@ -114,7 +114,7 @@ def confidence(image: np.ndarray, flow: information_flow.Flow, tau: float = TAU)
     (alpha_hat is ill-determined where they are alike: hair in front of similar colours) and
     R the mixture residual (information_flow.mixture_residual: the pixel is no mix of them).
     sep^2 rather than Aksoy et al.'s eta = |sum_F w c - sum_B w c|^2 / 3: it was the more accurate
-    on the benchmark photos (docs/benchmarks.md, "Figures behind the engine's constants")."""
+    on the benchmark photos (docs/lab-notes.md, "Figures behind the engine's constants")."""
     sep = ((flow.fg - flow.bg) ** 2).sum(axis=1) / 3.0
     conf = sep ** 2
     if tau > 0:
