@@ -198,7 +198,7 @@ def test_batch_argument_errors(tmp_path):
     assert bad_band.value.code == 2
     # as a user runs it (python -m): errors raised inside drip_core.cluster are one line, exit 2
     r = drip_matte("--input-dir", tmp_path / "absent", "--trimap-dir", d, "--output-dir", d, "--ray")
-    assert r.returncode == 2 and r.stderr.strip().endswith(f"not a folder: {tmp_path / 'absent'}"), r.stderr
+    assert r.returncode == 2 and r.stderr.strip().endswith(f"not a folder: {tmp_path / 'absent'}."), r.stderr
 
 
 # ------------------------------------------------------------------------ with Ray
