@@ -189,17 +189,26 @@ class Runner:
             fg, alpha, info = self.client.matte(image, trimap, engine=self.args.engine, progress=progress,
                                                 return_info=True)
             self.note(info.get("note", ""))
+            self.tell(info.get("notes") or [])
             return fg, alpha
         from .engines import resolve_engine
         engine, note = resolve_engine(self.args.engine, drip_model=self.args.drip_model)
         self.note(note)
         result = engine.matte(image, trimap, progress=progress, dtype=image.dtype)
+        self.tell(result.notes)
         return result.foreground, result.alpha
 
     def note(self, text: str) -> None:
         if text and not self.noted and not self.args.quiet:
             print(f"drip-matte: using {text}", file=sys.stderr)
             self.noted = True
+
+    @staticmethod
+    def tell(notes) -> None:
+        """How an unusual result was made (the engine's notes): said even with --quiet, since the
+        result is not what a plain run gives."""
+        for text in notes:
+            print(f"drip-matte: note: {text}", file=sys.stderr)
 
     def close(self):
         if self.client is not None:

@@ -227,3 +227,25 @@ def test_the_note_reaches_a_client_through_the_server(server):
     with connect(str(server.discovery), spawn=False) as c:
         _, _, info = c.matte(image, trimap, engine="classical", return_info=True)
     assert info.get("notes") and "no definite foreground" in info["notes"][0], info
+
+
+def test_drip_matte_says_how_an_all_fine_structure_result_was_made(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+    alpha = _spring()
+    h, w = alpha.shape
+    fg = np.full((h, w, 3), 0.3)
+    bg = np.stack([np.full((h, w), 0.85), np.full((h, w), 0.8), np.full((h, w), 0.6)], -1)
+    Image.fromarray(_composite(alpha, fg, bg)).save(tmp_path / "spring.png")
+    trimap = np.full((h, w), BACKGROUND, np.uint8)
+    trimap[ndimage.binary_dilation(alpha > 0, iterations=6)] = UNKNOWN
+    Image.fromarray(trimap).save(tmp_path / "trimap.png")
+    r = subprocess.run([sys.executable, "-m", "drip_core.cli", str(tmp_path / "spring.png"),
+                        "--trimap", str(tmp_path / "trimap.png"), "--alpha", str(tmp_path / "alpha.png"),
+                        "--server", "none", "--engine", "classical", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "note: the trimap marks no definite foreground" in r.stderr, r.stderr
+    assert (tmp_path / "alpha.png").exists()
