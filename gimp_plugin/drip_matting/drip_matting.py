@@ -419,14 +419,7 @@ def gather_input(image, layer, s, prec, state):
     """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes, the trimap
     channel's fingerprint when the run is from it). Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
-    lw, lh = layer.get_width(), layer.get_height()
-    trimap_print = None
-    if s.trimap_source == "trimap-channel":
-        source, roi, trimap_print = trimap_region(image, layer, state, (ox, oy), (lw, lh))
-        fmt = prec["trimap"]
-    else:
-        source, roi = selection_region(image, layer, s, state, (ox, oy), (lw, lh))
-        fmt = native_grey(source, "u8", prec["mask8"])
+    source, roi, trimap_print, fmt = mask_source(image, layer, s, state, prec["mask8"])
     held = held_region(image, layer)
     # the region the layer's result covers, when it holds this one: the server still has its pixels
     roi = loop.stable_region(roi, logic.offset_rect(held, -ox, -oy) if held is not None else None)
@@ -441,6 +434,19 @@ def gather_input(image, layer, s, prec, state):
     else:
         pixels = read(layer, roi, prec["rgb"], Gegl.AbyssPolicy.CLAMP)
     return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask, trimap_print
+
+
+def mask_source(image, layer, s, state, selection_format):
+    """Where a run with ``s`` reads its mask: (the trimap channel or the selection, the region around
+    what it marks (layer coordinates), the channel's fingerprint (None for a selection), the format
+    to read it in; ``selection_format``: a selection's when its own is not u8)."""
+    ok, ox, oy = layer.get_offsets()
+    size = (layer.get_width(), layer.get_height())
+    if s.trimap_source == "trimap-channel":
+        source, roi, trimap_print = trimap_region(image, layer, state, (ox, oy), size)
+        return source, roi, trimap_print, TRIMAP_FMT
+    source, roi = selection_region(image, layer, s, state, (ox, oy), size)
+    return source, roi, None, native_grey(source, "u8", selection_format)
 
 
 def trimap_region(image, layer, state, offsets, size):
@@ -787,6 +793,7 @@ class PreviewSource:
         self.image, self.layer, self.state, self.plugin_config = image, layer, state, plugin_config
         self.conn = None
         self.copy_key, self.copy = None, None
+        self.channel_region = None
 
     def __call__(self, config, background):
         s = Settings(config)
@@ -804,20 +811,25 @@ class PreviewSource:
 
     def reduced_copy(self, s):
         """(scale, width, height, 8-bit RGB, mask) of the region a run with ``s`` would read."""
-        ok, ox, oy = self.layer.get_offsets()
-        size = (self.layer.get_width(), self.layer.get_height())
-        if s.trimap_source == "trimap-channel":
-            source, roi, _ = trimap_region(self.image, self.layer, self.state, (ox, oy), size)
-            fmt = TRIMAP_FMT
-        else:
-            source, roi = selection_region(self.image, self.layer, s, self.state, (ox, oy), size)
-            fmt = native_grey(source, "u8", "Y u8")
+        source, roi, fmt = self.region(s)
         if (s.trimap_source, roi) != self.copy_key:
+            ok, ox, oy = self.layer.get_offsets()
             scale = rules.preview_scale(roi[2], roi[3])
             pixels, w, h = read_scaled(self.layer, roi, scale, "R'G'B' u8")
             mask, _, _ = read_scaled(source, logic.offset_rect(roi, ox, oy), scale, fmt)
             self.copy_key, self.copy = (s.trimap_source, roi), (scale, w, h, pixels, mask)
         return self.copy
+
+    def region(self, s):
+        """(mask source, region, format) for ``s``. The selection's is looked up each time (the
+        person may select anew while the dialog is open); the trimap channel's comes from the
+        bytes read before the dialog, so its pass over the whole channel is made once."""
+        if s.trimap_source == "trimap-channel" and self.channel_region is not None:
+            return self.channel_region
+        source, roi, _, fmt = mask_source(self.image, self.layer, s, self.state, "Y u8")
+        if s.trimap_source == "trimap-channel":
+            self.channel_region = source, roi, fmt
+        return source, roi, fmt
 
     def close(self):
         if self.conn is not None:
