@@ -144,7 +144,8 @@ class DeviceWorker:
         started = time.perf_counter()
         spec = job.spec
         job.progress(0.0, Stage.PREPARING, "building the trimap")
-        recipe = trimap_recipe(spec, job.mask)
+        # (hashing the mask is only worth it when a next job may reuse the trimap)
+        recipe = trimap_recipe(spec, job.mask) if self.cache.enabled else None
         trimap = self._trimap(job, recipe)
         job.progress(0.01, Stage.LOADING_MODEL, f"loading the {spec.engine} engine")
         engine, note = resolve_engine(spec.engine, drip_model=self.drip_model)
@@ -158,17 +159,17 @@ class DeviceWorker:
                  outcome.how, "from the cache" if job.cached is not None else "sent", seconds)
         job.post(*self._result_message(job, outcome, note, seconds))
 
-    def _trimap(self, job: Job, recipe: tuple) -> np.ndarray:
+    def _trimap(self, job: Job, recipe: tuple | None) -> np.ndarray:
         """The job's trimap: the image's last one when it was built from the same mask and settings
         (a preview's edge controls changed, nothing else: the smart band is not worked out again)."""
         spec = job.spec
         previous = job.cached.last if job.cached is not None else None
-        if previous is not None and previous.made_from == recipe:
+        if previous is not None and recipe is not None and previous.made_from == recipe:
             return previous.trimap
         return trimaps.build(spec.trimap_source, job.mask, spec.band_radius, job.image.shape, job.image,
                              engine=refining_engine())
 
-    def _full_run(self, job: Job, engine: Engine, region: JobRegion, recipe: tuple) -> Outcome:
+    def _full_run(self, job: Job, engine: Engine, region: JobRegion, recipe: tuple | None) -> Outcome:
         start = time.perf_counter()
         _injected_fault(job.spec)
         matte = engine.run(region, progress=job.progress, cancel=job.cancelled.is_set)
@@ -178,7 +179,7 @@ class DeviceWorker:
                           alpha, matte.rerun_state, made_from=recipe)
         return Outcome(last, "full", None, time.perf_counter() - start, tuple(matte.notes))
 
-    def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray, recipe: tuple) -> Outcome | None:
+    def _reuse(self, job: Job, engine: Engine, trimap: np.ndarray, recipe: tuple | None) -> Outcome | None:
         """The image's last result as it is (same trimap), or updated by the engine after a trimap
         edit (a job that brings its own trimap: the person painted on it); None for a full run. A
         trimap the server builds from a selection is a new start (another object, band or
