@@ -183,8 +183,9 @@ class Runner:
         thread.start()
         return thread
 
-    def matte(self, image, trimap, progress):
-        """(foreground, alpha) in the image's own sample type, in-process or through the server."""
+    def matte(self, image, trimap, progress, with_foreground: bool = True):
+        """(foreground, alpha) in the image's own sample type, in-process or through the server;
+        in-process, ``with_foreground`` False gives no foreground (None): only the alpha is written."""
         if self.client is not None:
             fg, alpha, info = self.client.matte(image, trimap, engine=self.args.engine, progress=progress,
                                                 return_info=True)
@@ -194,7 +195,8 @@ class Runner:
         from .engines import resolve_engine
         engine, note = resolve_engine(self.args.engine, drip_model=self.args.drip_model)
         self.note(note)
-        result = engine.matte(image, trimap, progress=progress, dtype=image.dtype)
+        result = engine.matte(image, trimap, progress=progress, dtype=image.dtype,
+                              with_foreground=with_foreground)
         self.tell(result.notes)
         return result.foreground, result.alpha
 
@@ -245,7 +247,7 @@ def run_single(args, runner: Runner) -> None:
         if warm_up is not None:
             warm_up.join()  # never left importing while the process ends
     bar = ProgressLine(args.quiet)
-    fg, alpha = runner.matte(image, trimap, bar)
+    fg, alpha = runner.matte(image, trimap, bar, with_foreground=bool(args.foreground or args.rgba))
     bar.done()
     write_outputs(args.alpha, args.foreground, args.rgba, fg, alpha)
 

@@ -57,16 +57,21 @@ class JobRegion:
         """(float32 H' x W' x 3 in [0, 1], uint8 trimap) of the region: the one conversion."""
         return to_float(self.image[self.box]), self.trimap[self.box]
 
-    def paste(self, foreground: np.ndarray, alpha: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    def paste(self, foreground: np.ndarray, alpha: np.ndarray, dtype,
+              with_foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Whole-image (foreground, alpha) at ``dtype`` from the engine's crop result.
 
         Only the region's unknown pixels take the engine's values; known pixels keep the
         image's own samples (exact where alpha is 1, irrelevant where it is 0) and an alpha of
         exactly 0 or 1. Works in the output type, so no whole-image float copy is made.
+        ``with_foreground`` False: the foreground is None (a caller that writes only the alpha
+        skips a whole-image copy of the colours).
         """
         whole = (slice(None), slice(None))
-        fg, out_alpha = self._known(whole, np.dtype(dtype))
-        self._take_unknown(fg[self.box], out_alpha[self.box], foreground, alpha)
+        dtype = np.dtype(dtype)
+        out_alpha = self._known_alpha(whole, dtype)
+        fg = self._known_colours(whole, dtype) if with_foreground else None
+        self._take_unknown(None if fg is None else fg[self.box], out_alpha[self.box], foreground, alpha)
         return fg, out_alpha
 
     def paste_into(self, fg_out: np.ndarray, alpha_out: np.ndarray, foreground: np.ndarray,
@@ -74,29 +79,33 @@ class JobRegion:
         """Write the region's box of an existing whole-image result in place (a local re-solve):
         the same rule as ``paste``, but only inside the box."""
         fg_box, alpha_box = fg_out[self.box], alpha_out[self.box]
-        fg_box[...], alpha_box[...] = self._known(self.box, alpha_out.dtype)
+        fg_box[...] = self._known_colours(self.box, fg_out.dtype)
+        alpha_box[...] = self._known_alpha(self.box, alpha_out.dtype)
         self._take_unknown(fg_box, alpha_box, foreground, alpha)
 
-    def _known(self, window: Box, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """What the known pixels of ``window`` are at ``dtype``: the image's own samples, and an
-        alpha of 1 on definite foreground, 0 elsewhere (the unknown pixels are overwritten)."""
+    def _known_colours(self, window: Box, dtype: np.dtype) -> np.ndarray:
+        """The known pixels' colours of ``window`` at ``dtype``: the image's own samples (the
+        unknown pixels are overwritten)."""
         image = self.image[window]
         if image.dtype == dtype:
-            fg = image.copy()
-        else:  # e.g. a 16-bit job asking for 8 bits: the known colours are converted too
-            fg = from_float(to_float(image), dtype)
+            return image.copy()
+        return from_float(to_float(image), dtype)  # e.g. a 16-bit job asking for 8 bits
+
+    def _known_alpha(self, window: Box, dtype: np.dtype) -> np.ndarray:
+        """An alpha of 1 on definite foreground, 0 elsewhere (the unknown pixels are overwritten)."""
         # 255 -> 1, grey and black -> 0, without a mask temporary:
         out_alpha = self.trimap[window].astype(dtype)
         np.floor_divide(out_alpha, FOREGROUND, out=out_alpha)
         out_alpha *= dtype.type(FULL_SCALE[dtype])
-        return fg, out_alpha
+        return out_alpha
 
-    def _take_unknown(self, fg_box: np.ndarray, alpha_box: np.ndarray, foreground: np.ndarray,
+    def _take_unknown(self, fg_box: np.ndarray | None, alpha_box: np.ndarray, foreground: np.ndarray,
                       alpha: np.ndarray) -> None:
         """The engine's values, rounded once to the result's depth, on the box's unknown pixels."""
         if foreground.shape != (*self.shape, 3) or alpha.shape != self.shape:
             raise EngineError("engine_failed",
                               f"the engine returned {alpha.shape[::-1]} for a {self.shape[::-1]} region")
         unknown = self.trimap[self.box] == UNKNOWN
-        fg_box[unknown] = from_float(foreground[unknown], fg_box.dtype)
+        if fg_box is not None:
+            fg_box[unknown] = from_float(foreground[unknown], fg_box.dtype)
         alpha_box[unknown] = from_float(alpha[unknown], alpha_box.dtype)

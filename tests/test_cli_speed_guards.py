@@ -109,3 +109,27 @@ def test_8_bit_pngs_are_written_losslessly(tmp_path, shape):
     pixels[10:40] = 255  # runs, as in a matte, and noise, as in a photo
     (tmp_path / "out.png").write_bytes(encode_png(pixels))
     assert (np.asarray(Image.open(tmp_path / "out.png")) == pixels).all()
+
+
+@pytest.mark.parametrize("own", [None, "1"])
+def test_drip_core_turns_numpy_huge_page_advice_off_unless_the_user_set_it(own):
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if own is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = own
+    code = "import drip_core, numpy, os\nprint(os.environ['NUMPY_MADVISE_HUGEPAGE'])\n"
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (own or "0")
+
+
+def test_an_alpha_only_job_skips_the_colours_and_gives_the_same_alpha():
+    from drip_core.demo_scene import make_scene
+    from drip_core.engines import get_engine
+    image, trimap, _, _ = make_scene(width=160, height=120)
+    engine = get_engine("classical")
+    full = engine.matte(image, trimap, dtype=np.uint8)
+    alpha_only = engine.matte(image, trimap, dtype=np.uint8, with_foreground=False)
+    assert alpha_only.foreground is None
+    np.testing.assert_array_equal(alpha_only.alpha, full.alpha)
+    assert full.foreground.shape == image.shape

@@ -81,11 +81,12 @@ class Engine:
         return None
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, progress: ProgressFn | None = None,
-              cancel: CancelFn | None = None, dtype=np.float32) -> Matte:
-        """Whole image in (uint8, uint16 or float32 H x W x 3), whole image out at ``dtype``."""
+              cancel: CancelFn | None = None, dtype=np.float32, with_foreground: bool = True) -> Matte:
+        """Whole image in (uint8, uint16 or float32 H x W x 3), whole image out at ``dtype``;
+        ``with_foreground`` False: the result's foreground is None (only the alpha is wanted)."""
         region = JobRegion.around_unknown(image, trimap, self.context_margin)
         crop = self.run(region, progress, cancel)
-        foreground, alpha = region.paste(crop.foreground, crop.alpha, dtype)
+        foreground, alpha = region.paste(crop.foreground, crop.alpha, dtype, with_foreground)
         return Matte(foreground, alpha, crop.engine, crop.stats, crop.rerun_state, crop.notes)
 
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:  # pragma: no cover - abstract

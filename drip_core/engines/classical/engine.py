@@ -72,12 +72,7 @@ class ClassicalEngine(Engine):
     def _matte(self, image, trimap, progress, check_cancel) -> Matte:
         trimap, notes = self._usable_trimap(image, trimap, progress)
         stepped = chroma.restore(image)  # colour stored in two-pixel steps: interpolated (chroma.py)
-        # the solve writes the foreground over the unknown pixels' colours: the dust test needs them
-        unknown_colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
         matte = self._matte_any_scale(image, trimap, progress, check_cancel)
-        if "specks" not in matte.stats:  # a coarse solve is cleaned at its own scale (_matte_coarse)
-            matte.stats["specks"] = cleanup.remove_specks(matte.alpha, trimap, image, unknown_colours)
-        del unknown_colours
         matte.stats["chroma_steps"] = stepped
         matte.notes = notes
         return matte
@@ -111,10 +106,15 @@ class ClassicalEngine(Engine):
             if (coarse_tri == FOREGROUND).any() and (coarse_tri == BACKGROUND).any():
                 return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress,
                                           check_cancel)
+        # the solve writes the foreground over the unknown pixels' colours: the dust test needs them
+        unknown_colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
         if needs_tiles(trimap.shape):
-            return self._matte_tiled(image, trimap, progress, check_cancel)
-        alpha_roi, fg_roi, stats, known = self._solve(image, trimap, progress, check_cancel)
-        return SolvedCrop(fg_roi, alpha_roi, self.name, stats, known=known)
+            matte = self._matte_tiled(image, trimap, progress, check_cancel)
+        else:
+            alpha_roi, fg_roi, stats, known = self._solve(image, trimap, progress, check_cancel)
+            matte = SolvedCrop(fg_roi, alpha_roi, self.name, stats, known=known)
+        matte.stats["specks"] = cleanup.remove_specks(matte.alpha, trimap, image, unknown_colours)
+        return matte
 
     def _matte_coarse(self, img, trimap, f, coarse_img, coarse_tri, progress, check_cancel) -> Matte:
         """A crop whose band has no detail below the scale f (coarse_to_fine.py): solved at 1/f
