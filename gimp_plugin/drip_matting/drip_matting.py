@@ -277,9 +277,18 @@ def alive(*items) -> bool:
 
 
 _progress_broken = []
+# Each update of GIMP's progress bar is a round trip to GIMP, which redraws: the server reports
+# far more often than a person can see (80 reports in one 27-MP run cost 1 s), so a report with
+# the same text is shown only once PROGRESS_EVERY seconds have passed.
+PROGRESS_EVERY = 0.2
+_progress_shown = {"text": None, "at": 0.0}
 
 
 def progress(fraction=None, text=None):
+    now = time.monotonic()
+    if text == _progress_shown["text"] and now - _progress_shown["at"] < PROGRESS_EVERY and fraction != 1.0:
+        return
+    _progress_shown.update(text=text if text is not None else _progress_shown["text"], at=now)
     try:
         if text is not None:
             Gimp.progress_set_text(text)
@@ -291,7 +300,7 @@ def progress(fraction=None, text=None):
             print(f"drip-matting: progress display failed ({exc.__class__.__name__}: {exc})", file=sys.stderr)
     if os.environ.get("DRIP_MATTING_DEBUG_PROGRESS") and text is not None:
         shown = fraction if fraction is not None else "-"
-        print(f"drip-matting progress: {time.monotonic():.3f} {shown} {text}", file=sys.stderr)
+        print(f"drip-matting progress: {now:.3f} {shown} {text}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------
@@ -419,11 +428,11 @@ def gather_input(image, layer, s, prec, state):
     """-> (roi in layer coords, RGB bytes, the layer's alpha bytes or None, mask bytes, the trimap
     channel's fingerprint when the run is from it). Raises ProtocolError."""
     ok, ox, oy = layer.get_offsets()
-    source, roi, trimap_print, fmt = mask_source(image, layer, s, state, prec["mask8"])
+    src = mask_source(image, layer, s, state, prec["mask8"])
     held = held_region(image, layer)
     # the region the layer's result covers, when it holds this one: the server still has its pixels
-    roi = loop.stable_region(roi, logic.offset_rect(held, -ox, -oy) if held is not None else None)
-    mask = read(source, logic.offset_rect(roi, ox, oy), fmt)
+    roi = loop.stable_region(src.roi, logic.offset_rect(held, -ox, -oy) if held is not None else None)
+    mask = read_mask(image, src, logic.offset_rect(roi, ox, oy))
     if s.trimap_source != "trimap-channel" and not mask.strip(b"\x00"):
         raise ProtocolError("empty_selection", "the selection does not cover any of the layer")
     w, h = roi[2], roi[3]
@@ -433,24 +442,42 @@ def gather_input(image, layer, s, prec, state):
         pixels, layer_alpha = logic.split_alpha(rgba, w, h, prec["typecode"])
     else:
         pixels = read(layer, roi, prec["rgb"], Gegl.AbyssPolicy.CLAMP)
-    return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask, trimap_print
+    return roi, logic.to_little_endian(pixels, prec["typecode"]), layer_alpha, mask, src.fingerprint
 
 
-def mask_source(image, layer, s, state, selection_format):
-    """Where a run with ``s`` reads its mask: (the trimap channel or the selection, the region around
-    what it marks (layer coordinates), the channel's fingerprint (None for a selection), the format
-    to read it in; ``selection_format``: a selection's when its own is not u8)."""
+class MaskSource(collections.namedtuple("MaskSource", "drawable roi fingerprint fmt whole")):
+    """Where a run reads its mask: the trimap channel or the selection, the region around what it
+    marks (layer coordinates), the channel's fingerprint (None for a selection), the format to read
+    it in, and the channel's image-sized bytes when they were read already (else None)."""
+    __slots__ = ()
+
+
+def mask_source(image, layer, s, state, selection_format) -> MaskSource:
+    """Where a run with ``s`` reads its mask; ``selection_format``: a selection's when its own is
+    not u8."""
     ok, ox, oy = layer.get_offsets()
     size = (layer.get_width(), layer.get_height())
     if s.trimap_source == "trimap-channel":
-        source, roi, trimap_print = trimap_region(image, layer, state, (ox, oy), size)
-        return source, roi, trimap_print, TRIMAP_FMT
+        source, roi, trimap_print, data = trimap_region(image, layer, state, (ox, oy), size)
+        return MaskSource(source, roi, trimap_print, TRIMAP_FMT, data)
     source, roi = selection_region(image, layer, s, state, (ox, oy), size)
-    return source, roi, None, native_grey(source, "u8", selection_format)
+    return MaskSource(source, roi, None, native_grey(source, "u8", selection_format), None)
+
+
+def read_mask(image, src: MaskSource, roi_img):
+    """The mask's bytes over ``roi_img`` (image coordinates): cut from the channel's bytes already
+    read when the region lies inside the image (each read from GIMP costs a round trip per tile),
+    read from GIMP otherwise (outside the image a channel reads as 0)."""
+    x, y, w, h = roi_img
+    inside = x >= 0 and y >= 0 and x + w <= image.get_width() and y + h <= image.get_height()
+    if src.whole is not None and inside:
+        return logic.crop_rect(src.whole, image.get_width(), roi_img)
+    return read(src.drawable, roi_img, src.fmt)
 
 
 def trimap_region(image, layer, state, offsets, size):
-    """(the trimap channel, the region around what it marks (layer coordinates), its fingerprint)."""
+    """(the trimap channel, the region around what it marks (layer coordinates), its fingerprint,
+    its image-sized bytes)."""
     img_w, img_h = image.get_width(), image.get_height()
     channel = state.trimap
     if channel is None:
@@ -464,7 +491,7 @@ def trimap_region(image, layer, state, offsets, size):
     roi = logic.roi_from_bounds(bounds, logic.DEFAULT_MARGIN, offsets, size)
     if roi is None:
         raise logic.make_error("outside_layer", "the trimap does not overlap the layer")
-    return channel, roi, loop.fingerprint(data)
+    return channel, roi, loop.fingerprint(data), data
 
 
 def selection_region(image, layer, s, state, offsets, size):
@@ -826,10 +853,10 @@ class PreviewSource:
         bytes read before the dialog, so its pass over the whole channel is made once."""
         if s.trimap_source == "trimap-channel" and self.channel_region is not None:
             return self.channel_region
-        source, roi, _, fmt = mask_source(self.image, self.layer, s, self.state, "Y u8")
+        src = mask_source(self.image, self.layer, s, self.state, "Y u8")
         if s.trimap_source == "trimap-channel":
-            self.channel_region = source, roi, fmt
-        return source, roi, fmt
+            self.channel_region = src.drawable, src.roi, src.fmt
+        return src.drawable, src.roi, src.fmt
 
     def close(self):
         if self.conn is not None:
