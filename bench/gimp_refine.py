@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--version", default="3.2", choices=sorted(harness.VERSIONS))
     ap.add_argument("--width", type=int, default=6000)
     ap.add_argument("--height", type=int, default=4500)
+    ap.add_argument("--shots", type=Path, help="copy the GUI rerun's screenshots (dialog, result) here; they "
+                                                "show an alphamatting photo, so never into the repository")
     args = ap.parse_args(argv)
     reason = harness.gui_skip_reason(args.version)
     if reason:
@@ -44,7 +47,10 @@ def main(argv=None) -> int:
         photo, tri = Path(tmp) / "photo.png", Path(tmp) / "trimap.png"
         Image.fromarray(image).save(photo, compress_level=1)
         Image.fromarray(trimap).save(tri, compress_level=1)
-        res = harness.gui_session(args.version, {"edits": edits}, server_args=["--engine", "classical"],
+        # last, as a person does it: a white disc on the same spot, the dialog, OK (timed from the key)
+        gui_edit = {"y": y, "x": x, "radius": RADIUS, "value": 255}
+        res = harness.gui_session(args.version, {"edits": edits, "gui_rerun": gui_edit},
+                                  server_args=["--engine", "classical"],
                                   script="gimp_refine_bench.py",
                                   files={"photo": str(photo), "trimap": str(tri)}, timeout=900)
     if "exception" in res or not res.get("runs"):
@@ -58,8 +64,14 @@ def main(argv=None) -> int:
         print(f"  GIMP's Foreground Select (matting), same trimap: {fs['status']} {fs['seconds']:.2f} s; "
               f"Drip Matting's first run / it: {first / fs['seconds']:.2f}x")
     for run in res["runs"]:
-        print(f"  {run['what']:<22} {run['status']:<8} {run['seconds']:7.2f} s"
+        from_ok = (f" ({run['seconds_from_ok']:.2f} s from the OK key press)"
+                   if "seconds_from_ok" in run else "")
+        print(f"  {run['what']:<22} {run['status']:<8} {run['seconds']:7.2f} s{from_ok}"
               + (f"  {run['message']}" if run.get("message") else ""))
+    if args.shots:
+        args.shots.mkdir(parents=True, exist_ok=True)
+        for shot in Path(res["_out"]).glob("shot-refine-*.png"):
+            shutil.copy(shot, args.shots / shot.name)
     accepted = [line.split("accepted: ", 1)[1] for line in log.splitlines() if " accepted: " in line]
     done = [line.split("done: ", 1)[1] for line in log.splitlines() if " done: " in line]
     print("server log, per job:")

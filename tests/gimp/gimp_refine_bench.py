@@ -3,8 +3,11 @@
 # The trimap is the layer's "Drip trimap" channel (from P["trimap"]); run 1 mattes from it,
 # then for each edit in P["edits"] a disc is painted on the channel (as a brush would) and the
 # plug-in reruns from the channel. Each run's wall time is what the person waits for.
+# Last, with P["gui_rerun"]: one more disc, then Filters > Drip Matting... as a person runs it
+# (the dialog and its preview, then OK pressed with xdotool), timed from the key press.
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -16,7 +19,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
-from in_gimp import run_plugin  # noqa: E402
+from in_gimp import run_plugin, settle, sh  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -66,6 +69,32 @@ def foreground_select(img, layer, channel):
     return {"status": res.index(0).value_nick, "seconds": seconds}
 
 
+def gui_rerun(img, layer, edit):
+    """Paint, then the dialog: the helper waits for it and its preview (a person looks first),
+    notes the time and presses OK (Alt+O); seconds from that key press to the run's end, and a
+    screenshot of the result."""
+    channel = next(c for c in img.get_channels() if c.get_name().startswith("Drip trimap"))
+    paint_disc(channel, edit["y"], edit["x"], edit["radius"], edit["value"])
+    img.set_selected_channels([channel])
+    settle(1)
+    ok_file = os.path.join(OUT, "ok_pressed.txt")
+    helper = ("for i in $(seq 1 120); do "
+              "w=$(xdotool search --onlyvisible --name '^Drip Matting$' | head -n1); "
+              "[ -n \"$w\" ] && break; sleep 0.5; done; sleep 8; "
+              f"import -window root {OUT}/shot-refine-dialog.png; "
+              "[ -n \"$w\" ] && xdotool windowfocus --sync $w; "
+              f"python3 -c 'import time; print(time.monotonic())' > {ok_file}; xdotool key alt+o")
+    h = subprocess.Popen(["sh", "-c", helper])
+    run = run_plugin(img, layer, mode=Gimp.RunMode.INTERACTIVE)
+    ended = time.monotonic()
+    h.wait(120)
+    settle(2)
+    sh("import", "-window", "root", os.path.join(OUT, "shot-refine-result.png"))
+    with open(ok_file) as f:
+        run["seconds_from_ok"] = round(ended - float(f.read().strip()), 3)
+    return run
+
+
 def main():
     t0 = time.monotonic()
     img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(P["photo"]))
@@ -81,6 +110,9 @@ def main():
     buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y' u8", data)
     buf.flush()
     img.clean_all()
+    if P.get("gui_rerun"):
+        Gimp.Display.new(img)  # shown, as a person works: every run below renders its result
+        settle(2)
     RESULTS["load_seconds"] = round(time.monotonic() - t0, 1)
     RESULTS["size"] = [w, h]
     RESULTS["gimp_foreground_select"] = foreground_select(img, layer, channel)
@@ -92,6 +124,9 @@ def main():
         RESULTS["runs"].append({"what": edit["what"], **rerun(img, layer)})
         save()
     RESULTS["runs"].append({"what": "unchanged trimap", **rerun(img, layer)})
+    save()
+    if P.get("gui_rerun"):
+        RESULTS["runs"].append({"what": "GUI: disc, dialog, OK", **gui_rerun(img, layer, P["gui_rerun"])})
 
 
 try:
