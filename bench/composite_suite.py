@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rough_selection import rough_selection, run_engine, smart_params, whole_image_sad  # noqa: E402
 from drip_core.eval import composites, failure_scenes  # noqa: E402
-from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  # noqa: E402
+from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample, sample_names  # noqa: E402
 
 METHODS = ("band12", "smart_v1", "smart")
 SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "colorwheel", "grass", "gravel",
@@ -221,9 +221,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--cache", help="JSON file of results reused across runs (same scene, method, params)")
     args = ap.parse_args(argv)
-    if args.data is None:
-        print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
-        return 2
+    args.data = data_dir_or_exit(args.data)
     data = str(args.data)
     specs = scene_specs(sample_names(data), args.quick)
     specs = [s for s in specs if args.split in ("both", s.split)]

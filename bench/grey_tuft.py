@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rough_selection import rough_selection, run_engine, whole_image_sad  # noqa: E402
 from drip_core.engines import refining_engine  # noqa: E402
-from drip_core.eval.dataset import default_data_dir, load_sample  # noqa: E402
+from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample  # noqa: E402
 from drip_core.eval.metrics import to_uint8  # noqa: E402
 from drip_core.trimaps import UNKNOWN  # noqa: E402
 from drip_core.trimaps.smart_band import smart_trimap  # noqa: E402
@@ -67,9 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--name", default="GT24")
     args = ap.parse_args(argv)
-    if args.data is None:
-        print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
-        return 2
+    args.data = data_dir_or_exit(args.data)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     smp = load_sample(args.data, args.name)
     box = tuft_region(smp.image, smp.gt)

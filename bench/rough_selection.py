@@ -35,7 +35,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drip_core.eval.dataset import default_data_dir, load_sample, sample_names  # noqa: E402
+from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample, sample_names  # noqa: E402
 from drip_core.eval.metrics import sad, to_uint8  # noqa: E402
 
 METHODS = ("bare", "band12", "band40", "smart", "expert1", "expert2")
@@ -197,9 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--time-large", action="store_true", help="also time smart_trimap on a ~25-MP upscale")
     ap.add_argument("--time-only", action="store_true", help="only the large-layer timing")
     args = ap.parse_args(argv)
-    if args.data is None:
-        print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
-        return 2
+    args.data = data_dir_or_exit(args.data)
     params = smart_params(args.smart_params)
     if args.smart_params:
         print(f"smart band parameters changed: {args.smart_params}")

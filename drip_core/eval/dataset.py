@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,15 @@ def default_data_dir() -> Path | None:
         if (c / "input_training_lowres").is_dir():
             return c
     return None
+
+
+def data_dir_or_exit(data) -> Path:
+    """A benchmark's ``--data`` folder, or its exit (status 2) with the one message saying how to
+    point it at the alphamatting copy."""
+    if data is None:
+        print("no alphamatting data (set DRIP_ALPHAMATTING_DIR)", file=sys.stderr)
+        raise SystemExit(2)
+    return Path(data)
 
 
 def _subdir(root: Path, prefix: str) -> Path:
