@@ -99,7 +99,7 @@ def test_strand_tips_beyond_a_gap_are_kept():
     alpha[10:12, 45:47] = 0.3   # a speck of a colour the object does not have
     image = np.full(alpha.shape + (3,), 0.9, np.float32)  # white object, white wall ...
     image[10:12, 45:47] = (0.2, 0.3, 0.8)                 # ... but for one blue speck
-    colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)].copy()
+    colours = cleanup.unknown_colours(image, trimap)
     got = alpha.copy()
     removed = cleanup.remove_specks(got, trimap, image, colours)
     assert (got[20, 33:45] == 0.3).all() and (got[20, 10:30] == 0.4).all()

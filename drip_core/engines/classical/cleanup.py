@@ -98,6 +98,12 @@ def detached_specks(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray,
     return out
 
 
+def unknown_colours(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """The unknown pixels' own colours (n x 3, flat order): what ``detached_specks`` needs, taken
+    before a solve writes the foreground over them."""
+    return image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
+
+
 def remove_specks(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray,
                   unknown_colours: np.ndarray) -> int:
     """Sets the dust's alpha (``detached_specks``) to 0 in place; returns how many pixels."""

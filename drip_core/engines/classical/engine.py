@@ -107,7 +107,7 @@ class ClassicalEngine(Engine):
                 return self._matte_coarse(image, trimap, factor, coarse_img, coarse_tri, progress,
                                           check_cancel)
         # the solve writes the foreground over the unknown pixels' colours: the dust test needs them
-        unknown_colours = image.reshape(-1, 3)[np.flatnonzero(trimap == UNKNOWN)]
+        unknown_colours = cleanup.unknown_colours(image, trimap)
         if needs_tiles(trimap.shape):
             matte = self._matte_tiled(image, trimap, progress, check_cancel)
         else:
@@ -136,7 +136,7 @@ class ClassicalEngine(Engine):
         check_cancel()
         # dust removed before the carry (the coarse image is intact: the solves had copies)
         specks = cleanup.remove_specks(alpha_c, coarse_tri, coarse_img,
-                                       coarse_img.reshape(-1, 3)[np.flatnonzero(coarse_tri == UNKNOWN)])
+                                       cleanup.unknown_colours(coarse_img, coarse_tri))
         t0 = time.perf_counter()
         alpha = carry_up(img, trimap, coarse_img, alpha_c, fg_c, background, f,
                          lambda frac: progress(0.9 + 0.1 * frac, Stage.ALPHA, "back to full size"))
