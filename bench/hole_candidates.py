@@ -28,7 +28,6 @@ from bench.composite_suite import SOLID, make_scene, scene_specs  # noqa: E402
 from bench.rough_selection import rough_selection, run_engine  # noqa: E402
 from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample, sample_names  # noqa: E402
 from drip_core.trimaps import smart_band as sb  # noqa: E402
-from drip_core.trimaps.values import FOREGROUND, UNKNOWN  # noqa: E402
 
 
 def steps_before_seven(image: np.ndarray, lasso: np.ndarray):
@@ -46,29 +45,15 @@ def steps_before_seven(image: np.ndarray, lasso: np.ndarray):
         sb.smart_trimap(image.astype(np.float32) / 255.0, lasso, engine=refining_engine())
     finally:
         sb._keep_the_interior_solid = original
-    inside = lasso >= 128
-    s = float(np.sqrt(inside.sum()))
-    f = max(1, int(s // sb.DEFAULT.work_scale))
-    margin = int(np.ceil(sb.DEFAULT.reach * s / f + 2)) * f
-    rows, cols = sb.mask_bbox(inside, margin)
+    f, _, (rows, cols) = sb._working_frame(lasso >= 128, sb.DEFAULT)
     return seen, f, rows, cols
 
 
-def finish(small_tri, f, rows, cols, lasso):
-    """The full-size trimap from a working one, as smart_trimap finishes it."""
-    crop_in = (lasso >= 128)[rows, cols]
-    sub = sb._expand(small_tri, f, crop_in.shape)
-    sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
-    trimap = np.zeros(lasso.shape, np.uint8)
-    trimap[rows, cols] = sub
-    return sb._ensure_both(trimap, lasso >= 128)
-
-
-def features(seen, img_small, lab, n):
-    """Per candidate 1..n: its look at the working resolution."""
+def features(seen, img_small, lab, radius, mixed):
+    """Per candidate 1..n (``radius``, ``mixed``: step 7's own figures of them): its look at the
+    working resolution."""
     tri, inside, alpha, sw = seen["tri"], seen["inside"], seen["alpha"], seen["sw"]
-    _, radius, mixed = sb._interior_holes(tri, inside, alpha, sw, sb.DEFAULT)
-    idx = np.arange(1, n + 1)
+    idx = np.arange(1, len(radius) + 1)
     grey = img_small.mean(axis=2)
     detail = np.abs(grey - ndimage.gaussian_filter(grey, 1.0))
     grad = np.hypot(ndimage.sobel(grey, 0), ndimage.sobel(grey, 1))
@@ -93,7 +78,7 @@ def score_candidates(image, gt, lasso) -> list[dict]:
     if not seen or seen["alpha"] is None:
         return []
     tri, inside, alpha, sw = seen["tri"], seen["inside"], seen["alpha"], seen["sw"]
-    lab, radius, _ = sb._interior_holes(tri, inside, alpha, sw, sb.DEFAULT)
+    lab, radius, mixed = sb._interior_holes(tri, inside, sb._interior(inside, sw, sb.DEFAULT), alpha, sw)
     n = len(radius)
     if not n:
         return []
@@ -102,9 +87,9 @@ def score_candidates(image, gt, lasso) -> list[dict]:
     alphas = {}
     for name, p in (("keep", keep_all), ("fill", fill_all)):
         small = sb._keep_the_interior_solid(tri, inside, alpha, sw, p)
-        alphas[name] = run_engine(image, finish(small, f, rows, cols, lasso))
+        alphas[name] = run_engine(image, sb._full_size(small, f, (rows, cols), lasso >= 128))
     img_small = sb.reduce_image(image[rows, cols].astype(np.float32) / 255.0, f)
-    feats = features(seen, img_small, lab, n)
+    feats = features(seen, img_small, lab, radius, mixed)
     # each candidate's neighbourhood at full size: the region, its rim and the erosion's reach
     reach = int(np.ceil(max(sb.DEFAULT.erode_min, sb.DEFAULT.erode * sw) + sb.RIM + 2))
     grown = ndimage.grey_dilation(lab, size=2 * reach + 1)

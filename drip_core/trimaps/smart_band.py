@@ -160,39 +160,47 @@ def smart_trimap(image, selection, shape=None, params: Params = DEFAULT, *, engi
     if inside.all():
         return np.full(sel.shape, FOREGROUND, np.uint8)  # no edge: as from_selection
 
-    h, w = inside.shape
-    s = float(np.sqrt(inside.sum()))
-    f = max(1, int(s // params.work_scale))          # integer reduction factor
-    sw = s / f                                 # object scale at the working resolution
-    reach = params.reach * sw
-    margin = int(np.ceil(reach + 2)) * f
-    rows, cols = mask_bbox(inside, margin)
+    f, sw, (rows, cols) = _working_frame(inside, params)
     crop_in = inside[rows, cols]
     # the analysis runs on the selection's box widened by the zone, reduced by f
     small_img = reduce_image(img[rows, cols], f)
     small_in = reduce_image(crop_in.view(np.uint8), f) >= 0.5
-    if not small_in.any() or small_in.all():
-        small_tri = None
-    else:
-        small_tri, deep_doubts = _analyse(small_img, small_in, sw, params)
-        alpha = None
-        if params.refine:
-            small_tri, alpha = _widen_where_alpha_leaks(small_img, small_tri, sw, params, engine, deep_doubts)
-        if params.safe:
-            small_tri = _keep_the_interior_solid(small_tri, small_in, alpha, sw, params)
-    trimap = np.zeros((h, w), np.uint8)
-    if small_tri is None:   # no edge left in the box at the working resolution: a plain thin band
-        sub = from_selection(crop_in.astype(np.uint8) * 255, max(1, int(round(params.base_min))))
-    else:
-        sub = _expand(small_tri, f, crop_in.shape)
-        # the reduced selection can differ from the true one by a pixel or so: keep definite labels
-        # on their side of the real selection edge
-        sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
-    trimap[rows, cols] = sub
-    return _ensure_both(trimap, inside)
+    if not small_in.any() or small_in.all():  # no edge in the box at the working resolution: a thin band
+        trimap = np.zeros(inside.shape, np.uint8)
+        band = max(1, int(round(params.base_min)))
+        trimap[rows, cols] = from_selection(crop_in.astype(np.uint8) * 255, band)
+        return _ensure_both(trimap, inside)
+    small_tri, deep_doubts = _analyse(small_img, small_in, sw, params)
+    alpha = None
+    if params.refine:
+        small_tri, alpha = _widen_where_alpha_leaks(small_img, small_tri, sw, params, engine, deep_doubts)
+    if params.safe:
+        small_tri = _keep_the_interior_solid(small_tri, small_in, alpha, sw, params)
+    return _full_size(small_tri, f, (rows, cols), inside)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _working_frame(inside: np.ndarray, p: Params):
+    """(f, sw, box): the integer reduction factor of the analysis, the object scale at the
+    working resolution, and the selection's box widened by the examined zone (layer pixels)."""
+    s = float(np.sqrt(inside.sum()))
+    f = max(1, int(s // p.work_scale))
+    sw = s / f
+    return f, sw, mask_bbox(inside, int(np.ceil(p.reach * sw + 2)) * f)
+
+
+def _full_size(small_tri: np.ndarray, f: int, box, inside: np.ndarray) -> np.ndarray:
+    """The layer's trimap from the working one (``box``: where it lies)."""
+    crop_in = inside[box]
+    sub = _expand(small_tri, f, crop_in.shape)
+    # the reduced selection can differ from the true one by a pixel or so: keep definite labels on
+    # their side of the real selection edge
+    sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
+    trimap = np.zeros(inside.shape, np.uint8)
+    trimap[box] = sub
+    return _ensure_both(trimap, inside)
+
 
 def _as_image(image) -> np.ndarray:
     img = np.asarray(image)
@@ -460,13 +468,16 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
 RIM = 3.0   # working px around a hole whose first alpha tells a real edge from a guessed one
 
 
-def _interior_holes(tri, inside, alpha, sw: float, p: Params):
-    """Step 7's candidate holes: (labels of the connected regions of the interior, deeper than
-    ``safe_depth``, that are not definite foreground and whose first alpha is below 1/2, 0 = none;
-    per region 1..n its inscribed radius / sw and the share of its rim with a mixed first alpha)."""
-    depth = max(p.safe_depth_min, p.safe_depth * sw)
-    low = (inside & (tri != FOREGROUND) & (alpha < 0.5)
-           & (ndimage.distance_transform_edt(inside) > depth))
+def _interior(inside, sw: float, p: Params) -> np.ndarray:
+    """Step 7's interior: the selection deeper than ``safe_depth`` (at least ``safe_depth_min``)."""
+    return inside & (ndimage.distance_transform_edt(inside) > max(p.safe_depth_min, p.safe_depth * sw))
+
+
+def _interior_holes(tri, inside, interior, alpha, sw: float):
+    """Step 7's candidate holes: (labels of the connected regions of the ``interior`` that are not
+    definite foreground and whose first alpha is below 1/2, 0 = none; per region 1..n its
+    inscribed radius / sw and the share of its rim with a mixed first alpha)."""
+    low = interior & (tri != FOREGROUND) & (alpha < 0.5)
     lab, n = ndimage.label(low)
     if not n:
         return lab, np.zeros(0), np.zeros(0)
@@ -485,13 +496,12 @@ def _keep_the_interior_solid(tri, inside, alpha, sw: float, p: Params) -> np.nda
     colour merely resembles the background (a black helmet on a dark wall) has no edge there: the
     matte guessed it away and its rim is a soft ramp.  Without a first alpha (no second pass) the
     whole interior is foreground."""
-    depth = max(p.safe_depth_min, p.safe_depth * sw)
-    interior = inside & (ndimage.distance_transform_edt(inside) > depth)
+    interior = _interior(inside, sw, p)
     if alpha is None:
         out = tri.copy()
         out[interior] = FOREGROUND
         return out
-    lab, radius, mixed = _interior_holes(tri, inside, alpha, sw, p)
+    lab, radius, mixed = _interior_holes(tri, inside, interior, alpha, sw)
     no_evidence = np.concatenate([[False], (radius > p.hole_tiny) & (mixed > p.crisp_rim)])
     # a hole without evidence goes back to the foreground with the unknown rim the erosion gave it,
     # and so does a doubt the first alpha found opaque; one it found mixed (hair inside the lasso,
