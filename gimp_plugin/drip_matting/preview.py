@@ -13,10 +13,10 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
+from dialog_rules import PREVIEW_LONGEST  # noqa: E402 - the box holds the whole reduced copy
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 
 SETTLE_MS = 250
-BOX_PIXELS = 360
 
 
 class PreviewPane:
@@ -31,7 +31,7 @@ class PreviewPane:
         self.pending = None
         self.enabled = enabled
         self.image = Gtk.Image()
-        self.image.set_size_request(BOX_PIXELS, BOX_PIXELS)
+        self.image.set_size_request(PREVIEW_LONGEST, PREVIEW_LONGEST)
         self.label = Gtk.Label(label="Preview: waiting for the settings")
         self.label.set_line_wrap(True)
         self.label.set_max_width_chars(44)
