@@ -17,7 +17,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
-from in_gimp import run_plugin, settle, sh  # noqa: E402
+from in_gimp import is_result, result_layer, run_plugin, settle, sh  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -168,7 +168,7 @@ def is_image_window(name):
 def white_dab(img, layer, half=10):
     """Paint white (object) on the unsure pixels nearest the result's centre, as a brush would."""
     ch = next(c for c in img.get_channels() if c.get_name() == f"Drip trimap: {layer.get_name()}")
-    fg = next(lyr for lyr in img.get_layers() if lyr.get_name().startswith("Drip foreground"))
+    fg = result_layer(img, "Drip foreground")
     ok, fx, fy = fg.get_offsets()
     w, h = fg.get_width(), fg.get_height()
     tri = bytes(ch.get_buffer().get(Gegl.Rectangle.new(fx, fy, w, h), 1.0, "Y' u8", Gegl.AbyssPolicy.NONE))
@@ -259,7 +259,7 @@ def interactive_run(old_disp):
     after = tree(img)
     # Show the result alone on GIMP's transparency checkerboard.
     for lyr in img.get_layers():
-        lyr.set_visible(lyr.get_name().startswith("Drip foreground"))
+        lyr.set_visible(is_result(lyr, "Drip foreground"))
     Gimp.Selection.none(img)
     sh("xdotool", "mousemove", "5000", "5000")  # no brush outline in the picture
     settle(2)

@@ -18,7 +18,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
-from in_gimp import run_plugin  # noqa: E402
+from in_gimp import result_layer, run_plugin  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -95,18 +95,10 @@ def crc(data):
     return zlib.crc32(data)
 
 
-def find(img, name):
-    """The layer ``name``, or a result layer ``name`` named after its source ("Drip alpha (X)")."""
-    for lyr in img.get_layers():
-        if lyr.get_name() == name or lyr.get_name().startswith(name + " ("):
-            return lyr
-    return None
-
-
 def dump_result(tag, img, src, prec):
     """Dump the Drip layers, the source ROI under them and the trimap channel at the ROI."""
     t = {8: "u8", 16: "u16", 32: "float"}[prec]
-    fg, al = find(img, "Drip foreground"), find(img, "Drip alpha")
+    fg, al = result_layer(img, "Drip foreground"), result_layer(img, "Drip alpha")
     d = {"tree": tree(img)}
     ok, sx, sy = src.get_offsets()
     if fg is not None:
@@ -249,7 +241,7 @@ def paint_grey_stroke(img, layer, value=200):
     """A soft stroke: ``value`` over the unknown pixels in the middle rows of the result's region,
     every other row left as it was (the gaps of a sparse brush). -> (rect, stroke pixel indices)."""
     ch = trimap_of(img, layer)
-    fg = find(img, "Drip foreground")
+    fg = result_layer(img, "Drip foreground")
     ok, fx, fy = fg.get_offsets()
     w, h = fg.get_width(), fg.get_height()
     tri = bytearray(get(ch, (fx, fy, w, h), "Y' u8"))
@@ -279,7 +271,7 @@ def workflow_loop():
     d["r2"] = run_plugin(img, img.get_selected_drawables()[0], **dict(COMMON, **{"band-radius": 14}))
     d["after2"] = loop_view(img, layer)
     (fx, fy, w, h), stroke = paint_grey_stroke(img, layer)
-    fg = find(img, "Drip foreground")
+    fg = result_layer(img, "Drip foreground")
     repeat = dict(COMMON, mode=Gimp.RunMode.WITH_LAST_VALS)
     d["r3"] = run_plugin(img, img.get_selected_drawables()[0], **repeat)
     mask = get(fg.get_mask(), (0, 0, w, h), native(fg.get_mask(), "u8"))
@@ -369,7 +361,7 @@ def offsets_alpha():
     before = source_crc(layer)
     r = run_plugin(img, layer, **COMMON)
     d = dump_result("offsets", img, layer, 8)
-    fg = find(img, "Drip foreground")
+    fg = result_layer(img, "Drip foreground")
     d.update(run=r, src_crc_before=before, src_crc_after=source_crc(layer), layer_offsets=[53, 31],
              fg_props=[fg.get_opacity(), fg.get_mode() == Gimp.LayerMode.NORMAL, fg.get_visible()],
              src_props=[layer.get_opacity(), layer.get_mode() == Gimp.LayerMode.MULTIPLY])

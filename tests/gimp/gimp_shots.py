@@ -17,7 +17,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.environ["DRIP_GIMP_TEST_PARAMS"]))  # in_gimp.py lies beside it
-from in_gimp import run_plugin, settle, sh  # noqa: E402
+from in_gimp import is_result, result_layer, run_plugin, settle, sh  # noqa: E402
 
 P = json.load(open(os.environ["DRIP_GIMP_TEST_PARAMS"]))
 OUT = P["out_dir"]
@@ -67,7 +67,7 @@ def select_mask(img):
 def shoot(img, tag):
     """The cut-out alone on the checkerboard, the whole image in view."""
     for lyr in img.get_layers():
-        lyr.set_visible(lyr.get_name().startswith("Drip foreground"))
+        lyr.set_visible(is_result(lyr, "Drip foreground"))
     Gimp.Selection.none(img)
     win = image_window()
     if win:  # View > Zoom > Fit Image in Window
@@ -82,7 +82,7 @@ def shoot(img, tag):
 
 
 def save_alpha(img, tag):
-    al = next((lyr for lyr in img.get_layers() if lyr.get_name().startswith("Drip alpha")), None)
+    al = result_layer(img, "Drip alpha")
     if al is None:
         return None
     ok, x, y = al.get_offsets()

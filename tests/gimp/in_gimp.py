@@ -32,6 +32,18 @@ def run_plugin(img, layer, mode=Gimp.RunMode.NONINTERACTIVE, **args):
             "message": res.index(1) if status != Gimp.PDBStatusType.SUCCESS and res.length() > 1 else None}
 
 
+def is_result(item, kind):
+    """Whether ``item`` is a result layer of ``kind`` ("Drip foreground"): named after its source,
+    "Drip foreground (Background)"."""
+    name = item.get_name()
+    return name == kind or name.startswith(kind + " (")
+
+
+def result_layer(img, kind):
+    """The image's (first) result layer of ``kind``, or None."""
+    return next((lyr for lyr in img.get_layers() if is_result(lyr, kind)), None)
+
+
 def sh(*args, timeout=30):
     """(exit status, output) of a command (xdotool, ImageMagick's import in the GUI scripts)."""
     r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
