@@ -26,12 +26,18 @@ full solve's, and the rest is the solver's tolerance (ClassicalEngine.tol).
 The previous result is the rerun's starting point and its prior, so that a correct hint never
 collapses a region (issue 23's buckle, tests/test_refine_ring.py), except where the edit says
 that result was wrong: a changed pixel painted against its previous alpha puts the whole side
-(alpha above or below 1/2) it is connected to in doubt (in_doubt). Outside that doubt the pixels
+(alpha above or below 1/2) it is connected to in doubt (in_doubt), where coloured like the
+painted pixels. Outside that doubt the pixels
 the previous job decided (alpha exactly 0 or 1) stay decided (decided_pixels), and the others are
 pulled towards their previous alpha by a data term that is nil on the changed pixels and grows
 with the distance from them (previous_prior); in doubt the crop is solved afresh. Every brush
 edit is re-solved locally, however large a share of the region its neighbourhood is (a full
 solve would move pixels anywhere); only a new band is run in full (is_new_band).
+
+A stroke painted over known pixels (black or grey on white, white or grey on black) also says the
+trimap was wrong there, and a rough lasso's mistakes repeat nearby in the same colours (holes in
+hair taken as solid): the known pixels of that side near the stroke and coloured like it are
+solved as unknown too (reopened), and stay so in later reruns until painted (Solution.reopened).
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from ...blocks import reduce_image, reduce_trimap, whole_blocks
 from ...boxes import Box, area, hull, intersect, mask_bbox, relative, widen, width
@@ -67,6 +74,14 @@ PREVIOUS = 0.03
 # windows start on the job's grid of the flow's sampled known pixels and shared-search blocks
 ALIGN = math.lcm(information_flow.STRIDE, information_flow.GROUP_PX)
 DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default factorises ~15k directly)
+# a stroke painted over known pixels (black or grey on white, white or grey on black) reopens the
+# known pixels of that side within REOPEN px (at the solve's scale) whose colour is within
+# REOPEN_COLOUR (RGB distance, 0-1) of a painted pixel's (see reopened)
+REOPEN = 48
+REOPEN_COLOUR = 0.06
+REOPEN_GREY = 32  # the same for a grey stroke (px): grey says "unsure", not "the other side"
+REOPEN_RIM = 3  # px around the matched pixels reopened with them
+REOPEN_SAMPLES = 4096  # painted colours compared with, at most (an even subsample of a large stroke)
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,25 @@ class Solution:
     grid: tuple[int, int] = (0, 0)  # ... on blocks whose corner is this layer pixel (row, column)
     known: trimming.KnownPatchSet | None = None  # trimming's known patches, at the solve's scale,
                                                  # positions from the grid's corner
+    reopened: np.ndarray | None = None  # flat indices of the known pixels earlier strokes reopened
+                                        # (solved as unknown; see reopened)
 
     @property
     def nbytes(self) -> int:
         """What it holds beyond the job's result (whose trimap it shares)."""
-        return self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
+        return (self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
+                + (self.reopened.nbytes if self.reopened is not None else 0))
+
+    def solved_trimap(self, window: Box) -> np.ndarray:
+        """The trimap the engine solved over ``window``: the user's, with the pixels strokes
+        reopened unknown."""
+        out = self.trimap[window].copy()
+        if self.reopened is not None and self.reopened.size:
+            rows, cols = np.unravel_index(self.reopened, self.trimap.shape)
+            inside = ((rows >= window[0].start) & (rows < window[0].stop)
+                      & (cols >= window[1].start) & (cols < window[1].stop))
+            out[rows[inside] - window[0].start, cols[inside] - window[1].start] = UNKNOWN
+        return out
 
     def alpha_in(self, window: Box, dtype=np.float64) -> np.ndarray:
         """The previous alpha over any window: the solved values inside ``box``, 0 / 1 outside."""
@@ -111,15 +140,17 @@ class Window:
         return relative(self.inner, self.crop)
 
     @classmethod
-    def around(cls, changed: Box, previous: Solution, shape, reach: int) -> "Window":
+    def around(cls, changed: Box, previous: Solution, shape, reach: int, spread: int = 0) -> "Window":
         """The window of an edit, whatever its size: even on a small layer, where the window is
         most of the region, a rerun keeps the user's result beyond the reach (a full solve moves
-        pixels anywhere: docs/lab-notes.md, "The refine loop: a simulated user")."""
+        pixels anywhere: docs/lab-notes.md, "The refine loop: a simulated user"); ``spread``: px
+        (at the solve's scale) around the edit where it may reopen known pixels."""
         f = previous.factor
         inner = _on_grid(widen(changed, reach * f, shape), previous.grid, f * ALIGN, shape)
         crop = _on_grid(widen(inner, MARGIN * f, shape), previous.grid, f * ALIGN, shape)
         corner = ((crop[0].start - previous.grid[0]) // f, (crop[1].start - previous.grid[1]) // f)
-        reaches_known = intersect(_at_scale(changed, previous.grid, f, trimming.BAND + 1),
+        reaches_known = intersect(_at_scale(widen(changed, spread * f, shape), previous.grid, f,
+                                            trimming.BAND + 1),
                                   _at_scale(hull(previous.box, inner), previous.grid, f, 0))
         # the flow's coordinates are normalised by the crop's size: scaled so that the small crop
         # has the whole region's
@@ -160,7 +191,7 @@ def is_new_band(previous: Solution, trimap: np.ndarray) -> bool:
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
                     foreground: np.ndarray, alpha: np.ndarray, check_cancel=None,
                     reach: int = REACH, previous_weight: float = PREVIOUS,
-                    keep_decided: bool = True) -> Rerun:
+                    keep_decided: bool = True, reopen: bool = True) -> Rerun:
     """The edited trimap's result; outside the returned ``changed`` box the result is the
     previous one.
 
@@ -168,13 +199,19 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
     the ClassicalEngine whose parameters the previous job used.
     """
-    window = Window.around(changed, previous, trimap.shape, reach)
+    window = Window.around(changed, previous, trimap.shape, reach, REOPEN if reopen else 0)
     stats = {}
     t0 = time.perf_counter()
-    img, tri = JobRegion(image, trimap, window.crop).engine_inputs()
+    img, _ = JobRegion(image, trimap, window.crop).engine_inputs()
+    solved_trimap = _solved_trimap(previous, trimap, window.crop)
+    if reopen:
+        fresh = reopened(previous, trimap, window.crop, img, previous.factor)
+        solved_trimap[fresh] = UNKNOWN
+        stats["reopened"] = int(np.count_nonzero(fresh))
+    tri = solved_trimap
     distance = window.distance(previous, trimap)
     held = window.held(previous, trimap, distance)
-    doubt = in_doubt(previous, trimap, window.crop)
+    doubt = in_doubt(previous, trimap, window.crop, img)
     if keep_decided:
         held |= decided_pixels(previous, trimap, window.crop) & ~doubt
     prior = previous_prior(distance, window.reach_px, previous_weight) * ~doubt
@@ -182,7 +219,11 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
                                             stats)
     inner, inside = window.inner, window.inner_in_crop
     fg_out, alpha_out = foreground.copy(), alpha.copy()
-    JobRegion(image, trimap, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
+    whole_solved = trimap
+    if np.any((tri == UNKNOWN) & (trimap[window.crop] != UNKNOWN)):
+        whole_solved = trimap.copy()
+        whole_solved[window.crop] = tri
+    JobRegion(image, whole_solved, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
     keep = held[inside]  # the held pixels' result is the previous one, foreground colours included
     fg_out[inner][keep], alpha_out[inner][keep] = foreground[inner][keep], alpha[inner][keep]
     # the next edit starts from this one: the solved region grows to cover inner if need be
@@ -190,7 +231,8 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved = previous.alpha_in(box, np.float32)
     solved[relative(inner, box)] = new_alpha[inside]
     stats.update(local=True, inner=area(inner), seconds=time.perf_counter() - t0)
-    solution = Solution(trimap, box, solved, previous.transparent, previous.factor, previous.grid, known)
+    solution = Solution(trimap, box, solved, previous.transparent, previous.factor, previous.grid, known,
+                        _reopened_after(previous, trimap, whole_solved, window.crop))
     return Rerun(fg_out, alpha_out, inner, solution, stats)
 
 
@@ -255,13 +297,16 @@ def _solve_window(engine, img, tri, held, start, prior, previous: Solution, wind
     return alpha, fg, known
 
 
-def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
-    """The crop's pixels whose previous result the edit puts in doubt: the side (alpha above or
-    below 1/2, 8-connected) of every changed pixel that now says otherwise than the previous
-    result there. Black painted where alpha was above 1/2 doubts the whole opaque-looking area
-    it belongs to, white where it was below doubts the transparent-looking one, grey painted
-    over known pixels doubts their side. A black dot in a hole the previous result already made
-    transparent (or a white one on opaque) doubts nothing: the user confirmed it."""
+def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray) -> np.ndarray:
+    """The crop's pixels whose previous result the edit puts in doubt: on the side (alpha above
+    or below 1/2, 8-connected) of every changed pixel that now says otherwise than the previous
+    result there, the pixels coloured like the painted ones (coloured_like; ``img``: the crop's
+    colours, 0-1). Black painted where alpha was above 1/2 doubts the opaque-looking pixels of
+    its colours in the area it belongs to, white where it was below the transparent-looking
+    ones, grey painted over known pixels their side's. A black dot in a hole the previous result
+    already made transparent (or a white one on opaque) doubts nothing: the user confirmed it.
+    Pixels of other colours keep the previous result's hold (decided_pixels, previous_prior):
+    a black stroke on haze beside fur says nothing about the fur (issue 23's GT15 stroke)."""
     before = previous.alpha_in(crop, np.float32)
     now = trimap[crop]
     changed = previous.trimap[crop] != now
@@ -271,8 +316,92 @@ def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
         if seeds.any():
             parts, _ = ndimage.label(side, np.ones((3, 3), int))
             touched = np.unique(parts[seeds])
-            out |= np.isin(parts, touched[touched > 0])
+            area = np.isin(parts, touched[touched > 0])
+            out |= coloured_like(img, seeds, area, previous.factor) | seeds
     return out
+
+
+def reopened(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray,
+             factor: int = 1) -> np.ndarray:
+    """The crop's known pixels, untouched by the edit, that a stroke painted over known pixels
+    of their side reopens: within REOPEN px (REOPEN_GREY for grey paint; at the solve's scale,
+    1/``factor``) of such painted pixels, with a colour within REOPEN_COLOUR of one of theirs
+    (``img``: the crop's colours, 0-1).
+
+    Why: a rough lasso's band leaves wrong known areas (a hole in hair taken as solid, a strand
+    outside the band); a stroke there says the trimap was wrong, and the same mistake usually
+    repeats nearby in the same colours. Left known, only the painted pixels would change."""
+    before, now = previous.trimap[crop], trimap[crop]
+    changed = before != now
+    out = np.zeros(now.shape, bool)
+    for side in (FOREGROUND, BACKGROUND):
+        for painted, radius in ((now != UNKNOWN, REOPEN), (now == UNKNOWN, REOPEN_GREY)):
+            seeds = changed & (before == side) & painted
+            if seeds.any():
+                out |= _near_and_alike(img, seeds, (now == side) & ~changed, radius, factor)
+    return out
+
+
+def _near_and_alike(img, seeds, known, radius: int, factor: int) -> np.ndarray:
+    """The ``known`` pixels within ``radius`` px (at the solve's scale) of ``seeds`` and coloured
+    like them; ``factor`` > 1: found on the solve's f x f blocks."""
+    if factor > 1:
+        h, w = seeds.shape
+        coarse = _near_and_alike(reduce_image(img, factor), _any_blocks(seeds, factor),
+                                 _any_blocks(known, factor), radius, 1)
+        return np.repeat(np.repeat(coarse, factor, 0), factor, 1)[:h, :w] & known
+    candidates = (ndimage.distance_transform_edt(~seeds) <= radius) & known
+    return coloured_like(img, seeds, candidates) if candidates.any() else candidates
+
+
+def coloured_like(img: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
+                  factor: int = 1) -> np.ndarray:
+    """The ``candidates`` whose colour is within REOPEN_COLOUR of a ``seeds`` pixel's, with their
+    rims (REOPEN_RIM px, within the candidates): a texture's matches are scattered, and a speck
+    walled in by pixels held at another value is solved back to that value. ``factor`` > 1: on
+    the solve's f x f blocks (their mean colours), as the crop is solved (a 27-MP crop's million
+    pixels would cost seconds)."""
+    if factor > 1:
+        h, w = seeds.shape
+        coarse = coloured_like(reduce_image(img, factor), _any_blocks(seeds, factor),
+                               _any_blocks(candidates, factor))
+        return np.repeat(np.repeat(coarse, factor, 0), factor, 1)[:h, :w] & candidates
+    colours = img[seeds][:, :3]
+    colours = colours[:: max(1, len(colours) // REOPEN_SAMPLES)]
+    distance, _ = cKDTree(colours).query(img[candidates][:, :3], distance_upper_bound=REOPEN_COLOUR)
+    matched = np.zeros(seeds.shape, bool)
+    matched[candidates] = np.isfinite(distance)
+    return ndimage.binary_dilation(matched, np.ones((3, 3), bool), REOPEN_RIM) & candidates
+
+
+def _any_blocks(mask: np.ndarray, f: int) -> np.ndarray:
+    """Per f x f block (the last ones partial): whether any of its pixels is in ``mask``."""
+    h, w = mask.shape
+    return np.logical_or.reduceat(np.logical_or.reduceat(mask, np.arange(0, h, f), axis=0),
+                                  np.arange(0, w, f), axis=1)
+
+
+def _solved_trimap(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
+    """The crop of ``trimap`` as the engine solves it: the pixels earlier strokes reopened stay
+    unknown unless this edit painted them."""
+    out = trimap[crop].copy()
+    kept = (previous.solved_trimap(crop) == UNKNOWN) & (previous.trimap[crop] != UNKNOWN) & (
+        previous.trimap[crop] == out)
+    out[kept] = UNKNOWN
+    return out
+
+
+def _reopened_after(previous: Solution, trimap: np.ndarray, solved: np.ndarray,
+                    crop: Box) -> np.ndarray | None:
+    """The flat indices of the reopened pixels after this edit: the earlier ones outside the
+    crop, and the crop's own."""
+    if solved is trimap and (previous.reopened is None or not previous.reopened.size):
+        return None
+    flat = np.zeros(trimap.shape, bool)
+    if previous.reopened is not None:
+        flat.flat[previous.reopened] = True
+    flat[crop] = (solved[crop] == UNKNOWN) & (trimap[crop] != UNKNOWN)
+    return np.flatnonzero(flat)
 
 
 def decided_pixels(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
