@@ -38,6 +38,8 @@ A stroke painted over known pixels (black or grey on white, white or grey on bla
 trimap was wrong there, and a rough lasso's mistakes repeat nearby in the same colours (holes in
 hair taken as solid): the known pixels of that side near the stroke and coloured like it are
 solved as unknown too (reopened), and stay so in later reruns until painted (Solution.reopened).
+The same mistake just beyond the reopening radius is not trimming's evidence for its side in
+that rerun (suspect_known): its patches would veto every decision in the stroke's colours.
 """
 from __future__ import annotations
 
@@ -79,7 +81,8 @@ DIRECT_SIZE = 2000  # the local solve's coarsest level (multigrid.py's default f
 # REOPEN_COLOUR (RGB distance, 0-1) of a painted pixel's (see reopened)
 REOPEN = 48
 REOPEN_COLOUR = 0.06
-REOPEN_GREY = 32  # the same for a grey stroke (px): grey says "unsure", not "the other side"
+REOPEN_BLACK = REACH  # the same for black on white: holes in hair or foliage come in numbers
+REOPEN_GREY = 32  # the same for grey (px): grey says "unsure", not "the other side"
 REOPEN_RIM = 3  # px around the matched pixels reopened with them
 REOPEN_SAMPLES = 4096  # painted colours compared with, at most (an even subsample of a large stroke)
 
@@ -199,7 +202,8 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
     the ClassicalEngine whose parameters the previous job used.
     """
-    window = Window.around(changed, previous, trimap.shape, reach, REOPEN if reopen else 0)
+    spread = max(REOPEN, REOPEN_BLACK, REOPEN_GREY) if reopen else 0
+    window = Window.around(changed, previous, trimap.shape, reach, spread)
     stats = {}
     t0 = time.perf_counter()
     img, _ = JobRegion(image, trimap, window.crop).engine_inputs()
@@ -208,6 +212,9 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
         fresh = reopened(previous, trimap, window.crop, img, previous.factor)
         solved_trimap[fresh] = UNKNOWN
         stats["reopened"] = int(np.count_nonzero(fresh))
+        suspect = suspect_known(previous, trimap, window.crop, img, fresh)
+    else:
+        suspect = None
     tri = solved_trimap
     distance = window.distance(previous, trimap)
     held = window.held(previous, trimap, distance)
@@ -216,7 +223,7 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
         held |= decided_pixels(previous, trimap, window.crop) & ~doubt
     prior = previous_prior(distance, window.reach_px, previous_weight) * ~doubt
     new_alpha, new_fg, known = _solve_inner(engine, img, tri, previous, window, held, prior, check_cancel,
-                                            stats)
+                                            stats, suspect)
     inner, inside = window.inner, window.inner_in_crop
     fg_out, alpha_out = foreground.copy(), alpha.copy()
     whole_solved = trimap
@@ -236,7 +243,8 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     return Rerun(fg_out, alpha_out, inner, solution, stats)
 
 
-def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, prior, check_cancel, stats):
+def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, prior, check_cancel, stats,
+                 suspect=None):
     """(alpha, foreground, trimming's known patches after the edit) of the window's crop: the
     pixels near the edit solved again at the previous job's scale, the ``held`` ones at the
     previous alpha; ``prior``: the previous alpha's data-term weight (previous_prior)."""
@@ -251,7 +259,8 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, pri
                                       window.corner, window.reaches_known)
         return start, img, known
     if f == 1:
-        return _solve_window(engine, img, tri, held, start, prior, previous, window, check_cancel, stats)
+        return _solve_window(engine, img, tri, held, start, prior, previous, window, check_cancel, stats,
+                             suspect=suspect)
     # at the previous job's scale: reduced, solved, carried up as coarse_to_fine does
     coarse_img, coarse_tri = reduce_image(img, f), reduce_trimap(tri, f)
     coarse_start = reduce_image(start[..., None], f)[..., 0].astype(np.float64)
@@ -259,14 +268,14 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, pri
     coarse_prior = reduce_image(prior[..., None], f)[..., 0].astype(np.float64)
     alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f),
                                          coarse_start, coarse_prior, previous, window, check_cancel, stats,
-                                         background)
+                                         background, None if suspect is None else _any_blocks(suspect, f))
     alpha = carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f)
     alpha[held] = start[held]  # carried up from the coarse solve, a held pixel would move a little
     return alpha, img, known
 
 
 def _solve_window(engine, img, tri, held, start, prior, previous: Solution, window: Window, check_cancel,
-                  stats, background=None):
+                  stats, background=None, suspect=None):
     """(alpha, foreground, trimming's known patches after the edit) of a window whose ``held``
     pixels keep ``start`` (boundary values and starting point; the previous alpha, also the
     data term's target with weight ``prior``); ``background``: receives the background estimate
@@ -275,6 +284,8 @@ def _solve_window(engine, img, tri, held, start, prior, previous: Solution, wind
     patches = known = None  # without the region's known patches (no trimming): alpha_priors decides
     if previous.known is not None:  # trimming compares with the whole region's known patches
         patches = trimming.patches_near_unknown(img, tri)
+        if suspect is not None and suspect.any():
+            patches = patches._replace(known=patches.known.without(suspect))
         known = _known_after_edit(previous.known, patches.known, window.corner, window.reaches_known)
         patches = patches._replace(known=known.shifted(-window.corner[0], -window.corner[1]))
     priors = alpha_priors(img, tri, engine.sigma, engine.trim, transparent=previous.transparent,
@@ -324,9 +335,9 @@ def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray)
 def reopened(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray,
              factor: int = 1) -> np.ndarray:
     """The crop's known pixels, untouched by the edit, that a stroke painted over known pixels
-    of their side reopens: within REOPEN px (REOPEN_GREY for grey paint; at the solve's scale,
-    1/``factor``) of such painted pixels, with a colour within REOPEN_COLOUR of one of theirs
-    (``img``: the crop's colours, 0-1).
+    of their side reopens: within REOPEN px (REOPEN_BLACK for black paint, REOPEN_GREY for grey;
+    at the solve's scale, 1/``factor``) of such painted pixels, with a colour within
+    REOPEN_COLOUR of one of theirs (``img``: the crop's colours, 0-1).
 
     Why: a rough lasso's band leaves wrong known areas (a hole in hair taken as solid, a strand
     outside the band); a stroke there says the trimap was wrong, and the same mistake usually
@@ -335,10 +346,29 @@ def reopened(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray,
     changed = before != now
     out = np.zeros(now.shape, bool)
     for side in (FOREGROUND, BACKGROUND):
-        for painted, radius in ((now != UNKNOWN, REOPEN), (now == UNKNOWN, REOPEN_GREY)):
+        for painted, radius in ((now == BACKGROUND, REOPEN_BLACK), (now == FOREGROUND, REOPEN),
+                                (now == UNKNOWN, REOPEN_GREY)):
             seeds = changed & (before == side) & painted
             if seeds.any():
                 out |= _near_and_alike(img, seeds, (now == side) & ~changed, radius, factor)
+    return out
+
+
+def suspect_known(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray,
+                  fresh: np.ndarray) -> np.ndarray:
+    """The crop's known pixels, not reopened, that a black or white stroke over known pixels of
+    their side makes suspect as that side's evidence: coloured like the stroke, within its
+    reopening radius plus trimming's band (the same mistake just beyond the reopened ones, whose
+    patches would otherwise enter trimming's known set and veto every decision of the stroke's
+    colours)."""
+    before, now = previous.trimap[crop], trimap[crop]
+    changed = before != now
+    out = np.zeros(now.shape, bool)
+    for side, paint, radius in ((FOREGROUND, BACKGROUND, REOPEN_BLACK), (BACKGROUND, FOREGROUND, REOPEN)):
+        seeds = changed & (before == side) & (now == paint)
+        if seeds.any():
+            out |= _near_and_alike(img, seeds, (now == side) & ~changed & ~fresh,
+                                   radius + trimming.BAND + 1, previous.factor)
     return out
 
 

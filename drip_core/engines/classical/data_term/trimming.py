@@ -203,6 +203,11 @@ class KnownPatchSet:
         return KnownPatchSet(self.rows + np.int32(rows), self.cols + np.int32(cols), self.fg, self.mu,
                              self.cov)
 
+    def without(self, mask: np.ndarray) -> "KnownPatchSet":
+        """This set less the patches on ``mask``'s pixels (bool, in this set's frame)."""
+        keep = ~mask[self.rows, self.cols]
+        return KnownPatchSet(self.rows[keep], self.cols[keep], self.fg[keep], self.mu[keep], self.cov[keep])
+
     def replaced(self, box: tuple[slice, slice], other: "KnownPatchSet") -> "KnownPatchSet":
         """This set outside ``box`` and ``other``'s patches inside it, in row-major order (the
         order a whole crop lists them in, so that the same patches give the same set)."""
