@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.composite_suite import SOLID, make_scene, scene_specs  # noqa: E402
 from bench.rough_selection import rough_selection, run_engine  # noqa: E402
+from drip_core.blocks import expand_blocks  # noqa: E402
 from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample, sample_names  # noqa: E402
 from drip_core.trimaps import smart_band as sb  # noqa: E402
 
@@ -94,7 +95,7 @@ def score_candidates(image, gt, lasso) -> list[dict]:
     reach = int(np.ceil(max(sb.DEFAULT.erode_min, sb.DEFAULT.erode * sw) + sb.RIM + 2))
     grown = ndimage.grey_dilation(lab, size=2 * reach + 1)
     full_lab = np.zeros(lasso.shape, np.int32)
-    full_lab[rows, cols] = sb._expand(grown, f, ((rows.stop - rows.start), (cols.stop - cols.start)))
+    full_lab[rows, cols] = expand_blocks(grown, f, ((rows.stop - rows.start), (cols.stop - cols.start)))
     g = gt.astype(np.float32) / 255.0
     err = {k: np.abs(a - g) for k, a in alphas.items()}
     idx = np.arange(1, n + 1)

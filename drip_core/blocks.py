@@ -40,6 +40,21 @@ def whole_blocks(mask: np.ndarray, f: int) -> np.ndarray:
                                    np.arange(0, w, f), axis=1)
 
 
+def any_blocks(mask: np.ndarray, f: int) -> np.ndarray:
+    """Per f x f block (the last ones partial): whether any of its pixels is in ``mask``."""
+    h, w = mask.shape
+    return np.logical_or.reduceat(np.logical_or.reduceat(mask, np.arange(0, h, f), axis=0),
+                                  np.arange(0, w, f), axis=1)
+
+
+def expand_blocks(blocks: np.ndarray, f: int, shape) -> np.ndarray:
+    """Each value of a 1/f-size array repeated over its f x f block, cut to ``shape`` (rows,
+    columns); f = 1: a copy."""
+    if f == 1:
+        return blocks.copy()
+    return np.repeat(np.repeat(blocks, f, axis=0), f, axis=1)[:shape[0], :shape[1]]
+
+
 def reduce_trimap(trimap: np.ndarray, f: int) -> np.ndarray:
     """A coarse pixel is foreground (background) only when its whole block is; else unknown."""
     fg, bg = whole_blocks(trimap == TRIMAP_FOREGROUND, f), whole_blocks(trimap == TRIMAP_BACKGROUND, f)

@@ -79,7 +79,7 @@ from scipy import ndimage
 
 from drip_protocol import AUTO_BAND_REACH
 
-from ..blocks import reduce_image, reduce_trimap
+from ..blocks import expand_blocks, reduce_image, reduce_trimap
 from ..boxes import mask_bbox
 from ..errors import EngineError
 from ..samples import to_float
@@ -193,7 +193,7 @@ def _working_frame(inside: np.ndarray, p: Params):
 def _full_size(small_tri: np.ndarray, f: int, box, inside: np.ndarray) -> np.ndarray:
     """The layer's trimap from the working one (``box``: where it lies)."""
     crop_in = inside[box]
-    sub = _expand(small_tri, f, crop_in.shape)
+    sub = expand_blocks(small_tri, f, crop_in.shape)
     # the reduced selection can differ from the true one by a pixel or so: keep definite labels on
     # their side of the real selection edge
     sub[(sub == FOREGROUND) & ~crop_in] = UNKNOWN
@@ -212,12 +212,6 @@ def _as_image(image) -> np.ndarray:
     if img.dtype != np.uint8 and img.dtype != np.uint16:
         raise EngineError("bad_image", f"image must be float in [0, 1], uint8 or uint16, got {img.dtype}")
     return to_float(img)
-
-
-def _expand(t: np.ndarray, f: int, shape) -> np.ndarray:
-    if f == 1:
-        return t.copy()
-    return np.repeat(np.repeat(t, f, axis=0), f, axis=1)[:shape[0], :shape[1]]
 
 
 def _ensure_both(trimap: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -442,7 +436,7 @@ def _widen_where_alpha_leaks(img: np.ndarray, tri: np.ndarray, sw: float, p: Par
         alpha = engine.matte(reduce_image(img, g), small_tri).alpha
     except EngineError:   # cannot happen with both labels present; the first trimap is still good
         return tri, None
-    alpha = _expand(alpha, g, tri.shape)
+    alpha = expand_blocks(alpha, g, tri.shape)
     unknown = tri == UNKNOWN
     grow = p.grow * sw
     out = tri.copy()

@@ -51,7 +51,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ...blocks import reduce_image, reduce_trimap, whole_blocks
+from ...blocks import any_blocks, expand_blocks, reduce_image, reduce_trimap, whole_blocks
 from ...boxes import Box, area, hull, intersect, mask_bbox, relative, widen, width
 from ...region import JobRegion
 from ...trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
@@ -83,6 +83,7 @@ REOPEN = 48
 REOPEN_COLOUR = 0.06
 REOPEN_BLACK = REACH  # the same for black on white: holes in hair or foliage come in numbers
 REOPEN_GREY = 32  # the same for grey (px): grey says "unsure", not "the other side"
+REOPEN_RADIUS = {BACKGROUND: REOPEN_BLACK, FOREGROUND: REOPEN, UNKNOWN: REOPEN_GREY}  # by the paint
 REOPEN_RIM = 3  # px around the matched pixels reopened with them
 REOPEN_SAMPLES = 4096  # painted colours compared with, at most (an even subsample of a large stroke)
 
@@ -108,15 +109,14 @@ class Solution:
         return (self.alpha.nbytes + (self.known.nbytes if self.known is not None else 0)
                 + (self.reopened.nbytes if self.reopened is not None else 0))
 
-    def solved_trimap(self, window: Box) -> np.ndarray:
-        """The trimap the engine solved over ``window``: the user's, with the pixels strokes
-        reopened unknown."""
-        out = self.trimap[window].copy()
+    def reopened_in(self, window: Box) -> np.ndarray:
+        """Over ``window``: the known pixels strokes reopened (the engine solved them as unknown)."""
+        out = np.zeros(self.trimap[window].shape, bool)
         if self.reopened is not None and self.reopened.size:
             rows, cols = np.unravel_index(self.reopened, self.trimap.shape)
             inside = ((rows >= window[0].start) & (rows < window[0].stop)
                       & (cols >= window[1].start) & (cols < window[1].stop))
-            out[rows[inside] - window[0].start, cols[inside] - window[1].start] = UNKNOWN
+            out[rows[inside] - window[0].start, cols[inside] - window[1].start] = True
         return out
 
     def alpha_in(self, window: Box, dtype=np.float64) -> np.ndarray:
@@ -194,7 +194,7 @@ def is_new_band(previous: Solution, trimap: np.ndarray) -> bool:
 def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Solution, changed: Box,
                     foreground: np.ndarray, alpha: np.ndarray, check_cancel=None,
                     reach: int = REACH, previous_weight: float = PREVIOUS,
-                    keep_decided: bool = True, reopen: bool = True) -> Rerun:
+                    keep_decided: bool = True) -> Rerun:
     """The edited trimap's result; outside the returned ``changed`` box the result is the
     previous one.
 
@@ -202,20 +202,15 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     the previous job's whole-image result (not modified: copies are returned). ``engine`` is
     the ClassicalEngine whose parameters the previous job used.
     """
-    spread = max(REOPEN, REOPEN_BLACK, REOPEN_GREY) if reopen else 0
-    window = Window.around(changed, previous, trimap.shape, reach, spread)
+    window = Window.around(changed, previous, trimap.shape, reach, max(REOPEN_RADIUS.values()))
     stats = {}
     t0 = time.perf_counter()
     img, _ = JobRegion(image, trimap, window.crop).engine_inputs()
-    solved_trimap = _solved_trimap(previous, trimap, window.crop)
-    if reopen:
-        fresh = reopened(previous, trimap, window.crop, img, previous.factor)
-        solved_trimap[fresh] = UNKNOWN
-        stats["reopened"] = int(np.count_nonzero(fresh))
-        suspect = suspect_known(previous, trimap, window.crop, img, fresh)
-    else:
-        suspect = None
-    tri = solved_trimap
+    tri = _solved_trimap(previous, trimap, window.crop)
+    fresh = reopened(previous, trimap, window.crop, img)
+    tri[fresh] = UNKNOWN
+    stats["reopened"] = int(np.count_nonzero(fresh))
+    suspect = suspect_known(previous, trimap, window.crop, img, fresh)
     distance = window.distance(previous, trimap)
     held = window.held(previous, trimap, distance)
     doubt = in_doubt(previous, trimap, window.crop, img)
@@ -226,8 +221,9 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
                                             stats, suspect)
     inner, inside = window.inner, window.inner_in_crop
     fg_out, alpha_out = foreground.copy(), alpha.copy()
+    open_now = (tri == UNKNOWN) & (trimap[window.crop] != UNKNOWN)  # reopened, earlier or now
     whole_solved = trimap
-    if np.any((tri == UNKNOWN) & (trimap[window.crop] != UNKNOWN)):
+    if open_now.any():
         whole_solved = trimap.copy()
         whole_solved[window.crop] = tri
     JobRegion(image, whole_solved, inner).paste_into(fg_out, alpha_out, new_fg[inside], new_alpha[inside])
@@ -239,12 +235,12 @@ def resolve_locally(engine, image: np.ndarray, trimap: np.ndarray, previous: Sol
     solved[relative(inner, box)] = new_alpha[inside]
     stats.update(local=True, inner=area(inner), seconds=time.perf_counter() - t0)
     solution = Solution(trimap, box, solved, previous.transparent, previous.factor, previous.grid, known,
-                        _reopened_after(previous, trimap, whole_solved, window.crop))
+                        _reopened_after(previous, open_now, window.crop, trimap.shape))
     return Rerun(fg_out, alpha_out, inner, solution, stats)
 
 
 def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, prior, check_cancel, stats,
-                 suspect=None):
+                 suspect):
     """(alpha, foreground, trimming's known patches after the edit) of the window's crop: the
     pixels near the edit solved again at the previous job's scale, the ``held`` ones at the
     previous alpha; ``prior``: the previous alpha's data-term weight (previous_prior)."""
@@ -268,7 +264,7 @@ def _solve_inner(engine, img, tri, previous: Solution, window: Window, held, pri
     coarse_prior = reduce_image(prior[..., None], f)[..., 0].astype(np.float64)
     alpha_c, fg_c, known = _solve_window(engine, coarse_img.copy(), coarse_tri, whole_blocks(held, f),
                                          coarse_start, coarse_prior, previous, window, check_cancel, stats,
-                                         background, None if suspect is None else _any_blocks(suspect, f))
+                                         background, any_blocks(suspect, f))
     alpha = carry_up(img, tri, coarse_img, alpha_c, fg_c, background, f)
     alpha[held] = start[held]  # carried up from the coarse solve, a held pixel would move a little
     return alpha, img, known
@@ -332,25 +328,30 @@ def in_doubt(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray)
     return out
 
 
-def reopened(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray,
-             factor: int = 1) -> np.ndarray:
+def _strokes_over_known(previous: Solution, trimap: np.ndarray, crop: Box):
+    """(side, paint, its pixels painted over that side's known ones, unchanged known pixels of
+    that side) for each paint that covers known pixels of another value in the crop."""
+    before, now = previous.trimap[crop], trimap[crop]
+    changed = before != now
+    for side in (FOREGROUND, BACKGROUND):
+        for paint in (BACKGROUND, FOREGROUND, UNKNOWN):
+            seeds = changed & (before == side) & (now == paint)
+            if seeds.any():
+                yield side, paint, seeds, (now == side) & ~changed
+
+
+def reopened(previous: Solution, trimap: np.ndarray, crop: Box, img: np.ndarray) -> np.ndarray:
     """The crop's known pixels, untouched by the edit, that a stroke painted over known pixels
-    of their side reopens: within REOPEN px (REOPEN_BLACK for black paint, REOPEN_GREY for grey;
-    at the solve's scale, 1/``factor``) of such painted pixels, with a colour within
-    REOPEN_COLOUR of one of theirs (``img``: the crop's colours, 0-1).
+    of their side reopens: within REOPEN_RADIUS of the paint (at the solve's scale) of such
+    painted pixels, with a colour within REOPEN_COLOUR of one of theirs (``img``: the crop's
+    colours, 0-1).
 
     Why: a rough lasso's band leaves wrong known areas (a hole in hair taken as solid, a strand
     outside the band); a stroke there says the trimap was wrong, and the same mistake usually
     repeats nearby in the same colours. Left known, only the painted pixels would change."""
-    before, now = previous.trimap[crop], trimap[crop]
-    changed = before != now
-    out = np.zeros(now.shape, bool)
-    for side in (FOREGROUND, BACKGROUND):
-        for painted, radius in ((now == BACKGROUND, REOPEN_BLACK), (now == FOREGROUND, REOPEN),
-                                (now == UNKNOWN, REOPEN_GREY)):
-            seeds = changed & (before == side) & painted
-            if seeds.any():
-                out |= _near_and_alike(img, seeds, (now == side) & ~changed, radius, factor)
+    out = np.zeros(img.shape[:2], bool)
+    for _, paint, seeds, known in _strokes_over_known(previous, trimap, crop):
+        out |= _near_and_alike(img, seeds, known, REOPEN_RADIUS[paint], previous.factor)
     return out
 
 
@@ -361,14 +362,11 @@ def suspect_known(previous: Solution, trimap: np.ndarray, crop: Box, img: np.nda
     reopening radius plus trimming's band (the same mistake just beyond the reopened ones, whose
     patches would otherwise enter trimming's known set and veto every decision of the stroke's
     colours)."""
-    before, now = previous.trimap[crop], trimap[crop]
-    changed = before != now
-    out = np.zeros(now.shape, bool)
-    for side, paint, radius in ((FOREGROUND, BACKGROUND, REOPEN_BLACK), (BACKGROUND, FOREGROUND, REOPEN)):
-        seeds = changed & (before == side) & (now == paint)
-        if seeds.any():
-            out |= _near_and_alike(img, seeds, (now == side) & ~changed & ~fresh,
-                                   radius + trimming.BAND + 1, previous.factor)
+    out = np.zeros(img.shape[:2], bool)
+    for _, paint, seeds, known in _strokes_over_known(previous, trimap, crop):
+        if paint != UNKNOWN:  # grey says "unsure": no side's evidence is in question
+            out |= _near_and_alike(img, seeds, known & ~fresh, REOPEN_RADIUS[paint] + trimming.BAND + 1,
+                                   previous.factor)
     return out
 
 
@@ -376,10 +374,9 @@ def _near_and_alike(img, seeds, known, radius: int, factor: int) -> np.ndarray:
     """The ``known`` pixels within ``radius`` px (at the solve's scale) of ``seeds`` and coloured
     like them; ``factor`` > 1: found on the solve's f x f blocks."""
     if factor > 1:
-        h, w = seeds.shape
-        coarse = _near_and_alike(reduce_image(img, factor), _any_blocks(seeds, factor),
-                                 _any_blocks(known, factor), radius, 1)
-        return np.repeat(np.repeat(coarse, factor, 0), factor, 1)[:h, :w] & known
+        coarse = _near_and_alike(reduce_image(img, factor), any_blocks(seeds, factor),
+                                 any_blocks(known, factor), radius, 1)
+        return expand_blocks(coarse, factor, seeds.shape) & known
     candidates = (ndimage.distance_transform_edt(~seeds) <= radius) & known
     return coloured_like(img, seeds, candidates) if candidates.any() else candidates
 
@@ -392,10 +389,9 @@ def coloured_like(img: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
     the solve's f x f blocks (their mean colours), as the crop is solved (a 27-MP crop's million
     pixels would cost seconds)."""
     if factor > 1:
-        h, w = seeds.shape
-        coarse = coloured_like(reduce_image(img, factor), _any_blocks(seeds, factor),
-                               _any_blocks(candidates, factor))
-        return np.repeat(np.repeat(coarse, factor, 0), factor, 1)[:h, :w] & candidates
+        coarse = coloured_like(reduce_image(img, factor), any_blocks(seeds, factor),
+                               any_blocks(candidates, factor))
+        return expand_blocks(coarse, factor, seeds.shape) & candidates
     colours = img[seeds][:, :3]
     colours = colours[:: max(1, len(colours) // REOPEN_SAMPLES)]
     distance, _ = cKDTree(colours).query(img[candidates][:, :3], distance_upper_bound=REOPEN_COLOUR)
@@ -404,33 +400,23 @@ def coloured_like(img: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
     return ndimage.binary_dilation(matched, np.ones((3, 3), bool), REOPEN_RIM) & candidates
 
 
-def _any_blocks(mask: np.ndarray, f: int) -> np.ndarray:
-    """Per f x f block (the last ones partial): whether any of its pixels is in ``mask``."""
-    h, w = mask.shape
-    return np.logical_or.reduceat(np.logical_or.reduceat(mask, np.arange(0, h, f), axis=0),
-                                  np.arange(0, w, f), axis=1)
-
-
 def _solved_trimap(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
     """The crop of ``trimap`` as the engine solves it: the pixels earlier strokes reopened stay
     unknown unless this edit painted them."""
     out = trimap[crop].copy()
-    kept = (previous.solved_trimap(crop) == UNKNOWN) & (previous.trimap[crop] != UNKNOWN) & (
-        previous.trimap[crop] == out)
-    out[kept] = UNKNOWN
+    out[previous.reopened_in(crop) & (previous.trimap[crop] == out)] = UNKNOWN
     return out
 
 
-def _reopened_after(previous: Solution, trimap: np.ndarray, solved: np.ndarray,
-                    crop: Box) -> np.ndarray | None:
+def _reopened_after(previous: Solution, open_now: np.ndarray, crop: Box, shape) -> np.ndarray | None:
     """The flat indices of the reopened pixels after this edit: the earlier ones outside the
-    crop, and the crop's own."""
-    if solved is trimap and (previous.reopened is None or not previous.reopened.size):
+    crop, and the crop's own (``open_now``)."""
+    if not open_now.any() and (previous.reopened is None or not previous.reopened.size):
         return None
-    flat = np.zeros(trimap.shape, bool)
+    flat = np.zeros(shape, bool)
     if previous.reopened is not None:
         flat.flat[previous.reopened] = True
-    flat[crop] = (solved[crop] == UNKNOWN) & (trimap[crop] != UNKNOWN)
+    flat[crop] = open_now
     return np.flatnonzero(flat)
 
 
