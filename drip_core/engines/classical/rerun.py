@@ -374,9 +374,7 @@ def _near_and_alike(img, seeds, known, radius: int, factor: int) -> np.ndarray:
     """The ``known`` pixels within ``radius`` px (at the solve's scale) of ``seeds`` and coloured
     like them; ``factor`` > 1: found on the solve's f x f blocks."""
     if factor > 1:
-        coarse = _near_and_alike(reduce_image(img, factor), any_blocks(seeds, factor),
-                                 any_blocks(known, factor), radius, 1)
-        return expand_blocks(coarse, factor, seeds.shape) & known
+        return _on_blocks(_near_and_alike, img, seeds, known, factor, radius, 1)
     candidates = (ndimage.distance_transform_edt(~seeds) <= radius) & known
     return coloured_like(img, seeds, candidates) if candidates.any() else candidates
 
@@ -389,15 +387,22 @@ def coloured_like(img: np.ndarray, seeds: np.ndarray, candidates: np.ndarray,
     the solve's f x f blocks (their mean colours), as the crop is solved (a 27-MP crop's million
     pixels would cost seconds)."""
     if factor > 1:
-        coarse = coloured_like(reduce_image(img, factor), any_blocks(seeds, factor),
-                               any_blocks(candidates, factor))
-        return expand_blocks(coarse, factor, seeds.shape) & candidates
+        return _on_blocks(coloured_like, img, seeds, candidates, factor)
     colours = img[seeds][:, :3]
     colours = colours[:: max(1, len(colours) // REOPEN_SAMPLES)]
     distance, _ = cKDTree(colours).query(img[candidates][:, :3], distance_upper_bound=REOPEN_COLOUR)
     matched = np.zeros(seeds.shape, bool)
     matched[candidates] = np.isfinite(distance)
     return ndimage.binary_dilation(matched, np.ones((3, 3), bool), REOPEN_RIM) & candidates
+
+
+def _on_blocks(search, img, seeds, candidates, factor: int, *args) -> np.ndarray:
+    """``search(img, seeds, candidates, *args)`` run on the solve's f x f blocks (mean colours; a
+    block is a seed or a candidate when any of its pixels is), its answer spread back over the
+    blocks' ``candidates``."""
+    coarse = search(reduce_image(img, factor), any_blocks(seeds, factor), any_blocks(candidates, factor),
+                    *args)
+    return expand_blocks(coarse, factor, seeds.shape) & candidates
 
 
 def _solved_trimap(previous: Solution, trimap: np.ndarray, crop: Box) -> np.ndarray:
