@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rough_selection import rough_selection, run_engine, trimap_for  # noqa: E402
+from bench.rough_selection import lasso_seed, rough_selection, run_engine, trimap_for  # noqa: E402
 from drip_core.eval.breakdown import error_breakdown, with_true_foreground  # noqa: E402
 from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample, sample_names  # noqa: E402
 
@@ -33,7 +33,7 @@ def photo_figures(data, name: str, seeds, method: str, oracle: bool) -> dict[str
     smp = load_sample(data, name)
     rows = []
     for seed in seeds:
-        lasso = rough_selection(smp.gt, 1000 * seed + int(name[2:]))
+        lasso = rough_selection(smp.gt, lasso_seed(name, seed))
         trimap = trimap_for(method, smp.image, lasso, name, data)
         row = error_breakdown(run_engine(smp.image, trimap), smp.gt, trimap)
         if oracle:

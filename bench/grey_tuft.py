@@ -27,7 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rough_selection import rough_selection, run_engine, whole_image_sad  # noqa: E402
+from bench.rough_selection import lasso_seed, rough_selection, run_engine, whole_image_sad  # noqa: E402
 from drip_core.engines import refining_engine  # noqa: E402
 from drip_core.eval.dataset import data_dir_or_exit, default_data_dir, load_sample  # noqa: E402
 from drip_core.eval.metrics import to_uint8  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     box = tuft_region(smp.image, smp.gt)
     print(f"{args.name} tuft box: rows {box[0].start}-{box[0].stop}, columns {box[1].start}-{box[1].stop}")
     for seed in range(args.seeds):
-        sel = rough_selection(smp.gt, 1000 * seed + int(args.name[2:]))
+        sel = rough_selection(smp.gt, lasso_seed(args.name, seed))
         tri = smart_trimap(smp.image.astype(np.float32) / 255.0, sel, engine=refining_engine())
         painted = tri.copy()
         painted[box] = UNKNOWN

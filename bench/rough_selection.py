@@ -56,6 +56,12 @@ def smart_params(text: str = ""):
 
 # -- the simulated user ---------------------------------------------------------------------
 
+def lasso_seed(name: str, seed: int) -> int:
+    """The lasso seed of photo ``name`` (GT04 ...) in the benchmarks' seed ``seed``: each photo and
+    seed its own lasso."""
+    return 1000 * seed + (int(name[2:]) if name[2:].isdigit() else 0)
+
+
 def rough_selection(gt: np.ndarray, seed: int, smooth: float = 0.025, thin: float = 0.012,
                     shift_px: float = 6.0) -> np.ndarray:
     """A lasso-like selection (uint8 0/255) simulated from a GT alpha (uint8).
@@ -213,7 +219,7 @@ def main(argv=None) -> int:
             smp = load_sample(args.data, name)
             per = {m: [] for m in methods}
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                sel = rough_selection(smp.gt, 1000 * seed + (int(name[2:]) if name[2:].isdigit() else 0),
+                sel = rough_selection(smp.gt, lasso_seed(name, seed),
                                       args.smooth, args.thin, args.shift)
                 for m in methods:
                     v, t = score(m, smp.image, sel, smp.gt, name, args.data, cache, params)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..trimaps.values import BACKGROUND, FOREGROUND, UNKNOWN
+from .metrics import to_uint8
 
 SOLID = 250                     # truth at least this (of 255) counts as solid foreground
 DISTANCE_BINS = (0, 10, 20, 40, np.inf)   # px to definite background, for the signed mixed error
@@ -27,9 +28,7 @@ def error_breakdown(alpha: np.ndarray, gt: np.ndarray, trimap: np.ndarray) -> di
     + ``unknown_fg`` + ``unknown_mixed`` by the truth), and for the mixed unknown pixels the
     error above (``over_<a>_<b>``) and below (``under_<a>_<b>``) the truth, by distance in px
     to definite background. The parts add up to ``sad``."""
-    got = np.clip(np.round(np.asarray(alpha, np.float64) * 255.0), 0, 255)
-    truth = np.asarray(gt, np.float64)
-    signed = (got - truth) / 255.0 / 1000.0
+    signed = (to_uint8(alpha).astype(np.float64) - np.asarray(gt, np.float64)) / 255.0 / 1000.0
     error = np.abs(signed)
     unknown = trimap == UNKNOWN
     mixed = unknown & (gt > 0) & (gt < 255)
